@@ -1,0 +1,105 @@
+//! Wires the actors and the HTTP server together and runs them until SIGINT/SIGTERM, then
+//! shuts down in order: probes drain, the store flushes and closes, the server stops.
+
+use std::time::Instant;
+
+use actix::prelude::*;
+use actix_web::{web, App, HttpServer};
+
+use crate::api::{self, AppState};
+use crate::config::{duration, Config};
+use crate::store::{db, Close, RegisterMonitors, StoreActor};
+use crate::supervisor::{Shutdown, Supervisor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] db::StoreError),
+    #[error("cannot listen on {listen}: {source}")]
+    Listen { listen: String, source: std::io::Error },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Runs the daemon on `config` inside the current actix System until a stop signal.
+pub async fn run(config: Config) -> Result<(), RunError> {
+    let started = Instant::now();
+    let conn = db::open(&config.database)?;
+    let store_arbiter = Arbiter::new();
+    let (retention, weight) = (config.retention, config.degraded_weight);
+    let store = StoreActor::start_in_arbiter(&store_arbiter.handle(), move |_| {
+        StoreActor::new(conn, retention, weight)
+    });
+    store
+        .send(RegisterMonitors {
+            keys: config.monitors.iter().map(|m| m.key.clone()).collect(),
+            degraded_weight: config.degraded_weight,
+            retention: config.retention,
+        })
+        .await
+        .map_err(|e| RunError::Other(e.to_string()))?
+        .map_err(RunError::Other)?;
+
+    let supervisor = Supervisor::new(config.clone(), store.clone()).start();
+    let state = AppState {
+        store: store.clone(),
+        supervisor: supervisor.clone(),
+        started,
+    };
+    let cors = config.cors.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .wrap(api::cors(&cors))
+            .configure(api::configure)
+    })
+    .workers(2)
+    .disable_signals()
+    .bind(&config.listen)
+    .map_err(|source| RunError::Listen {
+        listen: config.listen.clone(),
+        source,
+    })?;
+    let addrs: Vec<String> = server.addrs().iter().map(|a| format!("http://{a}")).collect();
+    let server = server.run();
+    let server_handle = server.handle();
+    let server_task = actix_rt::spawn(server);
+
+    for warning in &config.warnings {
+        log::warn!("config: {warning}");
+    }
+    log::info!(
+        "llm-monitor {} started: {} monitors ({} disabled), database {}, retention {}",
+        env!("CARGO_PKG_VERSION"),
+        config.monitors.len(),
+        config.disabled,
+        config.database.display(),
+        duration::format(config.retention),
+    );
+    log::info!("listening on {}", addrs.join(", "));
+
+    let signal = wait_for_stop_signal().await;
+    log::info!("{signal} received: shutting down");
+    supervisor.send(Shutdown).await.ok();
+    match store.send(Close).await {
+        Ok(Ok(())) => log::info!("shutdown: store flushed and closed"),
+        Ok(Err(e)) => log::error!("shutdown: store could not flush: {e}"),
+        Err(e) => log::error!("shutdown: store did not answer: {e}"),
+    }
+    server_handle.stop(true).await;
+    let _ = server_task.await;
+    store_arbiter.stop();
+    let _ = store_arbiter.join();
+    log::info!("shutdown complete");
+    Ok(())
+}
+
+async fn wait_for_stop_signal() -> &'static str {
+    use actix_rt::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

@@ -1,0 +1,870 @@
+//! Reads `config.yaml` into a [`Config`]: strict keys, Go durations, `!include data/...`,
+//! API-key env overrides and `{{API_KEY}}` placeholders. Every problem is collected and
+//! reported at once, each naming the monitor and the field.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Value};
+
+use super::duration::{self, GoDuration};
+use super::{Config, Cors, Method, Monitor, MonitorKey};
+
+const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+const DEFAULT_DATABASE: &str = "monitor.db";
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_SLOW_LATENCY: Duration = Duration::from_secs(5);
+const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+const DEFAULT_DEGRADED_WEIGHT: f64 = 0.7;
+
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
+const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+const MIN_RETENTION: Duration = Duration::from_secs(3_600);
+const MAX_RETENTION: Duration = Duration::from_secs(3_650 * 86_400);
+/// The config file and every included body are read up to this size; larger is an error.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+pub(crate) const API_KEY_PLACEHOLDER: &str = "{{API_KEY}}";
+
+const GLOBAL_KEYS: &[&str] = &[
+    "listen",
+    "database",
+    "interval",
+    "timeout",
+    "slow_latency",
+    "retention",
+    "degraded_weight",
+    "cors",
+    "monitors",
+];
+const MONITOR_KEYS: &[&str] = &[
+    "provider",
+    "service",
+    "channel",
+    "url",
+    "method",
+    "api_key",
+    "headers",
+    "body",
+    "interval",
+    "timeout",
+    "slow_latency",
+    "success_contains",
+    "disabled",
+];
+const CORS_KEYS: &[&str] = &["allowed_origins"];
+
+/// Every problem found in a config file, each a line naming where it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Loads `path` with the process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with_env(path, &|name| std::env::var(name).ok())
+}
+
+/// Loads `path`, reading environment variables through `env` (injected for tests).
+pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let text = read_bounded(path).map_err(|e| ConfigErrors(vec![format!("{}: {e}", path.display())]))?;
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base_dir = if base_dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base_dir
+    };
+    parse(&text, path, &base_dir, env)
+}
+
+/// The env names that may carry a monitor's API key, most specific first:
+/// `MONITOR_<PROVIDER>_<SERVICE>_<CHANNEL>_API_KEY`, then `MONITOR_<PROVIDER>_<SERVICE>_API_KEY`.
+pub fn env_var_names(key: &MonitorKey) -> Vec<String> {
+    let mut names = Vec::with_capacity(2);
+    if !key.channel.is_empty() {
+        names.push(format!(
+            "MONITOR_{}_{}_{}_API_KEY",
+            mangle(&key.provider),
+            mangle(&key.service),
+            mangle(&key.channel)
+        ));
+    }
+    names.push(format!(
+        "MONITOR_{}_{}_API_KEY",
+        mangle(&key.provider),
+        mangle(&key.service)
+    ));
+    names
+}
+
+fn mangle(part: &str) -> String {
+    part.chars()
+        .map(|c| {
+            let c = c.to_ascii_uppercase();
+            if c.is_ascii_uppercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn read_bounded(path: &Path) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!("larger than {} bytes", MAX_FILE_BYTES));
+    }
+    String::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_string())
+}
+
+/// Collects errors for one place in the file (`interval`, `monitors[2] 88code/cc`).
+struct Errors {
+    lines: Vec<String>,
+}
+
+impl Errors {
+    fn push(&mut self, place: &str, field: &str, message: impl fmt::Display) {
+        match (place.is_empty(), field.is_empty()) {
+            (true, _) => self.lines.push(format!("{field}: {message}")),
+            (false, true) => self.lines.push(format!("{place}: {message}")),
+            (false, false) => self.lines.push(format!("{place}: {field}: {message}")),
+        }
+    }
+}
+
+/// Typed access to one YAML mapping, reporting unknown keys and type errors with their place.
+struct Fields<'a> {
+    map: &'a Mapping,
+    place: String,
+}
+
+impl<'a> Fields<'a> {
+    fn check_keys(&self, known: &[&str], errors: &mut Errors) {
+        for key in self.map.keys() {
+            match key.as_str() {
+                Some(k) if known.contains(&k) => {}
+                Some(k) => errors.push(
+                    &self.place,
+                    k,
+                    format!("unknown key (expected one of {})", known.join(", ")),
+                ),
+                None => errors.push(
+                    &self.place,
+                    "",
+                    format!("keys must be strings, found {}", describe(key)),
+                ),
+            }
+        }
+    }
+
+    fn raw(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &str, errors: &mut Errors) -> Option<T> {
+        let value = self.raw(key)?;
+        match serde_yaml::from_value::<T>(value.clone()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                errors.push(&self.place, key, e);
+                None
+            }
+        }
+    }
+
+    fn duration(&self, key: &str, allow_days: bool, errors: &mut Errors) -> Option<Duration> {
+        let text: String = self.get(key, errors)?;
+        match duration::parse(&text, allow_days) {
+            Ok(GoDuration { negative: true, .. }) => {
+                errors.push(&self.place, key, format!("{text:?} is negative; it must be positive"));
+                None
+            }
+            Ok(GoDuration { duration, .. }) if duration.is_zero() => {
+                errors.push(&self.place, key, format!("{text:?} is zero; it must be positive"));
+                None
+            }
+            Ok(GoDuration { duration, .. }) => Some(duration),
+            Err(e) => {
+                errors.push(&self.place, key, e);
+                None
+            }
+        }
+    }
+}
+
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+struct Globals {
+    interval: Duration,
+    timeout: Duration,
+    slow_latency: Duration,
+}
+
+fn parse(
+    text: &str,
+    path: &Path,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let mut errors = Errors { lines: Vec::new() };
+    let mut warnings = Vec::new();
+    let root: Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return Err(ConfigErrors(vec![format!("{}: invalid YAML: {e}", path.display())])),
+    };
+    let root = match root {
+        Value::Mapping(m) => m,
+        Value::Null => Mapping::new(),
+        other => {
+            return Err(ConfigErrors(vec![format!(
+                "{}: the top level must be a mapping, found {}",
+                path.display(),
+                describe(&other)
+            )]))
+        }
+    };
+    let top = Fields {
+        map: &root,
+        place: String::new(),
+    };
+    top.check_keys(GLOBAL_KEYS, &mut errors);
+
+    let listen_env = env("MONITOR_LISTEN")
+        .filter(|v| !v.is_empty())
+        .map(|v| ("MONITOR_LISTEN", v))
+        .or_else(|| {
+            env("PORT")
+                .filter(|v| !v.is_empty())
+                .map(|p| ("PORT", format!("0.0.0.0:{p}")))
+        });
+    let listen = match listen_env {
+        Some((var, value)) => {
+            if let Err(e) = check_listen(&value) {
+                errors.push("", var, e);
+            }
+            value
+        }
+        None => {
+            let value = top
+                .get::<String>("listen", &mut errors)
+                .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+            if let Err(e) = check_listen(&value) {
+                errors.push("", "listen", e);
+            }
+            value
+        }
+    };
+    let database = top
+        .get::<String>("database", &mut errors)
+        .unwrap_or_else(|| DEFAULT_DATABASE.to_string());
+    if database.trim().is_empty() {
+        errors.push("", "database", "must not be empty");
+    }
+    let globals = Globals {
+        interval: top.duration("interval", false, &mut errors).unwrap_or(DEFAULT_INTERVAL),
+        timeout: top.duration("timeout", false, &mut errors).unwrap_or(DEFAULT_TIMEOUT),
+        slow_latency: top
+            .duration("slow_latency", false, &mut errors)
+            .unwrap_or(DEFAULT_SLOW_LATENCY),
+    };
+    check_interval("", "interval", globals.interval, &mut errors);
+    check_timeout("", "timeout", globals.timeout, &mut errors);
+    let retention = top
+        .duration("retention", true, &mut errors)
+        .unwrap_or(DEFAULT_RETENTION);
+    if !(MIN_RETENTION..=MAX_RETENTION).contains(&retention) {
+        errors.push(
+            "",
+            "retention",
+            format!("{} is outside 1h..3650d", duration::format(retention)),
+        );
+    }
+    let degraded_weight = top
+        .get::<f64>("degraded_weight", &mut errors)
+        .unwrap_or(DEFAULT_DEGRADED_WEIGHT);
+    if !(0.0..=1.0).contains(&degraded_weight) {
+        errors.push("", "degraded_weight", format!("{degraded_weight} is outside 0..1"));
+    }
+    let cors = parse_cors(top.raw("cors"), &mut errors);
+
+    let mut monitors = Vec::new();
+    let mut disabled = 0;
+    let mut seen: HashMap<MonitorKey, usize> = HashMap::new();
+    match top.raw("monitors") {
+        None => warnings.push("no monitors configured: nothing will be probed".to_string()),
+        Some(Value::Sequence(items)) => {
+            if items.is_empty() {
+                warnings.push("no monitors configured: nothing will be probed".to_string());
+            }
+            for (index, item) in items.iter().enumerate() {
+                let context = MonitorContext {
+                    index,
+                    globals: &globals,
+                    base_dir,
+                    env,
+                };
+                let parsed = parse_monitor(&context, item, &mut seen, &mut errors, &mut warnings);
+                let Some((monitor, is_disabled)) = parsed else { continue };
+                if is_disabled {
+                    disabled += 1;
+                } else {
+                    monitors.push(monitor);
+                }
+            }
+        }
+        Some(other) => errors.push("", "monitors", format!("must be a list, found {}", describe(other))),
+    }
+
+    if !errors.lines.is_empty() {
+        return Err(ConfigErrors(errors.lines));
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        listen,
+        database: PathBuf::from(database),
+        retention,
+        degraded_weight,
+        cors,
+        monitors,
+        disabled,
+        warnings,
+    })
+}
+
+fn check_listen(value: &str) -> Result<(), String> {
+    if value.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(format!("{value:?} is not HOST:PORT")),
+    }
+}
+
+fn check_interval(place: &str, field: &str, value: Duration, errors: &mut Errors) {
+    if value < MIN_INTERVAL {
+        errors.push(
+            place,
+            field,
+            format!("{} is below the minimum of 1s", duration::format(value)),
+        );
+    } else if value > MAX_INTERVAL {
+        errors.push(
+            place,
+            field,
+            format!("{} is above the maximum of 24h", duration::format(value)),
+        );
+    }
+}
+
+fn check_timeout(place: &str, field: &str, value: Duration, errors: &mut Errors) {
+    if value > MAX_TIMEOUT {
+        errors.push(
+            place,
+            field,
+            format!("{} is above the maximum of 10m", duration::format(value)),
+        );
+    }
+}
+
+fn parse_cors(value: Option<&Value>, errors: &mut Errors) -> Cors {
+    let default = Cors {
+        allowed_origins: vec!["*".to_string()],
+    };
+    let Some(value) = value else { return default };
+    let Value::Mapping(map) = value else {
+        errors.push("", "cors", format!("must be a mapping, found {}", describe(value)));
+        return default;
+    };
+    let fields = Fields {
+        map,
+        place: "cors".to_string(),
+    };
+    fields.check_keys(CORS_KEYS, errors);
+    let origins: Vec<String> = fields
+        .get("allowed_origins", errors)
+        .unwrap_or_else(|| default.allowed_origins.clone());
+    for origin in &origins {
+        if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+            errors.push(
+                "cors",
+                "allowed_origins",
+                format!("{origin:?} is neither \"*\" nor an http(s) origin"),
+            );
+        }
+    }
+    Cors {
+        allowed_origins: origins,
+    }
+}
+
+struct MonitorContext<'a> {
+    index: usize,
+    globals: &'a Globals,
+    base_dir: &'a Path,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// Parses one monitor; returns it (with its `disabled` flag) if it is valid. `seen` maps the
+/// keys of earlier monitors (valid or not) to their index, to report duplicates.
+fn parse_monitor(
+    context: &MonitorContext<'_>,
+    item: &Value,
+    seen: &mut HashMap<MonitorKey, usize>,
+    errors: &mut Errors,
+    warnings: &mut Vec<String>,
+) -> Option<(Monitor, bool)> {
+    let MonitorContext {
+        index,
+        globals,
+        base_dir,
+        env,
+    } = *context;
+    let before = errors.lines.len();
+    let Value::Mapping(map) = item else {
+        errors.push(
+            &format!("monitors[{index}]"),
+            "",
+            format!("must be a mapping, found {}", describe(item)),
+        );
+        return None;
+    };
+    // Name the monitor in messages as soon as its key is readable.
+    let mut probe = Errors { lines: Vec::new() };
+    let mut name_part = |key: &str| -> Option<String> {
+        let fields = Fields {
+            map,
+            place: String::new(),
+        };
+        fields.get::<String>(key, &mut probe)
+    };
+    let provider = name_part("provider").unwrap_or_default();
+    let service = name_part("service").unwrap_or_default();
+    let place = if provider.trim().is_empty() && service.trim().is_empty() {
+        format!("monitors[{index}]")
+    } else {
+        format!("monitors[{index}] {provider}/{service}")
+    };
+    let fields = Fields {
+        map,
+        place: place.clone(),
+    };
+    fields.check_keys(MONITOR_KEYS, errors);
+
+    let provider: Option<String> = fields.get("provider", errors);
+    let service: Option<String> = fields.get("service", errors);
+    let channel: String = fields.get("channel", errors).unwrap_or_default();
+    for (name, value) in [("provider", &provider), ("service", &service)] {
+        match value {
+            None if fields.raw(name).is_none() => errors.push(&place, name, "is required"),
+            Some(v) if v.trim().is_empty() => errors.push(&place, name, "must not be empty"),
+            _ => {}
+        }
+    }
+    let key = MonitorKey::new(
+        provider.as_deref().unwrap_or_default().trim(),
+        service.as_deref().unwrap_or_default().trim(),
+        channel.trim(),
+    );
+    if !key.provider.is_empty() && !key.service.is_empty() {
+        if let Some(first) = seen.get(&key) {
+            errors.push(
+                &place,
+                "",
+                format!("provider/service/channel duplicates monitors[{first}] (keys compare case-insensitively)"),
+            );
+        } else {
+            seen.insert(key.clone(), index);
+        }
+    }
+
+    let method = match fields.get::<String>("method", errors) {
+        None if fields.raw("method").is_none() => {
+            errors.push(&place, "method", "is required");
+            None
+        }
+        None => None,
+        Some(m) => {
+            let parsed = Method::parse(&m);
+            if parsed.is_none() {
+                let all: Vec<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
+                errors.push(&place, "method", format!("{m:?} is not one of {}", all.join(", ")));
+            }
+            parsed
+        }
+    };
+
+    // Env wins over the file; an empty variable counts as unset.
+    let api_key = env_var_names(&key)
+        .iter()
+        .find_map(|name| env(name).filter(|v| !v.is_empty()))
+        .or_else(|| fields.get::<String>("api_key", errors).filter(|k| !k.is_empty()));
+
+    let url_template: Option<String> = fields.get("url", errors);
+    if url_template.is_none() && fields.raw("url").is_none() {
+        errors.push(&place, "url", "is required");
+    }
+    let headers_raw: Vec<(String, String)> = fields
+        .get::<std::collections::BTreeMap<String, String>>("headers", errors)
+        .map(|m| m.into_iter().collect())
+        .unwrap_or_default();
+    // Keep the order the operator wrote the headers in.
+    let headers_raw = order_like_yaml(map, headers_raw);
+    let body_template = parse_body(fields.raw("body"), &place, base_dir, errors);
+
+    let uses_key = url_template
+        .iter()
+        .chain(body_template.iter())
+        .any(|s| s.contains(API_KEY_PLACEHOLDER))
+        || headers_raw.iter().any(|(_, v)| v.contains(API_KEY_PLACEHOLDER));
+    let fill = |s: &str| s.replace(API_KEY_PLACEHOLDER, api_key.as_deref().unwrap_or(""));
+    let is_disabled = fields.get::<bool>("disabled", errors).unwrap_or(false);
+    if uses_key && api_key.is_none() && !is_disabled {
+        warnings.push(format!(
+            "{place}: {API_KEY_PLACEHOLDER} is used but no api_key is set (nor {}); probes will go out without a key",
+            env_var_names(&key).join(" / ")
+        ));
+    }
+
+    let url = url_template.as_deref().map(fill);
+    if let Some(url) = &url {
+        if let Err(e) = check_url(url) {
+            errors.push(&place, "url", e);
+        }
+    }
+    let mut headers = Vec::with_capacity(headers_raw.len());
+    for (name, value) in &headers_raw {
+        let value = fill(value);
+        if awc::http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            errors.push(&place, &format!("headers.{name}"), "is not a valid HTTP header name");
+        } else if awc::http::header::HeaderValue::from_str(&value).is_err() {
+            // The value may hold a key: describe the problem, never echo it.
+            errors.push(
+                &place,
+                &format!("headers.{name}"),
+                "value is not a valid HTTP header value (control characters or non-ASCII)",
+            );
+        }
+        headers.push((name.clone(), value));
+    }
+    let body = body_template.as_deref().map(fill);
+
+    let interval = fields.duration("interval", false, errors).unwrap_or(globals.interval);
+    let timeout = fields.duration("timeout", false, errors).unwrap_or(globals.timeout);
+    let slow_latency = fields
+        .duration("slow_latency", false, errors)
+        .unwrap_or(globals.slow_latency);
+    if fields.raw("interval").is_some() {
+        check_interval(&place, "interval", interval, errors);
+    }
+    if fields.raw("timeout").is_some() {
+        check_timeout(&place, "timeout", timeout, errors);
+    }
+    if slow_latency > timeout {
+        let origin = |own: bool| if own { "" } else { " (the global default)" };
+        errors.push(
+            &place,
+            "slow_latency",
+            format!(
+                "{}{} exceeds timeout {}{}: such a probe would time out before it could be slow",
+                duration::format(slow_latency),
+                origin(fields.raw("slow_latency").is_some()),
+                duration::format(timeout),
+                origin(fields.raw("timeout").is_some()),
+            ),
+        );
+    }
+    let success_contains: Option<String> = fields.get("success_contains", errors);
+    if success_contains.as_deref() == Some("") {
+        errors.push(&place, "success_contains", "must not be empty (leave it out instead)");
+    }
+
+    if errors.lines.len() > before {
+        return None;
+    }
+    Some((
+        Monitor {
+            key,
+            method: method?,
+            url: url?,
+            headers,
+            body,
+            interval,
+            timeout,
+            slow_latency,
+            success_contains,
+            api_key,
+        },
+        is_disabled,
+    ))
+}
+
+/// serde gives a map back sorted; restore the file's order of header names.
+fn order_like_yaml(map: &Mapping, mut headers: Vec<(String, String)>) -> Vec<(String, String)> {
+    if let Some(Value::Mapping(raw)) = map.get("headers") {
+        let order: Vec<&str> = raw.keys().filter_map(Value::as_str).collect();
+        headers.sort_by_key(|(name, _)| order.iter().position(|n| n == name));
+    }
+    headers
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    match url.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase()) {
+        Some(scheme) if scheme == "http" || scheme == "https" => {}
+        Some(scheme)
+            if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            return Err(format!("scheme {scheme:?} is not http or https"))
+        }
+        _ => return Err("must start with http:// or https://".to_string()),
+    }
+    let uri: awc::http::Uri = url.parse().map_err(|_| "is not a valid URL".to_string())?;
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("has no host".to_string());
+    }
+    Ok(())
+}
+
+/// The body: a literal string, or `!include <path>` (quoted or as a YAML tag).
+fn parse_body(value: Option<&Value>, place: &str, base_dir: &Path, errors: &mut Errors) -> Option<String> {
+    let include_path = match value? {
+        Value::String(s) => match s.trim_start().strip_prefix("!include") {
+            Some(rest) if rest.starts_with(char::is_whitespace) => rest.trim().to_string(),
+            _ => return Some(s.clone()),
+        },
+        Value::Tagged(tagged) if tagged.tag == "include" => match &tagged.value {
+            Value::String(s) => s.trim().to_string(),
+            other => {
+                errors.push(
+                    place,
+                    "body",
+                    format!("!include needs a path, found {}", describe(other)),
+                );
+                return None;
+            }
+        },
+        Value::Tagged(tagged) => {
+            errors.push(
+                place,
+                "body",
+                format!("unknown tag {} (only !include is supported)", tagged.tag),
+            );
+            return None;
+        }
+        other => {
+            errors.push(place, "body", format!("must be a string, found {}", describe(other)));
+            return None;
+        }
+    };
+    match read_include(base_dir, &include_path) {
+        Ok(body) => Some(body),
+        Err(e) => {
+            errors.push(place, "body", format!("!include {include_path:?}: {e}"));
+            None
+        }
+    }
+}
+
+/// Reads an included file, which must resolve (after following symlinks) to a regular file
+/// inside `<config dir>/data/`.
+pub(crate) fn read_include(base_dir: &Path, relative: &str) -> Result<String, String> {
+    if relative.is_empty() {
+        return Err("empty path".to_string());
+    }
+    let rel = Path::new(relative);
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| matches!(c, Component::Prefix(_) | Component::RootDir))
+    {
+        return Err("absolute paths are not allowed; give a path under data/".to_string());
+    }
+    let data_dir = base_dir.join("data");
+    let data_dir = data_dir
+        .canonicalize()
+        .map_err(|e| format!("the data/ folder beside the config cannot be opened: {e}"))?;
+    let target = base_dir
+        .join(rel)
+        .canonicalize()
+        .map_err(|e| format!("cannot open: {e}"))?;
+    if !target.starts_with(&data_dir) || target == data_dir {
+        return Err(
+            "resolves outside the data/ folder beside the config (.. and symlinks may not escape it)".to_string(),
+        );
+    }
+    if !target.is_file() {
+        return Err("is not a regular file".to_string());
+    }
+    read_bounded(&target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn env_names_are_mangled() {
+        let cases = [
+            (("88code", "cc", ""), vec!["MONITOR_88CODE_CC_API_KEY"]),
+            (
+                ("88code", "cc", "vip"),
+                vec!["MONITOR_88CODE_CC_VIP_API_KEY", "MONITOR_88CODE_CC_API_KEY"],
+            ),
+            (
+                ("open-ai", "gpt.4o", "eu west"),
+                vec![
+                    "MONITOR_OPEN_AI_GPT_4O_EU_WEST_API_KEY",
+                    "MONITOR_OPEN_AI_GPT_4O_API_KEY",
+                ],
+            ),
+            (("Ünï", "x/y", ""), vec!["MONITOR__N__X_Y_API_KEY"]),
+        ];
+        for ((p, s, c), expected) in cases {
+            assert_eq!(env_var_names(&MonitorKey::new(p, s, c)), expected, "{p}/{s}/{c}");
+        }
+    }
+
+    fn write_config(dir: &Path, yaml: &str) -> PathBuf {
+        let path = dir.join("config.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        path
+    }
+
+    const ONE: &str = "monitors:\n  - provider: acme\n    service: chat\n    channel: vip\n    url: \"https://x.test/v1?key={{API_KEY}}\"\n    method: post\n    api_key: file-key\n    headers:\n      Authorization: \"Bearer {{API_KEY}}\"\n      A-First: \"1\"\n    body: '{\"k\": \"{{API_KEY}}\"}'\n";
+
+    #[test]
+    fn env_overrides_file_key_and_fills_placeholders() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(dir.path(), ONE);
+        let env: BTreeMap<&str, &str> = [
+            ("MONITOR_ACME_CHAT_API_KEY", "generic"),
+            ("MONITOR_ACME_CHAT_VIP_API_KEY", "specific"),
+        ]
+        .into();
+        let cfg = load_with_env(&path, &|n| env.get(n).map(|v| v.to_string())).unwrap();
+        let m = &cfg.monitors[0];
+        assert_eq!(m.api_key.as_deref(), Some("specific"));
+        assert_eq!(m.url, "https://x.test/v1?key=specific");
+        assert_eq!(
+            m.headers,
+            vec![
+                ("Authorization".into(), "Bearer specific".into()),
+                ("A-First".into(), "1".into())
+            ]
+        );
+        assert_eq!(m.body.as_deref(), Some("{\"k\": \"specific\"}"));
+        assert_eq!(m.method, Method::Post);
+
+        let generic_only: BTreeMap<&str, &str> = [("MONITOR_ACME_CHAT_API_KEY", "generic")].into();
+        let cfg = load_with_env(&path, &|n| generic_only.get(n).map(|v| v.to_string())).unwrap();
+        assert_eq!(cfg.monitors[0].api_key.as_deref(), Some("generic"));
+
+        let cfg = load_with_env(&path, &|_| None).unwrap();
+        assert_eq!(cfg.monitors[0].api_key.as_deref(), Some("file-key"));
+        let debug = format!("{:?}", cfg.monitors[0]);
+        assert!(!debug.contains("file-key"), "{debug}");
+    }
+
+    #[test]
+    fn defaults_apply_and_listen_env_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(dir.path(), "interval: 30s\nmonitors:\n  - {provider: a, service: b, url: \"http://h/\", method: GET, timeout: 2s, slow_latency: 1s}\n");
+        let cfg = load_with_env(&path, &|_| None).unwrap();
+        assert_eq!(cfg.listen, DEFAULT_LISTEN);
+        assert_eq!(cfg.retention, DEFAULT_RETENTION);
+        let m = &cfg.monitors[0];
+        assert_eq!(
+            (m.interval, m.timeout, m.slow_latency),
+            (Duration::from_secs(30), Duration::from_secs(2), Duration::from_secs(1))
+        );
+        let cfg = load_with_env(&path, &|n| (n == "PORT").then(|| "9999".to_string())).unwrap();
+        assert_eq!(cfg.listen, "0.0.0.0:9999");
+        let cfg = load_with_env(&path, &|n| match n {
+            "PORT" => Some("9999".into()),
+            "MONITOR_LISTEN" => Some("127.0.0.1:7000".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:7000");
+    }
+
+    #[test]
+    fn include_reads_from_data_and_as_a_tag() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        std::fs::write(dir.path().join("data/b.json"), "{\"key\":\"{{API_KEY}}\"}").unwrap();
+        let yaml = "monitors:\n  - {provider: a, service: b, url: \"http://h/\", method: POST, api_key: k1, body: \"!include data/b.json\"}\n  - {provider: a, service: c, url: \"http://h/\", method: POST, body: !include data/b.json}\n";
+        let cfg = load_with_env(&write_config(dir.path(), yaml), &|_| None).unwrap();
+        assert_eq!(cfg.monitors[0].body.as_deref(), Some("{\"key\":\"k1\"}"));
+        assert_eq!(cfg.monitors[1].body.as_deref(), Some("{\"key\":\"\"}"));
+        assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+    }
+
+    /// One fixture per mistake under tests/fixtures/invalid/, each starting with
+    /// `# expect: <text>` lines that must all appear among the reported errors.
+    #[test]
+    fn invalid_fixtures_fail_with_their_message() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid");
+        let mut count = 0;
+        let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        entries.sort();
+        for path in entries
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        {
+            count += 1;
+            let text = std::fs::read_to_string(&path).unwrap();
+            let expected: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# expect: ")).collect();
+            assert!(!expected.is_empty(), "{} has no '# expect:' line", path.display());
+            let errors = match load_with_env(&path, &|_| None) {
+                Ok(_) => panic!("{} loaded but should fail", path.display()),
+                Err(e) => e,
+            };
+            let all = errors.to_string();
+            for want in &expected {
+                assert!(all.contains(want), "{}: expected {want:?} in:\n{all}", path.display());
+            }
+            assert_eq!(
+                errors.0.len(),
+                expected.len(),
+                "{}: one error per expect line, got:\n{all}",
+                path.display()
+            );
+        }
+        assert!(count >= 15, "only {count} fixtures");
+    }
+}

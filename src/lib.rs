@@ -1,0 +1,10 @@
+//! llm-monitor: probes LLM API endpoints on an interval, classifies each result
+//! green / yellow / red, stores the history in SQLite and serves it over HTTP.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod probe;
+pub mod store;
+pub mod supervisor;
+pub mod watch;

@@ -1,0 +1,9 @@
+//! Probing: build and send the request, classify what came back, on a fixed schedule.
+
+pub mod actor;
+pub mod classify;
+pub mod request;
+pub mod schedule;
+
+pub use actor::{Drain, ProbeActor};
+pub use classify::{Reason, Status};

@@ -1,0 +1,139 @@
+//! Builds and sends one probe request and reads its answer, bounded in time and in size.
+
+use std::time::{Duration, Instant};
+
+use awc::error::{PayloadError, SendRequestError};
+use futures_util::StreamExt;
+
+use super::classify::Outcome;
+use crate::config::{Method, Monitor};
+
+/// The body is read up to this many bytes and never buffered beyond it.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+const USER_AGENT: &str = concat!("llm-monitor/", env!("CARGO_PKG_VERSION"));
+
+/// A client for one monitor: pooled connections, no redirects (a 3xx is a result and
+/// credentials never follow one to another host), TLS through rustls with webpki roots.
+pub fn client(connect_timeout: Duration) -> awc::Client {
+    let connector = awc::Connector::new().timeout(connect_timeout);
+    awc::Client::builder()
+        .connector(connector)
+        .disable_redirects()
+        .timeout(connect_timeout)
+        .add_default_header((awc::http::header::USER_AGENT, USER_AGENT))
+        .finish()
+}
+
+fn method(m: Method) -> awc::http::Method {
+    match m {
+        Method::Get => awc::http::Method::GET,
+        Method::Post => awc::http::Method::POST,
+        Method::Put => awc::http::Method::PUT,
+        Method::Delete => awc::http::Method::DELETE,
+        Method::Patch => awc::http::Method::PATCH,
+    }
+}
+
+/// Sends the monitor's request and reads the response; everything (connect, headers, body)
+/// within `monitor.timeout`. Latency runs from send to the end of the body.
+pub async fn execute(client: &awc::Client, monitor: &Monitor) -> Outcome {
+    let started = Instant::now();
+    let exchange = exchange(client, monitor, started);
+    match actix_rt::time::timeout(monitor.timeout, exchange).await {
+        Ok(outcome) => outcome,
+        Err(_) => Outcome::Timeout {
+            latency: started.elapsed(),
+        },
+    }
+}
+
+async fn exchange(client: &awc::Client, monitor: &Monitor, started: Instant) -> Outcome {
+    let mut request = client
+        .request(method(monitor.method), monitor.url.as_str())
+        .timeout(monitor.timeout);
+    for (name, value) in &monitor.headers {
+        request = request.insert_header((name.as_str(), value.as_str()));
+    }
+    let sent = match &monitor.body {
+        Some(body) => request.send_body(body.clone()).await,
+        None => request.send().await,
+    };
+    let mut response = match sent {
+        Ok(r) => r,
+        Err(SendRequestError::Timeout) => {
+            return Outcome::Timeout {
+                latency: started.elapsed(),
+            }
+        }
+        Err(e) => {
+            return Outcome::NetworkError {
+                detail: send_error(&e),
+                latency: started.elapsed(),
+            }
+        }
+    };
+    let http_code = response.status().as_u16();
+    // What the server promised, when the body reaches us as sent (not decompressed).
+    let promised_len = response
+        .headers()
+        .get(awc::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .filter(|_| !response.headers().contains_key(awc::http::header::CONTENT_ENCODING));
+    let mut body = Vec::new();
+    let mut truncated = false;
+    while let Some(chunk) = response.next().await {
+        match chunk {
+            Ok(bytes) => {
+                let room = MAX_BODY_BYTES - body.len();
+                if bytes.len() > room {
+                    body.extend_from_slice(&bytes[..room]);
+                    truncated = true;
+                    break;
+                }
+                body.extend_from_slice(&bytes);
+            }
+            Err(PayloadError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Outcome::Timeout {
+                    latency: started.elapsed(),
+                }
+            }
+            Err(e) => {
+                return Outcome::NetworkError {
+                    detail: format!("HTTP {http_code}, then reading the body failed: {e}"),
+                    latency: started.elapsed(),
+                }
+            }
+        }
+    }
+    if let Some(promised) = promised_len.filter(|&p| !truncated && body.len() < p) {
+        // The connection closed early; a cut-off answer is a failed read, not a short one.
+        return Outcome::NetworkError {
+            detail: format!(
+                "HTTP {http_code}, then the body ended after {} of {promised} bytes",
+                body.len()
+            ),
+            latency: started.elapsed(),
+        };
+    }
+    Outcome::Response {
+        http_code,
+        body,
+        truncated,
+        latency: started.elapsed(),
+    }
+}
+
+/// A short description of why the request did not get a response. awc's messages never
+/// carry the URL or headers, but they go through redaction anyway before being stored.
+fn send_error(e: &SendRequestError) -> String {
+    match e {
+        SendRequestError::Connect(c) => format!("connect failed: {c}"),
+        SendRequestError::Send(io) => format!("sending the request failed: {io}"),
+        SendRequestError::Response(p) => format!("reading the response head failed: {p}"),
+        SendRequestError::Http(h) => format!("invalid request: {h}"),
+        SendRequestError::H2(h) => format!("HTTP/2 error: {h}"),
+        SendRequestError::Url(u) => format!("invalid URL: {u}"),
+        other => other.to_string(),
+    }
+}

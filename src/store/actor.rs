@@ -1,0 +1,309 @@
+//! The StoreActor: the single writer. Runs on an arbiter (thread) of its own, because diesel
+//! blocks; buffers probe results and writes them in batched transactions; answers the API's
+//! queries; purges old history at start-up and every 24 h, in steps that let writes through.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix::prelude::*;
+use diesel::SqliteConnection;
+
+use super::db::{self, Row};
+use super::timeline::{self, Period};
+use super::{CurrentStatus, MonitorStatus};
+use crate::config::MonitorKey;
+use crate::probe::{Reason, Status};
+
+/// Results are written at least this often (the most a crash may lose).
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+/// A batch this large is written at once rather than at the next tick.
+const FLUSH_AT: usize = 2_000;
+/// While the database refuses writes, results wait in memory up to this many; older ones are
+/// dropped beyond it (and counted) rather than exhausting memory.
+const MAX_PENDING: usize = 100_000;
+const PURGE_EVERY: Duration = Duration::from_secs(24 * 3_600);
+const PURGE_STEP_ROWS: i64 = 5_000;
+
+/// A probe's classified result, as the ProbeActor hands it over.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ProbeResult {
+    pub key: MonitorKey,
+    pub timestamp: i64,
+    pub status: Status,
+    pub latency_ms: u32,
+    pub reason: Reason,
+    pub http_code: u16,
+    /// Already redacted.
+    pub detail: Option<String>,
+}
+
+/// The monitors to list, in config order, and how to weigh and keep their history.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct RegisterMonitors {
+    pub keys: Vec<MonitorKey>,
+    pub degraded_weight: f64,
+    pub retention: Duration,
+}
+
+/// `/api/status`: filters compare case-insensitively; `now` is injected (unix seconds).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<MonitorStatus>, String>")]
+pub struct QueryStatus {
+    pub period: Period,
+    pub provider: Option<String>,
+    pub service: Option<String>,
+    pub channel: Option<String>,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoreHealth {
+    pub writable: bool,
+    pub pending: usize,
+    pub dropped: u64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "StoreHealth")]
+pub struct GetStoreHealth;
+
+/// Write everything pending, then close the database. The actor stops afterwards.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Close;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct PurgeStep {
+    before: i64,
+    purged_so_far: usize,
+}
+
+pub struct StoreActor {
+    conn: Option<SqliteConnection>,
+    listed: Vec<(MonitorKey, i32)>,
+    ids: HashMap<MonitorKey, i32>,
+    degraded_weight: f64,
+    retention: Duration,
+    pending: Vec<Row>,
+    write_error: Option<String>,
+    dropped: u64,
+}
+
+impl StoreActor {
+    pub fn new(conn: SqliteConnection, retention: Duration, degraded_weight: f64) -> Self {
+        StoreActor {
+            conn: Some(conn),
+            listed: Vec::new(),
+            ids: HashMap::new(),
+            degraded_weight,
+            retention,
+            pending: Vec::new(),
+            write_error: None,
+            dropped: 0,
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let conn = self.conn.as_mut().ok_or("database is closed")?;
+        match db::insert(conn, &self.pending) {
+            Ok(()) => {
+                if self.write_error.take().is_some() {
+                    log::info!("store: writes succeed again ({} results written)", self.pending.len());
+                }
+                self.pending.clear();
+                Ok(())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                if self.write_error.as_deref() != Some(message.as_str()) {
+                    log::error!(
+                        "store: writing {} results failed, will retry: {message}",
+                        self.pending.len()
+                    );
+                }
+                self.write_error = Some(message.clone());
+                if self.pending.len() > MAX_PENDING {
+                    let excess = self.pending.len() - MAX_PENDING;
+                    self.pending.drain(..excess);
+                    self.dropped += excess as u64;
+                    log::error!("store: dropped the {excess} oldest unwritten results (buffer full)");
+                }
+                Err(message)
+            }
+        }
+    }
+
+    fn start_purge(&mut self, ctx: &mut Context<Self>) {
+        let before = crate::probe::actor::unix_now() - self.retention.as_secs() as i64;
+        ctx.notify(PurgeStep {
+            before,
+            purged_so_far: 0,
+        });
+    }
+
+    fn query(&mut self, q: &QueryStatus) -> Result<Vec<MonitorStatus>, String> {
+        self.flush().ok();
+        let conn = self.conn.as_mut().ok_or("database is closed")?;
+        let window = q.period.window(q.now);
+        let matches =
+            |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f.eq_ignore_ascii_case(value));
+        let mut out = Vec::new();
+        for (key, id) in &self.listed {
+            if !(matches(&q.provider, &key.provider)
+                && matches(&q.service, &key.service)
+                && matches(&q.channel, &key.channel))
+            {
+                continue;
+            }
+            let current = db::latest(conn, *id)
+                .map_err(|e| e.to_string())?
+                .map(|row| CurrentStatus {
+                    status: row.status,
+                    latency: i64::from(row.latency_ms),
+                    timestamp: row.ts,
+                    reason: row.reason,
+                    http_code: row.http_code,
+                    detail: row.detail,
+                });
+            let tallies = db::tallies(conn, *id, &window).map_err(|e| e.to_string())?;
+            let (timeline, uptime) = timeline::build(&window, &tallies, self.degraded_weight);
+            out.push(MonitorStatus {
+                provider: key.provider.clone(),
+                service: key.service.clone(),
+                channel: key.channel.clone(),
+                current_status: current,
+                uptime,
+                timeline,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl Actor for StoreActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(FLUSH_EVERY, |act, _| {
+            let _ = act.flush();
+        });
+        self.start_purge(ctx);
+        ctx.run_interval(PURGE_EVERY, |act, ctx| act.start_purge(ctx));
+    }
+}
+
+impl Handler<ProbeResult> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, result: ProbeResult, _: &mut Context<Self>) {
+        let Some(&monitor_id) = self.ids.get(&result.key) else {
+            log::warn!("store: result for unregistered monitor {} dropped", result.key);
+            return;
+        };
+        self.pending.push(Row {
+            monitor_id,
+            ts: result.timestamp,
+            status: result.status.into(),
+            latency_ms: i32::try_from(result.latency_ms).unwrap_or(i32::MAX),
+            reason: result.reason.as_str().to_string(),
+            http_code: i32::from(result.http_code),
+            detail: result.detail,
+        });
+        if self.pending.len() >= FLUSH_AT {
+            let _ = self.flush();
+        }
+    }
+}
+
+impl Handler<RegisterMonitors> for StoreActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, msg: RegisterMonitors, _: &mut Context<Self>) -> Self::Result {
+        let conn = self.conn.as_mut().ok_or("database is closed")?;
+        let ids = db::monitor_ids(conn, &msg.keys).map_err(|e| e.to_string())?;
+        self.listed = msg.keys.into_iter().zip(ids).collect();
+        // Keep ids of monitors no longer listed: results still on their way are stored.
+        self.ids.extend(self.listed.iter().cloned());
+        self.degraded_weight = msg.degraded_weight;
+        self.retention = msg.retention;
+        Ok(())
+    }
+}
+
+impl Handler<QueryStatus> for StoreActor {
+    type Result = Result<Vec<MonitorStatus>, String>;
+
+    fn handle(&mut self, msg: QueryStatus, _: &mut Context<Self>) -> Self::Result {
+        self.query(&msg)
+    }
+}
+
+impl Handler<GetStoreHealth> for StoreActor {
+    type Result = MessageResult<GetStoreHealth>;
+
+    fn handle(&mut self, _: GetStoreHealth, _: &mut Context<Self>) -> Self::Result {
+        let readable = match self.conn.as_mut() {
+            Some(conn) => db::ping(conn).map_err(|e| e.to_string()),
+            None => Err("database is closed".to_string()),
+        };
+        let last_error = self.write_error.clone().or(readable.err());
+        MessageResult(StoreHealth {
+            writable: last_error.is_none(),
+            pending: self.pending.len(),
+            dropped: self.dropped,
+            last_error,
+        })
+    }
+}
+
+impl Handler<Close> for StoreActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, _: Close, ctx: &mut Context<Self>) -> Self::Result {
+        let flushed = self.flush();
+        if let Err(e) = &flushed {
+            log::error!(
+                "store: {} results could not be written before closing: {e}",
+                self.pending.len()
+            );
+        }
+        // Dropping the last connection checkpoints the WAL into the database file.
+        self.conn = None;
+        ctx.stop();
+        flushed
+    }
+}
+
+impl Handler<PurgeStep> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, step: PurgeStep, ctx: &mut Context<Self>) {
+        let Some(conn) = self.conn.as_mut() else { return };
+        match db::purge_step(conn, step.before, PURGE_STEP_ROWS) {
+            Ok(n) if n as i64 == PURGE_STEP_ROWS => {
+                // More to go: queue the next step behind whatever else is waiting.
+                ctx.notify(PurgeStep {
+                    before: step.before,
+                    purged_so_far: step.purged_so_far + n,
+                });
+            }
+            Ok(n) => {
+                let total = step.purged_so_far + n;
+                if total > 0 {
+                    log::info!(
+                        "store: retention purged {total} results older than {}",
+                        crate::config::duration::format(self.retention)
+                    );
+                }
+            }
+            Err(e) => log::error!("store: retention purge failed: {e}"),
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! `/api/status` and `/health` as SPEC section 6 describes them, over a history written into
+//! the database before the daemon starts.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use serde_json::Value;
+
+use llm_monitor::config::MonitorKey;
+use llm_monitor::store::db::{self, Row};
+
+use crate::support::{wait_for, Workspace};
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn row(monitor_id: i32, ts: i64, status: i16, latency_ms: i32) -> Row {
+    let reason = ["server_error", "ok", "slow"][status as usize].to_string();
+    Row {
+        monitor_id,
+        ts,
+        status,
+        latency_ms,
+        reason,
+        http_code: 200,
+        detail: None,
+    }
+}
+
+/// Two monitors at a 24 h interval (so the daemon's own probes stay out of the way) whose
+/// history the test writes directly.
+const CONFIG: &str = r#"
+interval: 24h
+degraded_weight: 0.5
+monitors:
+  - {provider: Hist, service: chat, url: "http://127.0.0.1:9/", method: GET}
+  - {provider: hist, service: code, channel: vip, url: "http://127.0.0.1:9/", method: GET}
+  - {provider: other, service: chat, url: "http://127.0.0.1:9/", method: GET}
+  - {provider: off, service: chat, url: "http://127.0.0.1:9/", method: GET, disabled: true}
+"#;
+
+struct History {
+    ws: Workspace,
+    rows: Vec<Row>,
+}
+
+fn history() -> History {
+    for (p, s, c) in [("Hist", "chat", ""), ("hist", "code", "vip"), ("other", "chat", "")] {
+        let jitter =
+            llm_monitor::probe::schedule::jitter(MonitorKey::new(p, s, c).normalized(), Duration::from_secs(86_400));
+        assert!(
+            jitter > Duration::from_secs(3_600),
+            "{p}/{s}: the daemon would probe during the test"
+        );
+    }
+    let ws = Workspace::new(CONFIG);
+    let mut conn = db::open(&ws.db_path()).unwrap();
+    let ids = db::monitor_ids(
+        &mut conn,
+        &[
+            MonitorKey::new("Hist", "chat", ""),
+            MonitorKey::new("hist", "code", "vip"),
+        ],
+    )
+    .unwrap();
+    let t = now();
+    let h = 3_600;
+    let d = 86_400;
+    let mut rows = vec![
+        // current hour and two hours ago
+        row(ids[0], t - 1, 1, 100),
+        row(ids[0], t - 2 * h, 1, 200),
+        row(ids[0], t - 2 * h + 1, 1, 300),
+        row(ids[0], t - 2 * h + 2, 2, 900),
+        row(ids[0], t - 2 * h + 3, 0, 9_999),
+        // outside 24 h, inside 7 d and 30 d
+        row(ids[0], t - 3 * d, 1, 50),
+        row(ids[0], t - 3 * d, 0, 10),
+        // inside 30 d only
+        row(ids[0], t - 12 * d, 2, 400),
+        // the other monitor
+        row(ids[1], t - 5 * h, 1, 10),
+    ];
+    // Older than retention (30 d): purged at start-up.
+    let expired = row(ids[0], t - 45 * d, 1, 1);
+    db::insert(&mut conn, &[rows.clone(), vec![expired]].concat()).unwrap();
+    rows.retain(|r| r.ts > t - 45 * d);
+    History { ws, rows }
+}
+
+/// The expected timeline of `monitor_id`, computed independently from the raw rows.
+fn expected(rows: &[Row], monitor_id: i32, generated_at: i64, size: i64, count: i64) -> Vec<(i64, i64, i64, i64)> {
+    let last_start = generated_at / size * size;
+    let first_start = last_start - (count - 1) * size;
+    (0..count)
+        .map(|i| {
+            let start = first_start + i * size;
+            let in_bucket: Vec<&Row> = rows
+                .iter()
+                .filter(|r| r.monitor_id == monitor_id && r.ts >= start && r.ts < start + size)
+                .collect();
+            let n = |s: i16| in_bucket.iter().filter(|r| r.status == s).count() as i64;
+            (start, n(1), n(2), n(0))
+        })
+        .collect()
+}
+
+fn check_timeline(entry: &Value, rows: &[Row], monitor_id: i32, generated_at: i64, size: i64, count: i64, label: &str) {
+    let timeline = entry["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len() as i64, count);
+    assert_eq!(timeline.last().unwrap()["time"].as_str().unwrap().len(), label.len());
+    let want = expected(rows, monitor_id, generated_at, size, count);
+    let (mut total, mut weighted) = (0i64, 0f64);
+    for (bucket, (start, green, yellow, red)) in timeline.iter().zip(want) {
+        assert_eq!(bucket["timestamp"], start, "{bucket}");
+        assert_eq!(
+            bucket["counts"],
+            serde_json::json!({"green": green, "yellow": yellow, "red": red}),
+            "{bucket}"
+        );
+        let n = green + yellow + red;
+        total += n;
+        weighted += green as f64 + 0.5 * yellow as f64;
+        if n == 0 {
+            assert_eq!(bucket["status"], -1);
+            assert_eq!(bucket["availability"], -1.0);
+        } else {
+            let worst = if red > 0 {
+                0
+            } else if yellow > 0 {
+                2
+            } else {
+                1
+            };
+            assert_eq!(bucket["status"], worst, "{bucket}");
+            let availability = ((green as f64 + 0.5 * yellow as f64) * 100.0 / n as f64 * 100.0).round() / 100.0;
+            assert_eq!(bucket["availability"].as_f64().unwrap(), availability, "{bucket}");
+        }
+    }
+    let uptime = entry["uptime"].as_f64().unwrap();
+    if total == 0 {
+        assert_eq!(uptime, -1.0);
+    } else {
+        assert_eq!(uptime, (weighted * 100.0 / total as f64 * 100.0).round() / 100.0);
+    }
+}
+
+#[test]
+fn timelines_for_24h_7d_30d_have_the_right_shape_and_numbers() {
+    let History { ws, rows } = history();
+    let daemon = ws.start();
+    let id = rows[0].monitor_id;
+    for (period, size, count, label) in [
+        ("24h", 3_600, 24, "HH:MM"),
+        ("7d", 86_400, 7, "YYYY-MM-DD"),
+        ("30d", 86_400, 30, "YYYY-MM-DD"),
+    ] {
+        let body = daemon.status(&format!("?period={period}"));
+        assert_eq!(body["meta"]["period"], period);
+        assert_eq!(body["meta"]["count"], 3, "disabled monitors are not listed");
+        let generated_at = body["meta"]["generated_at"].as_i64().unwrap();
+        let names: Vec<String> = body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| format!("{}/{}", m["provider"].as_str().unwrap(), m["service"].as_str().unwrap()))
+            .collect();
+        assert_eq!(names, ["Hist/chat", "hist/code", "other/chat"], "config order");
+        check_timeline(&body["data"][0], &rows, id, generated_at, size, count, label);
+        check_timeline(
+            &body["data"][1],
+            &rows,
+            rows.last().unwrap().monitor_id,
+            generated_at,
+            size,
+            count,
+            label,
+        );
+        assert!(body["data"][2]["current_status"].is_null());
+        assert_eq!(body["data"][2]["uptime"], -1.0);
+    }
+    // The 24 h bucket two hours back: mean latency of its non-red probes, worst status red.
+    let body = daemon.status("?period=24h");
+    let two_hours_ago = body["data"][0]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["counts"]["red"] == 1)
+        .unwrap()
+        .clone();
+    assert_eq!(two_hours_ago["latency"], (200 + 300 + 900) / 3 + 1, "{two_hours_ago}");
+    assert_eq!(two_hours_ago["status"], 0);
+    let current = &body["data"][0]["current_status"];
+    assert_eq!(
+        (
+            current["status"].as_i64(),
+            current["latency"].as_i64(),
+            current["reason"].as_str()
+        ),
+        (Some(1), Some(100), Some("ok"))
+    );
+    assert_eq!(body["data"][1]["channel"], "vip");
+    // Labels: hours on the hour, days as dates.
+    let hour = body["data"][0]["timeline"][0]["time"].as_str().unwrap().to_string();
+    assert!(hour.ends_with(":00") && hour.len() == 5, "{hour}");
+}
+
+#[test]
+fn retention_purges_expired_history_at_start_up() {
+    let History { ws, rows } = history();
+    let _daemon = ws.start();
+    let cutoff = now() - 30 * 86_400;
+    wait_for("the purge", Duration::from_secs(10), || {
+        let mut conn = db::open(&ws.db_path()).unwrap();
+        use llm_monitor::store::schema::results::dsl::*;
+        let old: i64 = results.filter(ts.lt(cutoff)).count().get_result(&mut conn).unwrap();
+        let kept: i64 = results.count().get_result(&mut conn).unwrap();
+        (old == 0).then_some(kept)
+    });
+    let mut conn = db::open(&ws.db_path()).unwrap();
+    use llm_monitor::store::schema::results::dsl::*;
+    let kept: i64 = results.count().get_result(&mut conn).unwrap();
+    assert_eq!(kept, rows.len() as i64, "only the expired row goes");
+}
+
+#[test]
+fn filters_are_case_insensitive_and_exact() {
+    let History { ws, .. } = history();
+    let daemon = ws.start();
+    let names = |query: &str| -> Vec<String> {
+        daemon.status(query)["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| format!("{}/{}", m["provider"].as_str().unwrap(), m["service"].as_str().unwrap()))
+            .collect()
+    };
+    assert_eq!(names("?provider=HIST"), ["Hist/chat", "hist/code"]);
+    assert_eq!(names("?provider=hist&service=CODE"), ["hist/code"]);
+    assert_eq!(names("?service=chat"), ["Hist/chat", "other/chat"]);
+    assert_eq!(names("?service=chat&period=7d&provider=other"), ["other/chat"]);
+    assert_eq!(names("?provider=his"), Vec::<String>::new());
+    assert_eq!(names("?channel=VIP"), ["hist/code"]);
+    assert_eq!(daemon.status("?provider=nobody")["meta"]["count"], 0);
+}
+
+#[test]
+fn bad_queries_get_a_400_with_a_json_error() {
+    let ws = Workspace::new("monitors: []\n");
+    let daemon = ws.start();
+    for (query, needle) in [
+        ("?period=1y", "period \"1y\" is not one of 24h, 7d, 30d"),
+        ("?period=", "period \"\" is not one of"),
+        ("?period=24H", "is not one of"),
+        ("?provider=", "provider must not be empty"),
+        ("?service=%20", "service must not be empty"),
+        ("?perod=7d", "unknown field `perod`"),
+        ("?period=7d&period=30d", "duplicate field `period`"),
+    ] {
+        let response = daemon.get(&format!("/api/status{query}"));
+        assert_eq!(response.status, 400, "{query}: {}", response.text);
+        assert!(response.header("content-type").unwrap().starts_with("application/json"));
+        let body = response.json();
+        assert_eq!(body["error"]["code"], "invalid_param", "{query}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(needle),
+            "{query}: {body}"
+        );
+    }
+    let missing = daemon.get("/api/nope");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["error"]["code"], "not_found");
+}
+
+#[test]
+fn health_and_cors() {
+    let ws = Workspace::new("monitors: []\n");
+    let daemon = ws.start();
+    let health = daemon.get("/health");
+    assert_eq!(health.status, 200);
+    let body = health.json();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["store"]["writable"], true);
+    assert_eq!(body["config"]["last_reload"]["ok"], true);
+    assert!(body["config"]["last_reload"]["time"].as_i64().unwrap() > 0);
+
+    let cross = crate::support::http_get(
+        &format!("{}/api/status", daemon.base),
+        &[("Origin", "https://status.example.org")],
+    );
+    assert_eq!(cross.status, 200);
+    assert_eq!(
+        cross.header("access-control-allow-origin"),
+        Some("https://status.example.org")
+    );
+}
+
+#[test]
+fn cors_can_be_restricted() {
+    let ws = Workspace::new("cors: {allowed_origins: [\"https://ok.example\"]}\nmonitors: []\n");
+    let daemon = ws.start();
+    let allowed = crate::support::http_get(&format!("{}/health", daemon.base), &[("Origin", "https://ok.example")]);
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://ok.example")
+    );
+    let other = crate::support::http_get(
+        &format!("{}/health", daemon.base),
+        &[("Origin", "https://evil.example")],
+    );
+    assert_eq!(other.header("access-control-allow-origin"), None);
+}

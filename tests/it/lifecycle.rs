@@ -1,0 +1,179 @@
+//! Scheduling, persistence across restarts, graceful shutdown and a store that cannot write.
+
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use nix::sys::signal::Signal;
+
+use crate::support::upstream;
+use crate::support::{probe_count, wait_for, Workspace};
+
+/// Every stored row as (status, reason).
+fn stored_rows(ws: &Workspace) -> Vec<(i16, String)> {
+    let mut conn = llm_monitor::store::db::open(&ws.db_path()).unwrap();
+    use llm_monitor::store::schema::results::dsl::*;
+    results.select((status, reason)).load(&mut conn).unwrap()
+}
+
+#[test]
+fn a_probe_slower_than_its_interval_never_overlaps_the_next() {
+    let up = upstream::start();
+    let ws = Workspace::new(&format!(
+        "monitors:\n  - {{provider: slow, service: s, url: \"{}/delay/1500\", method: GET, interval: 1s, timeout: 5s, slow_latency: 4s}}\n",
+        up.base
+    ));
+    let _daemon = ws.start();
+    let requests = wait_for("four finished probes", Duration::from_secs(15), || {
+        let done: Vec<_> = up
+            .log
+            .for_path("/delay/1500")
+            .into_iter()
+            .filter(|r| r.finished.is_some())
+            .collect();
+        (done.len() >= 4).then_some(done)
+    });
+    for pair in requests.windows(2) {
+        let previous_end = pair[0].finished.unwrap();
+        assert!(
+            pair[1].started >= previous_end,
+            "a probe started before the previous one finished"
+        );
+        // An overrun makes the next probe wait, not skip a whole interval.
+        let gap = pair[1].started - previous_end;
+        assert!(gap < Duration::from_millis(300), "gap {gap:?} after an overrun");
+    }
+}
+
+#[test]
+fn probes_keep_their_interval() {
+    let up = upstream::start();
+    let ws = Workspace::new(&format!(
+        "monitors:\n  - {{provider: p, service: s, url: \"{}/ok\", method: GET, interval: 1s}}\n",
+        up.base
+    ));
+    let _daemon = ws.start();
+    let requests = wait_for("five probes", Duration::from_secs(15), || {
+        let all = up.log.for_path("/ok");
+        (all.len() >= 5).then_some(all)
+    });
+    let span = requests[4].started - requests[0].started;
+    // Slot n is due at start + n * interval: four intervals, without drift.
+    assert!(
+        span >= Duration::from_millis(3_950) && span <= Duration::from_millis(4_100),
+        "span {span:?}"
+    );
+}
+
+#[test]
+fn history_survives_a_restart() {
+    let up = upstream::start();
+    let ws = Workspace::new(&format!(
+        "monitors:\n  - {{provider: keep, service: s, url: \"{}/ok\", method: GET, interval: 1s}}\n",
+        up.base
+    ));
+    let mut daemon = ws.start();
+    let before = wait_for("three stored probes", Duration::from_secs(15), || {
+        let n = probe_count(&daemon.monitor("keep", "s"));
+        (n >= 3).then_some(n)
+    });
+    let current_before = daemon.monitor("keep", "s")["current_status"].clone();
+    daemon.signal(Signal::SIGTERM);
+    assert!(daemon.wait_exit(Duration::from_secs(10)).success());
+    let requests = up.log.for_path("/ok").len() as i64;
+    assert!(requests >= before);
+
+    let daemon = ws.start();
+    let after = daemon.monitor("keep", "s");
+    assert!(
+        probe_count(&after) >= requests,
+        "{} stored after restart, {requests} probes were made",
+        probe_count(&after)
+    );
+    assert!(after["current_status"]["timestamp"].as_i64() >= current_before["timestamp"].as_i64());
+    assert_eq!(after["current_status"]["status"], 1);
+}
+
+#[test]
+fn sigterm_lets_the_probe_in_flight_finish_and_stores_it() {
+    let up = upstream::start();
+    let ws = Workspace::new(&format!(
+        "monitors:\n  - {{provider: term, service: s, url: \"{}/delay/1500\", method: GET, interval: 1s, timeout: 5s, slow_latency: 4s}}\n",
+        up.base
+    ));
+    let mut daemon = ws.start();
+    // Wait until a probe is in flight, then stop.
+    wait_for("a probe in flight", Duration::from_secs(10), || {
+        up.log
+            .for_path("/delay/1500")
+            .iter()
+            .any(|r| r.finished.is_none())
+            .then_some(())
+    });
+    let stop = Instant::now();
+    daemon.signal(Signal::SIGTERM);
+    let status = daemon.wait_exit(Duration::from_secs(6));
+    assert!(status.success(), "exit {status}: {}", daemon.logs());
+    assert!(
+        stop.elapsed() < Duration::from_millis(1500 + 2500),
+        "took {:?}",
+        stop.elapsed()
+    );
+
+    let requests = up.log.for_path("/delay/1500");
+    assert!(requests.iter().all(|r| r.finished.is_some()));
+    let rows = stored_rows(&ws);
+    assert_eq!(rows.len(), requests.len(), "every probe made is stored: {rows:?}");
+    assert!(
+        rows.iter().all(|(s, reason)| *s == 1 && reason == "ok"),
+        "nothing red because we stopped: {rows:?}"
+    );
+}
+
+#[test]
+fn sigint_exits_0_when_idle() {
+    let ws = Workspace::new("monitors: []\n");
+    let mut daemon = ws.start();
+    daemon.signal(Signal::SIGINT);
+    assert!(daemon.wait_exit(Duration::from_secs(5)).success());
+    assert!(daemon.logs().contains("shutdown complete"));
+}
+
+#[test]
+fn a_store_that_cannot_write_turns_health_503_and_loses_nothing() {
+    let up = upstream::start();
+    let ws = Workspace::new(&format!(
+        "monitors:\n  - {{provider: w, service: s, url: \"{}/ok\", method: GET, interval: 1s}}\n",
+        up.base
+    ));
+    let daemon = ws.start();
+    assert_eq!(daemon.get("/health").status, 200);
+    daemon.wait_current("w", "s", Duration::from_secs(10));
+
+    let mut conn = llm_monitor::store::db::open(&ws.db_path()).unwrap();
+    conn.batch_execute("CREATE TRIGGER block_writes BEFORE INSERT ON results BEGIN SELECT RAISE(ABORT, 'writes blocked by the test'); END;")
+        .unwrap();
+    let health = wait_for("health to turn 503", Duration::from_secs(10), || {
+        let r = daemon.get("/health");
+        (r.status == 503).then(|| r.json())
+    });
+    assert_eq!(health["status"], "unavailable");
+    assert!(
+        health["store"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("writes blocked by the test"),
+        "{health}"
+    );
+    let made_while_blocked = up.log.for_path("/ok").len();
+
+    conn.batch_execute("DROP TRIGGER block_writes;").unwrap();
+    wait_for("health to recover", Duration::from_secs(10), || {
+        (daemon.get("/health").status == 200).then_some(())
+    });
+    let stored = probe_count(&daemon.monitor("w", "s"));
+    assert!(
+        stored as usize >= made_while_blocked,
+        "{stored} stored, {made_while_blocked} made"
+    );
+}

@@ -1,0 +1,7 @@
+//! Black-box tests: the real daemon binary against an in-process fake upstream.
+
+mod api;
+mod classification;
+mod config;
+mod lifecycle;
+mod support;

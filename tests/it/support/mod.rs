@@ -1,0 +1,240 @@
+//! Test helpers: start the real daemon binary on port 0 in a temp dir, talk HTTP to it, send
+//! it signals, and poll with deadlines.
+
+pub mod upstream;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_llm-monitor");
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics naming `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub text: String,
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn http_get(url: &str, headers: &[(&str, &str)]) -> Response {
+    let agent = ureq::Agent::new_with_config(
+        ureq::config::Config::builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build(),
+    );
+    let mut request = agent.get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut response = request.call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    Response { status, headers, text }
+}
+
+/// A temp dir holding `config.yaml`, `data/` and the database.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        let ws = Workspace { dir };
+        ws.write_config(config);
+        ws
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("config.yaml")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.path().join("monitor.db")
+    }
+
+    /// Writes the config atomically (temp file + rename), as editors do.
+    pub fn write_config(&self, config: &str) {
+        let full = format!(
+            "listen: \"127.0.0.1:0\"\ndatabase: \"{}\"\n{config}",
+            self.db_path().display()
+        );
+        let tmp = self.path().join(".config.yaml.tmp");
+        std::fs::write(&tmp, full).unwrap();
+        std::fs::rename(tmp, self.config_path()).unwrap();
+    }
+
+    pub fn start(&self) -> Daemon {
+        self.start_with_env(&[])
+    }
+
+    pub fn start_with_env(&self, env: &[(&str, &str)]) -> Daemon {
+        Daemon::start(self.path(), &self.config_path(), env)
+    }
+}
+
+pub struct Daemon {
+    child: Child,
+    pub base: String,
+    logs: Arc<Mutex<Vec<String>>>,
+    exit: Option<ExitStatus>,
+}
+
+impl Daemon {
+    fn start(cwd: &Path, config: &Path, env: &[(&str, &str)]) -> Daemon {
+        let mut command = Command::new(BIN);
+        command
+            .arg("--config")
+            .arg(config)
+            .current_dir(cwd)
+            .env("RUST_LOG", "info")
+            .env_remove("PORT")
+            .env_remove("MONITOR_LISTEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("spawn llm-monitor");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        let mut daemon = Daemon {
+            child,
+            base: String::new(),
+            logs,
+            exit: None,
+        };
+        let base = wait_for("the daemon to listen", Duration::from_secs(20), || {
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!("daemon exited early ({status}):\n{}", daemon.logs());
+            }
+            daemon.logs.lock().unwrap().iter().find_map(|l| {
+                l.split("listening on ")
+                    .nth(1)
+                    .map(|rest| rest.split(',').next().unwrap().trim().to_string())
+            })
+        });
+        daemon.base = base;
+        daemon
+    }
+
+    pub fn get(&self, path_and_query: &str) -> Response {
+        http_get(&format!("{}{path_and_query}", self.base), &[])
+    }
+
+    pub fn status(&self, query: &str) -> Value {
+        let response = self.get(&format!("/api/status{query}"));
+        assert_eq!(response.status, 200, "{}", response.text);
+        response.json()
+    }
+
+    /// The `/api/status` entry of one monitor (by provider and service).
+    pub fn monitor(&self, provider: &str, service: &str) -> Value {
+        let all = self.status("");
+        all["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["provider"] == provider && m["service"] == service)
+            .cloned()
+            .unwrap_or_else(|| panic!("{provider}/{service} not listed: {all}"))
+    }
+
+    /// Waits until the monitor has a current status, and returns it.
+    pub fn wait_current(&self, provider: &str, service: &str, timeout: Duration) -> Value {
+        wait_for(&format!("a probe of {provider}/{service}"), timeout, || {
+            let current = self.monitor(provider, service)["current_status"].clone();
+            (!current.is_null()).then_some(current)
+        })
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+
+    /// Waits for the process to exit and returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let status = wait_for("the daemon to exit", timeout, || self.child.try_wait().unwrap());
+        self.exit = Some(status);
+        status
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.exit.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Sum of the probe counts over a monitor's timeline.
+pub fn probe_count(monitor: &Value) -> i64 {
+    monitor["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            b["counts"]["green"].as_i64().unwrap()
+                + b["counts"]["yellow"].as_i64().unwrap()
+                + b["counts"]["red"].as_i64().unwrap()
+        })
+        .sum()
+}

@@ -1,0 +1,194 @@
+//! A fake LLM API served in-process (actix-web, on its own thread and System), whose
+//! behaviour each path selects, and which records every request it gets.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub started: Instant,
+    pub finished: Option<Instant>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<Recorded>>>);
+
+impl Log {
+    pub fn all(&self) -> Vec<Recorded> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn for_path(&self, path: &str) -> Vec<Recorded> {
+        self.all().into_iter().filter(|r| r.path == path).collect()
+    }
+
+    fn start(&self, req: &HttpRequest, body: &[u8]) -> usize {
+        let mut log = self.0.lock().unwrap();
+        log.push(Recorded {
+            path: req.path().to_string(),
+            query: req.query_string().to_string(),
+            headers: req
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect(),
+            body: String::from_utf8_lossy(body).into_owned(),
+            started: Instant::now(),
+            finished: None,
+        });
+        log.len() - 1
+    }
+
+    fn finish(&self, index: usize) {
+        self.0.lock().unwrap()[index].finished = Some(Instant::now());
+    }
+}
+
+pub struct Upstream {
+    pub base: String,
+    pub log: Log,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        std::thread::spawn(move || actix_rt::System::new().block_on(handle.stop(false)));
+    }
+}
+
+pub const OK_BODY: &str =
+    r#"{"id":"x","model":"gpt-test","choices":[{"index":0,"message":{"role":"assistant","content":"OK"}}]}"#;
+
+async fn respond(req: HttpRequest, body: web::Bytes, log: web::Data<Log>) -> HttpResponse {
+    let index = log.start(&req, &body);
+    let path = req.path().to_string();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let response = match segments.as_slice() {
+        ["ok"] | ["echo"] | ["redirect-target"] => HttpResponse::Ok().content_type("application/json").body(OK_BODY),
+        ["delay", ms] => {
+            let ms: u64 = ms.parse().unwrap_or(0);
+            actix_rt::time::sleep(Duration::from_millis(ms)).await;
+            HttpResponse::Ok().content_type("application/json").body(OK_BODY)
+        }
+        ["status", code] => {
+            let code: u16 = code.parse().unwrap_or(500);
+            let mut builder = HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap());
+            if (300..400).contains(&code) {
+                builder.insert_header(("Location", "/redirect-target"));
+            }
+            builder
+                .content_type("application/json")
+                .body(format!(r#"{{"error":{{"message":"upstream says {code}"}}}}"#))
+        }
+        // Echoes the credential it was sent in its error, as careless relays do.
+        ["reject-key"] => {
+            let auth = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            HttpResponse::Unauthorized()
+                .content_type("application/json")
+                .body(format!(
+                    r#"{{"error":{{"message":"invalid key: {auth} ({})"}}}}"#,
+                    req.query_string()
+                ))
+        }
+        ["empty"] => HttpResponse::Ok().finish(),
+        ["json-error"] => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(r#"{"error":{"message":"quota exceeded","type":"insufficient_quota"}}"#),
+        ["html"] => HttpResponse::Ok()
+            .content_type("text/html")
+            .body("<html><body>502 Bad Gateway</body></html>"),
+        ["flood"] => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(vec![b'a'; 3 * 1024 * 1024]),
+        ["hang"] => {
+            actix_rt::time::sleep(Duration::from_secs(60)).await;
+            HttpResponse::Ok().body(OK_BODY)
+        }
+        _ => HttpResponse::NotFound().body("no such fake path"),
+    };
+    log.finish(index);
+    response
+}
+
+/// Starts the fake upstream on 127.0.0.1 on a free port.
+pub fn start() -> Upstream {
+    let log = Log::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server_log = log.clone();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let data = web::Data::new(server_log);
+            let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(respond)))
+                .workers(1)
+                .disable_signals()
+                .bind("127.0.0.1:0")
+                .unwrap();
+            let addr = server.addrs()[0];
+            let server = server.run();
+            tx.send((addr, server.handle())).unwrap();
+            server.await.unwrap();
+        })
+    });
+    let (addr, handle) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("fake upstream did not start");
+    Upstream {
+        base: format!("http://{addr}"),
+        log,
+        handle,
+    }
+}
+
+/// A raw TCP server that answers every connection with `reply` and closes it (for resets and
+/// broken bodies), recording the first bytes each connection sent.
+pub struct RawServer {
+    pub port: u16,
+    pub first_bytes: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+pub fn raw_server(reply: &'static [u8]) -> RawServer {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let first_bytes = Arc::new(Mutex::new(Vec::new()));
+    let seen = first_bytes.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            stream.set_read_timeout(Some(Duration::from_secs(2))).ok();
+            let mut buf = [0u8; 512];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            seen.lock().unwrap().push(buf[..n].to_vec());
+            let _ = stream.write_all(reply);
+            // Dropping the stream closes it, mid-body when the reply promised more.
+        }
+    });
+    RawServer { port, first_bytes }
+}
+
+/// A port nothing listens on.
+pub fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
