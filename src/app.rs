@@ -1,15 +1,17 @@
 //! Wires the actors and the HTTP server together and runs them until SIGINT/SIGTERM, then
 //! shuts down in order: probes drain, the store flushes and closes, the server stops.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web::{web, App, HttpServer};
 
 use crate::api::{self, AppState};
 use crate::config::{duration, Config};
-use crate::store::{db, Close, RegisterMonitors, StoreActor};
+use crate::store::{db, Close, GetStoreHealth, RegisterMonitors, StoreActor};
 use crate::supervisor::{Shutdown, Supervisor};
+use crate::watch::notify_systemd;
+use sd_notify::NotifyState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -77,9 +79,15 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         duration::format(config.retention),
     );
     log::info!("listening on {}", addrs.join(", "));
+    notify_systemd(&[NotifyState::Ready]);
+    if let Some(period) = sd_notify::watchdog_enabled() {
+        let store = store.clone();
+        actix_rt::spawn(watchdog(store, period));
+    }
 
     let signal = wait_for_stop_signal().await;
     log::info!("{signal} received: shutting down");
+    notify_systemd(&[NotifyState::Stopping]);
     supervisor.send(Shutdown).await.ok();
     match store.send(Close).await {
         Ok(Ok(())) => log::info!("shutdown: store flushed and closed"),
@@ -92,6 +100,21 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let _ = store_arbiter.join();
     log::info!("shutdown complete");
     Ok(())
+}
+
+/// Pings systemd's watchdog at half its period while the store still answers: a wedged store
+/// or a stalled event loop gets the daemon restarted.
+async fn watchdog(store: Addr<StoreActor>, period: Duration) {
+    let every = period / 2;
+    log::info!("systemd watchdog enabled: pinging every {}", duration::format(every));
+    loop {
+        actix_rt::time::sleep(every).await;
+        if store.send(GetStoreHealth).timeout(every).await.is_ok() {
+            notify_systemd(&[NotifyState::Watchdog]);
+        } else {
+            log::error!("watchdog: the store did not answer within {}", duration::format(every));
+        }
+    }
 }
 
 async fn wait_for_stop_signal() -> &'static str {

@@ -1,21 +1,23 @@
 //! The Supervisor: owns the ConfigActor and one ProbeActor per monitor, starts them spread
 //! over their first interval, and drains them on shutdown.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use actix::prelude::*;
 use futures_util::future::join_all;
 
-use crate::config::{Config, MonitorKey};
-use crate::probe::{schedule, Drain, ProbeActor};
-use crate::store::{ProbeResult, StoreActor};
+use crate::config::{diff, Config, Monitor, MonitorKey};
+use crate::probe::{schedule, Drain, ProbeActor, Retire, UpdateMonitor};
+use crate::store::{RegisterMonitors, StoreActor};
 use crate::watch::{ConfigActor, GetReloadStatus, ReloadStatus};
 
 pub struct Supervisor {
     config: Config,
     store: Addr<StoreActor>,
     config_actor: Option<Addr<ConfigActor>>,
-    probes: Vec<(MonitorKey, Addr<ProbeActor>)>,
+    probes: HashMap<MonitorKey, Addr<ProbeActor>>,
+    stopping: bool,
 }
 
 impl Supervisor {
@@ -24,24 +26,86 @@ impl Supervisor {
             config,
             store,
             config_actor: None,
-            probes: Vec::new(),
+            probes: HashMap::new(),
+            stopping: false,
         }
+    }
+
+    /// Starts a monitor's actor, its first probe spread over its first interval.
+    fn start_probe(&mut self, monitor: &Monitor, now: Instant) {
+        let first_due = now + schedule::jitter(monitor.key.normalized(), monitor.interval);
+        let actor = ProbeActor::new(monitor.clone(), self.store.clone().recipient(), first_due).start();
+        self.probes.insert(monitor.key.clone(), actor);
     }
 }
 
 impl Actor for Supervisor {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Context<Self>) {
-        self.config_actor = Some(ConfigActor::new(self.config.path.clone()).start());
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.config_actor = Some(ConfigActor::new(self.config.clone(), ctx.address()).start());
         let now = Instant::now();
-        let recipient: Recipient<ProbeResult> = self.store.clone().recipient();
-        for monitor in &self.config.monitors {
-            let first_due = now + schedule::jitter(monitor.key.normalized(), monitor.interval);
-            let key = monitor.key.clone();
-            let actor = ProbeActor::new(monitor.clone(), recipient.clone(), first_due).start();
-            self.probes.push((key, actor));
+        for monitor in self.config.monitors.clone() {
+            self.start_probe(&monitor, now);
         }
+    }
+}
+
+/// How a reload changed the running monitors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplySummary {
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+}
+
+/// A validated new configuration: apply the difference to the running monitors.
+#[derive(Message)]
+#[rtype(result = "Result<ApplySummary, String>")]
+pub struct ApplyConfig(pub Config);
+
+impl Handler<ApplyConfig> for Supervisor {
+    type Result = AtomicResponse<Self, Result<ApplySummary, String>>;
+
+    fn handle(&mut self, ApplyConfig(new): ApplyConfig, _: &mut Context<Self>) -> Self::Result {
+        // New keys need their store ids before their first result arrives.
+        let register = self.store.send(RegisterMonitors {
+            keys: new.monitors.iter().map(|m| m.key.clone()).collect(),
+            degraded_weight: new.degraded_weight,
+            retention: new.retention,
+        });
+        AtomicResponse::new(Box::pin(register.into_actor(self).map(move |registered, act, _| {
+            registered.map_err(|e| e.to_string())??;
+            if act.stopping {
+                return Err("shutting down".to_string());
+            }
+            let changes = diff(&act.config.monitors, &new.monitors);
+            for key in &changes.removed {
+                if let Some(actor) = act.probes.remove(key) {
+                    actor.do_send(Retire);
+                }
+                log::info!("{key}: removed");
+            }
+            for monitor in &changes.changed {
+                // Re-filed, in case the key is now spelled in another case.
+                if let Some(actor) = act.probes.remove(&monitor.key) {
+                    actor.do_send(UpdateMonitor(monitor.clone()));
+                    act.probes.insert(monitor.key.clone(), actor);
+                }
+                log::info!("{}: settings changed, applied from its next probe", monitor.key);
+            }
+            let now = Instant::now();
+            for monitor in &changes.added {
+                act.start_probe(monitor, now);
+                log::info!("{}: added", monitor.key);
+            }
+            act.config = new;
+            Ok(ApplySummary {
+                added: changes.added.len(),
+                changed: changes.changed.len(),
+                removed: changes.removed.len(),
+            })
+        })))
     }
 }
 
@@ -90,7 +154,8 @@ impl Handler<Shutdown> for Supervisor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
-        let probes: Vec<_> = self.probes.drain(..).collect();
+        self.stopping = true;
+        let probes: Vec<_> = self.probes.drain().collect();
         log::info!(
             "shutdown: stopping {} probes, waiting for the ones in flight",
             probes.len()

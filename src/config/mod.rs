@@ -1,6 +1,7 @@
 //! The configuration as the rest of the daemon sees it: fully resolved (durations parsed,
 //! includes read, env overrides and placeholders applied) and validated once, at the edge.
 
+mod diff;
 pub mod duration;
 mod load;
 
@@ -9,6 +10,7 @@ use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use diff::{diff, MonitorDiff};
 pub use load::{env_var_names, load, load_with_env, ConfigErrors};
 
 /// Identity of a monitor everywhere (actors, store rows, API filters, env names):
@@ -155,7 +157,7 @@ pub struct Cors {
     pub allowed_origins: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The file this was loaded from.
     pub path: PathBuf,

@@ -19,6 +19,13 @@ pub struct ProbeActor {
     /// Slot 0 is due here; slot n at `start + n * interval`.
     start: Instant,
     timer: Option<SpawnHandle>,
+    /// When the scheduled probe is due, and when the last one started.
+    next_due: Option<Instant>,
+    last_fired: Option<Instant>,
+    /// Bumped by every settings change: a probe started under older settings is not stored.
+    generation: u64,
+    /// Set when a new interval re-anchored the grid while a probe was in flight.
+    rebased: bool,
     in_flight: bool,
     draining: bool,
     drained: Vec<oneshot::Sender<()>>,
@@ -34,6 +41,10 @@ impl ProbeActor {
             client: None,
             start,
             timer: None,
+            next_due: None,
+            last_fired: None,
+            generation: 0,
+            rebased: false,
             in_flight: false,
             draining: false,
             drained: Vec::new(),
@@ -44,15 +55,19 @@ impl ProbeActor {
     fn schedule(&mut self, slot: u64, ctx: &mut Context<Self>) {
         let due_at = self.start + schedule::due(slot, self.monitor.interval);
         let wait = due_at.saturating_duration_since(Instant::now());
+        self.next_due = Some(due_at);
         self.timer = Some(ctx.run_later(wait, move |act, ctx| act.fire(slot, ctx)));
     }
 
     fn fire(&mut self, slot: u64, ctx: &mut Context<Self>) {
         self.timer = None;
+        self.next_due = None;
         if self.draining {
             return;
         }
         self.in_flight = true;
+        self.last_fired = Some(Instant::now());
+        let generation = self.generation;
         let monitor = Rc::clone(&self.monitor);
         let client = self.client.clone().unwrap_or_else(|| request::client(monitor.timeout));
         let timestamp = unix_now();
@@ -62,7 +77,11 @@ impl ProbeActor {
         };
         ctx.spawn(probe.into_actor(self).map(move |(outcome, monitor), act, ctx| {
             act.in_flight = false;
-            act.record(&monitor, timestamp, &outcome);
+            if generation == act.generation {
+                act.record(&monitor, timestamp, &outcome);
+            } else {
+                log::debug!("{}: result of a probe with replaced settings discarded", monitor.key);
+            }
             if act.draining {
                 for waiter in act.drained.drain(..) {
                     let _ = waiter.send(());
@@ -70,8 +89,14 @@ impl ProbeActor {
                 ctx.stop();
                 return;
             }
-            let next = schedule::next_slot(slot, act.start.elapsed(), monitor.interval);
-            act.schedule(next, ctx);
+            if act.timer.is_none() {
+                let next = if std::mem::take(&mut act.rebased) {
+                    0
+                } else {
+                    schedule::next_slot(slot, act.start.elapsed(), act.monitor.interval)
+                };
+                act.schedule(next, ctx);
+            }
         }));
     }
 
@@ -130,6 +155,64 @@ impl Actor for ProbeActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.client = Some(request::client(self.monitor.timeout));
         self.schedule(0, ctx);
+    }
+}
+
+/// New settings for this monitor (same key), used from the next probe on. A probe in flight
+/// under the old settings is not stored. The phase is kept; a new interval counts from the last
+/// probe, so a shorter one applies at once and a longer one never triggers an extra probe.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UpdateMonitor(pub Monitor);
+
+impl Handler<UpdateMonitor> for ProbeActor {
+    type Result = ();
+
+    fn handle(&mut self, UpdateMonitor(monitor): UpdateMonitor, ctx: &mut Context<Self>) {
+        let interval_changed = monitor.interval != self.monitor.interval;
+        if monitor.timeout != self.monitor.timeout || monitor.url != self.monitor.url {
+            self.client = Some(request::client(monitor.timeout));
+        }
+        self.monitor = Rc::new(monitor);
+        self.generation += 1;
+        if !interval_changed || self.draining {
+            return;
+        }
+        // Re-anchor the grid: the next probe is due one new interval after the last one (or
+        // as planned, if that is sooner), and the grid continues from there.
+        let planned = self.next_due;
+        let from_last = self.last_fired.map(|t| t + self.monitor.interval);
+        let next = match (planned, from_last) {
+            (Some(p), Some(l)) => p.min(l),
+            (Some(p), None) => p,
+            (None, Some(l)) => l,
+            (None, None) => Instant::now(),
+        }
+        .max(Instant::now());
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        self.start = next;
+        if self.in_flight {
+            self.rebased = true;
+        } else {
+            self.schedule(0, ctx);
+        }
+        // With a probe in flight, its completion schedules the next slot from the new start.
+    }
+}
+
+/// The monitor was removed: stop at once. A probe in flight is abandoned and not stored.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
+impl Handler<Retire> for ProbeActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
+        self.generation += 1;
+        ctx.stop();
     }
 }
 

@@ -5,5 +5,5 @@ pub mod classify;
 pub mod request;
 pub mod schedule;
 
-pub use actor::{Drain, ProbeActor};
+pub use actor::{Drain, ProbeActor, Retire, UpdateMonitor};
 pub use classify::{Reason, Status};

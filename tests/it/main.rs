@@ -4,4 +4,5 @@ mod api;
 mod classification;
 mod config;
 mod lifecycle;
+mod reload;
 mod support;

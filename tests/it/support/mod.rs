@@ -95,13 +95,24 @@ impl Workspace {
 
     /// Writes the config atomically (temp file + rename), as editors do.
     pub fn write_config(&self, config: &str) {
-        let full = format!(
+        self.write_raw(&format!(
             "listen: \"127.0.0.1:0\"\ndatabase: \"{}\"\n{config}",
             self.db_path().display()
-        );
+        ));
+    }
+
+    /// Writes exactly `text` as the config file, by rename.
+    pub fn write_raw(&self, text: &str) {
         let tmp = self.path().join(".config.yaml.tmp");
-        std::fs::write(&tmp, full).unwrap();
+        std::fs::write(&tmp, text).unwrap();
         std::fs::rename(tmp, self.config_path()).unwrap();
+    }
+
+    /// Writes a file under data/, by rename.
+    pub fn write_data(&self, name: &str, text: &str) {
+        let tmp = self.path().join("data").join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(tmp, self.path().join("data").join(name)).unwrap();
     }
 
     pub fn start(&self) -> Daemon {
@@ -198,6 +209,20 @@ impl Daemon {
             let current = self.monitor(provider, service)["current_status"].clone();
             (!current.is_null()).then_some(current)
         })
+    }
+
+    /// `provider/service` of every listed monitor, in order.
+    pub fn listed(&self) -> Vec<String> {
+        self.status("")["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| format!("{}/{}", m["provider"].as_str().unwrap(), m["service"].as_str().unwrap()))
+            .collect()
+    }
+
+    pub fn last_reload(&self) -> Value {
+        self.get("/health").json()["config"]["last_reload"].clone()
     }
 
     pub fn logs(&self) -> String {

@@ -82,7 +82,9 @@ async fn respond(req: HttpRequest, body: web::Bytes, log: web::Data<Log>) -> Htt
     let path = req.path().to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let response = match segments.as_slice() {
-        ["ok"] | ["echo"] | ["redirect-target"] => HttpResponse::Ok().content_type("application/json").body(OK_BODY),
+        ["ok"] | ["echo"] | ["redirect-target"] | ["m", _] => {
+            HttpResponse::Ok().content_type("application/json").body(OK_BODY)
+        }
         ["delay", ms] => {
             let ms: u64 = ms.parse().unwrap_or(0);
             actix_rt::time::sleep(Duration::from_millis(ms)).await;
