@@ -29,9 +29,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let conn = db::open(&config.database)?;
     let store_arbiter = Arbiter::new();
     let (retention, weight) = (config.retention, config.degraded_weight);
-    let store = StoreActor::start_in_arbiter(&store_arbiter.handle(), move |_| {
-        StoreActor::new(conn, retention, weight)
-    });
+    let store =
+        StoreActor::start_in_arbiter(&store_arbiter.handle(), move |_| StoreActor::new(conn, retention, weight));
     store
         .send(RegisterMonitors {
             keys: config.monitors.iter().map(|m| m.key.clone()).collect(),
@@ -43,25 +42,15 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         .map_err(RunError::Other)?;
 
     let supervisor = Supervisor::new(config.clone(), store.clone()).start();
-    let state = AppState {
-        store: store.clone(),
-        supervisor: supervisor.clone(),
-        started,
-    };
+    let state = AppState { store: store.clone(), supervisor: supervisor.clone(), started };
     let cors = config.cors.clone();
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(web::Data::new(state.clone()))
-            .wrap(api::cors(&cors))
-            .configure(api::configure)
+        App::new().app_data(web::Data::new(state.clone())).wrap(api::cors(&cors)).configure(api::configure)
     })
     .workers(2)
     .disable_signals()
     .bind(&config.listen)
-    .map_err(|source| RunError::Listen {
-        listen: config.listen.clone(),
-        source,
-    })?;
+    .map_err(|source| RunError::Listen { listen: config.listen.clone(), source })?;
     let addrs: Vec<String> = server.addrs().iter().map(|a| format!("http://{a}")).collect();
     let server = server.run();
     let server_handle = server.handle();

@@ -6,11 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "llm-monitor",
-    version,
-    about = "Monitors LLM API endpoints and relays; serves their history as JSON"
-)]
+#[command(name = "llm-monitor", version, about = "Monitors LLM API endpoints and relays; serves their history as JSON")]
 struct Cli {
     /// The YAML configuration file.
     #[arg(long, short, global = true, default_value = "config.yaml")]
@@ -34,11 +30,7 @@ fn main() -> ExitCode {
     let config = match llm_monitor::config::load(&cli.config) {
         Ok(config) => config,
         Err(errors) => {
-            eprintln!(
-                "{}: invalid configuration ({} problems):",
-                cli.config.display(),
-                errors.0.len()
-            );
+            eprintln!("{}: invalid configuration ({} problems):", cli.config.display(), errors.0.len());
             for e in &errors.0 {
                 eprintln!("  {e}");
             }
@@ -49,12 +41,7 @@ fn main() -> ExitCode {
         for warning in &config.warnings {
             println!("warning: {warning}");
         }
-        println!(
-            "{}: OK, {} monitors ({} disabled)",
-            cli.config.display(),
-            config.monitors.len(),
-            config.disabled
-        );
+        println!("{}: OK, {} monitors ({} disabled)", cli.config.display(), config.monitors.len(), config.disabled);
         return ExitCode::SUCCESS;
     }
     let result = actix_rt::System::new().block_on(llm_monitor::app::run(config));

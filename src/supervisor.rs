@@ -22,13 +22,7 @@ pub struct Supervisor {
 
 impl Supervisor {
     pub fn new(config: Config, store: Addr<StoreActor>) -> Self {
-        Supervisor {
-            config,
-            store,
-            config_actor: None,
-            probes: HashMap::new(),
-            stopping: false,
-        }
+        Supervisor { config, store, config_actor: None, probes: HashMap::new(), stopping: false }
     }
 
     /// Starts a monitor's actor, its first probe spread over its first interval.
@@ -134,12 +128,7 @@ impl Handler<GetConfigState> for Supervisor {
                 Some(addr) => addr.send(GetReloadStatus).await.unwrap_or_default(),
                 None => ReloadStatus::default(),
             };
-            ConfigState {
-                path,
-                monitors,
-                disabled,
-                last_reload,
-            }
+            ConfigState { path, monitors, disabled, last_reload }
         })
     }
 }
@@ -156,10 +145,7 @@ impl Handler<Shutdown> for Supervisor {
     fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
         self.stopping = true;
         let probes: Vec<_> = self.probes.drain().collect();
-        log::info!(
-            "shutdown: stopping {} probes, waiting for the ones in flight",
-            probes.len()
-        );
+        log::info!("shutdown: stopping {} probes, waiting for the ones in flight", probes.len());
         Box::pin(async move {
             join_all(probes.iter().map(|(_, addr)| addr.send(Drain))).await;
         })

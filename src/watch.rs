@@ -76,12 +76,7 @@ impl ConfigActor {
             last_hash: file_hash(&running.path),
             running,
             supervisor,
-            last: ReloadStatus {
-                time: unix_now(),
-                trigger: "startup",
-                ok: true,
-                errors: Vec::new(),
-            },
+            last: ReloadStatus { time: unix_now(), trigger: "startup", ok: true, errors: Vec::new() },
             last_rejected: None,
             watcher: None,
             reloading: false,
@@ -103,14 +98,8 @@ impl ConfigActor {
             Err(e) => log::warn!("config: file watcher error: {e}"),
         })
         .map_err(|e| e.to_string())?;
-        let dir = self
-            .config_dir()
-            .canonicalize()
-            .map_err(|e| format!("{}: {e}", self.config_dir().display()))?;
-        debouncer
-            .watcher()
-            .watch(&dir, RecursiveMode::NonRecursive)
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let dir = self.config_dir().canonicalize().map_err(|e| format!("{}: {e}", self.config_dir().display()))?;
+        debouncer.watcher().watch(&dir, RecursiveMode::NonRecursive).map_err(|e| format!("{}: {e}", dir.display()))?;
         let data = dir.join("data");
         if data.is_dir() {
             debouncer
@@ -152,11 +141,7 @@ impl ConfigActor {
             return;
         }
         self.last_hash = hash;
-        log::info!(
-            "config: change detected ({}), reloading {}",
-            trigger.name(),
-            self.path.display()
-        );
+        log::info!("config: change detected ({}), reloading {}", trigger.name(), self.path.display());
         notify_systemd(&[sd_notify::NotifyState::Reloading]);
         let mut loaded = match config::load(&self.path) {
             Ok(c) => c,
@@ -173,12 +158,7 @@ impl ConfigActor {
         }
         if loaded == self.running {
             log::info!("config: reloaded, no changes ({} monitors)", loaded.monitors.len());
-            self.last = ReloadStatus {
-                time: unix_now(),
-                trigger: trigger.name(),
-                ok: true,
-                errors: Vec::new(),
-            };
+            self.last = ReloadStatus { time: unix_now(), trigger: trigger.name(), ok: true, errors: Vec::new() };
             notify_systemd(&[sd_notify::NotifyState::Ready]);
             return;
         }
@@ -196,12 +176,7 @@ impl ConfigActor {
                         summary.removed
                     );
                     act.running = loaded;
-                    act.last = ReloadStatus {
-                        time: unix_now(),
-                        trigger: trigger.name(),
-                        ok: true,
-                        errors: Vec::new(),
-                    };
+                    act.last = ReloadStatus { time: unix_now(), trigger: trigger.name(), ok: true, errors: Vec::new() };
                 }
                 Ok(Err(e)) => act.reject(trigger, vec![format!("applying the new config failed: {e}")]),
                 Err(e) => act.reject(trigger, vec![format!("the supervisor did not answer: {e}")]),
@@ -222,12 +197,7 @@ impl ConfigActor {
             );
         }
         self.last_rejected = Some(errors.clone());
-        self.last = ReloadStatus {
-            time: unix_now(),
-            trigger: trigger.name(),
-            ok: false,
-            errors,
-        };
+        self.last = ReloadStatus { time: unix_now(), trigger: trigger.name(), ok: false, errors };
     }
 }
 

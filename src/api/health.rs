@@ -26,10 +26,6 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         "store": store,
         "config": config,
     });
-    let code = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     HttpResponse::build(code).json(body)
 }

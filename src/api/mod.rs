@@ -40,11 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/api/status", web::get().to(status::status))
     .route("/health", web::get().to(health::health))
     .default_service(web::to(|req: actix_web::HttpRequest| async move {
-        json_error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no such endpoint: {}", req.path()),
-        )
+        json_error(StatusCode::NOT_FOUND, "not_found", format!("no such endpoint: {}", req.path()))
     }));
 }
 
@@ -54,8 +50,5 @@ pub fn cors(config: &Cors) -> actix_cors::Cors {
     if config.allowed_origins.iter().any(|o| o == "*") {
         return cors.allow_any_origin();
     }
-    config
-        .allowed_origins
-        .iter()
-        .fold(cors, |cors, origin| cors.allowed_origin(origin))
+    config.allowed_origins.iter().fold(cors, |cors, origin| cors.allowed_origin(origin))
 }

@@ -58,29 +58,15 @@ pub async fn status(state: web::Data<AppState>, params: web::Query<StatusParams>
     };
     let (now, period) = (query.now, query.period);
     match state.store.send(query).timeout(ACTOR_TIMEOUT).await {
-        Ok(Ok(data)) => HttpResponse::Ok().json(StatusBody {
-            meta: Meta {
-                period: period.as_str(),
-                count: data.len(),
-                generated_at: now,
-            },
-            data,
-        }),
+        Ok(Ok(data)) => HttpResponse::Ok()
+            .json(StatusBody { meta: Meta { period: period.as_str(), count: data.len(), generated_at: now }, data }),
         Ok(Err(e)) => {
             log::error!("api: status query failed: {e}");
-            json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "store_error",
-                "the history could not be read",
-            )
+            json_error(StatusCode::INTERNAL_SERVER_ERROR, "store_error", "the history could not be read")
         }
         Err(e) => {
             log::error!("api: store did not answer: {e}");
-            json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "the store did not answer in time",
-            )
+            json_error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the store did not answer in time")
         }
     }
 }

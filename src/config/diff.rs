@@ -35,11 +35,8 @@ pub fn diff(running: &[Monitor], loaded: &[Monitor]) -> MonitorDiff {
             Some(_) => out.changed.push(new.clone()),
         }
     }
-    out.removed = running
-        .iter()
-        .filter(|old| !loaded.iter().any(|new| new.key == old.key))
-        .map(|old| old.key.clone())
-        .collect();
+    out.removed =
+        running.iter().filter(|old| !loaded.iter().any(|new| new.key == old.key)).map(|old| old.key.clone()).collect();
     out
 }
 
@@ -59,8 +56,13 @@ mod tests {
             interval: Duration::from_secs(60),
             timeout: Duration::from_secs(10),
             slow_latency: Duration::from_secs(5),
+            slow_ttft: None,
             success_contains: None,
             api_key: None,
+            model: None,
+            expect_model: None,
+            challenge: false,
+            llm: false,
         }
     }
 
@@ -70,119 +72,29 @@ mod tests {
         let b = monitor("b", "x", "http://b/");
         let c = monitor("c", "x", "http://c/");
         let b2 = monitor("b", "x", "http://b2/");
-        let b_interval = Monitor {
-            interval: Duration::from_secs(30),
-            ..b.clone()
-        };
-        let b_key = Monitor {
-            api_key: Some("k".into()),
-            ..b.clone()
-        };
+        let b_interval = Monitor { interval: Duration::from_secs(30), ..b.clone() };
+        let b_key = Monitor { api_key: Some("k".into()), ..b.clone() };
         let b_upper = monitor("B", "X", "http://b/");
         let keys = |v: &[Monitor]| v.iter().map(|m| m.key.to_string()).collect::<Vec<_>>();
         // (name, running, loaded, added, changed, removed, unchanged)
-        type Row<'a> = (
-            &'a str,
-            Vec<Monitor>,
-            Vec<Monitor>,
-            Vec<&'a str>,
-            Vec<&'a str>,
-            Vec<&'a str>,
-            usize,
-        );
+        type Row<'a> = (&'a str, Vec<Monitor>, Vec<Monitor>, Vec<&'a str>, Vec<&'a str>, Vec<&'a str>, usize);
         let rows: Vec<Row> = vec![
-            (
-                "same",
-                vec![a.clone(), b.clone()],
-                vec![a.clone(), b.clone()],
-                vec![],
-                vec![],
-                vec![],
-                2,
-            ),
-            (
-                "reordered",
-                vec![a.clone(), b.clone()],
-                vec![b.clone(), a.clone()],
-                vec![],
-                vec![],
-                vec![],
-                2,
-            ),
-            (
-                "added",
-                vec![a.clone()],
-                vec![a.clone(), c.clone()],
-                vec!["c/x"],
-                vec![],
-                vec![],
-                1,
-            ),
-            (
-                "removed",
-                vec![a.clone(), b.clone()],
-                vec![a.clone()],
-                vec![],
-                vec![],
-                vec!["b/x"],
-                1,
-            ),
-            (
-                "url changed",
-                vec![a.clone(), b.clone()],
-                vec![a.clone(), b2.clone()],
-                vec![],
-                vec!["b/x"],
-                vec![],
-                1,
-            ),
-            (
-                "interval changed",
-                vec![b.clone()],
-                vec![b_interval],
-                vec![],
-                vec!["b/x"],
-                vec![],
-                0,
-            ),
-            (
-                "key changed",
-                vec![b.clone()],
-                vec![b_key],
-                vec![],
-                vec!["b/x"],
-                vec![],
-                0,
-            ),
-            (
-                "renamed case",
-                vec![b.clone()],
-                vec![b_upper],
-                vec![],
-                vec!["B/X"],
-                vec![],
-                0,
-            ),
-            (
-                "all at once",
-                vec![a.clone(), b.clone()],
-                vec![b2, c],
-                vec!["c/x"],
-                vec!["b/x"],
-                vec!["a/x"],
-                0,
-            ),
+            ("same", vec![a.clone(), b.clone()], vec![a.clone(), b.clone()], vec![], vec![], vec![], 2),
+            ("reordered", vec![a.clone(), b.clone()], vec![b.clone(), a.clone()], vec![], vec![], vec![], 2),
+            ("added", vec![a.clone()], vec![a.clone(), c.clone()], vec!["c/x"], vec![], vec![], 1),
+            ("removed", vec![a.clone(), b.clone()], vec![a.clone()], vec![], vec![], vec!["b/x"], 1),
+            ("url changed", vec![a.clone(), b.clone()], vec![a.clone(), b2.clone()], vec![], vec!["b/x"], vec![], 1),
+            ("interval changed", vec![b.clone()], vec![b_interval], vec![], vec!["b/x"], vec![], 0),
+            ("key changed", vec![b.clone()], vec![b_key], vec![], vec!["b/x"], vec![], 0),
+            ("renamed case", vec![b.clone()], vec![b_upper], vec![], vec!["B/X"], vec![], 0),
+            ("all at once", vec![a.clone(), b.clone()], vec![b2, c], vec!["c/x"], vec!["b/x"], vec!["a/x"], 0),
             ("from nothing", vec![], vec![a.clone()], vec!["a/x"], vec![], vec![], 0),
         ];
         for (name, running, loaded, added, changed, removed, unchanged) in rows {
             let d = diff(&running, &loaded);
             assert_eq!(keys(&d.added), added, "{name}: added");
             assert_eq!(keys(&d.changed), changed, "{name}: changed");
-            assert_eq!(
-                d.removed.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
-                removed,
-                "{name}: removed"
-            );
+            assert_eq!(d.removed.iter().map(|k| k.to_string()).collect::<Vec<_>>(), removed, "{name}: removed");
             assert_eq!(d.unchanged, unchanged, "{name}: unchanged");
         }
     }

@@ -38,10 +38,7 @@ pub fn parse(input: &str, allow_days: bool) -> Result<GoDuration, String> {
         rest = r;
     }
     if rest == "0" {
-        return Ok(GoDuration {
-            negative: false,
-            duration: Duration::ZERO,
-        });
+        return Ok(GoDuration { negative: false, duration: Duration::ZERO });
     }
     if rest.is_empty() {
         return Err(invalid());
@@ -60,10 +57,8 @@ pub fn parse(input: &str, allow_days: bool) -> Result<GoDuration, String> {
         if int_digits.is_empty() && frac_digits.is_empty() {
             return Err(invalid());
         }
-        let unit_len = after_num
-            .char_indices()
-            .find(|(_, c)| *c == '.' || c.is_ascii_digit())
-            .map_or(after_num.len(), |(i, _)| i);
+        let unit_len =
+            after_num.char_indices().find(|(_, c)| *c == '.' || c.is_ascii_digit()).map_or(after_num.len(), |(i, _)| i);
         let (unit, after_unit) = after_num.split_at(unit_len);
         if unit.is_empty() {
             return Err(format!(
@@ -78,11 +73,7 @@ pub fn parse(input: &str, allow_days: bool) -> Result<GoDuration, String> {
             )
         })?;
         let too_big = || format!("duration {input:?} is too large");
-        let whole: u128 = if int_digits.is_empty() {
-            0
-        } else {
-            int_digits.parse().map_err(|_| too_big())?
-        };
+        let whole: u128 = if int_digits.is_empty() { 0 } else { int_digits.parse().map_err(|_| too_big())? };
         let mut value = whole.checked_mul(scale).ok_or_else(too_big)?;
         // Like Go, the fraction is applied as f / 10^k of the unit; digits past the 20th are
         // far below a nanosecond and ignored; the result is rounded to the nearest nanosecond.
@@ -101,10 +92,7 @@ pub fn parse(input: &str, allow_days: bool) -> Result<GoDuration, String> {
     }
     let secs = (total / 1_000_000_000) as u64;
     let nanos = (total % 1_000_000_000) as u32;
-    Ok(GoDuration {
-        negative: negative && total > 0,
-        duration: Duration::new(secs, nanos),
-    })
+    Ok(GoDuration { negative: negative && total > 0, duration: Duration::new(secs, nanos) })
 }
 
 /// Formats a duration the way an operator wrote it, for messages (`1m30s`, `250ms`).
@@ -169,11 +157,7 @@ mod tests {
             ("3h30m", false, (3 * 3600 + 30 * 60) * s),
             ("10.5s4m", false, 4 * 60 * s + 10 * s + 500 * ms),
             ("-2m3.4s", true, 2 * 60 * s + 3 * s + 400 * ms),
-            (
-                "1h2m3s4ms5us6ns",
-                false,
-                3600 * s + 120 * s + 3 * s + 4 * ms + 5_000 + 6,
-            ),
+            ("1h2m3s4ms5us6ns", false, 3600 * s + 120 * s + 3 * s + 4 * ms + 5_000 + 6),
             ("39h9m14.425s", false, (39 * 3600 + 9 * 60 + 14) * s + 425 * ms),
             ("52763797000ns", false, 52_763_797_000),
             ("0.3333333333333333333h", false, 20 * 60 * s),
@@ -193,9 +177,7 @@ mod tests {
 
     #[test]
     fn rejects_what_go_rejects() {
-        for input in [
-            "", "3", "-", "s", ".", "-.", ".s", "+.s", "1d", "1M", "5 s", "1h 30m", "x5s", "5sx",
-        ] {
+        for input in ["", "3", "-", "s", ".", "-.", ".s", "+.s", "1d", "1M", "5 s", "1h 30m", "x5s", "5sx"] {
             assert!(parse(input, false).is_err(), "{input:?} should be rejected");
         }
     }
@@ -209,9 +191,7 @@ mod tests {
 
     #[test]
     fn overflow_is_an_error() {
-        assert!(parse("9999999999999999999999h", false)
-            .unwrap_err()
-            .contains("too large"));
+        assert!(parse("9999999999999999999999h", false).unwrap_err().contains("too large"));
         assert!(parse("18446744073709551616ns", false).is_err());
     }
 

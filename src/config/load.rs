@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
 use super::duration::{self, GoDuration};
+use super::template;
 use super::{Config, Cors, Method, Monitor, MonitorKey};
 
 const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -31,6 +32,9 @@ const MAX_RETENTION: Duration = Duration::from_secs(3_650 * 86_400);
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 pub(crate) const API_KEY_PLACEHOLDER: &str = "{{API_KEY}}";
+pub(crate) const MODEL_PLACEHOLDER: &str = "{{MODEL}}";
+/// Replaced at probe time by a fresh arithmetic question.
+pub const CHALLENGE_PLACEHOLDER: &str = "{{CHALLENGE}}";
 
 const GLOBAL_KEYS: &[&str] = &[
     "listen",
@@ -38,6 +42,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "interval",
     "timeout",
     "slow_latency",
+    "slow_ttft",
     "retention",
     "degraded_weight",
     "cors",
@@ -48,6 +53,11 @@ const MONITOR_KEYS: &[&str] = &[
     "service",
     "channel",
     "url",
+    "base_url",
+    "template",
+    "stream",
+    "model",
+    "expect_model",
     "method",
     "api_key",
     "headers",
@@ -55,6 +65,7 @@ const MONITOR_KEYS: &[&str] = &[
     "interval",
     "timeout",
     "slow_latency",
+    "slow_ttft",
     "success_contains",
     "disabled",
 ];
@@ -87,11 +98,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
     let text = read_bounded(path).map_err(|e| ConfigErrors(vec![format!("{}: {e}", path.display())]))?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let base_dir = if base_dir.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        base_dir
-    };
+    let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
     parse(&text, path, &base_dir, env)
 }
 
@@ -107,11 +114,7 @@ pub fn env_var_names(key: &MonitorKey) -> Vec<String> {
             mangle(&key.channel)
         ));
     }
-    names.push(format!(
-        "MONITOR_{}_{}_API_KEY",
-        mangle(&key.provider),
-        mangle(&key.service)
-    ));
+    names.push(format!("MONITOR_{}_{}_API_KEY", mangle(&key.provider), mangle(&key.service)));
     names
 }
 
@@ -131,9 +134,7 @@ fn mangle(part: &str) -> String {
 fn read_bounded(path: &Path) -> Result<String, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read: {e}"))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(format!("larger than {} bytes", MAX_FILE_BYTES));
     }
@@ -166,16 +167,8 @@ impl<'a> Fields<'a> {
         for key in self.map.keys() {
             match key.as_str() {
                 Some(k) if known.contains(&k) => {}
-                Some(k) => errors.push(
-                    &self.place,
-                    k,
-                    format!("unknown key (expected one of {})", known.join(", ")),
-                ),
-                None => errors.push(
-                    &self.place,
-                    "",
-                    format!("keys must be strings, found {}", describe(key)),
-                ),
+                Some(k) => errors.push(&self.place, k, format!("unknown key (expected one of {})", known.join(", "))),
+                None => errors.push(&self.place, "", format!("keys must be strings, found {}", describe(key))),
             }
         }
     }
@@ -231,6 +224,7 @@ struct Globals {
     interval: Duration,
     timeout: Duration,
     slow_latency: Duration,
+    slow_ttft: Option<Duration>,
 }
 
 fn parse(
@@ -256,20 +250,13 @@ fn parse(
             )]))
         }
     };
-    let top = Fields {
-        map: &root,
-        place: String::new(),
-    };
+    let top = Fields { map: &root, place: String::new() };
     top.check_keys(GLOBAL_KEYS, &mut errors);
 
     let listen_env = env("MONITOR_LISTEN")
         .filter(|v| !v.is_empty())
         .map(|v| ("MONITOR_LISTEN", v))
-        .or_else(|| {
-            env("PORT")
-                .filter(|v| !v.is_empty())
-                .map(|p| ("PORT", format!("0.0.0.0:{p}")))
-        });
+        .or_else(|| env("PORT").filter(|v| !v.is_empty()).map(|p| ("PORT", format!("0.0.0.0:{p}"))));
     let listen = match listen_env {
         Some((var, value)) => {
             if let Err(e) = check_listen(&value) {
@@ -278,43 +265,30 @@ fn parse(
             value
         }
         None => {
-            let value = top
-                .get::<String>("listen", &mut errors)
-                .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+            let value = top.get::<String>("listen", &mut errors).unwrap_or_else(|| DEFAULT_LISTEN.to_string());
             if let Err(e) = check_listen(&value) {
                 errors.push("", "listen", e);
             }
             value
         }
     };
-    let database = top
-        .get::<String>("database", &mut errors)
-        .unwrap_or_else(|| DEFAULT_DATABASE.to_string());
+    let database = top.get::<String>("database", &mut errors).unwrap_or_else(|| DEFAULT_DATABASE.to_string());
     if database.trim().is_empty() {
         errors.push("", "database", "must not be empty");
     }
     let globals = Globals {
         interval: top.duration("interval", false, &mut errors).unwrap_or(DEFAULT_INTERVAL),
         timeout: top.duration("timeout", false, &mut errors).unwrap_or(DEFAULT_TIMEOUT),
-        slow_latency: top
-            .duration("slow_latency", false, &mut errors)
-            .unwrap_or(DEFAULT_SLOW_LATENCY),
+        slow_latency: top.duration("slow_latency", false, &mut errors).unwrap_or(DEFAULT_SLOW_LATENCY),
+        slow_ttft: top.duration("slow_ttft", false, &mut errors),
     };
     check_interval("", "interval", globals.interval, &mut errors);
     check_timeout("", "timeout", globals.timeout, &mut errors);
-    let retention = top
-        .duration("retention", true, &mut errors)
-        .unwrap_or(DEFAULT_RETENTION);
+    let retention = top.duration("retention", true, &mut errors).unwrap_or(DEFAULT_RETENTION);
     if !(MIN_RETENTION..=MAX_RETENTION).contains(&retention) {
-        errors.push(
-            "",
-            "retention",
-            format!("{} is outside 1h..3650d", duration::format(retention)),
-        );
+        errors.push("", "retention", format!("{} is outside 1h..3650d", duration::format(retention)));
     }
-    let degraded_weight = top
-        .get::<f64>("degraded_weight", &mut errors)
-        .unwrap_or(DEFAULT_DEGRADED_WEIGHT);
+    let degraded_weight = top.get::<f64>("degraded_weight", &mut errors).unwrap_or(DEFAULT_DEGRADED_WEIGHT);
     if !(0.0..=1.0).contains(&degraded_weight) {
         errors.push("", "degraded_weight", format!("{degraded_weight} is outside 0..1"));
     }
@@ -330,12 +304,7 @@ fn parse(
                 warnings.push("no monitors configured: nothing will be probed".to_string());
             }
             for (index, item) in items.iter().enumerate() {
-                let context = MonitorContext {
-                    index,
-                    globals: &globals,
-                    base_dir,
-                    env,
-                };
+                let context = MonitorContext { index, globals: &globals, base_dir, env };
                 let parsed = parse_monitor(&context, item, &mut seen, &mut errors, &mut warnings);
                 let Some((monitor, is_disabled)) = parsed else { continue };
                 if is_disabled {
@@ -376,59 +345,34 @@ fn check_listen(value: &str) -> Result<(), String> {
 
 fn check_interval(place: &str, field: &str, value: Duration, errors: &mut Errors) {
     if value < MIN_INTERVAL {
-        errors.push(
-            place,
-            field,
-            format!("{} is below the minimum of 1s", duration::format(value)),
-        );
+        errors.push(place, field, format!("{} is below the minimum of 1s", duration::format(value)));
     } else if value > MAX_INTERVAL {
-        errors.push(
-            place,
-            field,
-            format!("{} is above the maximum of 24h", duration::format(value)),
-        );
+        errors.push(place, field, format!("{} is above the maximum of 24h", duration::format(value)));
     }
 }
 
 fn check_timeout(place: &str, field: &str, value: Duration, errors: &mut Errors) {
     if value > MAX_TIMEOUT {
-        errors.push(
-            place,
-            field,
-            format!("{} is above the maximum of 10m", duration::format(value)),
-        );
+        errors.push(place, field, format!("{} is above the maximum of 10m", duration::format(value)));
     }
 }
 
 fn parse_cors(value: Option<&Value>, errors: &mut Errors) -> Cors {
-    let default = Cors {
-        allowed_origins: vec!["*".to_string()],
-    };
+    let default = Cors { allowed_origins: vec!["*".to_string()] };
     let Some(value) = value else { return default };
     let Value::Mapping(map) = value else {
         errors.push("", "cors", format!("must be a mapping, found {}", describe(value)));
         return default;
     };
-    let fields = Fields {
-        map,
-        place: "cors".to_string(),
-    };
+    let fields = Fields { map, place: "cors".to_string() };
     fields.check_keys(CORS_KEYS, errors);
-    let origins: Vec<String> = fields
-        .get("allowed_origins", errors)
-        .unwrap_or_else(|| default.allowed_origins.clone());
+    let origins: Vec<String> = fields.get("allowed_origins", errors).unwrap_or_else(|| default.allowed_origins.clone());
     for origin in &origins {
         if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
-            errors.push(
-                "cors",
-                "allowed_origins",
-                format!("{origin:?} is neither \"*\" nor an http(s) origin"),
-            );
+            errors.push("cors", "allowed_origins", format!("{origin:?} is neither \"*\" nor an http(s) origin"));
         }
     }
-    Cors {
-        allowed_origins: origins,
-    }
+    Cors { allowed_origins: origins }
 }
 
 struct MonitorContext<'a> {
@@ -447,28 +391,16 @@ fn parse_monitor(
     errors: &mut Errors,
     warnings: &mut Vec<String>,
 ) -> Option<(Monitor, bool)> {
-    let MonitorContext {
-        index,
-        globals,
-        base_dir,
-        env,
-    } = *context;
+    let MonitorContext { index, globals, base_dir, env } = *context;
     let before = errors.lines.len();
     let Value::Mapping(map) = item else {
-        errors.push(
-            &format!("monitors[{index}]"),
-            "",
-            format!("must be a mapping, found {}", describe(item)),
-        );
+        errors.push(&format!("monitors[{index}]"), "", format!("must be a mapping, found {}", describe(item)));
         return None;
     };
     // Name the monitor in messages as soon as its key is readable.
     let mut probe = Errors { lines: Vec::new() };
     let mut name_part = |key: &str| -> Option<String> {
-        let fields = Fields {
-            map,
-            place: String::new(),
-        };
+        let fields = Fields { map, place: String::new() };
         fields.get::<String>(key, &mut probe)
     };
     let provider = name_part("provider").unwrap_or_default();
@@ -478,10 +410,7 @@ fn parse_monitor(
     } else {
         format!("monitors[{index}] {provider}/{service}")
     };
-    let fields = Fields {
-        map,
-        place: place.clone(),
-    };
+    let fields = Fields { map, place: place.clone() };
     fields.check_keys(MONITOR_KEYS, errors);
 
     let provider: Option<String> = fields.get("provider", errors);
@@ -511,9 +440,26 @@ fn parse_monitor(
         }
     }
 
-    let method = match fields.get::<String>("method", errors) {
-        None if fields.raw("method").is_none() => {
-            errors.push(&place, "method", "is required");
+    // A template supplies method, path, headers and body; explicit fields override it.
+    let template_name: Option<String> = fields.get("template", errors);
+    let template = template_name.as_deref().and_then(|name| match template::find(name, base_dir) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            errors.push(&place, "template", e);
+            None
+        }
+    });
+    let stream = fields.get::<bool>("stream", errors).unwrap_or(true);
+    if fields.raw("stream").is_some() && template_name.is_none() {
+        errors.push(&place, "stream", "only applies with a template (the body decides otherwise)");
+    }
+    let form = template.as_ref().map(|t| t.form(stream));
+
+    let method_text = fields.get::<String>("method", errors).or_else(|| template.as_ref().map(|t| t.method.clone()));
+    let method = match method_text {
+        // An unknown template is reported once, not again as a missing method.
+        None if fields.raw("method").is_none() && template_name.is_none() => {
+            errors.push(&place, "method", "is required (or use a template)");
             None
         }
         None => None,
@@ -532,25 +478,73 @@ fn parse_monitor(
         .iter()
         .find_map(|name| env(name).filter(|v| !v.is_empty()))
         .or_else(|| fields.get::<String>("api_key", errors).filter(|k| !k.is_empty()));
-
-    let url_template: Option<String> = fields.get("url", errors);
-    if url_template.is_none() && fields.raw("url").is_none() {
-        errors.push(&place, "url", "is required");
+    let model: Option<String> = fields.get("model", errors);
+    let expect_model: Option<String> = fields.get("expect_model", errors);
+    for (name, value) in [("model", &model), ("expect_model", &expect_model)] {
+        if let Some(v) = value {
+            let ok = !v.is_empty()
+                && v.len() <= 128
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || "._:/@+-".contains(c));
+            if !ok {
+                errors.push(&place, name, format!("{v:?} is not a model name (letters, digits and ._:/@+-)"));
+            }
+        }
     }
-    let headers_raw: Vec<(String, String)> = fields
+
+    let base_url: Option<String> = fields.get("base_url", errors);
+    let explicit_url: Option<String> = fields.get("url", errors);
+    let url_template = match (&explicit_url, &base_url, form) {
+        (Some(url), _, _) => Some(url.clone()),
+        (None, Some(base), Some(form)) => Some(format!("{}{}", base.trim_end_matches('/'), form.path)),
+        (None, Some(_), None) => {
+            if template_name.is_none() {
+                errors.push(&place, "base_url", "needs a template (or give the full url)");
+            }
+            None
+        }
+        (None, None, _) if fields.raw("url").is_none() => {
+            let what = if template_name.is_some() { "base_url" } else { "url" };
+            errors.push(&place, what, "is required");
+            None
+        }
+        (None, None, _) => None,
+    };
+    let explicit_headers: Vec<(String, String)> = fields
         .get::<std::collections::BTreeMap<String, String>>("headers", errors)
         .map(|m| m.into_iter().collect())
         .unwrap_or_default();
-    // Keep the order the operator wrote the headers in.
-    let headers_raw = order_like_yaml(map, headers_raw);
-    let body_template = parse_body(fields.raw("body"), &place, base_dir, errors);
+    // Keep the order the operator wrote the headers in; they replace a template's same-named ones.
+    let explicit_headers = order_like_yaml(map, explicit_headers);
+    let mut headers_raw: Vec<(String, String)> = template
+        .as_ref()
+        .map(|t| t.headers())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(name, _)| !explicit_headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)))
+        .collect();
+    headers_raw.extend(explicit_headers);
+    let body_template = match fields.raw("body") {
+        Some(_) => parse_body(fields.raw("body"), &place, base_dir, errors),
+        None => form.and_then(|f| f.body.clone()),
+    };
 
-    let uses_key = url_template
-        .iter()
-        .chain(body_template.iter())
-        .any(|s| s.contains(API_KEY_PLACEHOLDER))
-        || headers_raw.iter().any(|(_, v)| v.contains(API_KEY_PLACEHOLDER));
-    let fill = |s: &str| s.replace(API_KEY_PLACEHOLDER, api_key.as_deref().unwrap_or(""));
+    let texts = || {
+        url_template
+            .iter()
+            .chain(body_template.iter())
+            .map(String::as_str)
+            .chain(headers_raw.iter().map(|(_, v)| v.as_str()))
+    };
+    let uses_key = texts().any(|s| s.contains(API_KEY_PLACEHOLDER));
+    let uses_model = texts().any(|s| s.contains(MODEL_PLACEHOLDER));
+    let challenge = texts().any(|s| s.contains(CHALLENGE_PLACEHOLDER));
+    if uses_model && model.is_none() && fields.raw("model").is_none() {
+        errors.push(&place, "model", format!("is required ({MODEL_PLACEHOLDER} is used)"));
+    }
+    let fill = |s: &str| {
+        s.replace(API_KEY_PLACEHOLDER, api_key.as_deref().unwrap_or(""))
+            .replace(MODEL_PLACEHOLDER, model.as_deref().unwrap_or(""))
+    };
     let is_disabled = fields.get::<bool>("disabled", errors).unwrap_or(false);
     if uses_key && api_key.is_none() && !is_disabled {
         warnings.push(format!(
@@ -559,9 +553,11 @@ fn parse_monitor(
         ));
     }
 
+    // Checked with a sample question where the real one goes in at probe time.
+    let sample = |s: &str| s.replace(CHALLENGE_PLACEHOLDER, "What is 1 + 2?");
     let url = url_template.as_deref().map(fill);
     if let Some(url) = &url {
-        if let Err(e) = check_url(url) {
+        if let Err(e) = check_url(&sample(url)) {
             errors.push(&place, "url", e);
         }
     }
@@ -570,7 +566,7 @@ fn parse_monitor(
         let value = fill(value);
         if awc::http::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
             errors.push(&place, &format!("headers.{name}"), "is not a valid HTTP header name");
-        } else if awc::http::header::HeaderValue::from_str(&value).is_err() {
+        } else if awc::http::header::HeaderValue::from_str(&sample(&value)).is_err() {
             // The value may hold a key: describe the problem, never echo it.
             errors.push(
                 &place,
@@ -581,12 +577,13 @@ fn parse_monitor(
         headers.push((name.clone(), value));
     }
     let body = body_template.as_deref().map(fill);
+    // An LLM-aware monitor: its reply must be a recognisable answer from the expected model.
+    let llm = template.is_some() || model.is_some() || expect_model.is_some() || challenge;
+    let expect_model = expect_model.or_else(|| model.clone());
 
     let interval = fields.duration("interval", false, errors).unwrap_or(globals.interval);
     let timeout = fields.duration("timeout", false, errors).unwrap_or(globals.timeout);
-    let slow_latency = fields
-        .duration("slow_latency", false, errors)
-        .unwrap_or(globals.slow_latency);
+    let slow_latency = fields.duration("slow_latency", false, errors).unwrap_or(globals.slow_latency);
     if fields.raw("interval").is_some() {
         check_interval(&place, "interval", interval, errors);
     }
@@ -607,6 +604,14 @@ fn parse_monitor(
             ),
         );
     }
+    let slow_ttft = fields.duration("slow_ttft", false, errors).or(globals.slow_ttft);
+    if let Some(ttft) = slow_ttft.filter(|t| *t > timeout) {
+        errors.push(
+            &place,
+            "slow_ttft",
+            format!("{} exceeds timeout {}", duration::format(ttft), duration::format(timeout)),
+        );
+    }
     let success_contains: Option<String> = fields.get("success_contains", errors);
     if success_contains.as_deref() == Some("") {
         errors.push(&place, "success_contains", "must not be empty (leave it out instead)");
@@ -625,8 +630,13 @@ fn parse_monitor(
             interval,
             timeout,
             slow_latency,
+            slow_ttft,
             success_contains,
             api_key,
+            model,
+            expect_model,
+            challenge,
+            llm,
         },
         is_disabled,
     ))
@@ -668,20 +678,12 @@ fn parse_body(value: Option<&Value>, place: &str, base_dir: &Path, errors: &mut 
         Value::Tagged(tagged) if tagged.tag == "include" => match &tagged.value {
             Value::String(s) => s.trim().to_string(),
             other => {
-                errors.push(
-                    place,
-                    "body",
-                    format!("!include needs a path, found {}", describe(other)),
-                );
+                errors.push(place, "body", format!("!include needs a path, found {}", describe(other)));
                 return None;
             }
         },
         Value::Tagged(tagged) => {
-            errors.push(
-                place,
-                "body",
-                format!("unknown tag {} (only !include is supported)", tagged.tag),
-            );
+            errors.push(place, "body", format!("unknown tag {} (only !include is supported)", tagged.tag));
             return None;
         }
         other => {
@@ -705,24 +707,16 @@ pub(crate) fn read_include(base_dir: &Path, relative: &str) -> Result<String, St
         return Err("empty path".to_string());
     }
     let rel = Path::new(relative);
-    if rel.is_absolute()
-        || rel
-            .components()
-            .any(|c| matches!(c, Component::Prefix(_) | Component::RootDir))
-    {
+    if rel.is_absolute() || rel.components().any(|c| matches!(c, Component::Prefix(_) | Component::RootDir)) {
         return Err("absolute paths are not allowed; give a path under data/".to_string());
     }
     let data_dir = base_dir.join("data");
-    let data_dir = data_dir
-        .canonicalize()
-        .map_err(|e| format!("the data/ folder beside the config cannot be opened: {e}"))?;
-    let target = base_dir
-        .join(rel)
-        .canonicalize()
-        .map_err(|e| format!("cannot open: {e}"))?;
+    let data_dir =
+        data_dir.canonicalize().map_err(|e| format!("the data/ folder beside the config cannot be opened: {e}"))?;
+    let target = base_dir.join(rel).canonicalize().map_err(|e| format!("cannot open: {e}"))?;
     if !target.starts_with(&data_dir) || target == data_dir {
         return Err(
-            "resolves outside the data/ folder beside the config (.. and symlinks may not escape it)".to_string(),
+            "resolves outside the data/ folder beside the config (.. and symlinks may not escape it)".to_string()
         );
     }
     if !target.is_file() {
@@ -740,16 +734,10 @@ mod tests {
     fn env_names_are_mangled() {
         let cases = [
             (("88code", "cc", ""), vec!["MONITOR_88CODE_CC_API_KEY"]),
-            (
-                ("88code", "cc", "vip"),
-                vec!["MONITOR_88CODE_CC_VIP_API_KEY", "MONITOR_88CODE_CC_API_KEY"],
-            ),
+            (("88code", "cc", "vip"), vec!["MONITOR_88CODE_CC_VIP_API_KEY", "MONITOR_88CODE_CC_API_KEY"]),
             (
                 ("open-ai", "gpt.4o", "eu west"),
-                vec![
-                    "MONITOR_OPEN_AI_GPT_4O_EU_WEST_API_KEY",
-                    "MONITOR_OPEN_AI_GPT_4O_API_KEY",
-                ],
+                vec!["MONITOR_OPEN_AI_GPT_4O_EU_WEST_API_KEY", "MONITOR_OPEN_AI_GPT_4O_API_KEY"],
             ),
             (("Ünï", "x/y", ""), vec!["MONITOR__N__X_Y_API_KEY"]),
         ];
@@ -770,22 +758,13 @@ mod tests {
     fn env_overrides_file_key_and_fills_placeholders() {
         let dir = tempfile::tempdir().unwrap();
         let path = write_config(dir.path(), ONE);
-        let env: BTreeMap<&str, &str> = [
-            ("MONITOR_ACME_CHAT_API_KEY", "generic"),
-            ("MONITOR_ACME_CHAT_VIP_API_KEY", "specific"),
-        ]
-        .into();
+        let env: BTreeMap<&str, &str> =
+            [("MONITOR_ACME_CHAT_API_KEY", "generic"), ("MONITOR_ACME_CHAT_VIP_API_KEY", "specific")].into();
         let cfg = load_with_env(&path, &|n| env.get(n).map(|v| v.to_string())).unwrap();
         let m = &cfg.monitors[0];
         assert_eq!(m.api_key.as_deref(), Some("specific"));
         assert_eq!(m.url, "https://x.test/v1?key=specific");
-        assert_eq!(
-            m.headers,
-            vec![
-                ("Authorization".into(), "Bearer specific".into()),
-                ("A-First".into(), "1".into())
-            ]
-        );
+        assert_eq!(m.headers, vec![("Authorization".into(), "Bearer specific".into()), ("A-First".into(), "1".into())]);
         assert_eq!(m.body.as_deref(), Some("{\"k\": \"specific\"}"));
         assert_eq!(m.method, Method::Post);
 
@@ -834,6 +813,34 @@ mod tests {
         assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
     }
 
+    #[test]
+    fn a_template_fills_url_headers_and_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = "monitors:\n  - {provider: a, service: b, base_url: \"https://relay.test/\", template: anthropic-messages, model: claude-3-opus, api_key: k1, headers: {anthropic-version: \"2024-01-01\"}}\n  - {provider: a, service: c, base_url: \"https://g.test\", template: gemini, model: gemini-2.0-flash, stream: false}\n";
+        let cfg = load_with_env(&write_config(dir.path(), yaml), &|_| None).unwrap();
+        let m = &cfg.monitors[0];
+        assert_eq!((m.method, m.url.as_str()), (Method::Post, "https://relay.test/v1/messages"));
+        assert_eq!(
+            m.headers,
+            vec![
+                ("x-api-key".to_string(), "k1".to_string()),
+                ("Content-Type".to_string(), "application/json".to_string()),
+                ("anthropic-version".to_string(), "2024-01-01".to_string()),
+            ]
+        );
+        let body = m.body.as_deref().unwrap();
+        assert!(
+            body.contains("\"model\": \"claude-3-opus\"")
+                && body.contains("{{CHALLENGE}}")
+                && body.contains("\"stream\": true")
+        );
+        assert!(m.challenge && m.llm);
+        assert_eq!(m.expect_model.as_deref(), Some("claude-3-opus"));
+        let g = &cfg.monitors[1];
+        assert_eq!(g.url, "https://g.test/v1beta/models/gemini-2.0-flash:generateContent");
+        assert!(!g.body.as_deref().unwrap().contains("stream"));
+    }
+
     /// One fixture per mistake under tests/fixtures/invalid/, each starting with
     /// `# expect: <text>` lines that must all appear among the reported errors.
     #[test]
@@ -842,10 +849,7 @@ mod tests {
         let mut count = 0;
         let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
         entries.sort();
-        for path in entries
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        {
+        for path in entries.into_iter().filter(|p| p.extension().is_some_and(|e| e == "yaml")) {
             count += 1;
             let text = std::fs::read_to_string(&path).unwrap();
             let expected: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# expect: ")).collect();
@@ -858,12 +862,7 @@ mod tests {
             for want in &expected {
                 assert!(all.contains(want), "{}: expected {want:?} in:\n{all}", path.display());
             }
-            assert_eq!(
-                errors.0.len(),
-                expected.len(),
-                "{}: one error per expect line, got:\n{all}",
-                path.display()
-            );
+            assert_eq!(errors.0.len(), expected.len(), "{}: one error per expect line, got:\n{all}", path.display());
         }
         assert!(count >= 15, "only {count} fixtures");
     }

@@ -4,6 +4,7 @@
 mod diff;
 pub mod duration;
 mod load;
+pub mod template;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use diff::{diff, MonitorDiff};
-pub use load::{env_var_names, load, load_with_env, ConfigErrors};
+pub use load::{env_var_names, load, load_with_env, ConfigErrors, CHALLENGE_PLACEHOLDER};
 
 /// Identity of a monitor everywhere (actors, store rows, API filters, env names):
 /// provider/service/channel, compared case-insensitively, displayed as written.
@@ -111,8 +112,18 @@ pub struct Monitor {
     pub interval: Duration,
     pub timeout: Duration,
     pub slow_latency: Duration,
+    /// A stream whose first token comes later than this is yellow `slow`.
+    pub slow_ttft: Option<Duration>,
     pub success_contains: Option<String>,
     pub api_key: Option<String>,
+    /// The model asked for (`{{MODEL}}`).
+    pub model: Option<String>,
+    /// The model the response must report (`expect_model`, else `model`).
+    pub expect_model: Option<String>,
+    /// The request holds `{{CHALLENGE}}`: each probe asks a fresh question and checks the answer.
+    pub challenge: bool,
+    /// The reply must be a recognisable LLM answer (template, model or challenge in use).
+    pub llm: bool,
 }
 
 impl Monitor {
@@ -138,14 +149,15 @@ impl fmt::Debug for Monitor {
         f.debug_struct("Monitor")
             .field("key", &self.key)
             .field("method", &self.method)
-            .field(
-                "headers",
-                &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>(),
-            )
+            .field("headers", &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>())
             .field("has_body", &self.body.is_some())
             .field("interval", &self.interval)
             .field("timeout", &self.timeout)
             .field("slow_latency", &self.slow_latency)
+            .field("slow_ttft", &self.slow_ttft)
+            .field("model", &self.model)
+            .field("expect_model", &self.expect_model)
+            .field("challenge", &self.challenge)
             .field("has_api_key", &self.api_key.is_some())
             .finish_non_exhaustive()
     }

@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use super::challenge::Challenge;
 use super::classify::{self, Checks, Status};
 use super::{request, schedule};
 use crate::config::Monitor;
@@ -71,14 +72,16 @@ impl ProbeActor {
         let monitor = Rc::clone(&self.monitor);
         let client = self.client.clone().unwrap_or_else(|| request::client(monitor.timeout));
         let timestamp = unix_now();
+        let challenge = monitor.challenge.then(Challenge::random);
+        let prepared = request::Prepared::new(&monitor, challenge.as_ref());
         let probe = async move {
-            let outcome = request::execute(&client, &monitor).await;
+            let outcome = request::execute(&client, &prepared).await;
             (outcome, monitor)
         };
         ctx.spawn(probe.into_actor(self).map(move |(outcome, monitor), act, ctx| {
             act.in_flight = false;
             if generation == act.generation {
-                act.record(&monitor, timestamp, &outcome);
+                act.record(&monitor, timestamp, &outcome, challenge.as_ref());
             } else {
                 log::debug!("{}: result of a probe with replaced settings discarded", monitor.key);
             }
@@ -100,19 +103,26 @@ impl ProbeActor {
         }));
     }
 
-    fn record(&mut self, monitor: &Monitor, timestamp: i64, outcome: &classify::Outcome) {
-        let verdict = classify::classify(
-            outcome,
-            &Checks {
-                slow_latency: monitor.slow_latency,
-                timeout: monitor.timeout,
-                success_contains: monitor.success_contains.as_deref(),
-            },
-        );
-        let detail = verdict
-            .detail
-            .as_deref()
-            .map(|d| classify::redact(d, &monitor.secrets()));
+    fn record(
+        &mut self,
+        monitor: &Monitor,
+        timestamp: i64,
+        outcome: &classify::Outcome,
+        challenge: Option<&Challenge>,
+    ) {
+        let answer = outcome.answer();
+        let checks = Checks {
+            slow_latency: monitor.slow_latency,
+            slow_ttft: monitor.slow_ttft,
+            timeout: monitor.timeout,
+            success_contains: monitor.success_contains.as_deref(),
+            llm: monitor.llm,
+            expect_model: monitor.expect_model.as_deref(),
+            challenge,
+        };
+        let verdict = classify::classify(outcome, answer.as_ref(), &checks);
+        let metrics = classify::metrics(outcome, answer.as_ref());
+        let detail = verdict.detail.as_deref().map(|d| classify::redact(d, &monitor.secrets()));
         let previous = self.last_status.replace(verdict.status);
         let what = match &detail {
             Some(d) => format!("{} ({d})", verdict.reason.as_str()),
@@ -138,15 +148,13 @@ impl ProbeActor {
             reason: verdict.reason,
             http_code: outcome.http_code(),
             detail,
+            metrics,
         });
     }
 }
 
 pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 impl Actor for ProbeActor {

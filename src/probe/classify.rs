@@ -7,6 +7,10 @@ use std::time::Duration;
 use regex::Regex;
 use serde::Serialize;
 
+use super::challenge::Challenge;
+use super::request::MAX_BODY_BYTES;
+use super::sse::{self, Answer};
+
 /// A probe's colour. The numbers are the API's and the database's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(into = "i16")]
@@ -52,6 +56,10 @@ pub enum Reason {
     ServerError,
     Timeout,
     NetworkError,
+    WrongAnswer,
+    ModelMismatch,
+    StreamIncomplete,
+    UpstreamError,
 }
 
 impl Reason {
@@ -66,6 +74,10 @@ impl Reason {
             Reason::ServerError => "server_error",
             Reason::Timeout => "timeout",
             Reason::NetworkError => "network_error",
+            Reason::WrongAnswer => "wrong_answer",
+            Reason::ModelMismatch => "model_mismatch",
+            Reason::StreamIncomplete => "stream_incomplete",
+            Reason::UpstreamError => "upstream_error",
         }
     }
 }
@@ -79,6 +91,10 @@ pub enum Outcome {
         body: Vec<u8>,
         truncated: bool,
         latency: Duration,
+        /// Time to the response headers.
+        ttfb: Duration,
+        /// For a `text/event-stream` response: what the stream said, read as it arrived.
+        stream: Option<Answer>,
     },
     /// Nothing complete within the monitor's timeout.
     Timeout { latency: Duration },
@@ -101,14 +117,31 @@ impl Outcome {
             _ => 0,
         }
     }
+
+    /// The LLM answer in a 2xx response: the parsed stream, or a whole JSON reply of one of
+    /// the known families.
+    pub fn answer(&self) -> Option<Answer> {
+        match self {
+            Outcome::Response { http_code: 200..=299, stream: Some(answer), .. } => Some(answer.clone()),
+            Outcome::Response { http_code: 200..=299, body, truncated: false, stream: None, .. } => {
+                sse::parse_json(body)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// What the checks of a monitor need to know.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Checks<'a> {
     pub slow_latency: Duration,
+    pub slow_ttft: Option<Duration>,
     pub timeout: Duration,
     pub success_contains: Option<&'a str>,
+    /// The reply must be a recognisable LLM answer.
+    pub llm: bool,
+    pub expect_model: Option<&'a str>,
+    pub challenge: Option<&'a Challenge>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -121,53 +154,46 @@ pub struct Verdict {
 
 impl Verdict {
     fn green(reason: Reason) -> Self {
-        Verdict {
-            status: Status::Green,
-            reason,
-            detail: None,
-        }
+        Verdict { status: Status::Green, reason, detail: None }
     }
     fn yellow(reason: Reason) -> Self {
-        Verdict {
-            status: Status::Yellow,
-            reason,
-            detail: None,
-        }
+        Verdict { status: Status::Yellow, reason, detail: None }
     }
     fn red(reason: Reason, detail: String) -> Self {
-        Verdict {
-            status: Status::Red,
-            reason,
-            detail: Some(detail),
-        }
+        Verdict { status: Status::Red, reason, detail: Some(detail) }
     }
 }
 
 pub const MAX_DETAIL_BYTES: usize = 256;
 
-pub fn classify(outcome: &Outcome, checks: &Checks<'_>) -> Verdict {
+/// Judges an outcome; `answer` is `outcome.answer()`, passed in so it is parsed once.
+pub fn classify(outcome: &Outcome, answer: Option<&Answer>, checks: &Checks<'_>) -> Verdict {
     match outcome {
         Outcome::Timeout { .. } => Verdict::red(
             Reason::Timeout,
-            format!(
-                "no complete response within {}",
-                crate::config::duration::format(checks.timeout)
-            ),
+            format!("no complete response within {}", crate::config::duration::format(checks.timeout)),
         ),
         Outcome::NetworkError { detail, .. } => Verdict::red(Reason::NetworkError, detail.clone()),
-        Outcome::Response {
-            http_code,
-            body,
-            truncated,
-            latency,
-        } => {
+        Outcome::Response { http_code, body, truncated, latency, stream, .. } => {
             let code = *http_code;
             match code {
                 200..=299 => {
-                    if let Some(problem) = content_problem(body, *truncated, checks.success_contains) {
-                        return Verdict::red(Reason::ContentMismatch, format!("HTTP {code}: {problem}"));
+                    let problem = if *truncated {
+                        Some((Reason::ContentMismatch, format!("body larger than the {MAX_BODY_BYTES} byte cap")))
+                    } else if let Some(stream) = stream {
+                        stream_problem(stream)
+                    } else {
+                        body_problem(body, answer, checks.llm)
+                    };
+                    let problem = problem
+                        .or_else(|| answer.and_then(|a| answer_problem(a, checks)))
+                        .or_else(|| contains_problem(body, checks.success_contains));
+                    if let Some((reason, detail)) = problem {
+                        return Verdict::red(reason, format!("HTTP {code}: {detail}"));
                     }
-                    if *latency > checks.slow_latency {
+                    let ttft = answer.and_then(|a| a.first_token_at);
+                    let slow_start = checks.slow_ttft.zip(ttft).is_some_and(|(limit, t)| t > limit);
+                    if *latency > checks.slow_latency || slow_start {
                         Verdict::yellow(Reason::Slow)
                     } else {
                         Verdict::green(Reason::Ok)
@@ -183,29 +209,82 @@ pub fn classify(outcome: &Outcome, checks: &Checks<'_>) -> Verdict {
     }
 }
 
-/// Why a 2xx body does not count as an answer, if it does not.
-fn content_problem(body: &[u8], truncated: bool, success_contains: Option<&str>) -> Option<String> {
-    if truncated {
-        return Some(format!(
-            "body larger than the {} byte cap",
-            crate::probe::request::MAX_BODY_BYTES
+fn stream_problem(stream: &Answer) -> Option<(Reason, String)> {
+    if let Some(malformed) = &stream.malformed {
+        return Some((Reason::ContentMismatch, malformed.clone()));
+    }
+    if let Some(error) = &stream.upstream_error {
+        return Some((Reason::UpstreamError, format!("error event in stream: {error}")));
+    }
+    if stream.recognised == 0 {
+        return Some((Reason::ContentMismatch, "an event stream with no recognisable LLM events".to_string()));
+    }
+    if !stream.complete {
+        return Some((
+            Reason::StreamIncomplete,
+            format!("the stream ended without its terminator after {} bytes of text", stream.text.len()),
         ));
     }
+    None
+}
+
+/// Why a whole (non-streamed) 2xx body does not count as an answer, if it does not.
+fn body_problem(body: &[u8], answer: Option<&Answer>, llm: bool) -> Option<(Reason, String)> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Some("empty body".to_string());
+        return Some((Reason::ContentMismatch, "empty body".to_string()));
     }
     if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(body) {
         if let Some(error) = map.get("error").filter(|e| is_set(e)) {
-            return Some(format!("JSON error in body: {}", error_message(error)));
+            return Some((Reason::ContentMismatch, format!("JSON error in body: {}", error_message(error))));
         }
     }
-    if let Some(needle) = success_contains {
-        let text = String::from_utf8_lossy(body);
-        if !text.contains(needle) {
-            return Some(format!("body lacks {needle:?}"));
-        }
+    if llm && answer.is_none() {
+        let start =
+            String::from_utf8_lossy(&body[..body.len().min(80)]).split_whitespace().collect::<Vec<_>>().join(" ");
+        return Some((Reason::ContentMismatch, format!("not a recognisable LLM reply: {start}")));
     }
     None
+}
+
+/// Model identity, the challenge, and an answer with no text at all.
+fn answer_problem(answer: &Answer, checks: &Checks<'_>) -> Option<(Reason, String)> {
+    if let (Some(expected), Some(reported)) = (checks.expect_model, answer.model.as_deref()) {
+        if !same_model(expected, reported) {
+            return Some((Reason::ModelMismatch, format!("expected model {expected}, the reply says {reported}")));
+        }
+    }
+    if let Some(challenge) = checks.challenge {
+        if !challenge.is_answered_by(&answer.text) {
+            let said: String = answer.text.chars().take(60).collect();
+            return Some((Reason::WrongAnswer, format!("asked for {}, the reply was {said:?}", challenge.answer)));
+        }
+    } else if checks.llm && answer.text.trim().is_empty() {
+        return Some((Reason::ContentMismatch, "the reply has no text".to_string()));
+    }
+    None
+}
+
+fn contains_problem(body: &[u8], success_contains: Option<&str>) -> Option<(Reason, String)> {
+    let needle = success_contains?;
+    let found = String::from_utf8_lossy(body).contains(needle);
+    (!found).then(|| (Reason::ContentMismatch, format!("body lacks {needle:?}")))
+}
+
+/// Whether the reported model is the expected one: equal (ignoring case and a `models/`
+/// prefix), or the same name with a date or version suffix on either side
+/// (`claude-3-opus` vs `claude-3-opus-20240229`, `gemini-1.5-flash` vs `gemini-1.5-flash-002`).
+/// `gpt-4o` vs `gpt-4o-mini` is a different model.
+pub fn same_model(expected: &str, reported: &str) -> bool {
+    let norm = |s: &str| s.trim().trim_start_matches("models/").to_ascii_lowercase();
+    let (a, b) = (norm(expected), norm(reported));
+    let versioned = |long: &str, short: &str| {
+        long.strip_prefix(short).and_then(|rest| rest.strip_prefix(['-', '@'])).is_some_and(|suffix| {
+            suffix == "latest"
+                || (suffix.chars().any(|c| c.is_ascii_digit())
+                    && suffix.chars().all(|c| c.is_ascii_digit() || c == '-' || c == '.'))
+        })
+    };
+    a == b || versioned(&a, &b) || versioned(&b, &a)
 }
 
 fn is_set(value: &serde_json::Value) -> bool {
@@ -229,6 +308,46 @@ fn error_message(error: &serde_json::Value) -> String {
     }
 }
 
+/// What a probe measured beyond latency, for storage and the API.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    pub ttfb_ms: Option<u32>,
+    pub ttft_ms: Option<u32>,
+    pub tokens_per_s: Option<f64>,
+    pub model: Option<String>,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+}
+
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// Output speed: completion tokens (from the reported usage, else estimated from the text at
+/// four characters a token) over the generation time (after the first token for a stream,
+/// else the whole latency).
+pub fn metrics(outcome: &Outcome, answer: Option<&Answer>) -> Metrics {
+    let Outcome::Response { ttfb, latency, .. } = outcome else { return Metrics::default() };
+    let mut m = Metrics { ttfb_ms: Some(millis(*ttfb)), ..Metrics::default() };
+    let Some(answer) = answer else { return m };
+    m.ttft_ms = answer.first_token_at.map(millis);
+    m.model = answer.model.clone();
+    m.prompt_tokens = answer.prompt_tokens;
+    m.completion_tokens = answer.completion_tokens;
+    let tokens = answer.completion_tokens.or_else(|| {
+        let chars = answer.text.chars().count() as u64;
+        (chars > 0).then(|| chars.div_ceil(4))
+    });
+    let generation = match answer.first_token_at {
+        Some(first) if latency.saturating_sub(first) >= Duration::from_millis(1) => latency.saturating_sub(first),
+        _ => *latency,
+    };
+    if let Some(tokens) = tokens.filter(|_| !generation.is_zero()) {
+        m.tokens_per_s = Some((tokens as f64 / generation.as_secs_f64() * 10.0).round() / 10.0);
+    }
+    m
+}
+
 /// `HTTP 502: <what the body says>`, preferring a JSON error message over raw text.
 fn http_detail(code: u16, body: &[u8]) -> String {
     let text = match serde_json::from_slice::<serde_json::Value>(body) {
@@ -250,14 +369,8 @@ fn token_patterns() -> &'static [(Regex, &'static str)] {
     static PATTERNS: OnceLock<Vec<(Regex, &'static str)>> = OnceLock::new();
     PATTERNS.get_or_init(|| {
         vec![
-            (
-                Regex::new(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=\-]+").expect("static regex"),
-                "Bearer [REDACTED]",
-            ),
-            (
-                Regex::new(r"\bsk-[A-Za-z0-9_\-]{3,}").expect("static regex"),
-                "sk-[REDACTED]",
-            ),
+            (Regex::new(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=\-]+").expect("static regex"), "Bearer [REDACTED]"),
+            (Regex::new(r"\bsk-[A-Za-z0-9_\-]{3,}").expect("static regex"), "sk-[REDACTED]"),
         ]
     })
 }
@@ -299,76 +412,54 @@ mod tests {
             body: body.as_bytes().to_vec(),
             truncated: false,
             latency: Duration::from_millis(latency_ms),
+            ttfb: Duration::from_millis(latency_ms / 2),
+            stream: None,
         }
+    }
+
+    fn stream(text: &str, model: &str, complete: bool, first_token_ms: u64, latency_ms: u64) -> Outcome {
+        Outcome::Response {
+            http_code: 200,
+            body: b"data: ...".to_vec(),
+            truncated: false,
+            latency: Duration::from_millis(latency_ms),
+            ttfb: Duration::from_millis(5),
+            stream: Some(Answer {
+                text: text.into(),
+                model: Some(model.into()),
+                first_token_at: Some(Duration::from_millis(first_token_ms)),
+                complete,
+                recognised: 3,
+                ..Answer::default()
+            }),
+        }
+    }
+
+    fn judge(outcome: &Outcome, checks: &Checks<'_>) -> Verdict {
+        classify(outcome, outcome.answer().as_ref(), checks)
     }
 
     #[test]
     fn classification_table() {
-        let checks = Checks {
-            slow_latency: Duration::from_millis(500),
-            timeout: Duration::from_secs(2),
-            success_contains: None,
-        };
-        let contains = Checks {
-            success_contains: Some("choices"),
-            ..checks.clone()
-        };
+        let checks =
+            Checks { slow_latency: Duration::from_millis(500), timeout: Duration::from_secs(2), ..Checks::default() };
+        let contains = Checks { success_contains: Some("choices"), ..checks.clone() };
         let big = Outcome::Response {
             http_code: 200,
             body: vec![b'a'; 10],
             truncated: true,
             latency: Duration::ZERO,
+            ttfb: Duration::ZERO,
+            stream: None,
         };
         let rows: Vec<(&str, Outcome, &Checks, Status, Reason)> = vec![
-            (
-                "2xx fast",
-                response(200, "{\"choices\":[]}", 100),
-                &checks,
-                Status::Green,
-                Reason::Ok,
-            ),
-            (
-                "204 with text",
-                response(204, "ok", 100),
-                &checks,
-                Status::Green,
-                Reason::Ok,
-            ),
-            (
-                "at the slow limit",
-                response(200, "ok", 500),
-                &checks,
-                Status::Green,
-                Reason::Ok,
-            ),
-            (
-                "2xx slow",
-                response(200, "ok", 501),
-                &checks,
-                Status::Yellow,
-                Reason::Slow,
-            ),
-            (
-                "429",
-                response(429, "slow down", 10),
-                &checks,
-                Status::Yellow,
-                Reason::RateLimited,
-            ),
-            (
-                "empty body",
-                response(200, "", 10),
-                &checks,
-                Status::Red,
-                Reason::ContentMismatch,
-            ),
-            (
-                "whitespace body",
-                response(200, " \n", 10),
-                &checks,
-                Status::Red,
-                Reason::ContentMismatch,
-            ),
+            ("2xx fast", response(200, "{\"choices\":[]}", 100), &checks, Status::Green, Reason::Ok),
+            ("204 with text", response(204, "ok", 100), &checks, Status::Green, Reason::Ok),
+            ("at the slow limit", response(200, "ok", 500), &checks, Status::Green, Reason::Ok),
+            ("2xx slow", response(200, "ok", 501), &checks, Status::Yellow, Reason::Slow),
+            ("429", response(429, "slow down", 10), &checks, Status::Yellow, Reason::RateLimited),
+            ("empty body", response(200, "", 10), &checks, Status::Red, Reason::ContentMismatch),
+            ("whitespace body", response(200, " \n", 10), &checks, Status::Red, Reason::ContentMismatch),
             (
                 "JSON error object",
                 response(200, "{\"error\":{\"message\":\"quota\"}}", 10),
@@ -390,13 +481,7 @@ mod tests {
                 Status::Green,
                 Reason::Ok,
             ),
-            (
-                "success_contains present",
-                response(200, "{\"choices\":[1]}", 10),
-                &contains,
-                Status::Green,
-                Reason::Ok,
-            ),
+            ("success_contains present", response(200, "{\"choices\":[1]}", 10), &contains, Status::Green, Reason::Ok),
             (
                 "success_contains missing",
                 response(200, "<html>gateway</html>", 10),
@@ -405,13 +490,7 @@ mod tests {
                 Reason::ContentMismatch,
             ),
             ("body over cap", big, &checks, Status::Red, Reason::ContentMismatch),
-            (
-                "slow but wrong is red",
-                response(200, "", 900),
-                &checks,
-                Status::Red,
-                Reason::ContentMismatch,
-            ),
+            ("slow but wrong is red", response(200, "", 900), &checks, Status::Red, Reason::ContentMismatch),
             (
                 "401",
                 response(401, "{\"error\":{\"message\":\"bad key\"}}", 10),
@@ -427,35 +506,135 @@ mod tests {
             ("500", response(500, "", 10), &checks, Status::Red, Reason::ServerError),
             ("503", response(503, "", 10), &checks, Status::Red, Reason::ServerError),
             ("599", response(599, "", 10), &checks, Status::Red, Reason::ServerError),
-            (
-                "timeout",
-                Outcome::Timeout {
-                    latency: Duration::from_secs(2),
-                },
-                &checks,
-                Status::Red,
-                Reason::Timeout,
-            ),
+            ("timeout", Outcome::Timeout { latency: Duration::from_secs(2) }, &checks, Status::Red, Reason::Timeout),
             (
                 "network",
-                Outcome::NetworkError {
-                    detail: "connect: refused".into(),
-                    latency: Duration::ZERO,
-                },
+                Outcome::NetworkError { detail: "connect: refused".into(), latency: Duration::ZERO },
                 &checks,
                 Status::Red,
                 Reason::NetworkError,
             ),
         ];
         for (name, outcome, checks, status, reason) in rows {
-            let verdict = classify(&outcome, checks);
+            let verdict = judge(&outcome, checks);
             assert_eq!((verdict.status, verdict.reason), (status, reason), "{name}");
-            assert_eq!(
-                verdict.detail.is_some(),
-                status == Status::Red,
-                "{name}: detail only for red"
-            );
+            assert_eq!(verdict.detail.is_some(), status == Status::Red, "{name}: detail only for red");
         }
+    }
+
+    #[test]
+    fn llm_checks_table() {
+        let challenge = Challenge::from_operands(37, 48);
+        let llm = Checks {
+            slow_latency: Duration::from_secs(5),
+            slow_ttft: Some(Duration::from_millis(800)),
+            timeout: Duration::from_secs(10),
+            llm: true,
+            expect_model: Some("claude-3-opus"),
+            challenge: Some(&challenge),
+            ..Checks::default()
+        };
+        let no_challenge = Checks { challenge: None, ..llm.clone() };
+        let chat = |content: &str, model: &str| {
+            response(200, &format!(r#"{{"model":"{model}","choices":[{{"message":{{"content":"{content}"}}}}]}}"#), 100)
+        };
+        let with_error = Outcome::Response {
+            http_code: 200,
+            body: vec![],
+            truncated: false,
+            latency: Duration::from_millis(10),
+            ttfb: Duration::ZERO,
+            stream: Some(Answer { upstream_error: Some("Overloaded".into()), recognised: 1, ..Answer::default() }),
+        };
+        let unrecognised = Outcome::Response {
+            http_code: 200,
+            body: b"data: hi".to_vec(),
+            truncated: false,
+            latency: Duration::from_millis(10),
+            ttfb: Duration::ZERO,
+            stream: Some(Answer::default()),
+        };
+        let rows: Vec<(&str, Outcome, &Checks, Status, Reason)> = vec![
+            ("right answer", chat("85", "claude-3-opus-20240229"), &llm, Status::Green, Reason::Ok),
+            ("wrong answer", chat("84", "claude-3-opus"), &llm, Status::Red, Reason::WrongAnswer),
+            ("cached answer", chat("42", "claude-3-opus"), &llm, Status::Red, Reason::WrongAnswer),
+            ("swapped model", chat("85", "claude-3-haiku-20240307"), &llm, Status::Red, Reason::ModelMismatch),
+            (
+                "html page",
+                response(200, "<html><body>502 Bad Gateway</body></html>", 10),
+                &llm,
+                Status::Red,
+                Reason::ContentMismatch,
+            ),
+            ("json but not an llm", response(200, "{\"ok\":true}", 10), &llm, Status::Red, Reason::ContentMismatch),
+            (
+                "empty text, no challenge",
+                chat("", "claude-3-opus"),
+                &no_challenge,
+                Status::Red,
+                Reason::ContentMismatch,
+            ),
+            ("any text, no challenge", chat("hello", "claude-3-opus"), &no_challenge, Status::Green, Reason::Ok),
+            ("stream ok", stream("85", "claude-3-opus", true, 300, 600), &llm, Status::Green, Reason::Ok),
+            ("stream slow start", stream("85", "claude-3-opus", true, 900, 1000), &llm, Status::Yellow, Reason::Slow),
+            (
+                "stream cut off",
+                stream("8", "claude-3-opus", false, 300, 600),
+                &llm,
+                Status::Red,
+                Reason::StreamIncomplete,
+            ),
+            ("stream error event", with_error, &llm, Status::Red, Reason::UpstreamError),
+            ("stream of nothing known", unrecognised, &llm, Status::Red, Reason::ContentMismatch),
+            ("stream wrong model", stream("85", "gpt-4o", true, 300, 600), &llm, Status::Red, Reason::ModelMismatch),
+        ];
+        for (name, outcome, checks, status, reason) in rows {
+            let verdict = judge(&outcome, checks);
+            assert_eq!((verdict.status, verdict.reason), (status, reason), "{name}: {:?}", verdict.detail);
+        }
+    }
+
+    #[test]
+    fn model_identity() {
+        let rows = [
+            ("claude-3-opus", "claude-3-opus-20240229", true),
+            ("claude-3-opus-20240229", "claude-3-opus", true),
+            ("claude-3-opus", "claude-3-opus@20240229", true),
+            ("gpt-4o-mini", "gpt-4o-mini-2024-07-18", true),
+            ("gemini-1.5-flash", "models/gemini-1.5-flash-002", true),
+            ("GPT-4o", "gpt-4o", true),
+            ("claude-3-5-sonnet", "claude-3-5-sonnet-latest", true),
+            ("gpt-4o", "gpt-4o-mini", false),
+            ("gpt-4o", "gpt-4o-mini-2024-07-18", false),
+            ("claude-3-opus", "claude-3-haiku-20240307", false),
+            ("gpt-4", "gpt-4o", false),
+            ("claude-3-opus", "claude-3-opus-fast", false),
+            ("o1", "o1-mini", false),
+        ];
+        for (expected, reported, same) in rows {
+            assert_eq!(same_model(expected, reported), same, "{expected} vs {reported}");
+        }
+    }
+
+    #[test]
+    fn metrics_from_usage_and_text() {
+        let mut outcome = stream("85", "m", true, 100, 600);
+        if let Outcome::Response { stream: Some(a), .. } = &mut outcome {
+            a.completion_tokens = Some(50);
+            a.prompt_tokens = Some(20);
+        }
+        let m = metrics(&outcome, outcome.answer().as_ref());
+        assert_eq!(
+            (m.ttfb_ms, m.ttft_ms, m.prompt_tokens, m.completion_tokens),
+            (Some(5), Some(100), Some(20), Some(50))
+        );
+        assert_eq!(m.tokens_per_s, Some(100.0));
+        assert_eq!(m.model.as_deref(), Some("m"));
+        // No usage: four characters a token, over the whole latency for a non-streamed reply.
+        let reply = response(200, r#"{"model":"m","choices":[{"message":{"content":"abcdefgh"}}]}"#, 200);
+        let m = metrics(&reply, reply.answer().as_ref());
+        assert_eq!((m.ttft_ms, m.tokens_per_s), (None, Some(10.0)));
+        assert_eq!(metrics(&Outcome::Timeout { latency: Duration::ZERO }, None), Metrics::default());
     }
 
     #[test]
@@ -464,41 +643,29 @@ mod tests {
             slow_latency: Duration::from_secs(1),
             timeout: Duration::from_secs(3),
             success_contains: Some("choices"),
+            ..Checks::default()
         };
-        let detail = |o: Outcome| classify(&o, &checks).detail.unwrap();
-        assert_eq!(
-            detail(response(502, "{\"error\":{\"message\":\"upstream  down\"}}", 1)),
-            "HTTP 502: upstream down"
-        );
-        assert_eq!(
-            detail(response(500, "<h1>Bad\n gateway</h1>", 1)),
-            "HTTP 500: <h1>Bad gateway</h1>"
-        );
+        let detail = |o: Outcome| judge(&o, &checks).detail.unwrap();
+        assert_eq!(detail(response(502, "{\"error\":{\"message\":\"upstream  down\"}}", 1)), "HTTP 502: upstream down");
+        assert_eq!(detail(response(500, "<h1>Bad\n gateway</h1>", 1)), "HTTP 500: <h1>Bad gateway</h1>");
         assert_eq!(detail(response(404, "", 1)), "HTTP 404");
         assert_eq!(detail(response(200, "{}", 1)), "HTTP 200: body lacks \"choices\"");
-        assert_eq!(
-            detail(Outcome::Timeout {
-                latency: Duration::ZERO
-            }),
-            "no complete response within 3s"
-        );
+        assert_eq!(detail(Outcome::Timeout { latency: Duration::ZERO }), "no complete response within 3s");
+        let challenge = Challenge::from_operands(1, 2);
+        let llm = Checks { challenge: Some(&challenge), llm: true, expect_model: Some("a"), ..checks.clone() };
+        let wrong = response(200, r#"{"model":"a","choices":[{"message":{"content":"4"}}]}"#, 1);
+        assert_eq!(judge(&wrong, &llm).detail.unwrap(), "HTTP 200: asked for 3, the reply was \"4\"");
+        let swapped = response(200, r#"{"model":"b","choices":[{"message":{"content":"3"}}]}"#, 1);
+        assert_eq!(judge(&swapped, &llm).detail.unwrap(), "HTTP 200: expected model a, the reply says b");
     }
 
     #[test]
     fn redaction_removes_keys_and_tokens() {
         let cases = [
             ("key sk-live-123456 bad", vec![], "key sk-[REDACTED] bad"),
-            (
-                "Authorization: Bearer abc.def-ghi",
-                vec![],
-                "Authorization: Bearer [REDACTED]",
-            ),
+            ("Authorization: Bearer abc.def-ghi", vec![], "Authorization: Bearer [REDACTED]"),
             ("bearer   xyz", vec![], "Bearer [REDACTED]"),
-            (
-                "invalid key my-secret-key!",
-                vec!["my-secret-key"],
-                "invalid key [REDACTED]!",
-            ),
+            ("invalid key my-secret-key!", vec!["my-secret-key"], "invalid key [REDACTED]!"),
             ("ab abc", vec!["ab", "abc"], "[REDACTED] [REDACTED]"),
             ("nothing here", vec!["zzz"], "nothing here"),
         ];

@@ -1,9 +1,11 @@
 //! Probing: build and send the request, classify what came back, on a fixed schedule.
 
 pub mod actor;
+pub mod challenge;
 pub mod classify;
 pub mod request;
 pub mod schedule;
+pub mod sse;
 
 pub use actor::{Drain, ProbeActor, Retire, UpdateMonitor};
 pub use classify::{Reason, Status};

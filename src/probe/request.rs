@@ -5,8 +5,10 @@ use std::time::{Duration, Instant};
 use awc::error::{PayloadError, SendRequestError};
 use futures_util::StreamExt;
 
+use super::challenge::Challenge;
 use super::classify::Outcome;
-use crate::config::{Method, Monitor};
+use super::sse::SseParser;
+use crate::config::{Method, Monitor, CHALLENGE_PLACEHOLDER};
 
 /// The body is read up to this many bytes and never buffered beyond it.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -35,45 +37,66 @@ fn method(m: Method) -> awc::http::Method {
     }
 }
 
-/// Sends the monitor's request and reads the response; everything (connect, headers, body)
-/// within `monitor.timeout`. Latency runs from send to the end of the body.
-pub async fn execute(client: &awc::Client, monitor: &Monitor) -> Outcome {
-    let started = Instant::now();
-    let exchange = exchange(client, monitor, started);
-    match actix_rt::time::timeout(monitor.timeout, exchange).await {
-        Ok(outcome) => outcome,
-        Err(_) => Outcome::Timeout {
-            latency: started.elapsed(),
-        },
+/// One request, ready to send: the monitor's, with this probe's challenge filled in.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub timeout: Duration,
+}
+
+impl Prepared {
+    pub fn new(monitor: &Monitor, challenge: Option<&Challenge>) -> Self {
+        let fill = |s: &str| match challenge {
+            Some(c) => s.replace(CHALLENGE_PLACEHOLDER, &c.question),
+            None => s.to_string(),
+        };
+        Prepared {
+            method: monitor.method,
+            url: fill(&monitor.url),
+            headers: monitor.headers.iter().map(|(n, v)| (n.clone(), fill(v))).collect(),
+            body: monitor.body.as_deref().map(fill),
+            timeout: monitor.timeout,
+        }
     }
 }
 
-async fn exchange(client: &awc::Client, monitor: &Monitor, started: Instant) -> Outcome {
-    let mut request = client
-        .request(method(monitor.method), monitor.url.as_str())
-        .timeout(monitor.timeout);
-    for (name, value) in &monitor.headers {
+/// Sends the request and reads the response; everything (connect, headers, body) within its
+/// timeout. Latency runs from send to the end of the body; an event stream is parsed as it
+/// arrives, so the time of its first token is known.
+pub async fn execute(client: &awc::Client, request: &Prepared) -> Outcome {
+    let started = Instant::now();
+    let exchange = exchange(client, request, started);
+    match actix_rt::time::timeout(request.timeout, exchange).await {
+        Ok(outcome) => outcome,
+        Err(_) => Outcome::Timeout { latency: started.elapsed() },
+    }
+}
+
+async fn exchange(client: &awc::Client, prepared: &Prepared, started: Instant) -> Outcome {
+    let mut request = client.request(method(prepared.method), prepared.url.as_str()).timeout(prepared.timeout);
+    for (name, value) in &prepared.headers {
         request = request.insert_header((name.as_str(), value.as_str()));
     }
-    let sent = match &monitor.body {
+    let sent = match &prepared.body {
         Some(body) => request.send_body(body.clone()).await,
         None => request.send().await,
     };
     let mut response = match sent {
         Ok(r) => r,
-        Err(SendRequestError::Timeout) => {
-            return Outcome::Timeout {
-                latency: started.elapsed(),
-            }
-        }
-        Err(e) => {
-            return Outcome::NetworkError {
-                detail: send_error(&e),
-                latency: started.elapsed(),
-            }
-        }
+        Err(SendRequestError::Timeout) => return Outcome::Timeout { latency: started.elapsed() },
+        Err(e) => return Outcome::NetworkError { detail: send_error(&e), latency: started.elapsed() },
     };
+    let ttfb = started.elapsed();
     let http_code = response.status().as_u16();
+    let is_stream = response
+        .headers()
+        .get(awc::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
+    let mut parser = is_stream.then(SseParser::new);
     // What the server promised, when the body reaches us as sent (not decompressed).
     let promised_len = response
         .headers()
@@ -85,6 +108,9 @@ async fn exchange(client: &awc::Client, monitor: &Monitor, started: Instant) -> 
     while let Some(chunk) = response.next().await {
         match chunk {
             Ok(bytes) => {
+                if let Some(parser) = parser.as_mut() {
+                    parser.feed(&bytes, started.elapsed());
+                }
                 let room = MAX_BODY_BYTES - body.len();
                 if bytes.len() > room {
                     body.extend_from_slice(&bytes[..room]);
@@ -94,9 +120,7 @@ async fn exchange(client: &awc::Client, monitor: &Monitor, started: Instant) -> 
                 body.extend_from_slice(&bytes);
             }
             Err(PayloadError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
-                return Outcome::Timeout {
-                    latency: started.elapsed(),
-                }
+                return Outcome::Timeout { latency: started.elapsed() }
             }
             Err(e) => {
                 return Outcome::NetworkError {
@@ -109,19 +133,13 @@ async fn exchange(client: &awc::Client, monitor: &Monitor, started: Instant) -> 
     if let Some(promised) = promised_len.filter(|&p| !truncated && body.len() < p) {
         // The connection closed early; a cut-off answer is a failed read, not a short one.
         return Outcome::NetworkError {
-            detail: format!(
-                "HTTP {http_code}, then the body ended after {} of {promised} bytes",
-                body.len()
-            ),
+            detail: format!("HTTP {http_code}, then the body ended after {} of {promised} bytes", body.len()),
             latency: started.elapsed(),
         };
     }
-    Outcome::Response {
-        http_code,
-        body,
-        truncated,
-        latency: started.elapsed(),
-    }
+    let latency = started.elapsed();
+    let stream = parser.map(|p| p.finish(latency));
+    Outcome::Response { http_code, body, truncated, latency, ttfb, stream }
 }
 
 /// A short description of why the request did not get a response. awc's messages never

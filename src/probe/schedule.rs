@@ -39,9 +39,8 @@ mod tests {
         let a = jitter("88code\u{1f}cc\u{1f}", interval);
         assert_eq!(a, jitter("88code\u{1f}cc\u{1f}", interval));
         assert!(a < interval);
-        let spread: std::collections::BTreeSet<u128> = (0..1000)
-            .map(|i| jitter(&format!("p{i}\u{1f}s\u{1f}"), interval).as_millis() / 1000)
-            .collect();
+        let spread: std::collections::BTreeSet<u128> =
+            (0..1000).map(|i| jitter(&format!("p{i}\u{1f}s\u{1f}"), interval).as_millis() / 1000).collect();
         // 1,000 monitors over 60 one-second slots: every second gets some.
         assert_eq!(spread.len(), 60);
     }
@@ -62,11 +61,7 @@ mod tests {
             (0, s(125), s(60), 2),
         ];
         for (finished, elapsed, interval, expected) in rows {
-            assert_eq!(
-                next_slot(finished, elapsed, interval),
-                expected,
-                "{finished} {elapsed:?} {interval:?}"
-            );
+            assert_eq!(next_slot(finished, elapsed, interval), expected, "{finished} {elapsed:?} {interval:?}");
         }
     }
 

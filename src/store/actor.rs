@@ -12,6 +12,7 @@ use super::db::{self, Row};
 use super::timeline::{self, Period};
 use super::{CurrentStatus, MonitorStatus};
 use crate::config::MonitorKey;
+use crate::probe::classify::Metrics;
 use crate::probe::{Reason, Status};
 
 /// Results are written at least this often (the most a crash may lose).
@@ -36,6 +37,7 @@ pub struct ProbeResult {
     pub http_code: u16,
     /// Already redacted.
     pub detail: Option<String>,
+    pub metrics: Metrics,
 }
 
 /// The monitors to list, in config order, and how to weigh and keep their history.
@@ -123,10 +125,7 @@ impl StoreActor {
             Err(e) => {
                 let message = e.to_string();
                 if self.write_error.as_deref() != Some(message.as_str()) {
-                    log::error!(
-                        "store: writing {} results failed, will retry: {message}",
-                        self.pending.len()
-                    );
+                    log::error!("store: writing {} results failed, will retry: {message}", self.pending.len());
                 }
                 self.write_error = Some(message.clone());
                 if self.pending.len() > MAX_PENDING {
@@ -142,10 +141,7 @@ impl StoreActor {
 
     fn start_purge(&mut self, ctx: &mut Context<Self>) {
         let before = crate::probe::actor::unix_now() - self.retention.as_secs() as i64;
-        ctx.notify(PurgeStep {
-            before,
-            purged_so_far: 0,
-        });
+        ctx.notify(PurgeStep { before, purged_so_far: 0 });
     }
 
     fn query(&mut self, q: &QueryStatus) -> Result<Vec<MonitorStatus>, String> {
@@ -162,18 +158,9 @@ impl StoreActor {
             {
                 continue;
             }
-            let current = db::latest(conn, *id)
-                .map_err(|e| e.to_string())?
-                .map(|row| CurrentStatus {
-                    status: row.status,
-                    latency: i64::from(row.latency_ms),
-                    timestamp: row.ts,
-                    reason: row.reason,
-                    http_code: row.http_code,
-                    detail: row.detail,
-                });
-            let tallies = db::tallies(conn, *id, &window).map_err(|e| e.to_string())?;
-            let (timeline, uptime) = timeline::build(&window, &tallies, self.degraded_weight);
+            let current = db::latest(conn, *id).map_err(|e| e.to_string())?.map(CurrentStatus::from);
+            let samples = db::samples(conn, *id, &window).map_err(|e| e.to_string())?;
+            let (timeline, uptime) = timeline::build(&window, &samples, self.degraded_weight);
             out.push(MonitorStatus {
                 provider: key.provider.clone(),
                 service: key.service.clone(),
@@ -215,6 +202,12 @@ impl Handler<ProbeResult> for StoreActor {
             reason: result.reason.as_str().to_string(),
             http_code: i32::from(result.http_code),
             detail: result.detail,
+            ttfb_ms: result.metrics.ttfb_ms.map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
+            ttft_ms: result.metrics.ttft_ms.map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
+            tokens_per_s: result.metrics.tokens_per_s,
+            model: result.metrics.model,
+            prompt_tokens: result.metrics.prompt_tokens.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+            completion_tokens: result.metrics.completion_tokens.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
         });
         if self.pending.len() >= FLUSH_AT {
             let _ = self.flush();
@@ -269,10 +262,7 @@ impl Handler<Close> for StoreActor {
     fn handle(&mut self, _: Close, ctx: &mut Context<Self>) -> Self::Result {
         let flushed = self.flush();
         if let Err(e) = &flushed {
-            log::error!(
-                "store: {} results could not be written before closing: {e}",
-                self.pending.len()
-            );
+            log::error!("store: {} results could not be written before closing: {e}", self.pending.len());
         }
         // Dropping the last connection checkpoints the WAL into the database file.
         self.conn = None;
@@ -289,10 +279,7 @@ impl Handler<PurgeStep> for StoreActor {
         match db::purge_step(conn, step.before, PURGE_STEP_ROWS) {
             Ok(n) if n as i64 == PURGE_STEP_ROWS => {
                 // More to go: queue the next step behind whatever else is waiting.
-                ctx.notify(PurgeStep {
-                    before: step.before,
-                    purged_so_far: step.purged_so_far + n,
-                });
+                ctx.notify(PurgeStep { before: step.before, purged_so_far: step.purged_so_far + n });
             }
             Ok(n) => {
                 let total = step.purged_so_far + n;

@@ -5,11 +5,11 @@ use std::path::Path;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, SmallInt};
+use diesel::sql_types::BigInt;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use super::schema::{monitors, results};
-use super::timeline::{Tally, Window};
+use super::timeline::{Sample, Window};
 use crate::config::MonitorKey;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -26,13 +26,8 @@ pub enum StoreError {
 /// timeout, and every embedded migration applied.
 pub fn open(path: &Path) -> Result<SqliteConnection, StoreError> {
     let shown = path.display().to_string();
-    let fail = |message: String| StoreError::Open {
-        path: shown.clone(),
-        message,
-    };
-    let text = path
-        .to_str()
-        .ok_or_else(|| fail("path is not valid UTF-8".to_string()))?;
+    let fail = |message: String| StoreError::Open { path: shown.clone(), message };
+    let text = path.to_str().ok_or_else(|| fail("path is not valid UTF-8".to_string()))?;
     if text.starts_with("file:") || text == ":memory:" || text.is_empty() {
         return Err(fail("must be a file path (not a URI or :memory:)".to_string()));
     }
@@ -46,8 +41,7 @@ pub fn open(path: &Path) -> Result<SqliteConnection, StoreError> {
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
     )
     .map_err(|e| fail(format!("setting up: {e}")))?;
-    conn.run_pending_migrations(MIGRATIONS)
-        .map_err(|e| fail(format!("migrating: {e}")))?;
+    conn.run_pending_migrations(MIGRATIONS).map_err(|e| fail(format!("migrating: {e}")))?;
     Ok(conn)
 }
 
@@ -78,7 +72,7 @@ pub fn monitor_ids(conn: &mut SqliteConnection, keys: &[MonitorKey]) -> Result<V
 }
 
 /// One stored probe result.
-#[derive(Debug, Clone, PartialEq, Insertable, Queryable)]
+#[derive(Debug, Clone, Default, PartialEq, Insertable, Queryable, Selectable)]
 #[diesel(table_name = results)]
 pub struct Row {
     pub monitor_id: i32,
@@ -88,13 +82,19 @@ pub struct Row {
     pub reason: String,
     pub http_code: i32,
     pub detail: Option<String>,
+    pub ttfb_ms: Option<i32>,
+    pub ttft_ms: Option<i32>,
+    pub tokens_per_s: Option<f64>,
+    pub model: Option<String>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
 }
 
 /// Inserts `rows` in one transaction.
 pub fn insert(conn: &mut SqliteConnection, rows: &[Row]) -> Result<(), StoreError> {
     conn.transaction(|conn| {
-        // SQLite limits bound variables per statement; 7 columns x 4,000 rows stays below it.
-        for chunk in rows.chunks(4_000) {
+        // SQLite limits bound variables per statement (32,766): 13 columns x 2,000 rows is below.
+        for chunk in rows.chunks(2_000) {
             diesel::insert_into(results::table).values(chunk).execute(conn)?;
         }
         Ok(())
@@ -106,50 +106,27 @@ pub fn latest(conn: &mut SqliteConnection, monitor_id: i32) -> Result<Option<Row
     results::table
         .filter(results::monitor_id.eq(monitor_id))
         .order((results::ts.desc(), results::id.desc()))
-        .select((
-            results::monitor_id,
-            results::ts,
-            results::status,
-            results::latency_ms,
-            results::reason,
-            results::http_code,
-            results::detail,
-        ))
+        .select(Row::as_select())
         .first::<Row>(conn)
         .optional()
         .map_err(StoreError::from)
 }
 
-#[derive(QueryableByName)]
-struct TallyRow {
-    #[diesel(sql_type = BigInt)]
-    bucket: i64,
-    #[diesel(sql_type = SmallInt)]
-    status: i16,
-    #[diesel(sql_type = BigInt)]
-    count: i64,
-    #[diesel(sql_type = BigInt)]
-    latency_sum: i64,
-}
-
-/// Per bucket and status of `window`: how many results and their summed latency.
-pub fn tallies(conn: &mut SqliteConnection, monitor_id: i32, window: &Window) -> Result<Vec<Tally>, StoreError> {
-    let rows: Vec<TallyRow> = diesel::sql_query(
-        "SELECT (ts - ?1) / ?2 AS bucket, status, COUNT(*) AS count, COALESCE(SUM(latency_ms), 0) AS latency_sum \
-         FROM results WHERE monitor_id = ?3 AND ts >= ?1 AND ts < ?4 GROUP BY bucket, status",
-    )
-    .bind::<BigInt, _>(window.first_start)
-    .bind::<BigInt, _>(window.size)
-    .bind::<Integer, _>(monitor_id)
-    .bind::<BigInt, _>(window.end())
-    .load(conn)?;
+/// Every result of a monitor within `window`, as the timeline needs them.
+pub fn samples(conn: &mut SqliteConnection, monitor_id: i32, window: &Window) -> Result<Vec<Sample>, StoreError> {
+    let rows: Vec<(i64, i16, i32, Option<i32>)> = results::table
+        .filter(results::monitor_id.eq(monitor_id))
+        .filter(results::ts.ge(window.first_start))
+        .filter(results::ts.lt(window.end()))
+        .select((results::ts, results::status, results::latency_ms, results::ttft_ms))
+        .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|r| Tally {
-            bucket: r.bucket as usize,
-            status: r.status,
-            count: r.count,
-            latency_sum: r.latency_sum,
+        .map(|(ts, status, latency, ttft)| Sample {
+            ts,
+            status,
+            latency_ms: i64::from(latency),
+            ttft_ms: ttft.map(i64::from),
         })
         .collect())
 }
@@ -165,10 +142,7 @@ pub fn purge_step(conn: &mut SqliteConnection, before: i64, limit: i64) -> Resul
 
 /// A cheap round trip that fails when the database cannot be read.
 pub fn ping(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    diesel::sql_query("SELECT 1")
-        .execute(conn)
-        .map(|_| ())
-        .map_err(StoreError::from)
+    diesel::sql_query("SELECT 1").execute(conn).map(|_| ()).map_err(StoreError::from)
 }
 
 #[cfg(test)]
@@ -177,28 +151,17 @@ mod tests {
     use super::*;
 
     fn row(monitor_id: i32, ts: i64, status: i16, latency_ms: i32) -> Row {
-        Row {
-            monitor_id,
-            ts,
-            status,
-            latency_ms,
-            reason: "ok".into(),
-            http_code: 200,
-            detail: None,
-        }
+        Row { monitor_id, ts, status, latency_ms, reason: "ok".into(), http_code: 200, ..Row::default() }
     }
 
     #[test]
-    fn roundtrip_ids_insert_latest_tallies_purge() {
+    fn roundtrip_ids_insert_latest_samples_purge() {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = open(&dir.path().join("t.db")).unwrap();
         let a = MonitorKey::new("A", "chat", "");
         let ids = monitor_ids(&mut conn, &[a.clone(), MonitorKey::new("b", "chat", "vip")]).unwrap();
         // Same key in another case: same id.
-        assert_eq!(
-            monitor_ids(&mut conn, &[MonitorKey::new("a", "CHAT", "")]).unwrap(),
-            vec![ids[0]]
-        );
+        assert_eq!(monitor_ids(&mut conn, &[MonitorKey::new("a", "CHAT", "")]).unwrap(), vec![ids[0]]);
         assert_ne!(ids[0], ids[1]);
 
         let now = 1_735_559_160;
@@ -212,34 +175,22 @@ mod tests {
         ];
         insert(&mut conn, &rows).unwrap();
         assert_eq!(latest(&mut conn, ids[0]).unwrap().unwrap().ts, now - 5);
-        let mut t = tallies(&mut conn, ids[0], &window).unwrap();
-        t.sort_by_key(|t| (t.bucket, t.status));
-        assert_eq!(
-            t,
-            vec![
-                Tally {
-                    bucket: 22,
-                    status: 2,
-                    count: 1,
-                    latency_sum: 700
-                },
-                Tally {
-                    bucket: 23,
-                    status: 0,
-                    count: 1,
-                    latency_sum: 9_000
-                },
-                Tally {
-                    bucket: 23,
-                    status: 1,
-                    count: 1,
-                    latency_sum: 100
-                },
-            ]
-        );
+        let mut got = samples(&mut conn, ids[0], &window).unwrap();
+        got.sort_by_key(|s| s.ts);
+        let expected: Vec<(i64, i16, i64)> = vec![(now - 3_600, 2, 700), (now - 10, 1, 100), (now - 5, 0, 9_000)];
+        assert_eq!(got.iter().map(|s| (s.ts, s.status, s.latency_ms)).collect::<Vec<_>>(), expected);
+        let full = Row {
+            ttft_ms: Some(120),
+            tokens_per_s: Some(42.5),
+            model: Some("m-1".into()),
+            completion_tokens: Some(7),
+            ..row(ids[1], now + 1, 1, 60)
+        };
+        insert(&mut conn, std::slice::from_ref(&full)).unwrap();
+        assert_eq!(latest(&mut conn, ids[1]).unwrap().unwrap(), full);
         assert_eq!(purge_step(&mut conn, now - 3_600, 1).unwrap(), 1);
         assert_eq!(purge_step(&mut conn, now - 3_600, 10).unwrap(), 0);
-        assert_eq!(latest(&mut conn, ids[1]).unwrap().unwrap().latency_ms, 50);
+        assert_eq!(latest(&mut conn, ids[1]).unwrap().unwrap().latency_ms, 60);
     }
 
     #[test]

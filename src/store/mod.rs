@@ -20,6 +20,40 @@ pub struct CurrentStatus {
     /// Why a red probe failed; redacted before it was stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Time to the response headers, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttfb: Option<i64>,
+    /// Time to the first token of a streamed answer, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_per_s: Option<f64>,
+    /// The model the response said served it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_tokens: Option<i64>,
+}
+
+impl From<db::Row> for CurrentStatus {
+    fn from(row: db::Row) -> Self {
+        CurrentStatus {
+            status: row.status,
+            latency: i64::from(row.latency_ms),
+            timestamp: row.ts,
+            reason: row.reason,
+            http_code: row.http_code,
+            detail: row.detail,
+            ttfb: row.ttfb_ms.map(i64::from),
+            ttft: row.ttft_ms.map(i64::from),
+            tokens_per_s: row.tokens_per_s,
+            model: row.model,
+            prompt_tokens: row.prompt_tokens,
+            completion_tokens: row.completion_tokens,
+        }
+    }
 }
 
 /// One monitor's entry in `/api/status`.

@@ -19,6 +19,12 @@ diesel::table! {
         reason -> Text,
         http_code -> Integer,
         detail -> Nullable<Text>,
+        ttfb_ms -> Nullable<Integer>,
+        ttft_ms -> Nullable<Integer>,
+        tokens_per_s -> Nullable<Double>,
+        model -> Nullable<Text>,
+        prompt_tokens -> Nullable<BigInt>,
+        completion_tokens -> Nullable<BigInt>,
     }
 }
 

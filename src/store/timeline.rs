@@ -88,13 +88,13 @@ impl Window {
     }
 }
 
-/// Counts and latency of one status within one bucket, as the database aggregates them.
+/// One stored probe, as far as the timeline needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tally {
-    pub bucket: usize,
+pub struct Sample {
+    pub ts: i64,
     pub status: i16,
-    pub count: i64,
-    pub latency_sum: i64,
+    pub latency_ms: i64,
+    pub ttft_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -137,47 +137,68 @@ pub struct Bucket {
     pub timestamp: i64,
     pub status: i16,
     pub latency: i64,
+    /// Percentiles of the non-red probes' latency and time to first token; null when none.
+    pub latency_p50: Option<i64>,
+    pub latency_p95: Option<i64>,
+    pub ttft_p50: Option<i64>,
+    pub ttft_p95: Option<i64>,
     pub availability: f64,
     pub counts: Counts,
 }
 
+/// The nearest-rank percentile of sorted values.
+fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
 /// Builds every bucket of `window` (empty ones included) and the period's uptime, weighted by
 /// probe count.
-pub fn build(window: &Window, tallies: &[Tally], degraded_weight: f64) -> (Vec<Bucket>, f64) {
+pub fn build(window: &Window, samples: &[Sample], degraded_weight: f64) -> (Vec<Bucket>, f64) {
     let mut counts = vec![Counts::default(); window.count];
-    let mut latency_sums = vec![0i64; window.count];
-    for tally in tallies.iter().filter(|t| t.bucket < window.count) {
-        let c = &mut counts[tally.bucket];
-        match tally.status {
-            0 => c.red += tally.count,
-            1 => c.green += tally.count,
-            2 => c.yellow += tally.count,
+    let mut latencies: Vec<Vec<i64>> = vec![Vec::new(); window.count];
+    let mut ttfts: Vec<Vec<i64>> = vec![Vec::new(); window.count];
+    for sample in samples {
+        let Some(bucket) = window.bucket_of(sample.ts) else { continue };
+        let c = &mut counts[bucket];
+        match sample.status {
+            0 => c.red += 1,
+            1 => c.green += 1,
+            2 => c.yellow += 1,
             _ => continue,
         }
-        if tally.status != 0 {
-            latency_sums[tally.bucket] += tally.latency_sum;
+        if sample.status != 0 {
+            latencies[bucket].push(sample.latency_ms);
+            if let Some(ttft) = sample.ttft_ms {
+                ttfts[bucket].push(ttft);
+            }
         }
     }
     let mut total = Counts::default();
     let buckets = counts
         .iter()
-        .zip(&latency_sums)
+        .zip(latencies.iter_mut().zip(ttfts.iter_mut()))
         .enumerate()
-        .map(|(i, (c, latency_sum))| {
+        .map(|(i, (c, (latency, ttft)))| {
             total.green += c.green;
             total.yellow += c.yellow;
             total.red += c.red;
-            let non_red = c.green + c.yellow;
+            latency.sort_unstable();
+            ttft.sort_unstable();
+            let non_red = latency.len() as i64;
             let start = window.first_start + window.size * i as i64;
             Bucket {
                 time: window.label(start),
                 timestamp: start,
                 status: c.worst_status(),
-                latency: if non_red > 0 {
-                    (latency_sum + non_red / 2) / non_red
-                } else {
-                    0
-                },
+                latency: if non_red > 0 { (latency.iter().sum::<i64>() + non_red / 2) / non_red } else { 0 },
+                latency_p50: percentile(latency, 50.0),
+                latency_p95: percentile(latency, 95.0),
+                ttft_p50: percentile(ttft, 50.0),
+                ttft_p95: percentile(ttft, 95.0),
                 availability: c.availability(degraded_weight),
                 counts: *c,
             }
@@ -201,22 +222,8 @@ mod tests {
     fn windows_are_utc_aligned_and_end_with_now() {
         let rows = [
             (Period::Day, 24, 3_600, 1_735_556_400 - 23 * 3_600, "12:00", "11:00"),
-            (
-                Period::Week,
-                7,
-                86_400,
-                1_735_516_800 - 6 * 86_400,
-                "2024-12-24",
-                "2024-12-30",
-            ),
-            (
-                Period::Month,
-                30,
-                86_400,
-                1_735_516_800 - 29 * 86_400,
-                "2024-12-01",
-                "2024-12-30",
-            ),
+            (Period::Week, 7, 86_400, 1_735_516_800 - 6 * 86_400, "2024-12-24", "2024-12-30"),
+            (Period::Month, 30, 86_400, 1_735_516_800 - 29 * 86_400, "2024-12-01", "2024-12-30"),
         ];
         for (period, count, size, first, first_label, last_label) in rows {
             let w = period.window(NOW);
@@ -225,9 +232,7 @@ mod tests {
             assert_eq!(buckets.len(), count);
             assert_eq!(buckets[0].time, first_label);
             assert_eq!(buckets[count - 1].time, last_label);
-            assert!(buckets
-                .iter()
-                .all(|b| b.status == -1 && b.availability == -1.0 && b.latency == 0));
+            assert!(buckets.iter().all(|b| b.status == -1 && b.availability == -1.0 && b.latency == 0));
             assert_eq!(uptime, -1.0);
             assert_eq!(w.bucket_of(NOW), Some(count - 1));
             assert_eq!(w.bucket_of(first), Some(0));
@@ -236,41 +241,30 @@ mod tests {
         }
     }
 
+    fn sample(ts: i64, status: i16, latency_ms: i64, ttft_ms: Option<i64>) -> Sample {
+        Sample { ts, status, latency_ms, ttft_ms }
+    }
+
     #[test]
     fn buckets_take_the_worst_status_and_weighted_availability() {
         let w = Period::Day.window(NOW);
-        let tally = |bucket, status, count, latency_sum| Tally {
-            bucket,
-            status,
-            count,
-            latency_sum,
-        };
-        let tallies = [
-            tally(23, 1, 60, 60 * 200),
-            tally(22, 1, 50, 50 * 100),
-            tally(22, 2, 10, 10 * 700),
-            tally(21, 1, 3, 300),
-            tally(21, 2, 1, 900),
-            tally(21, 0, 1, 10_000),
-            tally(20, 0, 2, 50),
-        ];
-        let (b, uptime) = build(&w, &tallies, 0.7);
+        let hour = |b: usize| w.first_start + 3_600 * b as i64;
+        let mut samples = Vec::new();
+        samples.extend((0..60).map(|i| sample(hour(23) + i, 1, 200, None)));
+        samples.extend((0..50).map(|i| sample(hour(22) + i, 1, 100, None)));
+        samples.extend((0..10).map(|i| sample(hour(22) + 100 + i, 2, 700, None)));
+        samples.extend((0..3).map(|i| sample(hour(21) + i, 1, 100, None)));
+        samples.push(sample(hour(21) + 10, 2, 900, None));
+        samples.push(sample(hour(21) + 11, 0, 10_000, None));
+        samples.extend((0..2).map(|i| sample(hour(20) + i, 0, 25, None)));
+        samples.push(sample(w.first_start - 1, 1, 1, None));
+        samples.push(sample(w.end(), 1, 1, None));
+        let (b, uptime) = build(&w, &samples, 0.7);
         assert_eq!((b[23].status, b[23].latency, b[23].availability), (1, 200, 100.0));
         assert_eq!((b[22].status, b[22].latency), (2, (5_000 + 7_000) / 60));
         assert_eq!(b[22].availability, round2(100.0 * (50.0 + 7.0) / 60.0));
         // red dominates; red latency is left out of the mean
-        assert_eq!(
-            (b[21].status, b[21].latency, b[21].counts),
-            (
-                0,
-                300,
-                Counts {
-                    green: 3,
-                    yellow: 1,
-                    red: 1
-                }
-            )
-        );
+        assert_eq!((b[21].status, b[21].latency, b[21].counts), (0, 300, Counts { green: 3, yellow: 1, red: 1 }));
         assert_eq!(b[21].availability, 74.0);
         assert_eq!((b[20].status, b[20].latency, b[20].availability), (0, 0, 0.0));
         assert_eq!(b[19].status, -1);
@@ -280,26 +274,25 @@ mod tests {
     }
 
     #[test]
-    fn unknown_status_and_out_of_range_buckets_are_ignored() {
+    fn percentiles_are_nearest_rank_over_non_red_probes() {
+        let w = Period::Day.window(NOW);
+        let t = w.first_start;
+        let mut samples: Vec<Sample> = (1..=100).map(|i| sample(t + i, 1, i * 10, Some(i))).collect();
+        samples.push(sample(t, 0, 1_000_000, Some(1_000_000)));
+        samples.push(sample(t + 200, 2, 5, None));
+        let (b, _) = build(&w, &samples, 0.7);
+        // 101 non-red latencies: 5, 10, 20, ..., 1000
+        assert_eq!((b[0].latency_p50, b[0].latency_p95), (Some(500), Some(950)));
+        assert_eq!((b[0].ttft_p50, b[0].ttft_p95), (Some(50), Some(95)));
+        assert_eq!((b[1].latency_p50, b[1].ttft_p95), (None, None));
+        assert_eq!(percentile(&[7], 95.0), Some(7));
+        assert_eq!(percentile(&[1, 2], 50.0), Some(1));
+    }
+
+    #[test]
+    fn unknown_statuses_are_ignored() {
         let w = Period::Week.window(NOW);
-        let (b, uptime) = build(
-            &w,
-            &[
-                Tally {
-                    bucket: 7,
-                    status: 1,
-                    count: 5,
-                    latency_sum: 5,
-                },
-                Tally {
-                    bucket: 0,
-                    status: 9,
-                    count: 1,
-                    latency_sum: 1,
-                },
-            ],
-            0.7,
-        );
+        let (b, uptime) = build(&w, &[sample(NOW, 9, 1, None)], 0.7);
         assert!(b.iter().all(|b| b.counts.total() == 0));
         assert_eq!(uptime, -1.0);
     }

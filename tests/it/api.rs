@@ -12,23 +12,12 @@ use llm_monitor::store::db::{self, Row};
 use crate::support::{wait_for, Workspace};
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 fn row(monitor_id: i32, ts: i64, status: i16, latency_ms: i32) -> Row {
     let reason = ["server_error", "ok", "slow"][status as usize].to_string();
-    Row {
-        monitor_id,
-        ts,
-        status,
-        latency_ms,
-        reason,
-        http_code: 200,
-        detail: None,
-    }
+    Row { monitor_id, ts, status, latency_ms, reason, http_code: 200, ..Row::default() }
 }
 
 /// Two monitors at a 24 h interval (so the daemon's own probes stay out of the way) whose
@@ -52,21 +41,13 @@ fn history() -> History {
     for (p, s, c) in [("Hist", "chat", ""), ("hist", "code", "vip"), ("other", "chat", "")] {
         let jitter =
             llm_monitor::probe::schedule::jitter(MonitorKey::new(p, s, c).normalized(), Duration::from_secs(86_400));
-        assert!(
-            jitter > Duration::from_secs(3_600),
-            "{p}/{s}: the daemon would probe during the test"
-        );
+        assert!(jitter > Duration::from_secs(3_600), "{p}/{s}: the daemon would probe during the test");
     }
     let ws = Workspace::new(CONFIG);
     let mut conn = db::open(&ws.db_path()).unwrap();
-    let ids = db::monitor_ids(
-        &mut conn,
-        &[
-            MonitorKey::new("Hist", "chat", ""),
-            MonitorKey::new("hist", "code", "vip"),
-        ],
-    )
-    .unwrap();
+    let ids =
+        db::monitor_ids(&mut conn, &[MonitorKey::new("Hist", "chat", ""), MonitorKey::new("hist", "code", "vip")])
+            .unwrap();
     let t = now();
     let h = 3_600;
     let d = 86_400;
@@ -99,10 +80,8 @@ fn expected(rows: &[Row], monitor_id: i32, generated_at: i64, size: i64, count: 
     (0..count)
         .map(|i| {
             let start = first_start + i * size;
-            let in_bucket: Vec<&Row> = rows
-                .iter()
-                .filter(|r| r.monitor_id == monitor_id && r.ts >= start && r.ts < start + size)
-                .collect();
+            let in_bucket: Vec<&Row> =
+                rows.iter().filter(|r| r.monitor_id == monitor_id && r.ts >= start && r.ts < start + size).collect();
             let n = |s: i16| in_bucket.iter().filter(|r| r.status == s).count() as i64;
             (start, n(1), n(2), n(0))
         })
@@ -117,11 +96,7 @@ fn check_timeline(entry: &Value, rows: &[Row], monitor_id: i32, generated_at: i6
     let (mut total, mut weighted) = (0i64, 0f64);
     for (bucket, (start, green, yellow, red)) in timeline.iter().zip(want) {
         assert_eq!(bucket["timestamp"], start, "{bucket}");
-        assert_eq!(
-            bucket["counts"],
-            serde_json::json!({"green": green, "yellow": yellow, "red": red}),
-            "{bucket}"
-        );
+        assert_eq!(bucket["counts"], serde_json::json!({"green": green, "yellow": yellow, "red": red}), "{bucket}");
         let n = green + yellow + red;
         total += n;
         weighted += green as f64 + 0.5 * yellow as f64;
@@ -154,11 +129,9 @@ fn timelines_for_24h_7d_30d_have_the_right_shape_and_numbers() {
     let History { ws, rows } = history();
     let daemon = ws.start();
     let id = rows[0].monitor_id;
-    for (period, size, count, label) in [
-        ("24h", 3_600, 24, "HH:MM"),
-        ("7d", 86_400, 7, "YYYY-MM-DD"),
-        ("30d", 86_400, 30, "YYYY-MM-DD"),
-    ] {
+    for (period, size, count, label) in
+        [("24h", 3_600, 24, "HH:MM"), ("7d", 86_400, 7, "YYYY-MM-DD"), ("30d", 86_400, 30, "YYYY-MM-DD")]
+    {
         let body = daemon.status(&format!("?period={period}"));
         assert_eq!(body["meta"]["period"], period);
         assert_eq!(body["meta"]["count"], 3, "disabled monitors are not listed");
@@ -171,36 +144,19 @@ fn timelines_for_24h_7d_30d_have_the_right_shape_and_numbers() {
             .collect();
         assert_eq!(names, ["Hist/chat", "hist/code", "other/chat"], "config order");
         check_timeline(&body["data"][0], &rows, id, generated_at, size, count, label);
-        check_timeline(
-            &body["data"][1],
-            &rows,
-            rows.last().unwrap().monitor_id,
-            generated_at,
-            size,
-            count,
-            label,
-        );
+        check_timeline(&body["data"][1], &rows, rows.last().unwrap().monitor_id, generated_at, size, count, label);
         assert!(body["data"][2]["current_status"].is_null());
         assert_eq!(body["data"][2]["uptime"], -1.0);
     }
     // The 24 h bucket two hours back: mean latency of its non-red probes, worst status red.
     let body = daemon.status("?period=24h");
-    let two_hours_ago = body["data"][0]["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["counts"]["red"] == 1)
-        .unwrap()
-        .clone();
+    let two_hours_ago =
+        body["data"][0]["timeline"].as_array().unwrap().iter().find(|b| b["counts"]["red"] == 1).unwrap().clone();
     assert_eq!(two_hours_ago["latency"], (200 + 300 + 900) / 3 + 1, "{two_hours_ago}");
     assert_eq!(two_hours_ago["status"], 0);
     let current = &body["data"][0]["current_status"];
     assert_eq!(
-        (
-            current["status"].as_i64(),
-            current["latency"].as_i64(),
-            current["reason"].as_str()
-        ),
+        (current["status"].as_i64(), current["latency"].as_i64(), current["reason"].as_str()),
         (Some(1), Some(100), Some("ok"))
     );
     assert_eq!(body["data"][1]["channel"], "vip");
@@ -266,10 +222,7 @@ fn bad_queries_get_a_400_with_a_json_error() {
         assert!(response.header("content-type").unwrap().starts_with("application/json"));
         let body = response.json();
         assert_eq!(body["error"]["code"], "invalid_param", "{query}");
-        assert!(
-            body["error"]["message"].as_str().unwrap().contains(needle),
-            "{query}: {body}"
-        );
+        assert!(body["error"]["message"].as_str().unwrap().contains(needle), "{query}: {body}");
     }
     let missing = daemon.get("/api/nope");
     assert_eq!(missing.status, 404);
@@ -288,15 +241,10 @@ fn health_and_cors() {
     assert_eq!(body["config"]["last_reload"]["ok"], true);
     assert!(body["config"]["last_reload"]["time"].as_i64().unwrap() > 0);
 
-    let cross = crate::support::http_get(
-        &format!("{}/api/status", daemon.base),
-        &[("Origin", "https://status.example.org")],
-    );
+    let cross =
+        crate::support::http_get(&format!("{}/api/status", daemon.base), &[("Origin", "https://status.example.org")]);
     assert_eq!(cross.status, 200);
-    assert_eq!(
-        cross.header("access-control-allow-origin"),
-        Some("https://status.example.org")
-    );
+    assert_eq!(cross.header("access-control-allow-origin"), Some("https://status.example.org"));
 }
 
 #[test]
@@ -304,13 +252,7 @@ fn cors_can_be_restricted() {
     let ws = Workspace::new("cors: {allowed_origins: [\"https://ok.example\"]}\nmonitors: []\n");
     let daemon = ws.start();
     let allowed = crate::support::http_get(&format!("{}/health", daemon.base), &[("Origin", "https://ok.example")]);
-    assert_eq!(
-        allowed.header("access-control-allow-origin"),
-        Some("https://ok.example")
-    );
-    let other = crate::support::http_get(
-        &format!("{}/health", daemon.base),
-        &[("Origin", "https://evil.example")],
-    );
+    assert_eq!(allowed.header("access-control-allow-origin"), Some("https://ok.example"));
+    let other = crate::support::http_get(&format!("{}/health", daemon.base), &[("Origin", "https://evil.example")]);
     assert_eq!(other.header("access-control-allow-origin"), None);
 }

@@ -19,23 +19,11 @@ fn every_outcome_is_classified_as_the_table_says() {
     let b = &up.base;
     let rows: Vec<(&str, String, &str, i64, &str)> = vec![
         ("ok", format!("{b}/ok"), "", 1, "ok"),
-        (
-            "slow",
-            format!("{b}/delay/700"),
-            ", slow_latency: 300ms, timeout: 3s",
-            2,
-            "slow",
-        ),
+        ("slow", format!("{b}/delay/700"), ", slow_latency: 300ms, timeout: 3s", 2, "slow"),
         ("rate-limited", format!("{b}/status/429"), "", 2, "rate_limited"),
         ("empty", format!("{b}/empty"), "", 0, "content_mismatch"),
         ("json-error", format!("{b}/json-error"), "", 0, "content_mismatch"),
-        (
-            "html",
-            format!("{b}/html"),
-            ", success_contains: choices",
-            0,
-            "content_mismatch",
-        ),
+        ("html", format!("{b}/html"), ", success_contains: choices", 0, "content_mismatch"),
         ("flood", format!("{b}/flood"), "", 0, "content_mismatch"),
         ("unauthorized", format!("{b}/status/401"), "", 0, "auth_error"),
         ("forbidden", format!("{b}/status/403"), "", 0, "auth_error"),
@@ -43,34 +31,10 @@ fn every_outcome_is_classified_as_the_table_says() {
         ("redirect", format!("{b}/status/302"), "", 0, "client_error"),
         ("server-error", format!("{b}/status/500"), "", 0, "server_error"),
         ("bad-gateway", format!("{b}/status/502"), "", 0, "server_error"),
-        (
-            "hang",
-            format!("{b}/hang"),
-            ", timeout: 1s, slow_latency: 500ms",
-            0,
-            "timeout",
-        ),
-        (
-            "refused",
-            format!("http://127.0.0.1:{}/v1", closed_port()),
-            "",
-            0,
-            "network_error",
-        ),
-        (
-            "reset-mid-body",
-            format!("http://127.0.0.1:{}/v1", reset.port),
-            "",
-            0,
-            "network_error",
-        ),
-        (
-            "tls-to-plain",
-            format!("https://127.0.0.1:{}/v1", tls.port),
-            "",
-            0,
-            "network_error",
-        ),
+        ("hang", format!("{b}/hang"), ", timeout: 1s, slow_latency: 500ms", 0, "timeout"),
+        ("refused", format!("http://127.0.0.1:{}/v1", closed_port()), "", 0, "network_error"),
+        ("reset-mid-body", format!("http://127.0.0.1:{}/v1", reset.port), "", 0, "network_error"),
+        ("tls-to-plain", format!("https://127.0.0.1:{}/v1", tls.port), "", 0, "network_error"),
     ];
     let mut config = String::from("interval: 2s\ntimeout: 5s\nslow_latency: 2s\nmonitors:\n");
     for (service, url, extra, _, _) in &rows {
@@ -89,11 +53,7 @@ fn every_outcome_is_classified_as_the_table_says() {
             );
         }
     }
-    let codes = |service: &str| {
-        daemon.monitor("fake", service)["current_status"]["http_code"]
-            .as_i64()
-            .unwrap()
-    };
+    let codes = |service: &str| daemon.monitor("fake", service)["current_status"]["http_code"].as_i64().unwrap();
     assert_eq!(codes("redirect"), 302);
     assert_eq!(codes("bad-gateway"), 502);
     assert_eq!(codes("hang"), 0);
@@ -101,13 +61,10 @@ fn every_outcome_is_classified_as_the_table_says() {
     // The redirect was a result, not followed.
     assert!(up.log.for_path("/redirect-target").is_empty(), "redirect was followed");
     // The https probe really spoke TLS (a ClientHello starts with 0x16).
-    let hello = wait_for("a TLS ClientHello", Duration::from_secs(5), || {
-        tls.first_bytes.lock().unwrap().first().cloned()
-    });
+    let hello =
+        wait_for("a TLS ClientHello", Duration::from_secs(5), || tls.first_bytes.lock().unwrap().first().cloned());
     assert_eq!(hello.first(), Some(&0x16), "not a TLS handshake: {hello:?}");
-    let timeout = daemon.monitor("fake", "hang")["current_status"]["latency"]
-        .as_i64()
-        .unwrap();
+    let timeout = daemon.monitor("fake", "hang")["current_status"]["latency"].as_i64().unwrap();
     assert!((1000..1500).contains(&timeout), "timeout latency {timeout}");
     let detail = daemon.monitor("fake", "bad-gateway")["current_status"]["detail"].clone();
     assert_eq!(detail, "HTTP 502: upstream says 502");
@@ -126,10 +83,7 @@ fn latency_is_close_to_the_upstreams_delay() {
         (crate::support::probe_count(&m) >= 3).then_some(m)
     });
     let latency = m["current_status"]["latency"].as_i64().unwrap();
-    assert!(
-        (300..=400).contains(&latency),
-        "latency {latency} ms for a 300 ms upstream"
-    );
+    assert!((300..=400).contains(&latency), "latency {latency} ms for a 300 ms upstream");
     // Every probe so far, through the bucket means.
     for bucket in m["timeline"].as_array().unwrap().iter().filter(|b| b["status"] != -1) {
         let mean = bucket["latency"].as_i64().unwrap();

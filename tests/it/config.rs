@@ -45,13 +45,9 @@ monitors:
       Authorization: "Bearer {{{{API_KEY}}}}"
 "#
     ));
-    let daemon = ws.start_with_env(&[
-        ("MONITOR_ACME_CHAT_VIP_API_KEY", ENV_KEY),
-        ("MONITOR_ACME_LEAKY_API_KEY", PLAIN_ENV_KEY),
-    ]);
-    let echo = wait_for("a probe at /echo", Duration::from_secs(10), || {
-        up.log.for_path("/echo").into_iter().next()
-    });
+    let daemon =
+        ws.start_with_env(&[("MONITOR_ACME_CHAT_VIP_API_KEY", ENV_KEY), ("MONITOR_ACME_LEAKY_API_KEY", PLAIN_ENV_KEY)]);
+    let echo = wait_for("a probe at /echo", Duration::from_secs(10), || up.log.for_path("/echo").into_iter().next());
     assert_eq!(echo.query, format!("key={ENV_KEY}"));
     assert_eq!(echo.header("authorization"), Some(format!("Bearer {ENV_KEY}").as_str()));
     assert_eq!(echo.header("x-plain"), Some("static"));
@@ -59,10 +55,7 @@ monitors:
     let file = wait_for("a probe with the file key", Duration::from_secs(10), || {
         up.log.all().into_iter().find(|r| r.query == "channel=file")
     });
-    assert_eq!(
-        file.header("authorization"),
-        Some(format!("Bearer {FILE_KEY}").as_str())
-    );
+    assert_eq!(file.header("authorization"), Some(format!("Bearer {FILE_KEY}").as_str()));
 
     // The upstream echoes the key back in a 401: the stored detail is redacted.
     let leaky = daemon.wait_current("acme", "leaky", Duration::from_secs(10));
@@ -85,25 +78,14 @@ fn include_reads_the_body_from_data() {
         "interval: 1s\nmonitors:\n  - {{provider: inc, service: body, url: \"{}/echo\", method: POST, api_key: k-123, body: \"!include data/request.json\"}}\n",
         up.base
     ));
-    std::fs::write(
-        ws.path().join("data/request.json"),
-        r#"{"model":"m","key":"{{API_KEY}}"}"#,
-    )
-    .unwrap();
+    std::fs::write(ws.path().join("data/request.json"), r#"{"model":"m","key":"{{API_KEY}}"}"#).unwrap();
     let _daemon = ws.start();
-    let echo = wait_for("a probe at /echo", Duration::from_secs(10), || {
-        up.log.for_path("/echo").into_iter().next()
-    });
+    let echo = wait_for("a probe at /echo", Duration::from_secs(10), || up.log.for_path("/echo").into_iter().next());
     assert_eq!(echo.body, r#"{"model":"m","key":"k-123"}"#);
 }
 
 fn check(ws: &Workspace) -> (i32, String) {
-    let out = Command::new(BIN)
-        .arg("check")
-        .arg("--config")
-        .arg(ws.config_path())
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).arg("check").arg("--config").arg(ws.config_path()).output().unwrap();
     (
         out.status.code().unwrap(),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
@@ -120,19 +102,13 @@ fn include_escapes_are_refused() {
     std::fs::write(ws.path().join("sibling.json"), "{}").unwrap();
     let cases = [
         (
-            format!(
-                "../{}/secret.txt",
-                outside.path().file_name().unwrap().to_str().unwrap()
-            ),
+            format!("../{}/secret.txt", outside.path().file_name().unwrap().to_str().unwrap()),
             "resolves outside the data/ folder",
         ),
         ("data/../sibling.json".to_string(), "resolves outside the data/ folder"),
         ("data/link.json".to_string(), "resolves outside the data/ folder"),
         ("data/dir/secret.txt".to_string(), "resolves outside the data/ folder"),
-        (
-            outside.path().join("secret.txt").display().to_string(),
-            "absolute paths are not allowed",
-        ),
+        (outside.path().join("secret.txt").display().to_string(), "absolute paths are not allowed"),
         ("data".to_string(), "resolves outside the data/ folder"),
     ];
     for (path, message) in cases {
@@ -174,11 +150,7 @@ fn check_reports_every_problem_and_exits_1() {
 #[test]
 fn the_daemon_refuses_to_start_on_an_invalid_config() {
     let ws = Workspace::new("retention: forever\nmonitors: []\n");
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(ws.config_path())
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).arg("--config").arg(ws.config_path()).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("retention:"), "{stderr}");
@@ -188,11 +160,6 @@ fn the_daemon_refuses_to_start_on_an_invalid_config() {
 #[test]
 fn the_example_config_is_valid() {
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.yaml.example");
-    let out = Command::new(BIN)
-        .arg("check")
-        .arg("--config")
-        .arg(&example)
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).arg("check").arg("--config").arg(&example).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -25,20 +25,12 @@ fn a_probe_slower_than_its_interval_never_overlaps_the_next() {
     ));
     let _daemon = ws.start();
     let requests = wait_for("four finished probes", Duration::from_secs(15), || {
-        let done: Vec<_> = up
-            .log
-            .for_path("/delay/1500")
-            .into_iter()
-            .filter(|r| r.finished.is_some())
-            .collect();
+        let done: Vec<_> = up.log.for_path("/delay/1500").into_iter().filter(|r| r.finished.is_some()).collect();
         (done.len() >= 4).then_some(done)
     });
     for pair in requests.windows(2) {
         let previous_end = pair[0].finished.unwrap();
-        assert!(
-            pair[1].started >= previous_end,
-            "a probe started before the previous one finished"
-        );
+        assert!(pair[1].started >= previous_end, "a probe started before the previous one finished");
         // An overrun makes the next probe wait, not skip a whole interval.
         let gap = pair[1].started - previous_end;
         assert!(gap < Duration::from_millis(300), "gap {gap:?} after an overrun");
@@ -59,10 +51,7 @@ fn probes_keep_their_interval() {
     });
     let span = requests[4].started - requests[0].started;
     // Slot n is due at start + n * interval: four intervals, without drift.
-    assert!(
-        span >= Duration::from_millis(3_950) && span <= Duration::from_millis(4_100),
-        "span {span:?}"
-    );
+    assert!(span >= Duration::from_millis(3_950) && span <= Duration::from_millis(4_100), "span {span:?}");
 }
 
 #[test]
@@ -104,30 +93,19 @@ fn sigterm_lets_the_probe_in_flight_finish_and_stores_it() {
     let mut daemon = ws.start();
     // Wait until a probe is in flight, then stop.
     wait_for("a probe in flight", Duration::from_secs(10), || {
-        up.log
-            .for_path("/delay/1500")
-            .iter()
-            .any(|r| r.finished.is_none())
-            .then_some(())
+        up.log.for_path("/delay/1500").iter().any(|r| r.finished.is_none()).then_some(())
     });
     let stop = Instant::now();
     daemon.signal(Signal::SIGTERM);
     let status = daemon.wait_exit(Duration::from_secs(6));
     assert!(status.success(), "exit {status}: {}", daemon.logs());
-    assert!(
-        stop.elapsed() < Duration::from_millis(1500 + 2500),
-        "took {:?}",
-        stop.elapsed()
-    );
+    assert!(stop.elapsed() < Duration::from_millis(1500 + 2500), "took {:?}", stop.elapsed());
 
     let requests = up.log.for_path("/delay/1500");
     assert!(requests.iter().all(|r| r.finished.is_some()));
     let rows = stored_rows(&ws);
     assert_eq!(rows.len(), requests.len(), "every probe made is stored: {rows:?}");
-    assert!(
-        rows.iter().all(|(s, reason)| *s == 1 && reason == "ok"),
-        "nothing red because we stopped: {rows:?}"
-    );
+    assert!(rows.iter().all(|(s, reason)| *s == 1 && reason == "ok"), "nothing red because we stopped: {rows:?}");
 }
 
 #[test]
@@ -158,22 +136,11 @@ fn a_store_that_cannot_write_turns_health_503_and_loses_nothing() {
         (r.status == 503).then(|| r.json())
     });
     assert_eq!(health["status"], "unavailable");
-    assert!(
-        health["store"]["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("writes blocked by the test"),
-        "{health}"
-    );
+    assert!(health["store"]["last_error"].as_str().unwrap().contains("writes blocked by the test"), "{health}");
     let made_while_blocked = up.log.for_path("/ok").len();
 
     conn.batch_execute("DROP TRIGGER block_writes;").unwrap();
-    wait_for("health to recover", Duration::from_secs(10), || {
-        (daemon.get("/health").status == 200).then_some(())
-    });
+    wait_for("health to recover", Duration::from_secs(10), || (daemon.get("/health").status == 200).then_some(()));
     let stored = probe_count(&daemon.monitor("w", "s"));
-    assert!(
-        stored as usize >= made_while_blocked,
-        "{stored} stored, {made_while_blocked} made"
-    );
+    assert!(stored as usize >= made_while_blocked, "{stored} stored, {made_while_blocked} made");
 }

@@ -4,5 +4,6 @@ mod api;
 mod classification;
 mod config;
 mod lifecycle;
+mod llm;
 mod reload;
 mod support;

@@ -11,75 +11,47 @@ use crate::support::upstream::{self, Upstream};
 use crate::support::{wait_for, Workspace};
 
 fn m(name: &str, up: &Upstream, interval: &str) -> String {
-    format!(
-        "  - {{provider: r, service: {name}, url: \"{}/m/{name}\", method: GET, interval: {interval}}}\n",
-        up.base
-    )
+    format!("  - {{provider: r, service: {name}, url: \"{}/m/{name}\", method: GET, interval: {interval}}}\n", up.base)
 }
 
 fn requests(up: &Upstream, name: &str) -> Vec<Instant> {
-    up.log
-        .for_path(&format!("/m/{name}"))
-        .iter()
-        .map(|r| r.started)
-        .collect()
+    up.log.for_path(&format!("/m/{name}")).iter().map(|r| r.started).collect()
 }
 
 /// Waits until `name` has been probed `more` more times than now.
 fn wait_probes(up: &Upstream, name: &str, more: usize) {
     let target = requests(up, name).len() + more;
-    wait_for(
-        &format!("{more} more probes of {name}"),
-        Duration::from_secs(15),
-        || (requests(up, name).len() >= target).then_some(()),
-    );
+    wait_for(&format!("{more} more probes of {name}"), Duration::from_secs(15), || {
+        (requests(up, name).len() >= target).then_some(())
+    });
 }
 
 #[test]
 fn saving_by_rename_adds_removes_and_changes_monitors() {
     let up = upstream::start();
-    let ws = Workspace::new(&format!(
-        "monitors:\n{}{}{}",
-        m("keep", &up, "1s"),
-        m("gone", &up, "1s"),
-        m("old", &up, "1s")
-    ));
+    let ws =
+        Workspace::new(&format!("monitors:\n{}{}{}", m("keep", &up, "1s"), m("gone", &up, "1s"), m("old", &up, "1s")));
     let daemon = ws.start();
     for name in ["keep", "gone", "old"] {
         daemon.wait_current("r", name, Duration::from_secs(10));
     }
     // "old" becomes "changed" under the same key: same provider/service, new url.
-    let changed = format!(
-        "  - {{provider: r, service: old, url: \"{}/m/new-url\", method: GET, interval: 1s}}\n",
-        up.base
-    );
-    ws.write_config(&format!(
-        "monitors:\n{}{changed}{}",
-        m("keep", &up, "1s"),
-        m("added", &up, "1s")
-    ));
+    let changed =
+        format!("  - {{provider: r, service: old, url: \"{}/m/new-url\", method: GET, interval: 1s}}\n", up.base);
+    ws.write_config(&format!("monitors:\n{}{changed}{}", m("keep", &up, "1s"), m("added", &up, "1s")));
     wait_for("the new monitor list", Duration::from_secs(5), || {
         (daemon.listed() == ["r/keep", "r/old", "r/added"]).then_some(())
     });
     wait_probes(&up, "added", 1);
     wait_probes(&up, "new-url", 1);
     let first_new = requests(&up, "new-url")[0];
-    assert!(
-        requests(&up, "old").iter().all(|t| *t < first_new),
-        "the old url was probed after the change"
-    );
+    assert!(requests(&up, "old").iter().all(|t| *t < first_new), "the old url was probed after the change");
 
     let gone_before = requests(&up, "gone").len();
     wait_probes(&up, "keep", 3);
-    assert_eq!(
-        requests(&up, "gone").len(),
-        gone_before,
-        "a removed monitor was probed after the reload"
-    );
+    assert_eq!(requests(&up, "gone").len(), gone_before, "a removed monitor was probed after the reload");
     assert!(
-        daemon
-            .logs()
-            .contains("reload succeeded with 3 monitors (1 added, 1 changed, 1 removed)"),
+        daemon.logs().contains("reload succeeded with 3 monitors (1 added, 1 changed, 1 removed)"),
         "{}",
         daemon.logs()
     );
@@ -103,10 +75,7 @@ fn an_unchanged_monitor_keeps_its_schedule_through_reloads() {
     let times = requests(&up, "steady");
     for pair in times.windows(2) {
         let gap = pair[1] - pair[0];
-        assert!(
-            gap >= Duration::from_millis(1_900) && gap <= Duration::from_millis(2_150),
-            "gap {gap:?}: {times:?}"
-        );
+        assert!(gap >= Duration::from_millis(1_900) && gap <= Duration::from_millis(2_150), "gap {gap:?}: {times:?}");
     }
 }
 
@@ -125,17 +94,11 @@ fn a_removed_monitors_probe_in_flight_is_not_stored() {
         (log.len() >= 2 && log.last().unwrap().finished.is_none()).then_some(())
     });
     ws.write_config(&format!("monitors:\n{}", m("clock", &up, "1s")));
-    wait_for("slow to be removed", Duration::from_secs(5), || {
-        (daemon.listed() == ["r/clock"]).then_some(())
-    });
+    wait_for("slow to be removed", Duration::from_secs(5), || (daemon.listed() == ["r/clock"]).then_some(()));
     let started = up.log.for_path("/delay/3000").len();
     // Let the abandoned request run out at the upstream, and a bit more.
     wait_for("the abandoned request to end", Duration::from_secs(10), || {
-        up.log
-            .for_path("/delay/3000")
-            .iter()
-            .all(|r| r.finished.is_some())
-            .then_some(())
+        up.log.for_path("/delay/3000").iter().all(|r| r.finished.is_some()).then_some(())
     });
     wait_probes(&up, "clock", 2);
     assert_eq!(up.log.for_path("/delay/3000").len(), started, "probed after removal");
@@ -148,11 +111,7 @@ fn a_removed_monitors_probe_in_flight_is_not_stored() {
         .count()
         .get_result(&mut conn)
         .unwrap();
-    assert_eq!(
-        stored as usize,
-        started - 1,
-        "the probe in flight at removal was stored"
-    );
+    assert_eq!(stored as usize, started - 1, "the probe in flight at removal was stored");
 }
 
 #[test]
@@ -165,19 +124,11 @@ fn a_changed_include_file_changes_the_body() {
     ws.write_data("body.json", r#"{"v":1}"#);
     let daemon = ws.start();
     wait_for("a probe with body v1", Duration::from_secs(10), || {
-        up.log
-            .for_path("/m/inc")
-            .iter()
-            .any(|r| r.body == r#"{"v":1}"#)
-            .then_some(())
+        up.log.for_path("/m/inc").iter().any(|r| r.body == r#"{"v":1}"#).then_some(())
     });
     ws.write_data("body.json", r#"{"v":2}"#);
     wait_for("a probe with body v2", Duration::from_secs(10), || {
-        up.log
-            .for_path("/m/inc")
-            .iter()
-            .any(|r| r.body == r#"{"v":2}"#)
-            .then_some(())
+        up.log.for_path("/m/inc").iter().any(|r| r.body == r#"{"v":2}"#).then_some(())
     });
     assert!(daemon.logs().contains("1 changed"), "{}", daemon.logs());
 }
@@ -213,34 +164,19 @@ fn an_invalid_save_keeps_the_old_config_and_a_good_save_recovers() {
         let r = daemon.last_reload();
         (r["ok"] == false).then_some(r)
     });
-    let errors: Vec<String> = reload["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e.as_str().unwrap().to_string())
-        .collect();
+    let errors: Vec<String> =
+        reload["errors"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_string()).collect();
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(errors[0].starts_with("interval: unknown unit"), "{errors:?}");
-    assert!(
-        errors[1].starts_with("monitors[0] r/b: method: \"FETCH\""),
-        "{errors:?}"
-    );
-    assert_eq!(
-        daemon.get("/health").status,
-        200,
-        "a rejected reload does not make the daemon unhealthy"
-    );
-    assert!(daemon
-        .logs()
-        .contains("reload rejected (2 problems), keeping the running config"));
+    assert!(errors[1].starts_with("monitors[0] r/b: method: \"FETCH\""), "{errors:?}");
+    assert_eq!(daemon.get("/health").status, 200, "a rejected reload does not make the daemon unhealthy");
+    assert!(daemon.logs().contains("reload rejected (2 problems), keeping the running config"));
     // The old monitor keeps running.
     wait_probes(&up, "a", 2);
     assert_eq!(daemon.listed(), ["r/a"]);
 
     ws.write_config(&format!("monitors:\n{}", m("b", &up, "1s")));
-    wait_for("the good save", Duration::from_secs(5), || {
-        (daemon.listed() == ["r/b"]).then_some(())
-    });
+    wait_for("the good save", Duration::from_secs(5), || (daemon.listed() == ["r/b"]).then_some(()));
     assert_eq!(daemon.last_reload()["ok"], true);
     wait_probes(&up, "b", 1);
 }
@@ -251,15 +187,9 @@ fn a_burst_of_20_saves_ends_in_the_last_config() {
     let ws = Workspace::new(&format!("monitors:\n{}", m("v0", &up, "1s")));
     let daemon = ws.start();
     for i in 1..=20 {
-        ws.write_config(&format!(
-            "monitors:\n{}{}",
-            m("base", &up, "5s"),
-            m(&format!("v{i}"), &up, "1s")
-        ));
+        ws.write_config(&format!("monitors:\n{}{}", m("base", &up, "5s"), m(&format!("v{i}"), &up, "1s")));
     }
-    wait_for("the last config", Duration::from_secs(10), || {
-        (daemon.listed() == ["r/base", "r/v20"]).then_some(())
-    });
+    wait_for("the last config", Duration::from_secs(10), || (daemon.listed() == ["r/base", "r/v20"]).then_some(()));
     wait_probes(&up, "v20", 1);
     // Stays there, and nothing panicked.
     wait_probes(&up, "v20", 1);
@@ -273,22 +203,11 @@ fn listen_and_database_changes_need_a_restart() {
     let up = upstream::start();
     let ws = Workspace::new(&format!("monitors:\n{}", m("a", &up, "1s")));
     let daemon = ws.start();
-    ws.write_raw(&format!(
-        "listen: \"127.0.0.1:1\"\ndatabase: \"elsewhere.db\"\nmonitors:\n{}",
-        m("a", &up, "2s")
-    ));
-    wait_for("the reload", Duration::from_secs(5), || {
-        daemon.logs().contains("reload succeeded").then_some(())
-    });
+    ws.write_raw(&format!("listen: \"127.0.0.1:1\"\ndatabase: \"elsewhere.db\"\nmonitors:\n{}", m("a", &up, "2s")));
+    wait_for("the reload", Duration::from_secs(5), || daemon.logs().contains("reload succeeded").then_some(()));
     let logs = daemon.logs();
-    assert!(
-        logs.contains("listen changed to \"127.0.0.1:1\"; that needs a restart"),
-        "{logs}"
-    );
-    assert!(
-        logs.contains("database changed to elsewhere.db; that needs a restart"),
-        "{logs}"
-    );
+    assert!(logs.contains("listen changed to \"127.0.0.1:1\"; that needs a restart"), "{logs}");
+    assert!(logs.contains("database changed to elsewhere.db; that needs a restart"), "{logs}");
     assert_eq!(daemon.get("/health").status, 200, "still serving on the old address");
     assert!(!ws.path().join("elsewhere.db").exists());
 }
@@ -300,10 +219,8 @@ fn systemd_notify_protocol() {
     let socket_path = ws.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut daemon = ws.start_with_env(&[
-        ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
-        ("WATCHDOG_USEC", "400000"),
-    ]);
+    let mut daemon =
+        ws.start_with_env(&[("NOTIFY_SOCKET", socket_path.to_str().unwrap()), ("WATCHDOG_USEC", "400000")]);
     let mut received: Vec<String> = Vec::new();
     let next_until = |want: &str, received: &mut Vec<String>| {
         let deadline = Instant::now() + Duration::from_secs(10);

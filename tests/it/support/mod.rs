@@ -1,6 +1,7 @@
 //! Test helpers: start the real daemon binary on port 0 in a temp dir, talk HTTP to it, send
 //! it signals, and poll with deadlines.
 
+pub mod llm;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};
@@ -38,10 +39,7 @@ impl Response {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -58,11 +56,8 @@ pub fn http_get(url: &str, headers: &[(&str, &str)]) -> Response {
     }
     let mut response = request.call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
+    let headers =
+        response.headers().iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string())).collect();
     let text = response.body_mut().read_to_string().unwrap_or_default();
     Response { status, headers, text }
 }
@@ -95,10 +90,7 @@ impl Workspace {
 
     /// Writes the config atomically (temp file + rename), as editors do.
     pub fn write_config(&self, config: &str) {
-        self.write_raw(&format!(
-            "listen: \"127.0.0.1:0\"\ndatabase: \"{}\"\n{config}",
-            self.db_path().display()
-        ));
+        self.write_raw(&format!("listen: \"127.0.0.1:0\"\ndatabase: \"{}\"\n{config}", self.db_path().display()));
     }
 
     /// Writes exactly `text` as the config file, by rename.
@@ -161,20 +153,13 @@ impl Daemon {
                 }
             });
         }
-        let mut daemon = Daemon {
-            child,
-            base: String::new(),
-            logs,
-            exit: None,
-        };
+        let mut daemon = Daemon { child, base: String::new(), logs, exit: None };
         let base = wait_for("the daemon to listen", Duration::from_secs(20), || {
             if let Ok(Some(status)) = daemon.child.try_wait() {
                 panic!("daemon exited early ({status}):\n{}", daemon.logs());
             }
             daemon.logs.lock().unwrap().iter().find_map(|l| {
-                l.split("listening on ")
-                    .nth(1)
-                    .map(|rest| rest.split(',').next().unwrap().trim().to_string())
+                l.split("listening on ").nth(1).map(|rest| rest.split(',').next().unwrap().trim().to_string())
             })
         });
         daemon.base = base;

@@ -20,10 +20,7 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -44,11 +41,7 @@ impl Log {
         log.push(Recorded {
             path: req.path().to_string(),
             query: req.query_string().to_string(),
-            headers: req
-                .headers()
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string()))
-                .collect(),
+            headers: req.headers().iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string())).collect(),
             body: String::from_utf8_lossy(body).into_owned(),
             started: Instant::now(),
             finished: None,
@@ -102,32 +95,22 @@ async fn respond(req: HttpRequest, body: web::Bytes, log: web::Data<Log>) -> Htt
         }
         // Echoes the credential it was sent in its error, as careless relays do.
         ["reject-key"] => {
-            let auth = req
-                .headers()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
+            let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
             HttpResponse::Unauthorized()
                 .content_type("application/json")
-                .body(format!(
-                    r#"{{"error":{{"message":"invalid key: {auth} ({})"}}}}"#,
-                    req.query_string()
-                ))
+                .body(format!(r#"{{"error":{{"message":"invalid key: {auth} ({})"}}}}"#, req.query_string()))
         }
         ["empty"] => HttpResponse::Ok().finish(),
         ["json-error"] => HttpResponse::Ok()
             .content_type("application/json")
             .body(r#"{"error":{"message":"quota exceeded","type":"insufficient_quota"}}"#),
-        ["html"] => HttpResponse::Ok()
-            .content_type("text/html")
-            .body("<html><body>502 Bad Gateway</body></html>"),
-        ["flood"] => HttpResponse::Ok()
-            .content_type("application/json")
-            .body(vec![b'a'; 3 * 1024 * 1024]),
+        ["html"] => HttpResponse::Ok().content_type("text/html").body("<html><body>502 Bad Gateway</body></html>"),
+        ["flood"] => HttpResponse::Ok().content_type("application/json").body(vec![b'a'; 3 * 1024 * 1024]),
         ["hang"] => {
             actix_rt::time::sleep(Duration::from_secs(60)).await;
             HttpResponse::Ok().body(OK_BODY)
         }
+        ["llm", mode, rest @ ..] => super::llm::respond(mode, &rest.join("/"), &body).await,
         _ => HttpResponse::NotFound().body("no such fake path"),
     };
     log.finish(index);
@@ -153,14 +136,8 @@ pub fn start() -> Upstream {
             server.await.unwrap();
         })
     });
-    let (addr, handle) = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("fake upstream did not start");
-    Upstream {
-        base: format!("http://{addr}"),
-        log,
-        handle,
-    }
+    let (addr, handle) = rx.recv_timeout(Duration::from_secs(10)).expect("fake upstream did not start");
+    Upstream { base: format!("http://{addr}"), log, handle }
 }
 
 /// A raw TCP server that answers every connection with `reply` and closes it (for resets and
