@@ -8,7 +8,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::api::{self, AppState};
 use crate::config::{duration, Config};
-use crate::store::{db, Close, GetStoreHealth, RegisterMonitors, StoreActor};
+use crate::store::{db, Close, Flush, GetStoreHealth, RegisterMonitors, StoreActor};
 use crate::supervisor::{Shutdown, Supervisor};
 use crate::watch::notify_systemd;
 use sd_notify::NotifyState;
@@ -41,7 +41,15 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         .map_err(|e| RunError::Other(e.to_string()))?
         .map_err(RunError::Other)?;
 
-    let supervisor = Supervisor::new(config.clone(), store.clone()).start();
+    // Registered now, so a `systemctl reload` right after READY=1 reloads instead of killing us.
+    let hangups = match actix_rt::signal::unix::signal(actix_rt::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(e) => {
+            log::error!("cannot handle SIGHUP ({e}); reload by saving the file");
+            None
+        }
+    };
+    let supervisor = Supervisor::new(config.clone(), store.clone(), hangups).start();
     let state = AppState { store: store.clone(), supervisor: supervisor.clone(), started };
     let cors = config.cors.clone();
     let server = HttpServer::new(move || {
@@ -77,14 +85,21 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let signal = wait_for_stop_signal().await;
     log::info!("{signal} received: shutting down");
     notify_systemd(&[NotifyState::Stopping]);
+    // In order: no new probes and the ones in flight stored, everything written, the API
+    // stopped (it can read until then), the database closed.
     supervisor.send(Shutdown).await.ok();
-    match store.send(Close).await {
-        Ok(Ok(())) => log::info!("shutdown: store flushed and closed"),
-        Ok(Err(e)) => log::error!("shutdown: store could not flush: {e}"),
+    match store.send(Flush).await {
+        Ok(Ok(())) => log::info!("shutdown: every result written"),
+        Ok(Err(e)) => log::error!("shutdown: store could not write: {e}"),
         Err(e) => log::error!("shutdown: store did not answer: {e}"),
     }
     server_handle.stop(true).await;
     let _ = server_task.await;
+    match store.send(Close).await {
+        Ok(Ok(())) => log::info!("shutdown: database closed"),
+        Ok(Err(e)) => log::error!("shutdown: store could not write before closing: {e}"),
+        Err(e) => log::error!("shutdown: store did not answer: {e}"),
+    }
     store_arbiter.stop();
     let _ = store_arbiter.join();
     log::info!("shutdown complete");

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use actix::prelude::*;
+use actix_rt::signal::unix::Signal;
 use futures_util::future::join_all;
 
 use crate::config::{diff, Config, Monitor, MonitorKey};
@@ -14,6 +15,8 @@ use crate::watch::{ConfigActor, GetReloadStatus, ReloadStatus};
 
 pub struct Supervisor {
     config: Config,
+    /// SIGHUP, registered before the daemon says it is ready; handed to the ConfigActor.
+    hangups: Option<Signal>,
     store: Addr<StoreActor>,
     config_actor: Option<Addr<ConfigActor>>,
     probes: HashMap<MonitorKey, Addr<ProbeActor>>,
@@ -21,8 +24,8 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(config: Config, store: Addr<StoreActor>) -> Self {
-        Supervisor { config, store, config_actor: None, probes: HashMap::new(), stopping: false }
+    pub fn new(config: Config, store: Addr<StoreActor>, hangups: Option<Signal>) -> Self {
+        Supervisor { config, hangups, store, config_actor: None, probes: HashMap::new(), stopping: false }
     }
 
     /// Starts a monitor's actor, its first probe spread over its first interval.
@@ -37,7 +40,7 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.config_actor = Some(ConfigActor::new(self.config.clone(), ctx.address()).start());
+        self.config_actor = Some(ConfigActor::new(self.config.clone(), ctx.address(), self.hangups.take()).start());
         let now = Instant::now();
         for monitor in self.config.monitors.clone() {
             self.start_probe(&monitor, now);

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use actix::prelude::*;
+use actix_rt::signal::unix::Signal;
 use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
 
@@ -64,13 +65,15 @@ pub struct ConfigActor {
     last_hash: Option<u64>,
     last_rejected: Option<Vec<String>>,
     watcher: Option<Debouncer<RecommendedWatcher>>,
+    watching_data: bool,
+    hangups: Option<Signal>,
     reloading: bool,
     queued: Option<Trigger>,
 }
 
 impl ConfigActor {
     /// `running` is the config the daemon started with, loaded from `running.path`.
-    pub fn new(running: Config, supervisor: Addr<Supervisor>) -> Self {
+    pub fn new(running: Config, supervisor: Addr<Supervisor>, hangups: Option<Signal>) -> Self {
         ConfigActor {
             path: running.path.clone(),
             last_hash: file_hash(&running.path),
@@ -79,6 +82,8 @@ impl ConfigActor {
             last: ReloadStatus { time: unix_now(), trigger: "startup", ok: true, errors: Vec::new() },
             last_rejected: None,
             watcher: None,
+            watching_data: false,
+            hangups,
             reloading: false,
             queued: None,
         }
@@ -100,15 +105,23 @@ impl ConfigActor {
         .map_err(|e| e.to_string())?;
         let dir = self.config_dir().canonicalize().map_err(|e| format!("{}: {e}", self.config_dir().display()))?;
         debouncer.watcher().watch(&dir, RecursiveMode::NonRecursive).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let data = dir.join("data");
-        if data.is_dir() {
-            debouncer
-                .watcher()
-                .watch(&data, RecursiveMode::Recursive)
-                .map_err(|e| format!("{}: {e}", data.display()))?;
-        }
         self.watcher = Some(debouncer);
+        self.watch_data();
         Ok(())
+    }
+
+    /// Watches `data/` once it exists (it may be created, or swapped in, after start-up).
+    fn watch_data(&mut self) {
+        let Ok(dir) = self.config_dir().canonicalize() else { return };
+        let data = dir.join("data");
+        let Some(debouncer) = self.watcher.as_mut() else { return };
+        if self.watching_data || !data.is_dir() {
+            return;
+        }
+        match debouncer.watcher().watch(&data, RecursiveMode::Recursive) {
+            Ok(()) => self.watching_data = true,
+            Err(e) => log::warn!("config: cannot watch {}: {e}", data.display()),
+        }
     }
 
     /// What a batch of changed paths means for us, if anything.
@@ -123,8 +136,12 @@ impl ConfigActor {
                 data_changed = true;
             } else if path.parent() == Some(dir.as_path()) {
                 let file = path.file_name().unwrap_or_default();
-                // `..data` and friends: a Kubernetes ConfigMap swapping its symlink.
-                config_changed |= file == name || file.to_string_lossy().starts_with("..");
+                // `..data` and friends: a Kubernetes ConfigMap swapping its symlink, which may
+                // change included files without touching the config's own bytes.
+                if file.to_string_lossy().starts_with("..") || file == "data" {
+                    data_changed = true;
+                }
+                config_changed |= file == name;
             }
         }
         (config_changed || data_changed).then_some(Trigger::File { data_changed })
@@ -143,6 +160,14 @@ impl ConfigActor {
         self.last_hash = hash;
         log::info!("config: change detected ({}), reloading {}", trigger.name(), self.path.display());
         notify_systemd(&[sd_notify::NotifyState::Reloading]);
+        // An editor writing in place can leave the file empty for a moment: that is never meant
+        // as "no monitors" (write `monitors: []` for that).
+        let empty = std::fs::metadata(&self.path).map(|m| m.len() == 0).unwrap_or(false);
+        if empty {
+            self.reject(trigger, vec![format!("{}: the file is empty", self.path.display())]);
+            notify_systemd(&[sd_notify::NotifyState::Ready]);
+            return;
+        }
         let mut loaded = match config::load(&self.path) {
             Ok(c) => c,
             Err(errors) => {
@@ -227,7 +252,10 @@ fn keep_restart_only_settings(running: &Config, loaded: &mut Config) {
 }
 
 fn file_hash(path: &Path) -> Option<u64> {
-    let bytes = std::fs::read(path).ok()?;
+    use std::io::Read;
+    // The loader refuses files over 1 MiB; hashing more than that would prove nothing.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).ok()?.take(1024 * 1024 + 1).read_to_end(&mut bytes).ok()?;
     let mut hasher = DefaultHasher::new();
     bytes.hash(&mut hasher);
     Some(hasher.finish())
@@ -256,14 +284,10 @@ impl Actor for ConfigActor {
         if let Err(e) = self.watch(ctx) {
             log::error!("config: cannot watch for changes ({e}); reload with SIGHUP");
         }
-        use actix_rt::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::hangup()) {
-            Ok(hangups) => {
-                let stream =
-                    futures_util::stream::unfold(hangups, |mut s| async move { s.recv().await.map(|_| (Sighup, s)) });
-                ctx.add_message_stream(stream);
-            }
-            Err(e) => log::error!("config: cannot handle SIGHUP: {e}"),
+        if let Some(hangups) = self.hangups.take() {
+            let stream =
+                futures_util::stream::unfold(hangups, |mut s| async move { s.recv().await.map(|_| (Sighup, s)) });
+            ctx.add_message_stream(stream);
         }
     }
 }
@@ -276,6 +300,7 @@ impl Handler<FilesChanged> for ConfigActor {
     type Result = ();
 
     fn handle(&mut self, FilesChanged(paths): FilesChanged, ctx: &mut Context<Self>) {
+        self.watch_data();
         if let Some(trigger) = self.classify_paths(&paths) {
             self.reload(trigger, ctx);
         }

@@ -18,7 +18,8 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         },
     };
     let config = state.supervisor.send(GetConfigState).timeout(ACTOR_TIMEOUT).await.ok();
-    let ok = store.writable && config.is_some();
+    // Only the store decides: a slow or failed reload does not stop serving or storing.
+    let ok = store.writable;
     let body = json!({
         "status": if ok { "ok" } else { "unavailable" },
         "version": env!("CARGO_PKG_VERSION"),

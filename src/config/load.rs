@@ -25,7 +25,7 @@ const DEFAULT_DEGRADED_WEIGHT: f64 = 0.7;
 
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
-const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 const MIN_RETENTION: Duration = Duration::from_secs(3_600);
 const MAX_RETENTION: Duration = Duration::from_secs(3_650 * 86_400);
 /// The config file and every included body are read up to this size; larger is an error.
@@ -70,6 +70,8 @@ const MONITOR_KEYS: &[&str] = &[
     "disabled",
 ];
 const CORS_KEYS: &[&str] = &["allowed_origins"];
+/// Fields whose values must never appear in an error message.
+const SECRET_FIELDS: &[&str] = &["api_key", "headers"];
 
 /// Every problem found in a config file, each a line naming where it is.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,6 +183,13 @@ impl<'a> Fields<'a> {
         let value = self.raw(key)?;
         match serde_yaml::from_value::<T>(value.clone()) {
             Ok(v) => Some(v),
+            // serde quotes the offending value; for a key or a header that could be a secret.
+            Err(_) if SECRET_FIELDS.contains(&key) => {
+                let expected =
+                    if key == "headers" { "a mapping of names to quoted strings" } else { "a quoted string" };
+                errors.push(&self.place, key, format!("must be {expected}"));
+                None
+            }
             Err(e) => {
                 errors.push(&self.place, key, e);
                 None
@@ -353,7 +362,7 @@ fn check_interval(place: &str, field: &str, value: Duration, errors: &mut Errors
 
 fn check_timeout(place: &str, field: &str, value: Duration, errors: &mut Errors) {
     if value > MAX_TIMEOUT {
-        errors.push(place, field, format!("{} is above the maximum of 10m", duration::format(value)));
+        errors.push(place, field, format!("{} is above the maximum of 5m", duration::format(value)));
     }
 }
 
@@ -811,6 +820,26 @@ mod tests {
         assert_eq!(cfg.monitors[0].body.as_deref(), Some("{\"key\":\"k1\"}"));
         assert_eq!(cfg.monitors[1].body.as_deref(), Some("{\"key\":\"\"}"));
         assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+    }
+
+    #[test]
+    fn type_errors_never_echo_a_key_or_header_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = "monitors:\n  - {provider: a, service: b, url: \"http://h/\", method: GET, api_key: 88372612345, headers: {X-Key: 99887766554}}\n";
+        let errors = load_with_env(&write_config(dir.path(), yaml), &|_| None).unwrap_err().to_string();
+        assert!(errors.contains("monitors[0] a/b: api_key: must be a quoted string"), "{errors}");
+        assert!(errors.contains("monitors[0] a/b: headers: must be a mapping of names to quoted strings"), "{errors}");
+        assert!(!errors.contains("88372612345") && !errors.contains("99887766554"), "{errors}");
+    }
+
+    #[test]
+    fn secrets_include_the_key_long_header_values_and_url_parameters() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = "monitors:\n  - {provider: a, service: b, url: \"https://h/v1?key=AIzaLiteralKey123&alt=sse\", method: GET, api_key: k-1, headers: {Cookie: \"session=abcdef\", Accept: \"*/*\", Content-Type: application/json-long-enough}}\n";
+        let cfg = load_with_env(&write_config(dir.path(), yaml), &|_| None).unwrap();
+        let mut secrets = cfg.monitors[0].secrets();
+        secrets.sort();
+        assert_eq!(secrets, vec!["AIzaLiteralKey123", "k-1", "session=abcdef"]);
     }
 
     #[test]

@@ -140,6 +140,15 @@ impl Monitor {
                 secrets.push(value);
             }
         }
+        // A key written straight into the URL (`?key=AIza...`) is as secret as one in a header.
+        if let Some((_, query)) = self.url.split_once('?') {
+            for pair in query.split('&') {
+                let value = pair.split_once('=').map_or("", |(_, v)| v);
+                if value.len() >= 8 {
+                    secrets.push(value);
+                }
+            }
+        }
         secrets
     }
 }

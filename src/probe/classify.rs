@@ -355,7 +355,8 @@ fn http_detail(code: u16, body: &[u8]) -> String {
         Ok(serde_json::Value::Object(map)) if map.contains_key("message") => {
             error_message(&serde_json::Value::Object(map))
         }
-        _ => String::from_utf8_lossy(&body[..body.len().min(1024)]).into_owned(),
+        // Not cut here: the caller redacts first and cuts after, so no partial secret survives.
+        _ => String::from_utf8_lossy(body).into_owned(),
     };
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if text.is_empty() {

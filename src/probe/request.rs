@@ -17,12 +17,15 @@ const USER_AGENT: &str = concat!("llm-monitor/", env!("CARGO_PKG_VERSION"));
 
 /// A client for one monitor: pooled connections, no redirects (a 3xx is a result and
 /// credentials never follow one to another host), TLS through rustls with webpki roots.
-pub fn client(connect_timeout: Duration) -> awc::Client {
-    let connector = awc::Connector::new().timeout(connect_timeout);
+pub fn client(probe_timeout: Duration) -> awc::Client {
+    // awc's own timers run a second past the probe's, so the probe's timeout is what fires
+    // (and a black-holed host is a `timeout`, not a connect error).
+    let slack = probe_timeout + Duration::from_secs(1);
+    let connector = awc::Connector::new().timeout(slack);
     awc::Client::builder()
         .connector(connector)
         .disable_redirects()
-        .timeout(connect_timeout)
+        .timeout(slack)
         .add_default_header((awc::http::header::USER_AGENT, USER_AGENT))
         .finish()
 }
@@ -76,7 +79,9 @@ pub async fn execute(client: &awc::Client, request: &Prepared) -> Outcome {
 }
 
 async fn exchange(client: &awc::Client, prepared: &Prepared, started: Instant) -> Outcome {
-    let mut request = client.request(method(prepared.method), prepared.url.as_str()).timeout(prepared.timeout);
+    let mut request = client
+        .request(method(prepared.method), prepared.url.as_str())
+        .timeout(prepared.timeout + Duration::from_secs(1));
     for (name, value) in &prepared.headers {
         request = request.insert_header((name.as_str(), value.as_str()));
     }
@@ -86,7 +91,9 @@ async fn exchange(client: &awc::Client, prepared: &Prepared, started: Instant) -
     };
     let mut response = match sent {
         Ok(r) => r,
-        Err(SendRequestError::Timeout) => return Outcome::Timeout { latency: started.elapsed() },
+        Err(SendRequestError::Timeout | SendRequestError::Connect(awc::error::ConnectError::Timeout)) => {
+            return Outcome::Timeout { latency: started.elapsed() }
+        }
         Err(e) => return Outcome::NetworkError { detail: send_error(&e), latency: started.elapsed() },
     };
     let ttfb = started.elapsed();

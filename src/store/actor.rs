@@ -72,6 +72,19 @@ pub struct StoreHealth {
 #[rtype(result = "StoreHealth")]
 pub struct GetStoreHealth;
 
+/// Write everything pending now.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Flush;
+
+impl Handler<Flush> for StoreActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
+        self.flush()
+    }
+}
+
 /// Write everything pending, then close the database. The actor stops afterwards.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), String>")]

@@ -7,7 +7,7 @@ pub mod timeline;
 
 use serde::Serialize;
 
-pub use actor::{Close, GetStoreHealth, ProbeResult, QueryStatus, RegisterMonitors, StoreActor, StoreHealth};
+pub use actor::{Close, Flush, GetStoreHealth, ProbeResult, QueryStatus, RegisterMonitors, StoreActor, StoreHealth};
 
 /// The latest probe of a monitor, as `/api/status` shows it.
 #[derive(Debug, Clone, Serialize)]

@@ -51,13 +51,14 @@ fn history() -> History {
     let t = now();
     let h = 3_600;
     let d = 86_400;
+    let two_hours_back = (t / h - 2) * h + h / 2;
     let mut rows = vec![
-        // current hour and two hours ago
+        // current hour, and four in the middle of the hour two hours back (so they share a bucket)
         row(ids[0], t - 1, 1, 100),
-        row(ids[0], t - 2 * h, 1, 200),
-        row(ids[0], t - 2 * h + 1, 1, 300),
-        row(ids[0], t - 2 * h + 2, 2, 900),
-        row(ids[0], t - 2 * h + 3, 0, 9_999),
+        row(ids[0], two_hours_back, 1, 200),
+        row(ids[0], two_hours_back + 1, 1, 300),
+        row(ids[0], two_hours_back + 2, 2, 900),
+        row(ids[0], two_hours_back + 3, 0, 9_999),
         // outside 24 h, inside 7 d and 30 d
         row(ids[0], t - 3 * d, 1, 50),
         row(ids[0], t - 3 * d, 0, 10),

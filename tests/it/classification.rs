@@ -65,7 +65,7 @@ fn every_outcome_is_classified_as_the_table_says() {
         wait_for("a TLS ClientHello", Duration::from_secs(5), || tls.first_bytes.lock().unwrap().first().cloned());
     assert_eq!(hello.first(), Some(&0x16), "not a TLS handshake: {hello:?}");
     let timeout = daemon.monitor("fake", "hang")["current_status"]["latency"].as_i64().unwrap();
-    assert!((1000..1500).contains(&timeout), "timeout latency {timeout}");
+    assert!((1000..2000).contains(&timeout), "timeout latency {timeout}");
     let detail = daemon.monitor("fake", "bad-gateway")["current_status"]["detail"].clone();
     assert_eq!(detail, "HTTP 502: upstream says 502");
 }
@@ -83,10 +83,10 @@ fn latency_is_close_to_the_upstreams_delay() {
         (crate::support::probe_count(&m) >= 3).then_some(m)
     });
     let latency = m["current_status"]["latency"].as_i64().unwrap();
-    assert!((300..=400).contains(&latency), "latency {latency} ms for a 300 ms upstream");
+    assert!((300..=450).contains(&latency), "latency {latency} ms for a 300 ms upstream");
     // Every probe so far, through the bucket means.
     for bucket in m["timeline"].as_array().unwrap().iter().filter(|b| b["status"] != -1) {
         let mean = bucket["latency"].as_i64().unwrap();
-        assert!((300..=400).contains(&mean), "bucket mean latency {mean}: {bucket}");
+        assert!((300..=450).contains(&mean), "bucket mean latency {mean}: {bucket}");
     }
 }

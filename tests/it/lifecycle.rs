@@ -33,7 +33,7 @@ fn a_probe_slower_than_its_interval_never_overlaps_the_next() {
         assert!(pair[1].started >= previous_end, "a probe started before the previous one finished");
         // An overrun makes the next probe wait, not skip a whole interval.
         let gap = pair[1].started - previous_end;
-        assert!(gap < Duration::from_millis(300), "gap {gap:?} after an overrun");
+        assert!(gap < Duration::from_millis(500), "gap {gap:?} after an overrun");
     }
 }
 
@@ -49,9 +49,10 @@ fn probes_keep_their_interval() {
         let all = up.log.for_path("/ok");
         (all.len() >= 5).then_some(all)
     });
+    // Slot n is due at start + n * interval: four intervals, without drift (a drifting
+    // schedule adds each probe's own duration to every interval).
     let span = requests[4].started - requests[0].started;
-    // Slot n is due at start + n * interval: four intervals, without drift.
-    assert!(span >= Duration::from_millis(3_950) && span <= Duration::from_millis(4_100), "span {span:?}");
+    assert!(span >= Duration::from_millis(3_900) && span <= Duration::from_millis(4_300), "span {span:?}");
 }
 
 #[test]
@@ -62,15 +63,13 @@ fn history_survives_a_restart() {
         up.base
     ));
     let mut daemon = ws.start();
-    let before = wait_for("three stored probes", Duration::from_secs(15), || {
-        let n = probe_count(&daemon.monitor("keep", "s"));
-        (n >= 3).then_some(n)
+    wait_for("three stored probes", Duration::from_secs(15), || {
+        (probe_count(&daemon.monitor("keep", "s")) >= 3).then_some(())
     });
     let current_before = daemon.monitor("keep", "s")["current_status"].clone();
     daemon.signal(Signal::SIGTERM);
     assert!(daemon.wait_exit(Duration::from_secs(10)).success());
     let requests = up.log.for_path("/ok").len() as i64;
-    assert!(requests >= before);
 
     let daemon = ws.start();
     let after = daemon.monitor("keep", "s");
@@ -137,6 +136,13 @@ fn a_store_that_cannot_write_turns_health_503_and_loses_nothing() {
     });
     assert_eq!(health["status"], "unavailable");
     assert!(health["store"]["last_error"].as_str().unwrap().contains("writes blocked by the test"), "{health}");
+    // Keep writes blocked while three more probes are made; they wait in memory.
+    let blocked_at = up.log.for_path("/ok").len();
+    wait_for("three probes while blocked", Duration::from_secs(10), || {
+        (up.log.for_path("/ok").len() >= blocked_at + 3).then_some(())
+    });
+    let pending = daemon.get("/health").json()["store"]["pending"].as_i64().unwrap();
+    assert!(pending >= 3, "results wait while the database refuses them: {pending}");
     let made_while_blocked = up.log.for_path("/ok").len();
 
     conn.batch_execute("DROP TRIGGER block_writes;").unwrap();
