@@ -63,6 +63,35 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// In the order of their stored codes (`Reason::ALL[code]`); never reorder, only append.
+    pub const ALL: [Reason; 13] = [
+        Reason::Ok,
+        Reason::Slow,
+        Reason::RateLimited,
+        Reason::ContentMismatch,
+        Reason::AuthError,
+        Reason::ClientError,
+        Reason::ServerError,
+        Reason::Timeout,
+        Reason::NetworkError,
+        Reason::WrongAnswer,
+        Reason::ModelMismatch,
+        Reason::StreamIncomplete,
+        Reason::UpstreamError,
+    ];
+
+    pub fn code(self) -> i16 {
+        Reason::ALL.iter().position(|r| *r == self).unwrap_or(0) as i16
+    }
+
+    pub fn from_code(code: i16) -> Option<Reason> {
+        usize::try_from(code).ok().and_then(|i| Reason::ALL.get(i).copied())
+    }
+
+    pub fn parse(name: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Ok => "ok",
@@ -593,6 +622,31 @@ mod tests {
             let verdict = judge(&outcome, checks);
             assert_eq!((verdict.status, verdict.reason), (status, reason), "{name}: {:?}", verdict.detail);
         }
+    }
+
+    #[test]
+    fn reason_codes_match_the_migration() {
+        // migrations/2026-11-26-000002_compact_history maps names to these codes.
+        let names = [
+            "ok",
+            "slow",
+            "rate_limited",
+            "content_mismatch",
+            "auth_error",
+            "client_error",
+            "server_error",
+            "timeout",
+            "network_error",
+            "wrong_answer",
+            "model_mismatch",
+            "stream_incomplete",
+            "upstream_error",
+        ];
+        for (code, name) in names.iter().enumerate() {
+            let reason = Reason::parse(name).unwrap();
+            assert_eq!((reason.code(), Reason::from_code(code as i16)), (code as i16, Some(reason)));
+        }
+        assert_eq!(Reason::from_code(13), None);
     }
 
     #[test]

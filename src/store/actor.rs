@@ -1,6 +1,8 @@
 //! The StoreActor: the single writer. Runs on an arbiter (thread) of its own, because diesel
-//! blocks; buffers probe results and writes them in batched transactions; answers the API's
-//! queries; purges old history at start-up and every 24 h, in steps that let writes through.
+//! blocks; buffers probe results and writes them in batched transactions (raw rows, hourly
+//! rollups and latest pointers together); keeps the recent rollups and each monitor's latest
+//! probe in memory and answers the API's queries from them; purges old history at start-up
+//! and every 24 h, in steps that let writes through.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,7 +11,8 @@ use actix::prelude::*;
 use diesel::SqliteConnection;
 
 use super::db::{self, Row};
-use super::timeline::{self, Period};
+use super::rollup::{History, HOUR};
+use super::timeline::Period;
 use super::{CurrentStatus, MonitorStatus};
 use crate::config::MonitorKey;
 use crate::probe::classify::Metrics;
@@ -94,6 +97,7 @@ pub struct Close;
 #[rtype(result = "()")]
 struct PurgeStep {
     before: i64,
+    from: i64,
     purged_so_far: usize,
 }
 
@@ -106,6 +110,9 @@ pub struct StoreActor {
     pending: Vec<Row>,
     write_error: Option<String>,
     dropped: u64,
+    /// Recent rollups and the latest probe of every monitor, by monitor id: what queries read.
+    histories: HashMap<i32, History>,
+    latest: HashMap<i32, Row>,
 }
 
 impl StoreActor {
@@ -119,6 +126,42 @@ impl StoreActor {
             pending: Vec::new(),
             write_error: None,
             dropped: 0,
+            histories: HashMap::new(),
+            latest: HashMap::new(),
+        }
+    }
+
+    /// (Re)loads the in-memory view from the database: the hourly rollups of the last 31 days
+    /// and the latest probes. A few hundred rows per monitor; no raw history is read.
+    fn load_memory(&mut self) -> Result<(), String> {
+        let conn = self.conn.as_mut().ok_or("database is closed")?;
+        let now = crate::probe::actor::unix_now();
+        let rollups = db::rollups_since(conn, now.div_euclid(HOUR) - 31 * 24).map_err(|e| e.to_string())?;
+        let latest = db::latest_rows(conn).map_err(|e| e.to_string())?;
+        self.histories.clear();
+        for (monitor, hour, agg) in &rollups {
+            self.histories.entry(*monitor).or_default().add_hour(*hour, agg, now);
+        }
+        self.latest = latest.into_iter().map(|row| (row.monitor_id, row)).collect();
+        log::debug!("store: loaded {} hourly rollups, {} latest probes", rollups.len(), self.latest.len());
+        Ok(())
+    }
+
+    /// What a written batch adds to the in-memory view.
+    fn remember(&mut self, rows: &[Row]) {
+        for row in rows {
+            self.histories.entry(row.monitor_id).or_default().add(
+                row.ts,
+                row.status,
+                i64::from(row.latency_ms),
+                row.ttft_ms.map(i64::from),
+            );
+            match self.latest.get(&row.monitor_id) {
+                Some(current) if current.ts > row.ts => {}
+                _ => {
+                    self.latest.insert(row.monitor_id, row.clone());
+                }
+            }
         }
     }
 
@@ -132,7 +175,8 @@ impl StoreActor {
                 if self.write_error.take().is_some() {
                     log::info!("store: writes succeed again ({} results written)", self.pending.len());
                 }
-                self.pending.clear();
+                let written = std::mem::take(&mut self.pending);
+                self.remember(&written);
                 Ok(())
             }
             Err(e) => {
@@ -154,36 +198,35 @@ impl StoreActor {
 
     fn start_purge(&mut self, ctx: &mut Context<Self>) {
         let before = crate::probe::actor::unix_now() - self.retention.as_secs() as i64;
-        ctx.notify(PurgeStep { before, purged_so_far: 0 });
+        ctx.notify(PurgeStep { before, from: 0, purged_so_far: 0 });
     }
 
-    fn query(&mut self, q: &QueryStatus) -> Result<Vec<MonitorStatus>, String> {
-        self.flush().ok();
-        let conn = self.conn.as_mut().ok_or("database is closed")?;
-        let window = q.period.window(q.now);
+    /// Answers from memory: no database read, so it costs the same with 4 million rows as with
+    /// none, and reflects every written batch (at most `FLUSH_EVERY` old).
+    fn query(&self, q: &QueryStatus) -> Vec<MonitorStatus> {
         let matches =
             |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f.eq_ignore_ascii_case(value));
-        let mut out = Vec::new();
-        for (key, id) in &self.listed {
-            if !(matches(&q.provider, &key.provider)
-                && matches(&q.service, &key.service)
-                && matches(&q.channel, &key.channel))
-            {
-                continue;
-            }
-            let current = db::latest(conn, *id).map_err(|e| e.to_string())?.map(CurrentStatus::from);
-            let samples = db::samples(conn, *id, &window).map_err(|e| e.to_string())?;
-            let (timeline, uptime) = timeline::build(&window, &samples, self.degraded_weight);
-            out.push(MonitorStatus {
-                provider: key.provider.clone(),
-                service: key.service.clone(),
-                channel: key.channel.clone(),
-                current_status: current,
-                uptime,
-                timeline,
-            });
-        }
-        Ok(out)
+        let empty = History::default();
+        self.listed
+            .iter()
+            .filter(|(key, _)| {
+                matches(&q.provider, &key.provider)
+                    && matches(&q.service, &key.service)
+                    && matches(&q.channel, &key.channel)
+            })
+            .map(|(key, id)| {
+                let history = self.histories.get(id).unwrap_or(&empty);
+                let (timeline, uptime) = history.timeline(q.period, q.now, self.degraded_weight);
+                MonitorStatus {
+                    provider: key.provider.clone(),
+                    service: key.service.clone(),
+                    channel: key.channel.clone(),
+                    current_status: self.latest.get(id).cloned().map(CurrentStatus::from),
+                    uptime,
+                    timeline,
+                }
+            })
+            .collect()
     }
 }
 
@@ -191,8 +234,15 @@ impl Actor for StoreActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Err(e) = self.load_memory() {
+            log::error!("store: cannot load history: {e}");
+        }
         ctx.run_interval(FLUSH_EVERY, |act, _| {
             let _ = act.flush();
+        });
+        ctx.run_interval(Duration::from_secs(3_600), |act, _| {
+            let now = crate::probe::actor::unix_now();
+            act.histories.values_mut().for_each(|h| h.prune(now));
         });
         self.start_purge(ctx);
         ctx.run_interval(PURGE_EVERY, |act, ctx| act.start_purge(ctx));
@@ -247,7 +297,7 @@ impl Handler<QueryStatus> for StoreActor {
     type Result = Result<Vec<MonitorStatus>, String>;
 
     fn handle(&mut self, msg: QueryStatus, _: &mut Context<Self>) -> Self::Result {
-        self.query(&msg)
+        Ok(self.query(&msg))
     }
 }
 
@@ -289,18 +339,21 @@ impl Handler<PurgeStep> for StoreActor {
 
     fn handle(&mut self, step: PurgeStep, ctx: &mut Context<Self>) {
         let Some(conn) = self.conn.as_mut() else { return };
-        match db::purge_step(conn, step.before, PURGE_STEP_ROWS) {
-            Ok(n) if n as i64 == PURGE_STEP_ROWS => {
-                // More to go: queue the next step behind whatever else is waiting.
-                ctx.notify(PurgeStep { before: step.before, purged_so_far: step.purged_so_far + n });
-            }
-            Ok(n) => {
-                let total = step.purged_so_far + n;
-                if total > 0 {
+        match db::purge_step(conn, step.before, step.from, PURGE_STEP_ROWS) {
+            Ok(progress) => {
+                let purged = step.purged_so_far + progress.deleted;
+                if let Some(from) = progress.next {
+                    // More to go: queue the next step behind whatever else is waiting.
+                    ctx.notify(PurgeStep { before: step.before, from, purged_so_far: purged });
+                } else if purged > 0 {
                     log::info!(
-                        "store: retention purged {total} results older than {}",
+                        "store: retention purged {purged} results older than {}",
                         crate::config::duration::format(self.retention)
                     );
+                    // Days that lost hours must be summed again from the stored hours.
+                    if let Err(e) = self.load_memory() {
+                        log::error!("store: cannot reload history after the purge: {e}");
+                    }
                 }
             }
             Err(e) => log::error!("store: retention purge failed: {e}"),

@@ -1,18 +1,30 @@
 //! Blocking database access (diesel + SQLite). Only the StoreActor calls these at run time;
 //! tests and benchmarks use them to prepare a database directly.
+//!
+//! Layout: `probes` is an append-only table without indexes (about 30 bytes a probe); every
+//! insert also updates the hourly `rollups` and the `latest` pointer of each monitor in the
+//! same transaction, so queries and start-up never scan raw history.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{BigInt, Integer};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use super::schema::{monitors, results};
+use super::rollup::{Agg, HOUR};
+use super::schema::{latest, meta, models, monitors, probes, rollups};
+use super::sketch::Sketch;
 use super::timeline::{Sample, Window};
 use crate::config::MonitorKey;
+use crate::probe::Reason;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Probes reach the store out of time order by at most a probe's timeout (5 min) plus a batch;
+/// purging looks this far past its cutoff so no old row is left behind.
+const MAX_DISORDER_SECS: i64 = 900;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -23,7 +35,7 @@ pub enum StoreError {
 }
 
 /// Opens (creating if needed) the database at `path`: WAL, `synchronous=NORMAL`, a busy
-/// timeout, and every embedded migration applied.
+/// timeout, every embedded migration applied (and the rollups of migrated rows computed).
 pub fn open(path: &Path) -> Result<SqliteConnection, StoreError> {
     let shown = path.display().to_string();
     let fail = |message: String| StoreError::Open { path: shown.clone(), message };
@@ -42,7 +54,50 @@ pub fn open(path: &Path) -> Result<SqliteConnection, StoreError> {
     )
     .map_err(|e| fail(format!("setting up: {e}")))?;
     conn.run_pending_migrations(MIGRATIONS).map_err(|e| fail(format!("migrating: {e}")))?;
+    let rebuild: Option<String> =
+        meta::table.filter(meta::key.eq("rebuild_rollups")).select(meta::value).first(&mut conn).optional()?;
+    if rebuild.is_some() {
+        rebuild_rollups(&mut conn)?;
+    }
     Ok(conn)
+}
+
+/// Recomputes every rollup and latest pointer from the raw probes (after a schema migration).
+fn rebuild_rollups(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    conn.transaction(|conn| {
+        let rows: Vec<(i64, i32, i64, i16, i32, Option<i32>)> = probes::table
+            .select((
+                probes::rowid,
+                probes::monitor_id,
+                probes::ts,
+                probes::status,
+                probes::latency_ms,
+                probes::ttft_ms,
+            ))
+            .load(conn)?;
+        let mut hourly: BTreeMap<(i32, i64), Agg> = BTreeMap::new();
+        let mut newest: HashMap<i32, (i64, i64)> = HashMap::new();
+        for (rowid, monitor, ts, status, latency, ttft) in rows {
+            hourly.entry((monitor, ts.div_euclid(HOUR))).or_default().add(status, latency.into(), ttft.map(i64::from));
+            let entry = newest.entry(monitor).or_insert((ts, rowid));
+            if (ts, rowid) > *entry {
+                *entry = (ts, rowid);
+            }
+        }
+        diesel::delete(rollups::table).execute(conn)?;
+        for ((monitor, hour), agg) in &hourly {
+            write_rollup(conn, *monitor, *hour, agg)?;
+        }
+        diesel::delete(latest::table).execute(conn)?;
+        for (monitor, (ts, rowid)) in newest {
+            diesel::insert_into(latest::table)
+                .values((latest::monitor_id.eq(monitor), latest::ts.eq(ts), latest::probe_rowid.eq(rowid)))
+                .execute(conn)?;
+        }
+        diesel::delete(meta::table.filter(meta::key.eq("rebuild_rollups"))).execute(conn)?;
+        log::info!("store: rollups rebuilt for {} monitor-hours", hourly.len());
+        Ok(())
+    })
 }
 
 /// The id of each monitor, inserting the ones the database has not seen yet.
@@ -71,9 +126,8 @@ pub fn monitor_ids(conn: &mut SqliteConnection, keys: &[MonitorKey]) -> Result<V
     .map_err(StoreError::from)
 }
 
-/// One stored probe result.
-#[derive(Debug, Clone, Default, PartialEq, Insertable, Queryable, Selectable)]
-#[diesel(table_name = results)]
+/// One probe result, as the rest of the daemon speaks of it.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Row {
     pub monitor_id: i32,
     pub ts: i64,
@@ -90,35 +144,249 @@ pub struct Row {
     pub completion_tokens: Option<i64>,
 }
 
-/// Inserts `rows` in one transaction.
+#[derive(Insertable)]
+#[diesel(table_name = probes)]
+struct NewProbe<'a> {
+    monitor_id: i32,
+    ts: i64,
+    status: i16,
+    latency_ms: i32,
+    reason: i16,
+    http_code: i32,
+    ttfb_ms: Option<i32>,
+    ttft_ms: Option<i32>,
+    tps_x10: Option<i32>,
+    model_id: Option<i32>,
+    prompt_tokens: Option<i64>,
+    completion_tokens: Option<i64>,
+    detail: Option<&'a str>,
+}
+
+fn model_id(conn: &mut SqliteConnection, name: &str, cache: &mut HashMap<String, i32>) -> QueryResult<i32> {
+    if let Some(id) = cache.get(name) {
+        return Ok(*id);
+    }
+    diesel::insert_into(models::table).values(models::name.eq(name)).on_conflict_do_nothing().execute(conn)?;
+    let id = models::table.filter(models::name.eq(name)).select(models::id).first(conn)?;
+    cache.insert(name.to_string(), id);
+    Ok(id)
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = rollups)]
+struct RollupRow {
+    monitor_id: i32,
+    hour: i64,
+    green: i64,
+    yellow: i64,
+    red: i64,
+    latency_sum: i64,
+    latency_sketch: Vec<u8>,
+    ttft_sketch: Vec<u8>,
+}
+
+impl RollupRow {
+    fn agg(&self) -> Agg {
+        Agg {
+            green: self.green.max(0) as u64,
+            yellow: self.yellow.max(0) as u64,
+            red: self.red.max(0) as u64,
+            latency_sum: self.latency_sum.max(0) as u64,
+            latency: Sketch::decode(&self.latency_sketch),
+            ttft: Sketch::decode(&self.ttft_sketch),
+        }
+    }
+}
+
+fn read_rollup(conn: &mut SqliteConnection, monitor: i32, hour: i64) -> QueryResult<Option<Agg>> {
+    let row: Option<RollupRow> =
+        rollups::table.find((monitor, hour)).select(RollupRow::as_select()).first(conn).optional()?;
+    Ok(row.map(|r| r.agg()))
+}
+
+fn write_rollup(conn: &mut SqliteConnection, monitor: i32, hour: i64, agg: &Agg) -> QueryResult<usize> {
+    diesel::replace_into(rollups::table)
+        .values((
+            rollups::monitor_id.eq(monitor),
+            rollups::hour.eq(hour),
+            rollups::green.eq(agg.green as i64),
+            rollups::yellow.eq(agg.yellow as i64),
+            rollups::red.eq(agg.red as i64),
+            rollups::latency_sum.eq(agg.latency_sum as i64),
+            rollups::latency_sketch.eq(agg.latency.encode()),
+            rollups::ttft_sketch.eq(agg.ttft.encode()),
+        ))
+        .execute(conn)
+}
+
+/// Inserts `rows` in one transaction, with their rollups and latest pointers. Rows are stored
+/// in time order; purging relies on the table being in time order give or take 15 minutes (as
+/// live probes are), so a row much older than those stored before it is purged only once
+/// retention has passed since it was written.
 pub fn insert(conn: &mut SqliteConnection, rows: &[Row]) -> Result<(), StoreError> {
+    let mut sorted: Vec<&Row> = rows.iter().collect();
+    sorted.sort_by_key(|r| r.ts);
     conn.transaction(|conn| {
+        let mut models_cache = HashMap::new();
+        let mut newest: HashMap<i32, (i64, i64)> = HashMap::new();
         // SQLite limits bound variables per statement (32,766): 13 columns x 2,000 rows is below.
-        for chunk in rows.chunks(2_000) {
-            diesel::insert_into(results::table).values(chunk).execute(conn)?;
+        for chunk in sorted.chunks(2_000) {
+            let mut new = Vec::with_capacity(chunk.len());
+            for row in chunk {
+                let reason = Reason::parse(&row.reason).unwrap_or(Reason::ServerError).code();
+                let model_id = match row.model.as_deref() {
+                    Some(name) => Some(model_id(conn, name, &mut models_cache)?),
+                    None => None,
+                };
+                new.push(NewProbe {
+                    monitor_id: row.monitor_id,
+                    ts: row.ts,
+                    status: row.status,
+                    latency_ms: row.latency_ms,
+                    reason,
+                    http_code: row.http_code,
+                    ttfb_ms: row.ttfb_ms,
+                    ttft_ms: row.ttft_ms,
+                    tps_x10: row.tokens_per_s.map(|t| (t * 10.0).round().clamp(0.0, f64::from(i32::MAX)) as i32),
+                    model_id,
+                    prompt_tokens: row.prompt_tokens,
+                    completion_tokens: row.completion_tokens,
+                    detail: row.detail.as_deref(),
+                });
+            }
+            diesel::insert_into(probes::table).values(&new).execute(conn)?;
+            // One multi-row INSERT by the only writer: the rowids are consecutive.
+            let last: i64 = diesel::select(diesel::dsl::sql::<BigInt>("last_insert_rowid()")).get_result(conn)?;
+            let first = last - chunk.len() as i64 + 1;
+            for (i, row) in chunk.iter().enumerate() {
+                let candidate = (row.ts, first + i as i64);
+                let entry = newest.entry(row.monitor_id).or_insert(candidate);
+                if candidate > *entry {
+                    *entry = candidate;
+                }
+            }
+        }
+        let mut hourly: BTreeMap<(i32, i64), Agg> = BTreeMap::new();
+        for row in rows {
+            hourly.entry((row.monitor_id, row.ts.div_euclid(HOUR))).or_default().add(
+                row.status,
+                row.latency_ms.into(),
+                row.ttft_ms.map(i64::from),
+            );
+        }
+        for ((monitor, hour), delta) in hourly {
+            let mut agg = read_rollup(conn, monitor, hour)?.unwrap_or_default();
+            agg.merge(&delta);
+            write_rollup(conn, monitor, hour, &agg)?;
+        }
+        for (monitor, (ts, rowid)) in newest {
+            diesel::sql_query(
+                "INSERT INTO latest (monitor_id, ts, probe_rowid) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (monitor_id) DO UPDATE SET ts = excluded.ts, probe_rowid = excluded.probe_rowid \
+                 WHERE excluded.ts >= latest.ts",
+            )
+            .bind::<Integer, _>(monitor)
+            .bind::<BigInt, _>(ts)
+            .bind::<BigInt, _>(rowid)
+            .execute(conn)?;
         }
         Ok(())
     })
 }
 
-/// The latest result of a monitor.
-pub fn latest(conn: &mut SqliteConnection, monitor_id: i32) -> Result<Option<Row>, StoreError> {
-    results::table
-        .filter(results::monitor_id.eq(monitor_id))
-        .order((results::ts.desc(), results::id.desc()))
-        .select(Row::as_select())
-        .first::<Row>(conn)
-        .optional()
-        .map_err(StoreError::from)
+type ProbeColumns = (
+    i32,
+    i64,
+    i16,
+    i32,
+    i16,
+    i32,
+    Option<i32>,
+    Option<i32>,
+    Option<i32>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
+
+fn row_of(c: ProbeColumns) -> Row {
+    let (
+        monitor_id,
+        ts,
+        status,
+        latency_ms,
+        reason,
+        http_code,
+        ttfb_ms,
+        ttft_ms,
+        tps_x10,
+        model,
+        prompt,
+        completion,
+        detail,
+    ) = c;
+    Row {
+        monitor_id,
+        ts,
+        status,
+        latency_ms,
+        reason: Reason::from_code(reason).unwrap_or(Reason::ServerError).as_str().to_string(),
+        http_code,
+        detail,
+        ttfb_ms,
+        ttft_ms,
+        tokens_per_s: tps_x10.map(|t| f64::from(t) / 10.0),
+        model,
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+    }
 }
 
-/// Every result of a monitor within `window`, as the timeline needs them.
+/// The newest probe of every monitor that has one.
+pub fn latest_rows(conn: &mut SqliteConnection) -> Result<Vec<Row>, StoreError> {
+    let rows: Vec<ProbeColumns> = latest::table
+        .inner_join(probes::table.on(probes::rowid.eq(latest::probe_rowid)))
+        .left_join(models::table.on(probes::model_id.eq(models::id.nullable())))
+        .select((
+            probes::monitor_id,
+            probes::ts,
+            probes::status,
+            probes::latency_ms,
+            probes::reason,
+            probes::http_code,
+            probes::ttfb_ms,
+            probes::ttft_ms,
+            probes::tps_x10,
+            models::name.nullable(),
+            probes::prompt_tokens,
+            probes::completion_tokens,
+            probes::detail,
+        ))
+        .load(conn)?;
+    Ok(rows.into_iter().map(row_of).collect())
+}
+
+/// The newest probe of one monitor.
+pub fn latest(conn: &mut SqliteConnection, monitor_id: i32) -> Result<Option<Row>, StoreError> {
+    Ok(latest_rows(conn)?.into_iter().find(|r| r.monitor_id == monitor_id))
+}
+
+/// Every hourly rollup from `first_hour` on (hours since the epoch): (monitor, hour, aggregate).
+pub fn rollups_since(conn: &mut SqliteConnection, first_hour: i64) -> Result<Vec<(i32, i64, Agg)>, StoreError> {
+    let rows: Vec<RollupRow> =
+        rollups::table.filter(rollups::hour.ge(first_hour)).select(RollupRow::as_select()).load(conn)?;
+    Ok(rows.iter().map(|r| (r.monitor_id, r.hour, r.agg())).collect())
+}
+
+/// Raw samples of a monitor within `window`. A full scan (raw probes have no index): for tests
+/// and checks, not for serving.
 pub fn samples(conn: &mut SqliteConnection, monitor_id: i32, window: &Window) -> Result<Vec<Sample>, StoreError> {
-    let rows: Vec<(i64, i16, i32, Option<i32>)> = results::table
-        .filter(results::monitor_id.eq(monitor_id))
-        .filter(results::ts.ge(window.first_start))
-        .filter(results::ts.lt(window.end()))
-        .select((results::ts, results::status, results::latency_ms, results::ttft_ms))
+    let rows: Vec<(i64, i16, i32, Option<i32>)> = probes::table
+        .filter(probes::monitor_id.eq(monitor_id))
+        .filter(probes::ts.ge(window.first_start))
+        .filter(probes::ts.lt(window.end()))
+        .select((probes::ts, probes::status, probes::latency_ms, probes::ttft_ms))
         .load(conn)?;
     Ok(rows
         .into_iter()
@@ -131,13 +399,82 @@ pub fn samples(conn: &mut SqliteConnection, monitor_id: i32, window: &Window) ->
         .collect())
 }
 
-/// Deletes up to `limit` results older than `before`; returns how many went.
-pub fn purge_step(conn: &mut SqliteConnection, before: i64, limit: i64) -> Result<usize, StoreError> {
-    diesel::sql_query("DELETE FROM results WHERE id IN (SELECT id FROM results WHERE ts < ?1 LIMIT ?2)")
-        .bind::<BigInt, _>(before)
-        .bind::<BigInt, _>(limit)
-        .execute(conn)
-        .map_err(StoreError::from)
+/// The first rowid whose probe is at or after `ts` (probes are appended in near time order),
+/// found by binary search over the rowid b-tree; one past the last rowid if there is none.
+fn first_rowid_at(conn: &mut SqliteConnection, ts: i64) -> QueryResult<i64> {
+    let bounds: (Option<i64>, Option<i64>) =
+        probes::table.select((diesel::dsl::min(probes::rowid), diesel::dsl::max(probes::rowid))).first(conn)?;
+    let (Some(mut low), Some(max)) = bounds else { return Ok(0) };
+    let mut high = max + 1;
+    while low < high {
+        let middle = low + (high - low) / 2;
+        let row: Option<(i64, i64)> = probes::table
+            .filter(probes::rowid.ge(middle))
+            .order(probes::rowid)
+            .select((probes::rowid, probes::ts))
+            .first(conn)
+            .optional()?;
+        match row {
+            Some((_, row_ts)) if row_ts < ts => low = middle + 1,
+            _ => high = middle,
+        }
+    }
+    Ok(low)
+}
+
+/// How far a purge got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeProgress {
+    pub deleted: usize,
+    /// Where the next step starts; `None` when the purge is complete.
+    pub next: Option<i64>,
+}
+
+/// One step of purging probes older than `before` (rounded down to the hour, so that the
+/// hourly rollups and the raw rows always cover the same probes): looks at up to `limit`
+/// rowids from `from` on. The last step also deletes the rollups of the purged hours.
+pub fn purge_step(
+    conn: &mut SqliteConnection,
+    before: i64,
+    from: i64,
+    limit: i64,
+) -> Result<PurgeProgress, StoreError> {
+    let before = before.div_euclid(HOUR) * HOUR;
+    conn.transaction(|conn| {
+        let end = first_rowid_at(conn, before + MAX_DISORDER_SECS)?;
+        let first: Option<i64> = probes::table.select(diesel::dsl::min(probes::rowid)).first(conn)?;
+        let start = first.unwrap_or(end).max(from);
+        let stop = end.min(start.saturating_add(limit.max(1)));
+        let deleted = if start < stop {
+            diesel::delete(
+                probes::table
+                    .filter(probes::rowid.ge(start))
+                    .filter(probes::rowid.lt(stop))
+                    .filter(probes::ts.lt(before)),
+            )
+            .execute(conn)?
+        } else {
+            0
+        };
+        if stop < end {
+            return Ok(PurgeProgress { deleted, next: Some(stop) });
+        }
+        diesel::delete(rollups::table.filter(rollups::hour.lt(before / HOUR))).execute(conn)?;
+        Ok(PurgeProgress { deleted, next: None })
+    })
+}
+
+/// Purges everything older than `before` in one go (for tests and tools; the StoreActor steps).
+pub fn purge(conn: &mut SqliteConnection, before: i64) -> Result<usize, StoreError> {
+    let (mut from, mut total) = (0, 0);
+    loop {
+        let step = purge_step(conn, before, from, 10_000)?;
+        total += step.deleted;
+        match step.next {
+            Some(next) => from = next,
+            None => return Ok(total),
+        }
+    }
 }
 
 /// A cheap round trip that fails when the database cannot be read.
@@ -147,7 +484,8 @@ pub fn ping(conn: &mut SqliteConnection) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::timeline::Period;
+    use super::super::rollup::History;
+    use super::super::timeline::{build, Period};
     use super::*;
 
     fn row(monitor_id: i32, ts: i64, status: i16, latency_ms: i32) -> Row {
@@ -184,13 +522,128 @@ mod tests {
             tokens_per_s: Some(42.5),
             model: Some("m-1".into()),
             completion_tokens: Some(7),
-            ..row(ids[1], now + 1, 1, 60)
+            reason: "wrong_answer".into(),
+            detail: Some("asked for 3".into()),
+            ..row(ids[1], now + 1, 0, 60)
         };
         insert(&mut conn, std::slice::from_ref(&full)).unwrap();
         assert_eq!(latest(&mut conn, ids[1]).unwrap().unwrap(), full);
-        assert_eq!(purge_step(&mut conn, now - 3_600, 1).unwrap(), 1);
-        assert_eq!(purge_step(&mut conn, now - 3_600, 10).unwrap(), 0);
-        assert_eq!(latest(&mut conn, ids[1]).unwrap().unwrap().latency_ms, 60);
+        // An older probe arriving late does not replace the latest one.
+        insert(&mut conn, &[row(ids[1], now - 100, 1, 1)]).unwrap();
+        assert_eq!(latest(&mut conn, ids[1]).unwrap().unwrap(), full);
+    }
+
+    fn timeline_from_rollups(conn: &mut SqliteConnection, monitor: i32, period: Period, now: i64) -> Vec<String> {
+        let mut history = History::default();
+        for (m, hour, agg) in rollups_since(conn, 0).unwrap() {
+            if m == monitor {
+                history.add_hour(hour, &agg, now);
+            }
+        }
+        history
+            .timeline(period, now, 0.7)
+            .0
+            .iter()
+            .map(|b| format!("{} {:?} {} {}", b.timestamp, b.counts, b.latency, b.status))
+            .collect()
+    }
+
+    fn timeline_from_raw(conn: &mut SqliteConnection, monitor: i32, period: Period, now: i64) -> Vec<String> {
+        let window = period.window(now);
+        let raw = samples(conn, monitor, &window).unwrap();
+        build(&window, &raw, 0.7)
+            .0
+            .iter()
+            .map(|b| format!("{} {:?} {} {}", b.timestamp, b.counts, b.latency, b.status))
+            .collect()
+    }
+
+    /// Stored rollups agree with the raw rows across batches, hour and day boundaries, purges
+    /// and a reopen of the database.
+    #[test]
+    fn stored_rollups_agree_with_raw_rows_through_purges_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let mut conn = open(&path).unwrap();
+        let ids = monitor_ids(&mut conn, &[MonitorKey::new("a", "b", ""), MonitorKey::new("c", "d", "")]).unwrap();
+        let now = 1_735_559_160;
+        let mut rows = Vec::new();
+        for i in 0..6_000i64 {
+            // Every 7 minutes or so over 30 days, a little out of order, both monitors.
+            let ts = now - 30 * 86_400 + i * 431 + (i % 5) * 13;
+            rows.push(row(ids[(i % 2) as usize], ts, [1, 1, 2, 0][(i % 4) as usize], (i % 900) as i32));
+        }
+        for batch in rows.chunks(777) {
+            insert(&mut conn, batch).unwrap();
+        }
+        for period in [Period::Day, Period::Week, Period::Month] {
+            for id in &ids {
+                assert_eq!(
+                    timeline_from_rollups(&mut conn, *id, period, now),
+                    timeline_from_raw(&mut conn, *id, period, now),
+                    "{period:?}"
+                );
+            }
+        }
+        // Purge everything older than 10 days, in small steps; the cutoff is mid-hour.
+        let cutoff = now - 10 * 86_400 + 1_234;
+        let mut from = 0;
+        while let Some(next) = purge_step(&mut conn, cutoff, from, 500).unwrap().next {
+            from = next;
+        }
+        let oldest: i64 =
+            probes::table.select(diesel::dsl::min(probes::ts)).first::<Option<i64>>(&mut conn).unwrap().unwrap();
+        assert!(oldest >= cutoff / 3_600 * 3_600, "a row older than the cutoff survived");
+        assert!(oldest < cutoff / 3_600 * 3_600 + 3_600, "rows newer than the cutoff hour went");
+        drop(conn);
+        let mut conn = open(&path).unwrap();
+        for period in [Period::Week, Period::Month] {
+            for id in &ids {
+                assert_eq!(
+                    timeline_from_rollups(&mut conn, *id, period, now),
+                    timeline_from_raw(&mut conn, *id, period, now),
+                    "{period:?} after purge"
+                );
+            }
+        }
+    }
+
+    /// A database from before the compact schema keeps its history: rows move to `probes`,
+    /// rollups and latest pointers are computed at the first open.
+    #[test]
+    fn migrating_an_older_database_keeps_and_rolls_up_its_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        conn.run_next_migration(MIGRATIONS).unwrap();
+        conn.run_next_migration(MIGRATIONS).unwrap();
+        let now = 1_735_559_160i64;
+        conn.batch_execute(&format!(
+            "INSERT INTO monitors (id, provider, service, channel) VALUES (1, 'a', 'b', '');
+             INSERT INTO results (monitor_id, ts, status, latency_ms, reason, http_code, model, tokens_per_s)
+             VALUES (1, {}, 1, 100, 'ok', 200, 'm-1', 12.5), (1, {}, 0, 50, 'wrong_answer', 200, 'm-1', NULL),
+                    (1, {}, 2, 900, 'slow', 200, NULL, NULL);",
+            now - 7_200,
+            now - 60,
+            now - 3_700
+        ))
+        .unwrap();
+        drop(conn);
+        let mut conn = open(&path).unwrap();
+        let latest = latest(&mut conn, 1).unwrap().unwrap();
+        assert_eq!(
+            (latest.ts, latest.reason.as_str(), latest.model.as_deref()),
+            (now - 60, "wrong_answer", Some("m-1"))
+        );
+        assert_eq!(
+            timeline_from_rollups(&mut conn, 1, Period::Day, now),
+            timeline_from_raw(&mut conn, 1, Period::Day, now)
+        );
+        let greens: Vec<i64> = rollups::table.select(rollups::green).load(&mut conn).unwrap();
+        assert_eq!(greens.iter().sum::<i64>(), 1);
+        // The flag is gone: the next open does not rebuild again.
+        let flag: Option<String> = meta::table.select(meta::value).first(&mut conn).optional().unwrap();
+        assert_eq!(flag, None);
     }
 
     #[test]

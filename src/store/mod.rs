@@ -2,7 +2,9 @@
 
 pub mod actor;
 pub mod db;
+pub mod rollup;
 pub mod schema;
+pub mod sketch;
 pub mod timeline;
 
 use serde::Serialize;

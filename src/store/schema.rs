@@ -10,23 +10,58 @@ diesel::table! {
 }
 
 diesel::table! {
-    results (id) {
-        id -> Integer,
+    /// Append-only, no index: rowid order is (nearly) time order, which purging relies on.
+    probes (rowid) {
+        rowid -> BigInt,
         monitor_id -> Integer,
         ts -> BigInt,
         status -> SmallInt,
         latency_ms -> Integer,
-        reason -> Text,
+        reason -> SmallInt,
         http_code -> Integer,
-        detail -> Nullable<Text>,
         ttfb_ms -> Nullable<Integer>,
         ttft_ms -> Nullable<Integer>,
-        tokens_per_s -> Nullable<Double>,
-        model -> Nullable<Text>,
+        tps_x10 -> Nullable<Integer>,
+        model_id -> Nullable<Integer>,
         prompt_tokens -> Nullable<BigInt>,
         completion_tokens -> Nullable<BigInt>,
+        detail -> Nullable<Text>,
     }
 }
 
-diesel::joinable!(results -> monitors (monitor_id));
-diesel::allow_tables_to_appear_in_same_query!(monitors, results);
+diesel::table! {
+    rollups (monitor_id, hour) {
+        monitor_id -> Integer,
+        hour -> BigInt,
+        green -> BigInt,
+        yellow -> BigInt,
+        red -> BigInt,
+        latency_sum -> BigInt,
+        latency_sketch -> Binary,
+        ttft_sketch -> Binary,
+    }
+}
+
+diesel::table! {
+    latest (monitor_id) {
+        monitor_id -> Integer,
+        ts -> BigInt,
+        probe_rowid -> BigInt,
+    }
+}
+
+diesel::table! {
+    models (id) {
+        id -> Integer,
+        name -> Text,
+    }
+}
+
+diesel::table! {
+    meta (key) {
+        key -> Text,
+        value -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(monitors, probes, rollups, latest, models, meta);

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use super::rollup::Agg;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Period {
     Day,
@@ -105,6 +107,12 @@ pub struct Counts {
 }
 
 impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.green += other.green;
+        self.yellow += other.yellow;
+        self.red += other.red;
+    }
+
     pub fn total(&self) -> i64 {
         self.green + self.yellow + self.red
     }
@@ -156,7 +164,7 @@ fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
 }
 
 /// Builds every bucket of `window` (empty ones included) and the period's uptime, weighted by
-/// probe count.
+/// probe count, directly from raw rows: the reference the rollups are checked against.
 pub fn build(window: &Window, samples: &[Sample], degraded_weight: f64) -> (Vec<Bucket>, f64) {
     let mut counts = vec![Counts::default(); window.count];
     let mut latencies: Vec<Vec<i64>> = vec![Vec::new(); window.count];
@@ -183,28 +191,71 @@ pub fn build(window: &Window, samples: &[Sample], degraded_weight: f64) -> (Vec<
         .zip(latencies.iter_mut().zip(ttfts.iter_mut()))
         .enumerate()
         .map(|(i, (c, (latency, ttft)))| {
-            total.green += c.green;
-            total.yellow += c.yellow;
-            total.red += c.red;
+            total.add(c);
             latency.sort_unstable();
             ttft.sort_unstable();
             let non_red = latency.len() as i64;
-            let start = window.first_start + window.size * i as i64;
-            Bucket {
-                time: window.label(start),
-                timestamp: start,
-                status: c.worst_status(),
-                latency: if non_red > 0 { (latency.iter().sum::<i64>() + non_red / 2) / non_red } else { 0 },
+            let stats = Stats {
+                mean: if non_red > 0 { (latency.iter().sum::<i64>() + non_red / 2) / non_red } else { 0 },
                 latency_p50: percentile(latency, 50.0),
                 latency_p95: percentile(latency, 95.0),
                 ttft_p50: percentile(ttft, 50.0),
                 ttft_p95: percentile(ttft, 95.0),
-                availability: c.availability(degraded_weight),
-                counts: *c,
-            }
+            };
+            window.bucket(i, c, stats, degraded_weight)
         })
         .collect();
     (buckets, total.availability(degraded_weight))
+}
+
+/// The same from per-bucket aggregates (`None` for an empty bucket): how the API answers.
+pub fn from_aggs(window: &Window, aggs: &[Option<&Agg>], degraded_weight: f64) -> (Vec<Bucket>, f64) {
+    let mut total = Counts::default();
+    let empty = Agg::default();
+    let buckets = (0..window.count)
+        .map(|i| {
+            let agg = aggs.get(i).copied().flatten().unwrap_or(&empty);
+            let c = agg.counts();
+            total.add(&c);
+            let non_red = (agg.green + agg.yellow) as i64;
+            let as_i64 = |v: Option<u32>| v.map(i64::from);
+            let stats = Stats {
+                mean: if non_red > 0 { (agg.latency_sum as i64 + non_red / 2) / non_red } else { 0 },
+                latency_p50: as_i64(agg.latency.percentile(50.0)),
+                latency_p95: as_i64(agg.latency.percentile(95.0)),
+                ttft_p50: as_i64(agg.ttft.percentile(50.0)),
+                ttft_p95: as_i64(agg.ttft.percentile(95.0)),
+            };
+            window.bucket(i, &c, stats, degraded_weight)
+        })
+        .collect();
+    (buckets, total.availability(degraded_weight))
+}
+
+struct Stats {
+    mean: i64,
+    latency_p50: Option<i64>,
+    latency_p95: Option<i64>,
+    ttft_p50: Option<i64>,
+    ttft_p95: Option<i64>,
+}
+
+impl Window {
+    fn bucket(&self, i: usize, c: &Counts, stats: Stats, degraded_weight: f64) -> Bucket {
+        let start = self.first_start + self.size * i as i64;
+        Bucket {
+            time: self.label(start),
+            timestamp: start,
+            status: c.worst_status(),
+            latency: stats.mean,
+            latency_p50: stats.latency_p50,
+            latency_p95: stats.latency_p95,
+            ttft_p50: stats.ttft_p50,
+            ttft_p95: stats.ttft_p95,
+            availability: c.availability(degraded_weight),
+            counts: *c,
+        }
+    }
 }
 
 fn round2(x: f64) -> f64 {

@@ -170,17 +170,18 @@ fn timelines_for_24h_7d_30d_have_the_right_shape_and_numbers() {
 fn retention_purges_expired_history_at_start_up() {
     let History { ws, rows } = history();
     let _daemon = ws.start();
-    let cutoff = now() - 30 * 86_400;
+    // Purging goes by whole hours.
+    let cutoff = (now() - 30 * 86_400) / 3_600 * 3_600;
     wait_for("the purge", Duration::from_secs(10), || {
         let mut conn = db::open(&ws.db_path()).unwrap();
-        use llm_monitor::store::schema::results::dsl::*;
-        let old: i64 = results.filter(ts.lt(cutoff)).count().get_result(&mut conn).unwrap();
-        let kept: i64 = results.count().get_result(&mut conn).unwrap();
+        use llm_monitor::store::schema::probes::dsl::*;
+        let old: i64 = probes.filter(ts.lt(cutoff)).count().get_result(&mut conn).unwrap();
+        let kept: i64 = probes.count().get_result(&mut conn).unwrap();
         (old == 0).then_some(kept)
     });
     let mut conn = db::open(&ws.db_path()).unwrap();
-    use llm_monitor::store::schema::results::dsl::*;
-    let kept: i64 = results.count().get_result(&mut conn).unwrap();
+    use llm_monitor::store::schema::probes::dsl::*;
+    let kept: i64 = probes.count().get_result(&mut conn).unwrap();
     assert_eq!(kept, rows.len() as i64, "only the expired row goes");
 }
 

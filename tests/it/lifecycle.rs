@@ -12,8 +12,9 @@ use crate::support::{probe_count, wait_for, Workspace};
 /// Every stored row as (status, reason).
 fn stored_rows(ws: &Workspace) -> Vec<(i16, String)> {
     let mut conn = llm_monitor::store::db::open(&ws.db_path()).unwrap();
-    use llm_monitor::store::schema::results::dsl::*;
-    results.select((status, reason)).load(&mut conn).unwrap()
+    use llm_monitor::store::schema::probes::dsl::*;
+    let rows: Vec<(i16, i16)> = probes.select((status, reason)).load(&mut conn).unwrap();
+    rows.into_iter().map(|(s, r)| (s, llm_monitor::probe::Reason::from_code(r).unwrap().as_str().to_string())).collect()
 }
 
 #[test]
@@ -128,7 +129,7 @@ fn a_store_that_cannot_write_turns_health_503_and_loses_nothing() {
     daemon.wait_current("w", "s", Duration::from_secs(10));
 
     let mut conn = llm_monitor::store::db::open(&ws.db_path()).unwrap();
-    conn.batch_execute("CREATE TRIGGER block_writes BEFORE INSERT ON results BEGIN SELECT RAISE(ABORT, 'writes blocked by the test'); END;")
+    conn.batch_execute("CREATE TRIGGER block_writes BEFORE INSERT ON probes BEGIN SELECT RAISE(ABORT, 'writes blocked by the test'); END;")
         .unwrap();
     let health = wait_for("health to turn 503", Duration::from_secs(10), || {
         let r = daemon.get("/health");

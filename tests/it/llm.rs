@@ -251,8 +251,9 @@ fn streaming_timings_ttft_tokens_per_second_and_slow_ttft() {
         let m = daemon.monitor("llm", "ttft");
         m["timeline"].as_array().unwrap().iter().find(|b| b["ttft_p50"].is_number()).cloned()
     });
+    // Percentiles come from a sketch: exact to within ~3% (a 300 ms value may read 299).
     let p50 = bucket["ttft_p50"].as_i64().unwrap();
-    assert!((300..=340).contains(&p50), "{bucket}");
+    assert!((290..=340).contains(&p50), "{bucket}");
     assert!(bucket["ttft_p95"].as_i64().unwrap() >= p50);
     assert!(bucket["latency_p95"].as_i64().unwrap() >= bucket["latency_p50"].as_i64().unwrap());
 }

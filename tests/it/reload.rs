@@ -104,13 +104,10 @@ fn a_removed_monitors_probe_in_flight_is_not_stored() {
     assert_eq!(up.log.for_path("/delay/3000").len(), started, "probed after removal");
 
     let mut conn = llm_monitor::store::db::open(&ws.db_path()).unwrap();
-    use llm_monitor::store::schema::{monitors, results};
-    let stored: i64 = results::table
-        .inner_join(monitors::table)
-        .filter(monitors::service.eq("slow"))
-        .count()
-        .get_result(&mut conn)
-        .unwrap();
+    use llm_monitor::store::schema::{monitors, probes};
+    let slow_id: i32 =
+        monitors::table.filter(monitors::service.eq("slow")).select(monitors::id).first(&mut conn).unwrap();
+    let stored: i64 = probes::table.filter(probes::monitor_id.eq(slow_id)).count().get_result(&mut conn).unwrap();
     assert_eq!(stored as usize, started - 1, "the probe in flight at removal was stored");
 }
 

@@ -1,0 +1,182 @@
+//! Per-monitor aggregates of probe results by hour and by day: colour counts, the latency sum
+//! and percentile sketches. The StoreActor keeps the recent ones in memory (updated with every
+//! batch it writes) and the hourly ones in the database, so a status query reads a few hundred
+//! aggregates instead of millions of rows.
+
+use std::collections::BTreeMap;
+
+use super::sketch::Sketch;
+use super::timeline::{self, Bucket, Counts, Period};
+
+pub const HOUR: i64 = 3_600;
+pub const DAY: i64 = 86_400;
+
+/// Everything a timeline bucket needs about the probes in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Agg {
+    pub green: u64,
+    pub yellow: u64,
+    pub red: u64,
+    /// Sum of the latency of non-red probes.
+    pub latency_sum: u64,
+    /// Latency of non-red probes.
+    pub latency: Sketch,
+    /// Time to first token of non-red probes that have one.
+    pub ttft: Sketch,
+}
+
+impl Agg {
+    pub fn add(&mut self, status: i16, latency_ms: i64, ttft_ms: Option<i64>) {
+        match status {
+            0 => self.red += 1,
+            1 => self.green += 1,
+            2 => self.yellow += 1,
+            _ => return,
+        }
+        if status != 0 {
+            let latency = latency_ms.clamp(0, i64::from(u32::MAX));
+            self.latency_sum += latency as u64;
+            self.latency.add(latency as u32);
+            if let Some(ttft) = ttft_ms {
+                self.ttft.add(ttft.clamp(0, i64::from(u32::MAX)) as u32);
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: &Agg) {
+        self.green += other.green;
+        self.yellow += other.yellow;
+        self.red += other.red;
+        self.latency_sum += other.latency_sum;
+        self.latency.merge(&other.latency);
+        self.ttft.merge(&other.ttft);
+    }
+
+    pub fn counts(&self) -> Counts {
+        Counts { green: self.green as i64, yellow: self.yellow as i64, red: self.red as i64 }
+    }
+}
+
+/// One monitor's recent aggregates: hours for the 24 h view, days for 7 d and 30 d.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    hours: BTreeMap<i64, Agg>,
+    days: BTreeMap<i64, Agg>,
+}
+
+impl History {
+    pub fn add(&mut self, ts: i64, status: i16, latency_ms: i64, ttft_ms: Option<i64>) {
+        self.hours.entry(ts.div_euclid(HOUR)).or_default().add(status, latency_ms, ttft_ms);
+        self.days.entry(ts.div_euclid(DAY)).or_default().add(status, latency_ms, ttft_ms);
+    }
+
+    /// Adds a stored hourly aggregate (at start-up): to its day, and to the hours if recent.
+    pub fn add_hour(&mut self, hour: i64, agg: &Agg, now: i64) {
+        self.days.entry((hour * HOUR).div_euclid(DAY)).or_default().merge(agg);
+        if hour >= now.div_euclid(HOUR) - 48 {
+            self.hours.entry(hour).or_default().merge(agg);
+        }
+    }
+
+    /// Drops what no window can show any more (hours older than two days, days older than 31).
+    pub fn prune(&mut self, now: i64) {
+        let first_hour = now.div_euclid(HOUR) - 48;
+        let first_day = now.div_euclid(DAY) - 31;
+        self.hours = self.hours.split_off(&first_hour);
+        self.days = self.days.split_off(&first_day);
+    }
+
+    /// The period's buckets and uptime, as [`timeline::build`] computes them from raw rows.
+    pub fn timeline(&self, period: Period, now: i64, degraded_weight: f64) -> (Vec<Bucket>, f64) {
+        let window = period.window(now);
+        let map = if period == Period::Day { &self.hours } else { &self.days };
+        let first = window.first_start.div_euclid(window.size);
+        let aggs: Vec<Option<&Agg>> = (0..window.count as i64).map(|i| map.get(&(first + i))).collect();
+        timeline::from_aggs(&window, &aggs, degraded_weight)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::timeline::{build, Sample};
+
+    // 2024-12-30 11:46:00 UTC
+    const NOW: i64 = 1_735_559_160;
+
+    fn samples() -> Vec<Sample> {
+        // A pseudo-random spread over 32 days, across hour and day boundaries.
+        let mut out = Vec::new();
+        let mut x: u64 = 42;
+        for _ in 0..20_000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let ts = NOW - (x >> 33) as i64 % (32 * DAY);
+            let status = [1, 1, 1, 1, 2, 0][(x >> 20) as usize % 6];
+            let latency = (x >> 40) as i64 % 5_000;
+            let ttft = ((x >> 12) % 3 == 0).then_some(latency / 3);
+            out.push(Sample { ts, status, latency_ms: latency, ttft_ms: ttft });
+        }
+        out
+    }
+
+    /// The rollups answer what the raw rows answer: counts, availability and mean latency
+    /// exactly, percentiles to within a sketch bin.
+    #[test]
+    fn rollups_agree_with_raw_rows() {
+        let raw = samples();
+        let mut history = History::default();
+        for s in &raw {
+            history.add(s.ts, s.status, s.latency_ms, s.ttft_ms);
+        }
+        history.prune(NOW);
+        // Rebuilt from hourly aggregates, as after a restart.
+        let mut hourly: BTreeMap<i64, Agg> = BTreeMap::new();
+        for s in &raw {
+            hourly.entry(s.ts.div_euclid(HOUR)).or_default().add(s.status, s.latency_ms, s.ttft_ms);
+        }
+        let mut restarted = History::default();
+        for (hour, agg) in &hourly {
+            restarted.add_hour(*hour, agg, NOW);
+        }
+        restarted.prune(NOW);
+        for period in [Period::Day, Period::Week, Period::Month] {
+            let (want, want_uptime) = build(&period.window(NOW), &raw, 0.7);
+            for (name, h) in [("live", &history), ("restarted", &restarted)] {
+                let (got, uptime) = h.timeline(period, NOW, 0.7);
+                assert_eq!(uptime, want_uptime, "{name} {period:?}");
+                assert_eq!(got.len(), want.len());
+                for (g, w) in got.iter().zip(&want) {
+                    assert_eq!(
+                        (g.timestamp, &g.time, g.status, g.latency, g.availability, g.counts),
+                        (w.timestamp, &w.time, w.status, w.latency, w.availability, w.counts),
+                        "{name} {period:?}"
+                    );
+                    for (a, b) in [
+                        (g.latency_p50, w.latency_p50),
+                        (g.latency_p95, w.latency_p95),
+                        (g.ttft_p50, w.ttft_p50),
+                        (g.ttft_p95, w.ttft_p95),
+                    ] {
+                        match (a, b) {
+                            (Some(a), Some(b)) => {
+                                assert!((a - b).abs() as f64 <= b as f64 / 32.0 + 0.5, "{name} {period:?}: {a} vs {b}")
+                            }
+                            (a, b) => assert_eq!(a, b),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pruning_keeps_what_the_windows_show() {
+        let mut h = History::default();
+        h.add(NOW - 40 * DAY, 1, 1, None);
+        h.add(NOW - 3 * DAY, 1, 1, None);
+        h.add(NOW, 1, 1, None);
+        h.prune(NOW);
+        assert_eq!(h.days.len(), 2);
+        assert_eq!(h.hours.len(), 1);
+    }
+}
