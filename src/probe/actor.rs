@@ -16,7 +16,6 @@ use crate::store::ProbeResult;
 pub struct ProbeActor {
     monitor: Rc<Monitor>,
     store: Recipient<ProbeResult>,
-    client: Option<awc::Client>,
     /// Slot 0 is due here; slot n at `start + n * interval`.
     start: Instant,
     timer: Option<SpawnHandle>,
@@ -39,7 +38,6 @@ impl ProbeActor {
         ProbeActor {
             monitor: Rc::new(monitor),
             store,
-            client: None,
             start,
             timer: None,
             next_due: None,
@@ -70,7 +68,7 @@ impl ProbeActor {
         self.last_fired = Some(Instant::now());
         let generation = self.generation;
         let monitor = Rc::clone(&self.monitor);
-        let client = self.client.clone().unwrap_or_else(|| request::client(monitor.timeout));
+        let client = request::shared_client();
         let timestamp = unix_now();
         let challenge = monitor.challenge.then(Challenge::random);
         let prepared = request::Prepared::new(&monitor, challenge.as_ref());
@@ -161,7 +159,6 @@ impl Actor for ProbeActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.client = Some(request::client(self.monitor.timeout));
         self.schedule(0, ctx);
     }
 }
@@ -178,9 +175,6 @@ impl Handler<UpdateMonitor> for ProbeActor {
 
     fn handle(&mut self, UpdateMonitor(monitor): UpdateMonitor, ctx: &mut Context<Self>) {
         let interval_changed = monitor.interval != self.monitor.interval;
-        if monitor.timeout != self.monitor.timeout || monitor.url != self.monitor.url {
-            self.client = Some(request::client(monitor.timeout));
-        }
         self.monitor = Rc::new(monitor);
         self.generation += 1;
         if !interval_changed || self.draining {

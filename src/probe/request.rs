@@ -15,13 +15,22 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 const USER_AGENT: &str = concat!("llm-monitor/", env!("CARGO_PKG_VERSION"));
 
-/// A client for one monitor: pooled connections, no redirects (a 3xx is a result and
-/// credentials never follow one to another host), TLS through rustls with webpki roots.
-pub fn client(probe_timeout: Duration) -> awc::Client {
-    // awc's own timers run a second past the probe's, so the probe's timeout is what fires
-    // (and a black-holed host is a `timeout`, not a connect error).
-    let slack = probe_timeout + Duration::from_secs(1);
-    let connector = awc::Connector::new().timeout(slack);
+/// The probe client of this thread (arbiter), shared by all its monitors: one connection pool
+/// (keyed by host, so monitors of one relay reuse connections), no redirects (a 3xx is a
+/// result and credentials never follow one to another host), TLS through rustls with webpki
+/// roots. awc's Client is not `Send`, hence one per thread.
+pub fn shared_client() -> awc::Client {
+    thread_local! {
+        static CLIENT: awc::Client = build_client();
+    }
+    CLIENT.with(Clone::clone)
+}
+
+fn build_client() -> awc::Client {
+    // awc's own timers run past any probe's timeout (at most 5 min), so each probe's own
+    // timeout is what fires (and a black-holed host is a `timeout`, not a connect error).
+    let slack = Duration::from_secs(301);
+    let connector = awc::Connector::new().timeout(slack).limit(4_096);
     awc::Client::builder()
         .connector(connector)
         .disable_redirects()

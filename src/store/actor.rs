@@ -13,7 +13,16 @@ use diesel::SqliteConnection;
 use super::db::{self, Row};
 use super::rollup::{History, HOUR};
 use super::timeline::Period;
-use super::{CurrentStatus, MonitorStatus};
+use super::{CurrentStatus, Meta, MonitorStatus, StatusAnswer, StatusBody};
+
+/// Fast compression: a 600 KB answer shrinks about tenfold in a few milliseconds, once per
+/// write at most.
+fn gzip(json: &[u8]) -> bytes::Bytes {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(json.len() / 8), flate2::Compression::fast());
+    encoder.write_all(json).expect("writing to a Vec cannot fail");
+    bytes::Bytes::from(encoder.finish().expect("writing to a Vec cannot fail"))
+}
 use crate::config::MonitorKey;
 use crate::probe::classify::Metrics;
 use crate::probe::{Reason, Status};
@@ -52,16 +61,41 @@ pub struct RegisterMonitors {
     pub retention: Duration,
 }
 
-/// `/api/status`: filters compare case-insensitively; `now` is injected (unix seconds).
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Vec<MonitorStatus>, String>")]
+/// `/api/status`, serialized: filters compare case-insensitively; `now` is injected (unix
+/// seconds); `gzip` asks for the compressed form too.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<StatusAnswer, String>")]
 pub struct QueryStatus {
     pub period: Period,
     pub provider: Option<String>,
     pub service: Option<String>,
     pub channel: Option<String>,
     pub now: i64,
+    pub gzip: bool,
 }
+
+/// What makes two status answers the same: the question and the second it is asked in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct AnswerKey {
+    period: &'static str,
+    filters: [Option<String>; 3],
+    now: i64,
+}
+
+impl AnswerKey {
+    fn of(q: &QueryStatus) -> Self {
+        let lower = |f: &Option<String>| f.as_ref().map(|s| s.to_lowercase());
+        AnswerKey {
+            period: q.period.as_str(),
+            filters: [lower(&q.provider), lower(&q.service), lower(&q.channel)],
+            now: q.now,
+        }
+    }
+}
+
+/// Answers kept until the next write (or the next second): never a time-to-live cache, an
+/// answer is dropped the moment a batch is stored, so every answer reflects every stored probe.
+const MAX_ANSWERS: usize = 64;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoreHealth {
@@ -113,6 +147,7 @@ pub struct StoreActor {
     /// Recent rollups and the latest probe of every monitor, by monitor id: what queries read.
     histories: HashMap<i32, History>,
     latest: HashMap<i32, Row>,
+    answers: HashMap<AnswerKey, StatusAnswer>,
 }
 
 impl StoreActor {
@@ -128,6 +163,7 @@ impl StoreActor {
             dropped: 0,
             histories: HashMap::new(),
             latest: HashMap::new(),
+            answers: HashMap::new(),
         }
     }
 
@@ -143,12 +179,14 @@ impl StoreActor {
             self.histories.entry(*monitor).or_default().add_hour(*hour, agg, now);
         }
         self.latest = latest.into_iter().map(|row| (row.monitor_id, row)).collect();
+        self.answers.clear();
         log::debug!("store: loaded {} hourly rollups, {} latest probes", rollups.len(), self.latest.len());
         Ok(())
     }
 
     /// What a written batch adds to the in-memory view.
     fn remember(&mut self, rows: &[Row]) {
+        self.answers.clear();
         for row in rows {
             self.histories.entry(row.monitor_id).or_default().add(
                 row.ts,
@@ -289,15 +327,34 @@ impl Handler<RegisterMonitors> for StoreActor {
         self.ids.extend(self.listed.iter().cloned());
         self.degraded_weight = msg.degraded_weight;
         self.retention = msg.retention;
+        self.answers.clear();
         Ok(())
     }
 }
 
 impl Handler<QueryStatus> for StoreActor {
-    type Result = Result<Vec<MonitorStatus>, String>;
+    type Result = Result<StatusAnswer, String>;
 
     fn handle(&mut self, msg: QueryStatus, _: &mut Context<Self>) -> Self::Result {
-        Ok(self.query(&msg))
+        let key = AnswerKey::of(&msg);
+        if let Some(answer) = self.answers.get_mut(&key) {
+            if msg.gzip && answer.gzip.is_none() {
+                answer.gzip = Some(gzip(&answer.json));
+            }
+            return Ok(answer.clone());
+        }
+        let data = self.query(&msg);
+        let body = StatusBody {
+            meta: Meta { period: msg.period.as_str(), count: data.len(), generated_at: msg.now },
+            data: &data,
+        };
+        let json = bytes::Bytes::from(serde_json::to_vec(&body).map_err(|e| e.to_string())?);
+        let answer = StatusAnswer { gzip: msg.gzip.then(|| gzip(&json)), json };
+        if self.answers.len() >= MAX_ANSWERS || self.answers.keys().any(|k| k.now != msg.now) {
+            self.answers.clear();
+        }
+        self.answers.insert(key, answer.clone());
+        Ok(answer)
     }
 }
 

@@ -58,6 +58,28 @@ impl From<db::Row> for CurrentStatus {
     }
 }
 
+/// `/api/status`'s `meta`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Meta {
+    pub period: &'static str,
+    pub count: usize,
+    pub generated_at: i64,
+}
+
+/// The whole `/api/status` document.
+#[derive(Debug, Serialize)]
+pub struct StatusBody<'a> {
+    pub meta: Meta,
+    pub data: &'a [MonitorStatus],
+}
+
+/// A serialized `/api/status` answer, and its gzip form when the client takes it.
+#[derive(Debug, Clone)]
+pub struct StatusAnswer {
+    pub json: bytes::Bytes,
+    pub gzip: Option<bytes::Bytes>,
+}
+
 /// One monitor's entry in `/api/status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct MonitorStatus {

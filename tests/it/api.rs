@@ -186,6 +186,32 @@ fn retention_purges_expired_history_at_start_up() {
 }
 
 #[test]
+fn gzip_is_served_to_clients_that_ask_and_says_the_same() {
+    let History { ws, .. } = history();
+    let daemon = ws.start();
+    let url = format!("{}/api/status?period=30d", daemon.base);
+    let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
+    let mut response = agent.get(&url).header("Accept-Encoding", "gzip, br;q=0.5").call().unwrap();
+    assert_eq!(response.headers().get("content-encoding").unwrap(), "gzip");
+    assert!(response.headers().get("vary").unwrap().to_str().unwrap().contains("Accept-Encoding"));
+    let compressed = response.body_mut().read_to_vec().unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&compressed[..]), &mut text).unwrap();
+    let plain = crate::support::http_get(&url, &[]);
+    assert_eq!(plain.header("content-encoding"), None);
+    let (a, b): (Value, Value) = (serde_json::from_str(&text).unwrap(), plain.json());
+    // Same answer, unless a second passed between the two requests.
+    if a["meta"]["generated_at"] == b["meta"]["generated_at"] {
+        assert_eq!(a, b);
+    } else {
+        assert_eq!(a["data"][0]["timeline"].as_array().unwrap().len(), 30);
+    }
+    assert!(compressed.len() * 3 < plain.text.len(), "{} vs {}", compressed.len(), plain.text.len());
+    let refused = crate::support::http_get(&url, &[("Accept-Encoding", "gzip;q=0")]);
+    assert_eq!(refused.header("content-encoding"), None);
+}
+
+#[test]
 fn filters_are_case_insensitive_and_exact() {
     let History { ws, .. } = history();
     let daemon = ws.start();
