@@ -16,7 +16,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use llm_monitor::config::MonitorKey;
-use llm_monitor::probe::classify::Metrics;
+use llm_monitor::probe::classify::Measurements;
 use llm_monitor::probe::{Reason, Status};
 use llm_monitor::store::db::{self, Row};
 use llm_monitor::store::{Close, Flush, ProbeResult, RegisterMonitors, StoreActor};
@@ -511,7 +511,7 @@ fn ingest_phase(figures: &mut Vec<Figure>, dir: &Path) {
         let conn = db::open(&path).unwrap();
         let arbiter = actix::Arbiter::new();
         let store = StoreActor::start_in_arbiter(&arbiter.handle(), move |_| {
-            StoreActor::new(conn, Duration::from_secs(30 * 86_400), 0.7)
+            StoreActor::new(conn, Duration::from_secs(30 * 86_400), 0.7, Default::default())
         });
         let keys: Vec<MonitorKey> = (0..2_000).map(|i| MonitorKey::new("ingest", &format!("m{i}"), "")).collect();
         store
@@ -534,11 +534,11 @@ fn ingest_phase(figures: &mut Vec<Figure>, dir: &Path) {
                 reason: Reason::Ok,
                 http_code: 200,
                 detail: None,
-                metrics: Metrics {
+                measured: Measurements {
                     ttft_ms: Some(200),
                     tokens_per_s: Some(50.0),
                     model: Some("gpt-4o-mini".into()),
-                    ..Metrics::default()
+                    ..Measurements::default()
                 },
             });
         }

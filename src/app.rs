@@ -1,6 +1,7 @@
 //! Wires the actors and the HTTP server together and runs them until SIGINT/SIGTERM, then
 //! shuts down in order: probes drain, the store flushes and closes, the server stops.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -8,6 +9,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::api::{self, AppState};
 use crate::config::{duration, Config};
+use crate::metrics::Metrics;
 use crate::store::{db, Close, Flush, GetStoreHealth, RegisterMonitors, StoreActor};
 use crate::supervisor::{Shutdown, Supervisor};
 use crate::watch::notify_systemd;
@@ -27,10 +29,14 @@ pub enum RunError {
 pub async fn run(config: Config) -> Result<(), RunError> {
     let started = Instant::now();
     let conn = db::open(&config.database)?;
+    let metrics = Arc::new(Metrics::new());
+    metrics.reloaded(true, crate::probe::actor::unix_now());
     let store_arbiter = Arbiter::new();
     let (retention, weight) = (config.retention, config.degraded_weight);
-    let store =
-        StoreActor::start_in_arbiter(&store_arbiter.handle(), move |_| StoreActor::new(conn, retention, weight));
+    let store = StoreActor::start_in_arbiter(&store_arbiter.handle(), {
+        let metrics = metrics.clone();
+        move |_| StoreActor::new(conn, retention, weight, metrics)
+    });
     store
         .send(RegisterMonitors {
             keys: config.monitors.iter().map(|m| m.key.clone()).collect(),
@@ -49,8 +55,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             None
         }
     };
-    let supervisor = Supervisor::new(config.clone(), store.clone(), hangups).start();
-    let state = AppState { store: store.clone(), supervisor: supervisor.clone(), started };
+    let supervisor = Supervisor::new(config.clone(), store.clone(), hangups, metrics.clone()).start();
+    let state = AppState { store: store.clone(), supervisor: supervisor.clone(), metrics, started };
     let cors = config.cors.clone();
     let server = HttpServer::new(move || {
         App::new().app_data(web::Data::new(state.clone())).wrap(api::cors(&cors)).configure(api::configure)

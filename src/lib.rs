@@ -4,6 +4,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod metrics;
 pub mod probe;
 pub mod store;
 pub mod supervisor;

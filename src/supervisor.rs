@@ -2,6 +2,7 @@
 //! over their first interval, and drains them on shutdown.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -9,6 +10,7 @@ use actix_rt::signal::unix::Signal;
 use futures_util::future::join_all;
 
 use crate::config::{diff, Config, Monitor, MonitorKey};
+use crate::metrics::Metrics;
 use crate::probe::{schedule, Drain, ProbeActor, Retire, UpdateMonitor};
 use crate::store::{RegisterMonitors, StoreActor};
 use crate::watch::{ConfigActor, GetReloadStatus, ReloadStatus};
@@ -17,6 +19,7 @@ pub struct Supervisor {
     config: Config,
     /// SIGHUP, registered before the daemon says it is ready; handed to the ConfigActor.
     hangups: Option<Signal>,
+    metrics: Arc<Metrics>,
     store: Addr<StoreActor>,
     config_actor: Option<Addr<ConfigActor>>,
     probes: HashMap<MonitorKey, Addr<ProbeActor>>,
@@ -24,14 +27,15 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(config: Config, store: Addr<StoreActor>, hangups: Option<Signal>) -> Self {
-        Supervisor { config, hangups, store, config_actor: None, probes: HashMap::new(), stopping: false }
+    pub fn new(config: Config, store: Addr<StoreActor>, hangups: Option<Signal>, metrics: Arc<Metrics>) -> Self {
+        Supervisor { config, hangups, metrics, store, config_actor: None, probes: HashMap::new(), stopping: false }
     }
 
     /// Starts a monitor's actor, its first probe spread over its first interval.
     fn start_probe(&mut self, monitor: &Monitor, now: Instant) {
         let first_due = now + schedule::jitter(monitor.key.normalized(), monitor.interval);
-        let actor = ProbeActor::new(monitor.clone(), self.store.clone().recipient(), first_due).start();
+        let actor =
+            ProbeActor::new(monitor.clone(), self.store.clone().recipient(), first_due, self.metrics.clone()).start();
         self.probes.insert(monitor.key.clone(), actor);
     }
 }
@@ -40,7 +44,9 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.config_actor = Some(ConfigActor::new(self.config.clone(), ctx.address(), self.hangups.take()).start());
+        self.config_actor = Some(
+            ConfigActor::new(self.config.clone(), ctx.address(), self.hangups.take(), self.metrics.clone()).start(),
+        );
         let now = Instant::now();
         for monitor in self.config.monitors.clone() {
             self.start_probe(&monitor, now);
@@ -81,6 +87,7 @@ impl Handler<ApplyConfig> for Supervisor {
                 if let Some(actor) = act.probes.remove(key) {
                     actor.do_send(Retire);
                 }
+                act.metrics.forget(key);
                 log::info!("{key}: removed");
             }
             for monitor in &changes.changed {

@@ -6,6 +6,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -14,6 +15,7 @@ use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
 
 use crate::config::{self, Config};
+use crate::metrics::Metrics;
 use crate::probe::actor::unix_now;
 use crate::supervisor::{ApplyConfig, Supervisor};
 
@@ -67,13 +69,14 @@ pub struct ConfigActor {
     watcher: Option<Debouncer<RecommendedWatcher>>,
     watching_data: bool,
     hangups: Option<Signal>,
+    metrics: Arc<Metrics>,
     reloading: bool,
     queued: Option<Trigger>,
 }
 
 impl ConfigActor {
     /// `running` is the config the daemon started with, loaded from `running.path`.
-    pub fn new(running: Config, supervisor: Addr<Supervisor>, hangups: Option<Signal>) -> Self {
+    pub fn new(running: Config, supervisor: Addr<Supervisor>, hangups: Option<Signal>, metrics: Arc<Metrics>) -> Self {
         ConfigActor {
             path: running.path.clone(),
             last_hash: file_hash(&running.path),
@@ -84,6 +87,7 @@ impl ConfigActor {
             watcher: None,
             watching_data: false,
             hangups,
+            metrics,
             reloading: false,
             queued: None,
         }
@@ -184,6 +188,7 @@ impl ConfigActor {
         if loaded == self.running {
             log::info!("config: reloaded, no changes ({} monitors)", loaded.monitors.len());
             self.last = ReloadStatus { time: unix_now(), trigger: trigger.name(), ok: true, errors: Vec::new() };
+            self.metrics.reloaded(true, self.last.time);
             notify_systemd(&[sd_notify::NotifyState::Ready]);
             return;
         }
@@ -202,6 +207,7 @@ impl ConfigActor {
                     );
                     act.running = loaded;
                     act.last = ReloadStatus { time: unix_now(), trigger: trigger.name(), ok: true, errors: Vec::new() };
+                    act.metrics.reloaded(true, act.last.time);
                 }
                 Ok(Err(e)) => act.reject(trigger, vec![format!("applying the new config failed: {e}")]),
                 Err(e) => act.reject(trigger, vec![format!("the supervisor did not answer: {e}")]),
@@ -222,6 +228,7 @@ impl ConfigActor {
             );
         }
         self.last_rejected = Some(errors.clone());
+        self.metrics.reloaded(false, unix_now());
         self.last = ReloadStatus { time: unix_now(), trigger: trigger.name(), ok: false, errors };
     }
 }

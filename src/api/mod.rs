@@ -1,8 +1,11 @@
 //! The HTTP API. Handlers are thin: they parse, send one message, and shape the answer.
 
+pub mod badge;
 mod health;
 mod status;
+mod web_page;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::Addr;
@@ -10,6 +13,7 @@ use actix_web::{http::StatusCode, web, HttpResponse};
 use serde_json::json;
 
 use crate::config::Cors;
+use crate::metrics::Metrics;
 use crate::store::StoreActor;
 use crate::supervisor::Supervisor;
 
@@ -20,6 +24,7 @@ const ACTOR_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct AppState {
     pub store: Addr<StoreActor>,
     pub supervisor: Addr<Supervisor>,
+    pub metrics: Arc<Metrics>,
     pub started: Instant,
 }
 
@@ -39,9 +44,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }))
     .route("/api/status", web::get().to(status::status))
     .route("/health", web::get().to(health::health))
+    .route("/metrics", web::get().to(metrics))
+    .route("/api/badge/{provider}/{file}", web::get().to(badge::badge))
+    .route("/", web::get().to(web_page::index))
+    .route("/assets/{file}", web::get().to(web_page::asset))
     .default_service(web::to(|req: actix_web::HttpRequest| async move {
         json_error(StatusCode::NOT_FOUND, "not_found", format!("no such endpoint: {}", req.path()))
     }));
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.encode())
 }
 
 /// GET from any origin by default (a public, read-only API), or only from the listed ones.

@@ -2,6 +2,7 @@
 //! flight, classifies each outcome and hands the result to the store.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
@@ -11,11 +12,13 @@ use super::challenge::Challenge;
 use super::classify::{self, Checks, Status};
 use super::{request, schedule};
 use crate::config::Monitor;
+use crate::metrics::Metrics;
 use crate::store::ProbeResult;
 
 pub struct ProbeActor {
     monitor: Rc<Monitor>,
     store: Recipient<ProbeResult>,
+    metrics: Arc<Metrics>,
     /// Slot 0 is due here; slot n at `start + n * interval`.
     start: Instant,
     timer: Option<SpawnHandle>,
@@ -34,8 +37,9 @@ pub struct ProbeActor {
 
 impl ProbeActor {
     /// `start` is when the first probe is due (the daemon's start plus this monitor's jitter).
-    pub fn new(monitor: Monitor, store: Recipient<ProbeResult>, start: Instant) -> Self {
+    pub fn new(monitor: Monitor, store: Recipient<ProbeResult>, start: Instant, metrics: Arc<Metrics>) -> Self {
         ProbeActor {
+            metrics,
             monitor: Rc::new(monitor),
             store,
             start,
@@ -119,7 +123,7 @@ impl ProbeActor {
             challenge,
         };
         let verdict = classify::classify(outcome, answer.as_ref(), &checks);
-        let metrics = classify::metrics(outcome, answer.as_ref());
+        let measured = classify::metrics(outcome, answer.as_ref());
         let detail = verdict.detail.as_deref().map(|d| classify::redact(d, &monitor.secrets()));
         let previous = self.last_status.replace(verdict.status);
         let what = match &detail {
@@ -138,6 +142,8 @@ impl ProbeActor {
             }
             Some(_) => log::debug!("{}: {}: {what}", monitor.key, verdict.status.name()),
         }
+        let latency_ms = u32::try_from(outcome.latency().as_millis()).unwrap_or(u32::MAX);
+        self.metrics.probe(&monitor.key, verdict.status, verdict.reason, latency_ms, measured.ttft_ms, timestamp);
         self.store.do_send(ProbeResult {
             key: monitor.key.clone(),
             timestamp,
@@ -146,7 +152,7 @@ impl ProbeActor {
             reason: verdict.reason,
             http_code: outcome.http_code(),
             detail,
-            metrics,
+            measured,
         });
     }
 }

@@ -339,7 +339,7 @@ fn error_message(error: &serde_json::Value) -> String {
 
 /// What a probe measured beyond latency, for storage and the API.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Metrics {
+pub struct Measurements {
     pub ttfb_ms: Option<u32>,
     pub ttft_ms: Option<u32>,
     pub tokens_per_s: Option<f64>,
@@ -355,9 +355,9 @@ fn millis(d: Duration) -> u32 {
 /// Output speed: completion tokens (from the reported usage, else estimated from the text at
 /// four characters a token) over the generation time (after the first token for a stream,
 /// else the whole latency).
-pub fn metrics(outcome: &Outcome, answer: Option<&Answer>) -> Metrics {
-    let Outcome::Response { ttfb, latency, .. } = outcome else { return Metrics::default() };
-    let mut m = Metrics { ttfb_ms: Some(millis(*ttfb)), ..Metrics::default() };
+pub fn metrics(outcome: &Outcome, answer: Option<&Answer>) -> Measurements {
+    let Outcome::Response { ttfb, latency, .. } = outcome else { return Measurements::default() };
+    let mut m = Measurements { ttfb_ms: Some(millis(*ttfb)), ..Measurements::default() };
     let Some(answer) = answer else { return m };
     m.ttft_ms = answer.first_token_at.map(millis);
     m.model = answer.model.clone();
@@ -689,7 +689,7 @@ mod tests {
         let reply = response(200, r#"{"model":"m","choices":[{"message":{"content":"abcdefgh"}}]}"#, 200);
         let m = metrics(&reply, reply.answer().as_ref());
         assert_eq!((m.ttft_ms, m.tokens_per_s), (None, Some(10.0)));
-        assert_eq!(metrics(&Outcome::Timeout { latency: Duration::ZERO }, None), Metrics::default());
+        assert_eq!(metrics(&Outcome::Timeout { latency: Duration::ZERO }, None), Measurements::default());
     }
 
     #[test]

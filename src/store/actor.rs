@@ -5,6 +5,7 @@
 //! and every 24 h, in steps that let writes through.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -24,7 +25,8 @@ fn gzip(json: &[u8]) -> bytes::Bytes {
     bytes::Bytes::from(encoder.finish().expect("writing to a Vec cannot fail"))
 }
 use crate::config::MonitorKey;
-use crate::probe::classify::Metrics;
+use crate::metrics::Metrics;
+use crate::probe::classify::Measurements;
 use crate::probe::{Reason, Status};
 
 /// Results are written at least this often (the most a crash may lose).
@@ -49,7 +51,7 @@ pub struct ProbeResult {
     pub http_code: u16,
     /// Already redacted.
     pub detail: Option<String>,
-    pub metrics: Metrics,
+    pub measured: Measurements,
 }
 
 /// The monitors to list, in config order, and how to weigh and keep their history.
@@ -96,6 +98,33 @@ impl AnswerKey {
 /// Answers kept until the next write (or the next second): never a time-to-live cache, an
 /// answer is dropped the moment a batch is stored, so every answer reflects every stored probe.
 const MAX_ANSWERS: usize = 64;
+
+/// One monitor's status (for badges): exact provider/service/channel, case-insensitive.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Option<MonitorStatus>")]
+pub struct FindMonitor {
+    pub provider: String,
+    pub service: String,
+    pub channel: String,
+    pub period: Period,
+    pub now: i64,
+}
+
+impl Handler<FindMonitor> for StoreActor {
+    type Result = MessageResult<FindMonitor>;
+
+    fn handle(&mut self, msg: FindMonitor, _: &mut Context<Self>) -> Self::Result {
+        let query = QueryStatus {
+            period: msg.period,
+            provider: Some(msg.provider),
+            service: Some(msg.service),
+            channel: Some(msg.channel),
+            now: msg.now,
+            gzip: false,
+        };
+        MessageResult(self.query(&query).into_iter().next())
+    }
+}
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoreHealth {
@@ -148,10 +177,11 @@ pub struct StoreActor {
     histories: HashMap<i32, History>,
     latest: HashMap<i32, Row>,
     answers: HashMap<AnswerKey, StatusAnswer>,
+    metrics: Arc<Metrics>,
 }
 
 impl StoreActor {
-    pub fn new(conn: SqliteConnection, retention: Duration, degraded_weight: f64) -> Self {
+    pub fn new(conn: SqliteConnection, retention: Duration, degraded_weight: f64, metrics: Arc<Metrics>) -> Self {
         StoreActor {
             conn: Some(conn),
             listed: Vec::new(),
@@ -164,6 +194,7 @@ impl StoreActor {
             histories: HashMap::new(),
             latest: HashMap::new(),
             answers: HashMap::new(),
+            metrics,
         }
     }
 
@@ -215,6 +246,7 @@ impl StoreActor {
                 }
                 let written = std::mem::take(&mut self.pending);
                 self.remember(&written);
+                self.metrics.store_queue.set(0);
                 Ok(())
             }
             Err(e) => {
@@ -223,6 +255,7 @@ impl StoreActor {
                     log::error!("store: writing {} results failed, will retry: {message}", self.pending.len());
                 }
                 self.write_error = Some(message.clone());
+                self.metrics.store_write_errors.inc();
                 if self.pending.len() > MAX_PENDING {
                     let excess = self.pending.len() - MAX_PENDING;
                     self.pending.drain(..excess);
@@ -303,13 +336,14 @@ impl Handler<ProbeResult> for StoreActor {
             reason: result.reason.as_str().to_string(),
             http_code: i32::from(result.http_code),
             detail: result.detail,
-            ttfb_ms: result.metrics.ttfb_ms.map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
-            ttft_ms: result.metrics.ttft_ms.map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
-            tokens_per_s: result.metrics.tokens_per_s,
-            model: result.metrics.model,
-            prompt_tokens: result.metrics.prompt_tokens.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
-            completion_tokens: result.metrics.completion_tokens.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+            ttfb_ms: result.measured.ttfb_ms.map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
+            ttft_ms: result.measured.ttft_ms.map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
+            tokens_per_s: result.measured.tokens_per_s,
+            model: result.measured.model,
+            prompt_tokens: result.measured.prompt_tokens.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+            completion_tokens: result.measured.completion_tokens.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
         });
+        self.metrics.store_queue.set(self.pending.len() as i64);
         if self.pending.len() >= FLUSH_AT {
             let _ = self.flush();
         }

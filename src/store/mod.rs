@@ -9,7 +9,9 @@ pub mod timeline;
 
 use serde::Serialize;
 
-pub use actor::{Close, Flush, GetStoreHealth, ProbeResult, QueryStatus, RegisterMonitors, StoreActor, StoreHealth};
+pub use actor::{
+    Close, FindMonitor, Flush, GetStoreHealth, ProbeResult, QueryStatus, RegisterMonitors, StoreActor, StoreHealth,
+};
 
 /// The latest probe of a monitor, as `/api/status` shows it.
 #[derive(Debug, Clone, Serialize)]

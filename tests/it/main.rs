@@ -7,3 +7,4 @@ mod lifecycle;
 mod llm;
 mod reload;
 mod support;
+mod web;

@@ -1,0 +1,200 @@
+//! Prometheus metrics (`GET /metrics`), through `prometheus-client`: per-monitor probe counts,
+//! latency and TTFT histograms, last status and time, and the daemon's own health (config
+//! reloads, the store's queue and write errors, build info). Labels carry names, never a key.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::config::MonitorKey;
+use crate::probe::{Reason, Status};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MonitorLabels {
+    pub provider: String,
+    pub service: String,
+    pub channel: String,
+}
+
+impl From<&MonitorKey> for MonitorLabels {
+    fn from(key: &MonitorKey) -> Self {
+        MonitorLabels { provider: key.provider.clone(), service: key.service.clone(), channel: key.channel.clone() }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeLabels {
+    pub provider: String,
+    pub service: String,
+    pub channel: String,
+    pub status: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+type Histograms = Family<MonitorLabels, Histogram, fn() -> Histogram>;
+
+/// Seconds: 50 ms to ~100 s, doubling.
+fn seconds_histogram() -> Histogram {
+    Histogram::new([0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4])
+}
+
+/// Every metric the daemon exports. Cheap to share (`Arc`): the metrics are atomics.
+pub struct Metrics {
+    registry: Registry,
+    probes: Family<ProbeLabels, Counter>,
+    latency: Histograms,
+    ttft: Histograms,
+    last_status: Family<MonitorLabels, Gauge>,
+    last_probe: Family<MonitorLabels, Gauge>,
+    pub reload_successful: Gauge,
+    pub reload_success_time: Gauge,
+    pub store_queue: Gauge,
+    pub store_write_errors: Counter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("llm_monitor");
+        let probes = Family::<ProbeLabels, Counter>::default();
+        registry.register("probes", "Probes made, by monitor, status and reason", probes.clone());
+        let latency: Histograms = Family::new_with_constructor(seconds_histogram);
+        registry.register_with_unit(
+            "probe_latency",
+            "Probe latency: send to the end of the body",
+            Unit::Seconds,
+            latency.clone(),
+        );
+        let ttft: Histograms = Family::new_with_constructor(seconds_histogram);
+        registry.register_with_unit(
+            "probe_ttft",
+            "Time to the first token of streamed answers",
+            Unit::Seconds,
+            ttft.clone(),
+        );
+        let last_status = Family::<MonitorLabels, Gauge>::default();
+        registry.register("last_status", "Status of the latest probe: 0 red, 1 green, 2 yellow", last_status.clone());
+        let last_probe = Family::<MonitorLabels, Gauge>::default();
+        registry.register_with_unit(
+            "last_probe_timestamp",
+            "When the latest probe started (unix time)",
+            Unit::Seconds,
+            last_probe.clone(),
+        );
+        let reload_successful = Gauge::default();
+        registry.register(
+            "config_last_reload_successful",
+            "Whether the last configuration load succeeded",
+            reload_successful.clone(),
+        );
+        let reload_success_time = Gauge::default();
+        registry.register_with_unit(
+            "config_last_reload_success_timestamp",
+            "When the configuration last loaded successfully (unix time)",
+            Unit::Seconds,
+            reload_success_time.clone(),
+        );
+        let store_queue = Gauge::default();
+        registry.register("store_queue_depth", "Results waiting to be written", store_queue.clone());
+        let store_write_errors = Counter::default();
+        registry.register("store_write_errors", "Batches the database refused", store_write_errors.clone());
+        let build = Family::<BuildLabels, Gauge<i64, std::sync::atomic::AtomicI64>>::default();
+        build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
+        registry.register("build_info", "Build information", build);
+        Metrics {
+            registry,
+            probes,
+            latency,
+            ttft,
+            last_status,
+            last_probe,
+            reload_successful,
+            reload_success_time,
+            store_queue,
+            store_write_errors,
+        }
+    }
+
+    /// Records one classified probe.
+    pub fn probe(
+        &self,
+        key: &MonitorKey,
+        status: Status,
+        reason: Reason,
+        latency_ms: u32,
+        ttft_ms: Option<u32>,
+        timestamp: i64,
+    ) {
+        let labels = MonitorLabels::from(key);
+        self.probes
+            .get_or_create(&ProbeLabels {
+                provider: labels.provider.clone(),
+                service: labels.service.clone(),
+                channel: labels.channel.clone(),
+                status: status.name(),
+                reason: reason.as_str(),
+            })
+            .inc();
+        self.latency.get_or_create(&labels).observe(f64::from(latency_ms) / 1_000.0);
+        if let Some(ttft) = ttft_ms {
+            self.ttft.get_or_create(&labels).observe(f64::from(ttft) / 1_000.0);
+        }
+        self.last_status.get_or_create(&labels).set(i64::from(i16::from(status)));
+        self.last_probe.get_or_create(&labels).set(timestamp);
+    }
+
+    /// Drops every series of a removed monitor.
+    pub fn forget(&self, key: &MonitorKey) {
+        let labels = MonitorLabels::from(key);
+        for status in [Status::Red, Status::Green, Status::Yellow] {
+            for reason in Reason::ALL {
+                self.probes.remove(&ProbeLabels {
+                    provider: labels.provider.clone(),
+                    service: labels.service.clone(),
+                    channel: labels.channel.clone(),
+                    status: status.name(),
+                    reason: reason.as_str(),
+                });
+            }
+        }
+        self.latency.remove(&labels);
+        self.ttft.remove(&labels);
+        self.last_status.remove(&labels);
+        self.last_probe.remove(&labels);
+    }
+
+    /// The outcome of a config load (at start-up or a reload).
+    pub fn reloaded(&self, ok: bool, time: i64) {
+        self.reload_successful.set(i64::from(ok));
+        if ok {
+            self.reload_success_time.set(time);
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,196 @@
+// The status page: reads /api/status (nothing private), renders one row per monitor, refreshes
+// every 30 s without reloading. No framework, no build step, no network beyond this daemon.
+"use strict";
+
+const I18N = {
+  en: {
+    title: "LLM API status", provider: "Provider", service: "Service", sort: "Sort", all: "All",
+    sort_config: "Config order", sort_uptime: "Uptime (lowest first)", sort_latency: "Latency (slowest first)",
+    green: "Normal", yellow: "Slow / limited", red: "Unavailable", nodata: "No data",
+    uptime: "Uptime", latency: "Latency", ttft: "TTFT", monitors: "monitors", updated: "updated",
+    availability: "availability", probes: "probes", no_probe: "no probe yet", utc: "UTC",
+    error: "Could not load the status", lang_switch: "中文",
+    reasons: {
+      ok: "OK", slow: "Slow", rate_limited: "Rate limited", content_mismatch: "Bad content",
+      auth_error: "Auth error", client_error: "Client error", server_error: "Server error",
+      timeout: "Timeout", network_error: "Network error", wrong_answer: "Wrong answer",
+      model_mismatch: "Model mismatch", stream_incomplete: "Stream cut off", upstream_error: "Upstream error",
+    },
+  },
+  zh: {
+    title: "LLM 接口状态", provider: "服务商", service: "服务", sort: "排序", all: "全部",
+    sort_config: "配置顺序", sort_uptime: "可用率（低在前）", sort_latency: "延迟（高在前）",
+    green: "正常", yellow: "缓慢 / 限流", red: "不可用", nodata: "无数据",
+    uptime: "可用率", latency: "延迟", ttft: "首字延迟", monitors: "个监控", updated: "更新于",
+    availability: "可用率", probes: "次探测", no_probe: "尚未探测", utc: "UTC",
+    error: "无法加载状态", lang_switch: "English",
+    reasons: {
+      ok: "正常", slow: "缓慢", rate_limited: "限流", content_mismatch: "内容异常",
+      auth_error: "鉴权失败", client_error: "请求错误", server_error: "服务端错误",
+      timeout: "超时", network_error: "网络错误", wrong_answer: "答案错误",
+      model_mismatch: "模型不符", stream_incomplete: "流中断", upstream_error: "上游错误",
+    },
+  },
+};
+
+const saved = (key, fallback) => {
+  const fromUrl = new URLSearchParams(location.search).get(key);
+  return fromUrl || localStorage.getItem("llm-monitor." + key) || fallback;
+};
+const state = {
+  period: saved("period", "24h"),
+  lang: saved("lang", (navigator.language || "").toLowerCase().startsWith("zh") ? "zh" : "en"),
+  theme: saved("theme", matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light"),
+  provider: "", service: "", sort: "config",
+  data: null, generatedAt: null,
+};
+const remember = (key) => localStorage.setItem("llm-monitor." + key, state[key]);
+const t = (key) => I18N[state.lang][key] ?? I18N.en[key] ?? key;
+const $ = (id) => document.getElementById(id);
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+const statusClass = (s) => (s === 0 || s === 1 || s === 2 ? "s" + s : "sn");
+const pct = (v) => (v < 0 ? "—" : v.toFixed(2) + "%");
+const ms = (v) => (v === null || v === undefined ? "—" : Math.round(v) + " ms");
+
+function bucketRange(bucket) {
+  const start = new Date(bucket.timestamp * 1000);
+  if (state.period === "24h") {
+    const end = new Date((bucket.timestamp + 3600) * 1000);
+    const hm = (d) => d.toISOString().slice(11, 16);
+    return `${start.toISOString().slice(0, 10)} ${hm(start)}–${hm(end)} ${t("utc")}`;
+  }
+  return `${start.toISOString().slice(0, 10)} ${t("utc")}`;
+}
+
+function tooltip(bucket) {
+  const c = bucket.counts;
+  const lines = [
+    bucketRange(bucket),
+    `${t("availability")}: ${pct(bucket.availability)}`,
+    `${t("green")} ${c.green} · ${t("yellow")} ${c.yellow} · ${t("red")} ${c.red}`,
+  ];
+  if (c.green + c.yellow > 0) {
+    let latency = `${t("latency")}: ${ms(bucket.latency)}`;
+    if (bucket.latency_p95 !== null) latency += ` (p50 ${ms(bucket.latency_p50)}, p95 ${ms(bucket.latency_p95)})`;
+    lines.push(latency);
+  }
+  if (bucket.ttft_p50 !== null) lines.push(`${t("ttft")}: p50 ${ms(bucket.ttft_p50)}, p95 ${ms(bucket.ttft_p95)}`);
+  return lines.join("\n");
+}
+
+function applyStaticTexts() {
+  document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
+  document.documentElement.dataset.theme = state.theme;
+  document.querySelectorAll("[data-i18n]").forEach((node) => { node.textContent = t(node.dataset.i18n); });
+  document.title = t("title");
+  $("lang").textContent = t("lang_switch");
+  document.querySelectorAll(".period").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.period === state.period)));
+}
+
+function fillSelect(select, values, current) {
+  const keep = select.value || current;
+  while (select.options.length > 1) select.remove(1);
+  values.forEach((v) => select.add(new Option(v, v)));
+  select.value = values.includes(keep) ? keep : "";
+}
+
+function sorted(monitors) {
+  const list = monitors.slice();
+  if (state.sort === "uptime") list.sort((a, b) => (a.uptime < 0 ? 101 : a.uptime) - (b.uptime < 0 ? 101 : b.uptime));
+  if (state.sort === "latency") {
+    const lat = (m) => (m.current_status ? m.current_status.latency : -1);
+    list.sort((a, b) => lat(b) - lat(a));
+  }
+  return list;
+}
+
+function row(m) {
+  const current = m.current_status;
+  const status = current ? current.status : -1;
+  const node = el("div", "row monitor-row");
+  node.dataset.provider = m.provider;
+  node.dataset.service = m.service;
+  node.dataset.status = String(status);
+  node.dataset.uptime = String(m.uptime);
+
+  const head = el("div", "head");
+  const name = el("div", "name", `${m.provider} / ${m.service}`);
+  if (m.channel) name.append(el("span", "channel", ` / ${m.channel}`));
+  const stateBox = el("div", "state");
+  stateBox.append(el("i", "dot status-dot " + statusClass(status)));
+  stateBox.append(el("span", "reason", current ? t("reasons")[current.reason] || current.reason : t("no_probe")));
+  const figures = el("div", "figures");
+  const fig = (label, value, cls) => {
+    const span = el("span", cls, label + " ");
+    span.append(el("b", null, value));
+    return span;
+  };
+  if (current) figures.append(fig(t("latency"), ms(current.latency), "latency"));
+  if (current && current.ttft !== undefined) figures.append(fig(t("ttft"), ms(current.ttft), "ttft"));
+  figures.append(fig(t("uptime"), pct(m.uptime), "uptime"));
+  head.append(name, stateBox, figures);
+
+  const bar = el("div", "bar");
+  m.timeline.forEach((bucket) => {
+    const b = el("div", "bucket " + statusClass(bucket.status));
+    b.dataset.status = String(bucket.status);
+    b.title = tooltip(bucket);
+    bar.append(b);
+  });
+  const ticks = el("div", "ticks");
+  if (m.timeline.length) {
+    ticks.append(el("span", null, m.timeline[0].time), el("span", null, m.timeline[m.timeline.length - 1].time));
+  }
+  node.append(head, bar, ticks);
+  return node;
+}
+
+function render() {
+  applyStaticTexts();
+  if (!state.data) return;
+  const monitors = state.data;
+  fillSelect($("filter-provider"), [...new Set(monitors.map((m) => m.provider))], state.provider);
+  fillSelect($("filter-service"), [...new Set(monitors.map((m) => m.service))], state.service);
+  const shown = sorted(monitors).filter((m) =>
+    (!state.provider || m.provider === state.provider) && (!state.service || m.service === state.service));
+  $("rows").replaceChildren(...shown.map(row));
+  const when = state.generatedAt ? new Date(state.generatedAt * 1000).toLocaleTimeString() : "";
+  $("summary").textContent = `${shown.length} ${t("monitors")} · ${t("updated")} ${when}`;
+}
+
+async function load() {
+  try {
+    const response = await fetch(`/api/status?period=${encodeURIComponent(state.period)}`, { cache: "no-store" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const body = await response.json();
+    state.data = body.data;
+    state.generatedAt = body.meta.generated_at;
+    $("error").hidden = true;
+  } catch (e) {
+    $("error").textContent = `${t("error")}: ${e.message}`;
+    $("error").hidden = false;
+  }
+  render();
+  document.body.dataset.loaded = state.period;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll(".period").forEach((b) => b.addEventListener("click", () => {
+    state.period = b.dataset.period; remember("period"); load();
+  }));
+  $("lang").addEventListener("click", () => { state.lang = state.lang === "zh" ? "en" : "zh"; remember("lang"); render(); });
+  $("theme").addEventListener("click", () => { state.theme = state.theme === "dark" ? "light" : "dark"; remember("theme"); render(); });
+  $("filter-provider").addEventListener("change", (e) => { state.provider = e.target.value; render(); });
+  $("filter-service").addEventListener("change", (e) => { state.service = e.target.value; render(); });
+  $("sort").addEventListener("change", (e) => { state.sort = e.target.value; render(); });
+  applyStaticTexts();
+  load();
+  setInterval(load, 30000);
+});

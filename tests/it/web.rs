@@ -1,0 +1,333 @@
+//! What operators look at: the status page in a real browser, SVG badges, Prometheus metrics.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use llm_monitor::config::MonitorKey;
+use llm_monitor::store::db::{self, Row};
+
+use crate::support::upstream;
+use crate::support::{http_get, wait_for, Workspace};
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// Four monitors whose history is written before start and who do not probe during the test
+/// (24 h interval, first probe far in their first interval): alpha green, beta red, gamma
+/// yellow, delta never probed.
+fn page_workspace() -> Workspace {
+    let monitors = [("alpha", "chat"), ("beta", "chat"), ("gamma", "code"), ("delta", "code")];
+    for (p, s) in monitors {
+        let jitter =
+            llm_monitor::probe::schedule::jitter(MonitorKey::new(p, s, "").normalized(), Duration::from_secs(86_400));
+        assert!(jitter > Duration::from_secs(3_600), "{p}/{s} would probe during the test");
+    }
+    let mut config = String::from("interval: 24h\nmonitors:\n");
+    for (p, s) in monitors {
+        config.push_str(&format!("  - {{provider: {p}, service: {s}, url: \"http://127.0.0.1:9/\", method: GET}}\n"));
+    }
+    let ws = Workspace::new(&config);
+    let mut conn = db::open(&ws.db_path()).unwrap();
+    let keys: Vec<MonitorKey> = monitors[..3].iter().map(|(p, s)| MonitorKey::new(p, s, "")).collect();
+    let ids = db::monitor_ids(&mut conn, &keys).unwrap();
+    let t = now();
+    let mut rows = Vec::new();
+    for hour in 1..60 {
+        for (i, id) in ids.iter().enumerate() {
+            // alpha always green; beta red one hour in three; gamma slow one hour in four.
+            let status = match i {
+                1 if hour % 3 == 0 => 0,
+                2 if hour % 4 == 0 => 2,
+                _ => 1,
+            };
+            let reason = ["server_error", "ok", "slow"][status as usize].to_string();
+            rows.push(Row {
+                monitor_id: *id,
+                ts: t - hour * 3_600 + 60,
+                status,
+                latency_ms: 200 + 100 * i as i32,
+                reason,
+                http_code: if status == 0 { 502 } else { 200 },
+                ttft_ms: Some(90),
+                ..Row::default()
+            });
+        }
+    }
+    // The latest of each: green, red, yellow.
+    for (id, status, reason) in [(ids[0], 1, "ok"), (ids[1], 0, "server_error"), (ids[2], 2, "slow")] {
+        rows.push(Row {
+            monitor_id: id,
+            ts: t - 30,
+            status,
+            latency_ms: 321,
+            reason: reason.into(),
+            http_code: 200,
+            ttft_ms: Some(180),
+            ..Row::default()
+        });
+    }
+    db::insert(&mut conn, &rows).unwrap();
+    ws
+}
+
+fn title_of(svg: &str) -> String {
+    let doc = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("not XML ({e}): {svg}"));
+    doc.descendants().find(|n| n.has_tag_name("title")).and_then(|n| n.text()).unwrap_or_default().to_string()
+}
+
+#[test]
+fn badges_show_status_and_uptime() {
+    let ws = page_workspace();
+    let daemon = ws.start();
+    for (path, title) in [
+        ("/api/badge/alpha/chat.svg", "alpha/chat: up"),
+        ("/api/badge/beta/chat.svg", "beta/chat: down"),
+        ("/api/badge/gamma/code.svg", "gamma/code: degraded"),
+        ("/api/badge/delta/code.svg", "delta/code: unknown"),
+        ("/api/badge/ALPHA/Chat.svg?metric=uptime&period=7d", "ALPHA/Chat 7d: 100.00%"),
+        ("/api/badge/delta/code.svg?metric=uptime", "delta/code 24h: no data"),
+        ("/api/badge/alpha/chat.svg?label=OpenAI", "OpenAI: up"),
+    ] {
+        let response = daemon.get(path);
+        assert_eq!(response.status, 200, "{path}");
+        assert_eq!(response.header("content-type"), Some("image/svg+xml; charset=utf-8"), "{path}");
+        assert_eq!(response.header("cache-control"), Some("max-age=60, s-maxage=60"), "{path}");
+        assert_eq!(title_of(&response.text), title, "{path}");
+    }
+    let beta_uptime = daemon.status("?period=7d&provider=beta")["data"][0]["uptime"].as_f64().unwrap();
+    let badge = daemon.get("/api/badge/beta/chat.svg?metric=uptime&period=7d");
+    assert_eq!(title_of(&badge.text), format!("beta/chat 7d: {beta_uptime:.2}%"));
+    let missing = daemon.get("/api/badge/nobody/here.svg");
+    assert_eq!(missing.status, 404);
+    assert_eq!(title_of(&missing.text), "nobody/here: not found");
+    let wrong_channel = daemon.get("/api/badge/alpha/chat.svg?channel=vip");
+    assert_eq!((wrong_channel.status, title_of(&wrong_channel.text)), (404, "alpha/chat/vip: not found".to_string()));
+    assert_eq!(daemon.get("/api/badge/alpha/chat.svg?metric=latency").status, 400);
+}
+
+/// Parses `/metrics` and returns the value of the sample with `name` whose labels include all of `labels`.
+fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+        .reduce(|a, b| a + b)
+}
+
+fn scrape(daemon: &crate::support::Daemon) -> (prometheus_parse::Scrape, String) {
+    let response = daemon.get("/metrics");
+    assert_eq!(response.status, 200);
+    assert!(response.header("content-type").unwrap().starts_with("application/openmetrics-text"));
+    let lines: Vec<std::io::Result<String>> = response.text.lines().map(|l| Ok(l.to_string())).collect();
+    (prometheus_parse::Scrape::parse(lines.into_iter()).expect("a Prometheus text exposition"), response.text)
+}
+
+#[test]
+fn metrics_count_the_probes_the_upstream_saw() {
+    let up = upstream::start();
+    let key = "sk-metrics-secret-123456";
+    let ws = Workspace::new(&format!(
+        "interval: 1s\nmonitors:\n  - {{provider: m, service: ok, url: \"{b}/m/ok\", method: GET, api_key: {key}, headers: {{Authorization: \"Bearer {{{{API_KEY}}}}\"}}}}\n  - {{provider: m, service: bad, url: \"{b}/status/500\", method: GET}}\n",
+        b = up.base
+    ));
+    let daemon = ws.start();
+    let seen = |path: &str| up.log.for_path(path).iter().filter(|r| r.finished.is_some()).count() as f64;
+    // Poll until the counters catch up with what the upstream answered (between two probes).
+    let (metrics, text) = wait_for("counters equal to the upstream's requests", Duration::from_secs(20), || {
+        let (ok_before, bad_before) = (seen("/m/ok"), seen("/status/500"));
+        let (parsed, text) = scrape(&daemon);
+        let ok = sample(&parsed, "llm_monitor_probes_total", &[("provider", "m"), ("service", "ok")]).unwrap_or(0.0);
+        let bad = sample(
+            &parsed,
+            "llm_monitor_probes_total",
+            &[("service", "bad"), ("status", "red"), ("reason", "server_error")],
+        )
+        .unwrap_or(0.0);
+        let stable = seen("/m/ok") == ok_before && seen("/status/500") == bad_before;
+        (stable && ok >= 3.0 && ok == ok_before && bad == bad_before).then_some((parsed, text))
+    });
+    let ok_labels = [("provider", "m"), ("service", "ok"), ("channel", "")];
+    assert_eq!(
+        sample(&metrics, "llm_monitor_probes_total", &[("service", "ok"), ("status", "green"), ("reason", "ok")]),
+        Some(seen("/m/ok"))
+    );
+    assert_eq!(sample(&metrics, "llm_monitor_probe_latency_seconds_count", &ok_labels), Some(seen("/m/ok")));
+    assert_eq!(sample(&metrics, "llm_monitor_last_status", &ok_labels), Some(1.0));
+    assert_eq!(sample(&metrics, "llm_monitor_last_status", &[("service", "bad")]), Some(0.0));
+    let last = sample(&metrics, "llm_monitor_last_probe_timestamp_seconds", &ok_labels).unwrap();
+    assert!((now() as f64 - last).abs() < 10.0, "{last}");
+    assert_eq!(sample(&metrics, "llm_monitor_config_last_reload_successful", &[]), Some(1.0));
+    assert!(sample(&metrics, "llm_monitor_config_last_reload_success_timestamp_seconds", &[]).unwrap() > 0.0);
+    assert!(sample(&metrics, "llm_monitor_store_queue_depth", &[]).is_some());
+    assert_eq!(sample(&metrics, "llm_monitor_store_write_errors_total", &[]), Some(0.0));
+    assert_eq!(sample(&metrics, "llm_monitor_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), Some(1.0));
+    assert!(text.contains("# TYPE llm_monitor_probe_latency_seconds histogram"), "{text}");
+    assert!(!text.contains(key), "a key in /metrics");
+
+    // A failed reload shows, and a removed monitor's series go.
+    ws.write_config(&format!(
+        "interval: 1s\nmonitors:\n  - {{provider: m, service: ok, url: \"{}/m/ok\", method: FETCH}}\n",
+        up.base
+    ));
+    wait_for("the failed reload in /metrics", Duration::from_secs(5), || {
+        (sample(&scrape(&daemon).0, "llm_monitor_config_last_reload_successful", &[]) == Some(0.0)).then_some(())
+    });
+    ws.write_config(&format!(
+        "interval: 1s\nmonitors:\n  - {{provider: m, service: ok, url: \"{}/m/ok\", method: GET}}\n",
+        up.base
+    ));
+    wait_for("the removed monitor's series to go", Duration::from_secs(5), || {
+        let m = scrape(&daemon).0;
+        (sample(&m, "llm_monitor_config_last_reload_successful", &[]) == Some(1.0)
+            && sample(&m, "llm_monitor_last_status", &[("service", "bad")]).is_none())
+        .then_some(())
+    });
+}
+
+fn chromium() -> Option<std::path::PathBuf> {
+    let candidates = [
+        std::env::var("LLM_MONITOR_CHROMIUM").unwrap_or_default(),
+        "/usr/bin/chromium".into(),
+        "/usr/bin/chromium-browser".into(),
+    ];
+    candidates.into_iter().filter(|p| !p.is_empty()).map(std::path::PathBuf::from).find(|p| p.exists())
+}
+
+fn expected_colour(status: i64) -> &'static str {
+    match status {
+        1 => "rgb(34, 165, 91)",
+        2 => "rgb(224, 165, 18)",
+        0 => "rgb(217, 66, 58)",
+        _ => "rgb(197, 202, 211)",
+    }
+}
+
+fn uptime_text(uptime: f64) -> String {
+    if uptime < 0.0 {
+        "—".to_string()
+    } else {
+        format!("{uptime:.2}%")
+    }
+}
+
+/// The page in headless Chromium: rows, colours and uptimes as /api/status says, the period
+/// switch, a filter, the language switch; a screenshot lands in target/screenshots/.
+#[test]
+fn the_status_page_in_a_real_browser() {
+    use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+    use headless_chrome::{Browser, LaunchOptions};
+
+    let Some(path) = chromium() else {
+        if std::env::var_os("LLM_MONITOR_REQUIRE_BROWSER").is_some() {
+            panic!("LLM_MONITOR_REQUIRE_BROWSER is set but no Chromium was found (apt-get install chromium)");
+        }
+        eprintln!("SKIPPED the_status_page_in_a_real_browser: no Chromium (apt-get install chromium; CI installs it)");
+        return;
+    };
+    let ws = page_workspace();
+    let daemon = ws.start();
+    let profile = tempfile::tempdir().unwrap();
+    let args: Vec<String> = [
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        &format!("--user-data-dir={}", profile.path().display()),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let options = LaunchOptions::default_builder()
+        .path(Some(path))
+        .headless(true)
+        .sandbox(false)
+        .window_size(Some((1280, 900)))
+        .idle_browser_timeout(Duration::from_secs(120))
+        .args(args.iter().map(std::ffi::OsStr::new).collect())
+        .build()
+        .unwrap();
+    let browser = Browser::new(options).expect("Chromium starts");
+    let tab = browser.new_tab().unwrap();
+    tab.navigate_to(&format!("{}/?theme=light&lang=en", daemon.base)).unwrap().wait_until_navigated().unwrap();
+    let eval = |js: &str| -> Value {
+        let result = tab.evaluate(js, false).unwrap_or_else(|e| panic!("{js}: {e}"));
+        let text = result.value.and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| "null".into());
+        serde_json::from_str(&text).unwrap()
+    };
+    let rows_js = r#"JSON.stringify([...document.querySelectorAll('.monitor-row')].map(r => ({
+        provider: r.dataset.provider, status: Number(r.dataset.status),
+        colour: getComputedStyle(r.querySelector('.status-dot')).backgroundColor,
+        uptime: r.querySelector('.uptime b').textContent,
+        uptimeLabel: r.querySelector('.uptime').firstChild.textContent.trim(),
+        buckets: r.querySelectorAll('.bar .bucket').length,
+        tooltip: r.querySelector('.bar .bucket:last-child').title })))"#;
+    let wait_rows = |period: &str, buckets: usize| -> Vec<Value> {
+        wait_for(&format!("{buckets} buckets for {period}"), Duration::from_secs(20), || {
+            let loaded = eval("JSON.stringify(document.body.dataset.loaded || '')");
+            let rows = eval(rows_js).as_array().cloned().unwrap_or_default();
+            (loaded == period && rows.len() == 4 && rows.iter().all(|r| r["buckets"] == buckets)).then_some(rows)
+        })
+    };
+    let check = |period: &str, rows: &[Value]| {
+        let api = daemon.status(&format!("?period={period}"));
+        for (row, m) in rows.iter().zip(api["data"].as_array().unwrap()) {
+            assert_eq!(row["provider"], m["provider"]);
+            let status = m["current_status"]["status"].as_i64().unwrap_or(-1);
+            assert_eq!(row["status"], status, "{period}: {row}");
+            assert_eq!(row["colour"], expected_colour(status), "{period}: {row}");
+            assert_eq!(row["uptime"], uptime_text(m["uptime"].as_f64().unwrap()), "{period}: {row}");
+        }
+    };
+
+    let rows = wait_rows("24h", 24);
+    check("24h", &rows);
+    assert_eq!(rows[0]["uptimeLabel"], "Uptime");
+    assert!(rows[0]["tooltip"].as_str().unwrap().contains("availability"), "{}", rows[0]["tooltip"]);
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let png = tab.capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true).unwrap();
+    assert!(png.len() > 10_000, "a real screenshot");
+    std::fs::write(shots.join("status-page.png"), &png).unwrap();
+
+    tab.find_element("button[data-period='7d']").unwrap().click().unwrap();
+    let rows = wait_rows("7d", 7);
+    check("7d", &rows);
+
+    // A filter: only beta.
+    eval("(() => { const s = document.getElementById('filter-provider'); s.value = 'beta'; s.dispatchEvent(new Event('change')); return '1'; })()");
+    let filtered = wait_for("the filter", Duration::from_secs(5), || {
+        let rows = eval(rows_js).as_array().cloned().unwrap_or_default();
+        (rows.len() == 1).then_some(rows)
+    });
+    assert_eq!(filtered[0]["provider"], "beta");
+    eval("(() => { const s = document.getElementById('filter-provider'); s.value = ''; s.dispatchEvent(new Event('change')); return '1'; })()");
+
+    // The language switch changes the labels.
+    tab.find_element("#lang").unwrap().click().unwrap();
+    let labels = wait_for("Chinese labels", Duration::from_secs(5), || {
+        let v = eval("JSON.stringify([document.documentElement.lang, document.querySelector('h1').textContent, document.querySelector('.uptime').firstChild.textContent.trim(), document.getElementById('lang').textContent])");
+        (v[0] == "zh-CN").then_some(v)
+    });
+    assert_eq!(labels[1], "LLM 接口状态");
+    assert_eq!(labels[2], "可用率");
+    assert_eq!(labels[3], "English");
+
+    let png = tab.capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true).unwrap();
+    std::fs::write(shots.join("status-page-zh.png"), &png).unwrap();
+    // The page never asked for anything but this daemon (CSP would block it anyway).
+    assert!(http_get(&format!("{}/", daemon.base), &[])
+        .header("content-security-policy")
+        .unwrap()
+        .contains("default-src 'none'"));
+}
