@@ -61,6 +61,7 @@ mod tests {
             api_key: None,
             model: None,
             expect_model: None,
+            require_model: false,
             challenge: false,
             llm: false,
         }

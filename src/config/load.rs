@@ -588,6 +588,7 @@ fn parse_monitor(
     let body = body_template.as_deref().map(fill);
     // An LLM-aware monitor: its reply must be a recognisable answer from the expected model.
     let llm = template.is_some() || model.is_some() || expect_model.is_some() || challenge;
+    let require_model = expect_model.is_some();
     let expect_model = expect_model.or_else(|| model.clone());
 
     let interval = fields.duration("interval", false, errors).unwrap_or(globals.interval);
@@ -644,6 +645,7 @@ fn parse_monitor(
             api_key,
             model,
             expect_model,
+            require_model,
             challenge,
             llm,
         },

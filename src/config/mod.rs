@@ -28,7 +28,8 @@ impl MonitorKey {
     pub fn new(provider: &str, service: &str, channel: &str) -> Self {
         // '\u{1f}' (unit separator) cannot be typed into a YAML key by accident, so no two
         // distinct keys normalise to the same string.
-        let normalized = format!("{}\u{1f}{}\u{1f}{}", provider, service, channel).to_lowercase();
+        // ASCII-only folding, as SQLite's NOCASE and the API filters compare.
+        let normalized = format!("{}\u{1f}{}\u{1f}{}", provider, service, channel).to_ascii_lowercase();
         MonitorKey {
             provider: provider.to_string(),
             service: service.to_string(),
@@ -120,6 +121,8 @@ pub struct Monitor {
     pub model: Option<String>,
     /// The model the response must report (`expect_model`, else `model`).
     pub expect_model: Option<String>,
+    /// `expect_model` was given explicitly: a reply must name its model.
+    pub require_model: bool,
     /// The request holds `{{CHALLENGE}}`: each probe asks a fresh question and checks the answer.
     pub challenge: bool,
     /// The reply must be a recognisable LLM answer (template, model or challenge in use).

@@ -120,6 +120,7 @@ impl ProbeActor {
             success_contains: monitor.success_contains.as_deref(),
             llm: monitor.llm,
             expect_model: monitor.expect_model.as_deref(),
+            require_model: monitor.require_model,
             challenge,
         };
         let verdict = classify::classify(outcome, answer.as_ref(), &checks);

@@ -170,6 +170,8 @@ pub struct Checks<'a> {
     /// The reply must be a recognisable LLM answer.
     pub llm: bool,
     pub expect_model: Option<&'a str>,
+    /// `expect_model` was set explicitly: a reply that names no model fails it too.
+    pub require_model: bool,
     pub challenge: Option<&'a Challenge>,
 }
 
@@ -277,10 +279,14 @@ fn body_problem(body: &[u8], answer: Option<&Answer>, llm: bool) -> Option<(Reas
 
 /// Model identity, the challenge, and an answer with no text at all.
 fn answer_problem(answer: &Answer, checks: &Checks<'_>) -> Option<(Reason, String)> {
-    if let (Some(expected), Some(reported)) = (checks.expect_model, answer.model.as_deref()) {
-        if !same_model(expected, reported) {
+    match (checks.expect_model, answer.model.as_deref()) {
+        (Some(expected), Some(reported)) if !same_model(expected, reported) => {
             return Some((Reason::ModelMismatch, format!("expected model {expected}, the reply says {reported}")));
         }
+        (Some(expected), None) if checks.require_model => {
+            return Some((Reason::ModelMismatch, format!("expected model {expected}, the reply names none")));
+        }
+        _ => {}
     }
     if let Some(challenge) = checks.challenge {
         if !challenge.is_answered_by(&answer.text) {
@@ -306,12 +312,18 @@ fn contains_problem(body: &[u8], success_contains: Option<&str>) -> Option<(Reas
 pub fn same_model(expected: &str, reported: &str) -> bool {
     let norm = |s: &str| s.trim().trim_start_matches("models/").to_ascii_lowercase();
     let (a, b) = (norm(expected), norm(reported));
+    // Only a snapshot tag counts as the same model: a date (20240229, 2024-07-18), a three-digit
+    // revision (002) or `latest`. `claude-sonnet-4` vs `claude-sonnet-4-5-20250929` is another
+    // generation, not a snapshot.
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let snapshot = |suffix: &str| {
+        let parts: Vec<&str> = suffix.split('-').collect();
+        suffix == "latest"
+            || (parts.len() == 1 && (digits(parts[0], 8) || digits(parts[0], 3)))
+            || (parts.len() == 3 && digits(parts[0], 4) && digits(parts[1], 2) && digits(parts[2], 2))
+    };
     let versioned = |long: &str, short: &str| {
-        long.strip_prefix(short).and_then(|rest| rest.strip_prefix(['-', '@'])).is_some_and(|suffix| {
-            suffix == "latest"
-                || (suffix.chars().any(|c| c.is_ascii_digit())
-                    && suffix.chars().all(|c| c.is_ascii_digit() || c == '-' || c == '.'))
-        })
+        long.strip_prefix(short).and_then(|rest| rest.strip_prefix(['-', '@'])).is_some_and(snapshot)
     };
     a == b || versioned(&a, &b) || versioned(&b, &a)
 }
@@ -565,6 +577,7 @@ mod tests {
             ..Checks::default()
         };
         let no_challenge = Checks { challenge: None, ..llm.clone() };
+        let required = Checks { require_model: true, ..llm.clone() };
         let chat = |content: &str, model: &str| {
             response(200, &format!(r#"{{"model":"{model}","choices":[{{"message":{{"content":"{content}"}}}}]}}"#), 100)
         };
@@ -617,6 +630,20 @@ mod tests {
             ("stream error event", with_error, &llm, Status::Red, Reason::UpstreamError),
             ("stream of nothing known", unrecognised, &llm, Status::Red, Reason::ContentMismatch),
             ("stream wrong model", stream("85", "gpt-4o", true, 300, 600), &llm, Status::Red, Reason::ModelMismatch),
+            (
+                "no model named, not required",
+                response(200, r#"{"choices":[{"message":{"content":"85"}}]}"#, 10),
+                &llm,
+                Status::Green,
+                Reason::Ok,
+            ),
+            (
+                "no model named, required",
+                response(200, r#"{"choices":[{"message":{"content":"85"}}]}"#, 10),
+                &required,
+                Status::Red,
+                Reason::ModelMismatch,
+            ),
         ];
         for (name, outcome, checks, status, reason) in rows {
             let verdict = judge(&outcome, checks);
@@ -665,6 +692,12 @@ mod tests {
             ("gpt-4", "gpt-4o", false),
             ("claude-3-opus", "claude-3-opus-fast", false),
             ("o1", "o1-mini", false),
+            ("claude-sonnet-4", "claude-sonnet-4-5-20250929", false),
+            ("claude-opus-4", "claude-opus-4-1-20250805", false),
+            ("claude-sonnet-4-5", "claude-sonnet-4", false),
+            ("claude-sonnet-4-5", "claude-sonnet-4-5-20250929", true),
+            ("gpt-4.1", "gpt-4.1-2025-04-14", true),
+            ("gemini-1.5-flash", "gemini-1.5-flash-8b", false),
         ];
         for (expected, reported, same) in rows {
             assert_eq!(same_model(expected, reported), same, "{expected} vs {reported}");

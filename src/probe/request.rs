@@ -139,10 +139,16 @@ async fn exchange(client: &awc::Client, prepared: &Prepared, started: Instant) -
                 return Outcome::Timeout { latency: started.elapsed() }
             }
             Err(e) => {
+                // A stream that broke off is judged as a stream: cut off, `stream_incomplete`.
+                if let Some(parser) = parser.take() {
+                    let latency = started.elapsed();
+                    let stream = Some(parser.finish(latency));
+                    return Outcome::Response { http_code, body, truncated, latency, ttfb, stream };
+                }
                 return Outcome::NetworkError {
                     detail: format!("HTTP {http_code}, then reading the body failed: {e}"),
                     latency: started.elapsed(),
-                }
+                };
             }
         }
     }

@@ -86,7 +86,8 @@ struct AnswerKey {
 
 impl AnswerKey {
     fn of(q: &QueryStatus) -> Self {
-        let lower = |f: &Option<String>| f.as_ref().map(|s| s.to_lowercase());
+        // ASCII folding, as the filters compare (`eq_ignore_ascii_case`).
+        let lower = |f: &Option<String>| f.as_ref().map(|s| s.to_ascii_lowercase());
         AnswerKey {
             period: q.period.as_str(),
             filters: [lower(&q.provider), lower(&q.service), lower(&q.channel)],
@@ -436,12 +437,14 @@ impl Handler<PurgeStep> for StoreActor {
                 if let Some(from) = progress.next {
                     // More to go: queue the next step behind whatever else is waiting.
                     ctx.notify(PurgeStep { before: step.before, from, purged_so_far: purged });
-                } else if purged > 0 {
-                    log::info!(
-                        "store: retention purged {purged} results older than {}",
-                        crate::config::duration::format(self.retention)
-                    );
-                    // Days that lost hours must be summed again from the stored hours.
+                } else {
+                    if purged > 0 {
+                        log::info!(
+                            "store: retention purged {purged} results older than {}",
+                            crate::config::duration::format(self.retention)
+                        );
+                    }
+                    // Days that lost hours (rows or rollups) are summed again from the stored hours.
                     if let Err(e) = self.load_memory() {
                         log::error!("store: cannot reload history after the purge: {e}");
                     }
@@ -449,5 +452,85 @@ impl Handler<PurgeStep> for StoreActor {
             }
             Err(e) => log::error!("store: retention purge failed: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::actor::unix_now;
+
+    fn probes_counted(answer: &StatusAnswer) -> i64 {
+        let body: serde_json::Value = serde_json::from_slice(&answer.json).unwrap();
+        body["data"][0]["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| ["green", "yellow", "red"].iter().map(|c| b["counts"][c].as_i64().unwrap()).sum::<i64>())
+            .sum()
+    }
+
+    fn result(key: &MonitorKey, timestamp: i64) -> ProbeResult {
+        ProbeResult {
+            key: key.clone(),
+            timestamp,
+            status: Status::Green,
+            latency_ms: 100,
+            reason: Reason::Ok,
+            http_code: 200,
+            detail: None,
+            measured: Measurements::default(),
+        }
+    }
+
+    /// A reused answer never hides a stored probe: every write drops the answers, even within
+    /// the same second; and a purge at start-up leaves memory agreeing with the database.
+    #[test]
+    fn answers_follow_every_write_and_the_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let key = MonitorKey::new("a", "b", "");
+        let now = unix_now();
+        {
+            let mut conn = db::open(&path).unwrap();
+            let id = db::monitor_ids(&mut conn, std::slice::from_ref(&key)).unwrap()[0];
+            let old = Row { monitor_id: id, ts: now - 3 * 86_400, status: 1, reason: "ok".into(), ..Row::default() };
+            db::insert(&mut conn, &[old]).unwrap();
+        }
+        actix_rt::System::new().block_on(async move {
+            let retention = Duration::from_secs(86_400);
+            let conn = db::open(&path).unwrap();
+            let store = StoreActor::new(conn, retention, 0.7, Arc::new(Metrics::new())).start();
+            store
+                .send(RegisterMonitors { keys: vec![key.clone()], degraded_weight: 0.7, retention })
+                .await
+                .unwrap()
+                .unwrap();
+            let week = |now| QueryStatus {
+                period: Period::Week,
+                provider: None,
+                service: None,
+                channel: None,
+                now,
+                gzip: true,
+            };
+            // The start-up purge removes the 3-day-old probe from the database and from memory.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let answer = store.send(week(now)).await.unwrap().unwrap();
+                if probes_counted(&answer) == 0 {
+                    assert!(answer.gzip.is_some());
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "the purge did not reach memory");
+                actix_rt::time::sleep(Duration::from_millis(20)).await;
+            }
+            store.do_send(result(&key, now));
+            store.send(Flush).await.unwrap().unwrap();
+            assert_eq!(probes_counted(&store.send(week(now)).await.unwrap().unwrap()), 1);
+            store.do_send(result(&key, now));
+            store.send(Flush).await.unwrap().unwrap();
+            assert_eq!(probes_counted(&store.send(week(now)).await.unwrap().unwrap()), 2);
+        });
     }
 }

