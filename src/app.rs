@@ -82,6 +82,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         duration::format(config.retention),
     );
     log::info!("listening on {}", addrs.join(", "));
+    log::info!("ready {} ms after start (history loaded, server bound)", started.elapsed().as_millis());
     notify_systemd(&[NotifyState::Ready]);
     if let Some(period) = sd_notify::watchdog_enabled() {
         let store = store.clone();
