@@ -657,11 +657,14 @@ fn main() {
         println!("cargo bench --bench scale   runs every phase (about 5 minutes on 2 cores)");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    // BENCH_DIR keeps the databases for a closer look; by default they go with a temp dir.
+    let temp = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| temp.path().to_path_buf());
+    std::fs::create_dir_all(&dir).unwrap();
     let mut figures = Vec::new();
-    history_phase(&mut figures, dir.path());
-    ingest_phase(&mut figures, dir.path());
-    probing_phase(&mut figures, dir.path());
+    history_phase(&mut figures, &dir);
+    ingest_phase(&mut figures, &dir);
+    probing_phase(&mut figures, &dir);
 
     let width = figures.iter().map(|f| f.what.len()).max().unwrap_or(10);
     let vwidth = figures.iter().map(|f| f.value.len()).max().unwrap_or(10);

@@ -12,7 +12,7 @@ use actix::prelude::*;
 use diesel::SqliteConnection;
 
 use super::db::{self, Row};
-use super::rollup::{History, HOUR};
+use super::rollup::{Agg, History, DAY, HOUR};
 use super::timeline::Period;
 use super::{CurrentStatus, Meta, MonitorStatus, StatusAnswer, StatusBody};
 
@@ -213,6 +213,28 @@ impl StoreActor {
         self.latest = latest.into_iter().map(|row| (row.monitor_id, row)).collect();
         self.answers.clear();
         log::debug!("store: loaded {} hourly rollups, {} latest probes", rollups.len(), self.latest.len());
+        Ok(())
+    }
+
+    /// Brings memory in line with a completed purge of everything before `before` (which the
+    /// database rounds down to the hour): older hours and days go, and the day holding the
+    /// cutoff is summed again from its stored hours. Reads at most a day of rollups.
+    fn forget_purged(&mut self, before: i64) -> Result<(), String> {
+        let cutoff_hour = before.div_euclid(HOUR);
+        let day = (cutoff_hour * HOUR).div_euclid(DAY);
+        let conn = self.conn.as_mut().ok_or("database is closed")?;
+        let rest_of_day =
+            db::rollups_between(conn, cutoff_hour, (day + 1) * DAY / HOUR - 1).map_err(|e| e.to_string())?;
+        let mut sums: HashMap<i32, Agg> = HashMap::new();
+        for (monitor, _, agg) in &rest_of_day {
+            sums.entry(*monitor).or_default().merge(agg);
+        }
+        for (monitor, history) in self.histories.iter_mut() {
+            history.forget_before(cutoff_hour);
+            history.replace_day(day, sums.remove(monitor).unwrap_or_default());
+        }
+        self.latest.retain(|_, row| row.ts >= cutoff_hour * HOUR);
+        self.answers.clear();
         Ok(())
     }
 
@@ -444,9 +466,8 @@ impl Handler<PurgeStep> for StoreActor {
                             crate::config::duration::format(self.retention)
                         );
                     }
-                    // Days that lost hours (rows or rollups) are summed again from the stored hours.
-                    if let Err(e) = self.load_memory() {
-                        log::error!("store: cannot reload history after the purge: {e}");
+                    if let Err(e) = self.forget_purged(step.before) {
+                        log::error!("store: cannot update history after the purge: {e}");
                     }
                 }
             }
@@ -532,5 +553,67 @@ mod tests {
             store.send(Flush).await.unwrap().unwrap();
             assert_eq!(probes_counted(&store.send(week(now)).await.unwrap().unwrap()), 2);
         });
+    }
+
+    /// After the start-up purge, memory answers what the raw rows left in the database answer,
+    /// including the day the cutoff falls in.
+    #[test]
+    fn memory_after_a_purge_agrees_with_the_raw_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        let key = MonitorKey::new("a", "b", "");
+        let now = unix_now();
+        let id = {
+            let mut conn = db::open(&path).unwrap();
+            let id = db::monitor_ids(&mut conn, std::slice::from_ref(&key)).unwrap()[0];
+            let rows: Vec<Row> = (0..300)
+                .map(|i| Row {
+                    monitor_id: id,
+                    ts: now - 4 * 86_400 + i * 1_111,
+                    status: [1, 2, 0][(i % 3) as usize],
+                    latency_ms: 100 + i as i32,
+                    reason: "ok".into(),
+                    ..Row::default()
+                })
+                .collect();
+            db::insert(&mut conn, &rows).unwrap();
+            id
+        };
+        let retention = Duration::from_secs(36 * 3_600 + 1_234);
+        let path2 = path.clone();
+        let answer = actix_rt::System::new().block_on(async move {
+            let conn = db::open(&path2).unwrap();
+            let store = StoreActor::new(conn, retention, 0.7, Arc::new(Metrics::new())).start();
+            store.send(RegisterMonitors { keys: vec![key], degraded_weight: 0.7, retention }).await.unwrap().unwrap();
+            // Wait for the purge to finish: the oldest probes leave the database.
+            let cutoff = now - retention.as_secs() as i64;
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let mut check = db::open(&path2).unwrap();
+                let window = Period::Month.window(now);
+                let oldest = db::samples(&mut check, id, &window).unwrap().iter().map(|s| s.ts).min().unwrap();
+                if oldest >= cutoff.div_euclid(HOUR) * HOUR {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "no purge");
+                actix_rt::time::sleep(Duration::from_millis(20)).await;
+            }
+            // The purge's last step and its memory update come in one message; one more
+            // round trip makes sure it was handled.
+            store.send(Flush).await.unwrap().unwrap();
+            let query =
+                QueryStatus { period: Period::Week, provider: None, service: None, channel: None, now, gzip: false };
+            store.send(query).await.unwrap().unwrap()
+        });
+        let body: serde_json::Value = serde_json::from_slice(&answer.json).unwrap();
+        let mut conn = db::open(&path).unwrap();
+        let window = Period::Week.window(now);
+        let (want, uptime) = super::super::timeline::build(&window, &db::samples(&mut conn, id, &window).unwrap(), 0.7);
+        let got = &body["data"][0];
+        assert_eq!(got["uptime"].as_f64().unwrap(), uptime);
+        for (g, w) in got["timeline"].as_array().unwrap().iter().zip(&want) {
+            assert_eq!(g["counts"], serde_json::to_value(w.counts).unwrap(), "{g}");
+            assert_eq!(g["latency"], w.latency, "{g}");
+        }
     }
 }

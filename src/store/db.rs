@@ -387,8 +387,20 @@ pub fn latest(conn: &mut SqliteConnection, monitor_id: i32) -> Result<Option<Row
 
 /// Every hourly rollup from `first_hour` on (hours since the epoch): (monitor, hour, aggregate).
 pub fn rollups_since(conn: &mut SqliteConnection, first_hour: i64) -> Result<Vec<(i32, i64, Agg)>, StoreError> {
-    let rows: Vec<RollupRow> =
-        rollups::table.filter(rollups::hour.ge(first_hour)).select(RollupRow::as_select()).load(conn)?;
+    rollups_between(conn, first_hour, i64::MAX)
+}
+
+/// The hourly rollups of hours `first_hour..=last_hour`: (monitor, hour, aggregate).
+pub fn rollups_between(
+    conn: &mut SqliteConnection,
+    first_hour: i64,
+    last_hour: i64,
+) -> Result<Vec<(i32, i64, Agg)>, StoreError> {
+    let rows: Vec<RollupRow> = rollups::table
+        .filter(rollups::hour.ge(first_hour))
+        .filter(rollups::hour.le(last_hour))
+        .select(RollupRow::as_select())
+        .load(conn)?;
     Ok(rows.iter().map(|r| (r.monitor_id, r.hour, r.agg())).collect())
 }
 

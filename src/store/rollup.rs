@@ -78,6 +78,22 @@ impl History {
         }
     }
 
+    /// Forgets everything before `hour` (after a purge): whole hours and days go; the day holding
+    /// `hour` is left for [`History::replace_day`] to sum again from the hours still stored.
+    pub fn forget_before(&mut self, hour: i64) {
+        self.hours = self.hours.split_off(&hour);
+        self.days = self.days.split_off(&(hour * HOUR).div_euclid(DAY));
+    }
+
+    /// Sets (or, with an empty aggregate, removes) a day's aggregate.
+    pub fn replace_day(&mut self, day: i64, agg: Agg) {
+        if agg == Agg::default() {
+            self.days.remove(&day);
+        } else {
+            self.days.insert(day, agg);
+        }
+    }
+
     /// Drops what no window can show any more (hours older than two days, days older than 31).
     pub fn prune(&mut self, now: i64) {
         let first_hour = now.div_euclid(HOUR) - 48;
