@@ -38,6 +38,7 @@ const FLUSH_AT: usize = 2_000;
 const MAX_PENDING: usize = 100_000;
 const PURGE_EVERY: Duration = Duration::from_secs(24 * 3_600);
 const PURGE_STEP_ROWS: i64 = 5_000;
+const STARTUP_PURGE_DELAY: Duration = Duration::from_secs(2);
 
 /// A probe's classified result, as the ProbeActor hands it over.
 #[derive(Debug, Clone, Message)]
@@ -338,7 +339,8 @@ impl Actor for StoreActor {
             let now = crate::probe::actor::unix_now();
             act.histories.values_mut().for_each(|h| h.prune(now));
         });
-        self.start_purge(ctx);
+        // The start-up purge waits a moment, so the daemon answers its first requests first.
+        ctx.run_later(STARTUP_PURGE_DELAY, |act, ctx| act.start_purge(ctx));
         ctx.run_interval(PURGE_EVERY, |act, ctx| act.start_purge(ctx));
     }
 }
