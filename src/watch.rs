@@ -46,15 +46,6 @@ impl Trigger {
             Trigger::Sighup => "sighup",
         }
     }
-
-    fn merge(self, other: Trigger) -> Trigger {
-        match (self, other) {
-            (Trigger::Sighup, _) | (_, Trigger::Sighup) => Trigger::Sighup,
-            (Trigger::File { data_changed: a }, Trigger::File { data_changed: b }) => {
-                Trigger::File { data_changed: a || b }
-            }
-        }
-    }
 }
 
 pub struct ConfigActor {
@@ -70,8 +61,6 @@ pub struct ConfigActor {
     watching_data: bool,
     hangups: Option<Signal>,
     metrics: Arc<Metrics>,
-    reloading: bool,
-    queued: Option<Trigger>,
 }
 
 impl ConfigActor {
@@ -88,8 +77,6 @@ impl ConfigActor {
             watching_data: false,
             hangups,
             metrics,
-            reloading: false,
-            queued: None,
         }
     }
 
@@ -152,10 +139,6 @@ impl ConfigActor {
     }
 
     fn reload(&mut self, trigger: Trigger, ctx: &mut Context<Self>) {
-        if self.reloading {
-            self.queued = Some(self.queued.map_or(trigger, |q| q.merge(trigger)));
-            return;
-        }
         let hash = file_hash(&self.path);
         if trigger == (Trigger::File { data_changed: false }) && hash.is_some() && hash == self.last_hash {
             log::debug!("config: file event without a content change ignored");
@@ -187,15 +170,13 @@ impl ConfigActor {
         }
         if loaded == self.running {
             log::info!("config: reloaded, no changes ({} monitors)", loaded.monitors.len());
-            self.last = ReloadStatus { time: unix_now(), trigger: trigger.name(), ok: true, errors: Vec::new() };
-            self.metrics.reloaded(true, self.last.time);
+            self.accept(trigger);
             notify_systemd(&[sd_notify::NotifyState::Ready]);
             return;
         }
-        self.reloading = true;
+        // `wait` holds the mailbox: file events and SIGHUPs arriving meanwhile reload afterwards.
         let apply = self.supervisor.send(ApplyConfig(loaded.clone()));
-        ctx.wait(apply.into_actor(self).map(move |result, act, ctx| {
-            act.reloading = false;
+        ctx.wait(apply.into_actor(self).map(move |result, act, _| {
             match result {
                 Ok(Ok(summary)) => {
                     log::info!(
@@ -206,17 +187,18 @@ impl ConfigActor {
                         summary.removed
                     );
                     act.running = loaded;
-                    act.last = ReloadStatus { time: unix_now(), trigger: trigger.name(), ok: true, errors: Vec::new() };
-                    act.metrics.reloaded(true, act.last.time);
+                    act.accept(trigger);
                 }
                 Ok(Err(e)) => act.reject(trigger, vec![format!("applying the new config failed: {e}")]),
                 Err(e) => act.reject(trigger, vec![format!("the supervisor did not answer: {e}")]),
             }
             notify_systemd(&[sd_notify::NotifyState::Ready]);
-            if let Some(next) = act.queued.take() {
-                act.reload(next, ctx);
-            }
         }));
+    }
+
+    fn accept(&mut self, trigger: Trigger) {
+        self.last = ReloadStatus { time: unix_now(), trigger: trigger.name(), ok: true, errors: Vec::new() };
+        self.metrics.reloaded(true, self.last.time);
     }
 
     fn reject(&mut self, trigger: Trigger, errors: Vec<String>) {

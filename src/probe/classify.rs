@@ -265,8 +265,8 @@ fn body_problem(body: &[u8], answer: Option<&Answer>, llm: bool) -> Option<(Reas
         return Some((Reason::ContentMismatch, "empty body".to_string()));
     }
     if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(body) {
-        if let Some(error) = map.get("error").filter(|e| is_set(e)) {
-            return Some((Reason::ContentMismatch, format!("JSON error in body: {}", error_message(error))));
+        if let Some(error) = sse::is_error(map.get("error")) {
+            return Some((Reason::ContentMismatch, format!("JSON error in body: {}", sse::error_message(error))));
         }
     }
     if llm && answer.is_none() {
@@ -328,27 +328,6 @@ pub fn same_model(expected: &str, reported: &str) -> bool {
     a == b || versioned(&a, &b) || versioned(&b, &a)
 }
 
-fn is_set(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::Null | serde_json::Value::Bool(false) => false,
-        serde_json::Value::String(s) => !s.is_empty(),
-        serde_json::Value::Object(m) => !m.is_empty(),
-        _ => true,
-    }
-}
-
-/// The human part of an `error` value: `error.message` if there is one.
-fn error_message(error: &serde_json::Value) -> String {
-    match error {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Object(m) => match m.get("message") {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            _ => error.to_string(),
-        },
-        other => other.to_string(),
-    }
-}
-
 /// What a probe measured beyond latency, for storage and the API.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Measurements {
@@ -392,9 +371,9 @@ pub fn metrics(outcome: &Outcome, answer: Option<&Answer>) -> Measurements {
 /// `HTTP 502: <what the body says>`, preferring a JSON error message over raw text.
 fn http_detail(code: u16, body: &[u8]) -> String {
     let text = match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Object(map)) if map.contains_key("error") => error_message(&map["error"]),
+        Ok(serde_json::Value::Object(map)) if map.contains_key("error") => sse::error_message(&map["error"]),
         Ok(serde_json::Value::Object(map)) if map.contains_key("message") => {
-            error_message(&serde_json::Value::Object(map))
+            sse::error_message(&serde_json::Value::Object(map))
         }
         // Not cut here: the caller redacts first and cuts after, so no partial secret survives.
         _ => String::from_utf8_lossy(body).into_owned(),

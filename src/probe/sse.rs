@@ -61,15 +61,7 @@ impl Answer {
 
     fn error(&mut self, error: &Value) {
         if self.upstream_error.is_none() {
-            let message = match error {
-                Value::String(s) => s.clone(),
-                Value::Object(map) => match map.get("message") {
-                    Some(Value::String(s)) => s.clone(),
-                    _ => error.to_string(),
-                },
-                other => other.to_string(),
-            };
-            self.upstream_error = Some(message.chars().take(512).collect());
+            self.upstream_error = Some(error_message(error).chars().take(512).collect());
         }
     }
 }
@@ -78,13 +70,26 @@ fn tokens(value: Option<&Value>) -> Option<u64> {
     value.and_then(Value::as_u64)
 }
 
-fn is_error(value: Option<&Value>) -> Option<&Value> {
+/// An `error` value that says something: not null, false, "" or {}.
+pub(crate) fn is_error(value: Option<&Value>) -> Option<&Value> {
     value.filter(|v| match v {
         Value::Null | Value::Bool(false) => false,
         Value::String(s) => !s.is_empty(),
         Value::Object(m) => !m.is_empty(),
         _ => true,
     })
+}
+
+/// The human part of an `error` value: `error.message` if there is one.
+pub(crate) fn error_message(error: &Value) -> String {
+    match error {
+        Value::String(s) => s.clone(),
+        Value::Object(map) => match map.get("message") {
+            Some(Value::String(s)) => s.clone(),
+            _ => error.to_string(),
+        },
+        other => other.to_string(),
+    }
 }
 
 /// Applies one streamed event (its SSE `event:` name, if any, and its JSON data).
