@@ -28,9 +28,12 @@ pub enum RunError {
 /// Runs the daemon on `config` inside the current actix System until a stop signal.
 pub async fn run(config: Config) -> Result<(), RunError> {
     let started = Instant::now();
+    // The port first: a busy one fails the start before anything else is running.
+    let listener = std::net::TcpListener::bind(&config.listen)
+        .map_err(|source| RunError::Listen { listen: config.listen.clone(), source })?;
     let conn = db::open(&config.database)?;
     let metrics = Arc::new(Metrics::new());
-    metrics.reloaded(true, crate::probe::actor::unix_now());
+    metrics.reloaded("startup", true, crate::probe::actor::unix_now());
     let store_arbiter = Arbiter::new();
     let (retention, weight) = (config.retention, config.degraded_weight);
     let store = StoreActor::start_in_arbiter(&store_arbiter.handle(), {
@@ -56,6 +59,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         }
     };
     let supervisor = Supervisor::new(config.clone(), store.clone(), hangups, metrics.clone()).start();
+    let metrics_for_exit = metrics.clone();
     let state = AppState { store: store.clone(), supervisor: supervisor.clone(), metrics, started };
     let cors = config.cors.clone();
     let server = HttpServer::new(move || {
@@ -63,12 +67,19 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     })
     .workers(2)
     .disable_signals()
-    .bind(&config.listen)
+    .listen(listener)
     .map_err(|source| RunError::Listen { listen: config.listen.clone(), source })?;
     let addrs: Vec<String> = server.addrs().iter().map(|a| format!("http://{a}")).collect();
-    let server = server.run();
-    let server_handle = server.handle();
-    let server_task = actix_rt::spawn(server);
+    let (server_handle, server_task) = match start_server(server.run()) {
+        Ok(started) => started,
+        Err(e) => {
+            // Nothing is served: stop what was started, write what is pending, and fail.
+            supervisor.send(Shutdown).await.ok();
+            store.send(Close).await.ok();
+            store_arbiter.stop();
+            return Err(e);
+        }
+    };
 
     for warning in &config.warnings {
         log::warn!("config: {warning}");
@@ -90,18 +101,23 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     }
 
     let signal = wait_for_stop_signal().await;
-    log::info!("{signal} received: shutting down");
+    log::info!("{signal} received: shutting down (send it again to exit at once)");
     notify_systemd(&[NotifyState::Stopping]);
+    let stage = Arc::new(std::sync::Mutex::new("waiting for the probes in flight"));
+    actix_rt::spawn(force_exit_on_second_signal(stage.clone(), metrics_for_exit.clone()));
     // In order: no new probes and the ones in flight stored, everything written, the API
     // stopped (it can read until then), the database closed.
     supervisor.send(Shutdown).await.ok();
+    *stage.lock().unwrap_or_else(|e| e.into_inner()) = "writing the last results";
     match store.send(Flush).await {
         Ok(Ok(())) => log::info!("shutdown: every result written"),
         Ok(Err(e)) => log::error!("shutdown: store could not write: {e}"),
         Err(e) => log::error!("shutdown: store did not answer: {e}"),
     }
+    *stage.lock().unwrap_or_else(|e| e.into_inner()) = "stopping the HTTP server";
     server_handle.stop(true).await;
     let _ = server_task.await;
+    *stage.lock().unwrap_or_else(|e| e.into_inner()) = "closing the database";
     match store.send(Close).await {
         Ok(Ok(())) => log::info!("shutdown: database closed"),
         Ok(Err(e)) => log::error!("shutdown: store could not write before closing: {e}"),
@@ -126,6 +142,37 @@ async fn watchdog(store: Addr<StoreActor>, period: Duration) {
             log::error!("watchdog: the store did not answer within {}", duration::format(every));
         }
     }
+}
+
+/// Starts the HTTP server. actix starts its workers on the first poll, and a worker whose app
+/// cannot be built (a bad middleware) ends the server at once: that must fail the daemon, not
+/// leave it running without an API.
+pub fn start_server(
+    mut server: actix_web::dev::Server,
+) -> Result<(actix_web::dev::ServerHandle, actix_rt::task::JoinHandle<std::io::Result<()>>), RunError> {
+    use futures_util::FutureExt;
+    let handle = server.handle();
+    if let Some(result) = (&mut server).now_or_never() {
+        let why = match result {
+            Err(e) => e.to_string(),
+            Ok(()) => "it stopped at once".to_string(),
+        };
+        return Err(RunError::Other(format!("the HTTP server did not start: {why}")));
+    }
+    Ok((handle, actix_rt::spawn(server)))
+}
+
+/// A second SIGINT/SIGTERM while shutting down: exit now, saying what is left behind.
+async fn force_exit_on_second_signal(stage: Arc<std::sync::Mutex<&'static str>>, metrics: Arc<Metrics>) {
+    let signal = wait_for_stop_signal().await;
+    let stage = *stage.lock().unwrap_or_else(|e| e.into_inner());
+    log::error!(
+        "{signal} received again while {stage}: exiting now; abandoned {} probes in flight and {} results not yet written",
+        metrics.probes_in_flight.get(),
+        metrics.store_queue.get()
+    );
+    log::logger().flush();
+    std::process::exit(1);
 }
 
 async fn wait_for_stop_signal() -> &'static str {

@@ -4,8 +4,10 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod logging;
 pub mod metrics;
 pub mod probe;
+pub mod secret;
 pub mod store;
 pub mod supervisor;
 pub mod watch;

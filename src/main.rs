@@ -23,14 +23,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    llm_monitor::logging::init();
     if rustls::crypto::ring::default_provider().install_default().is_err() {
         log::debug!("a TLS crypto provider was already installed");
     }
+    // `check` and the daemon run the same validation: what one accepts the other starts with.
     let config = match llm_monitor::config::load(&cli.config) {
         Ok(config) => config,
         Err(errors) => {
-            eprintln!("{}: invalid configuration ({} problems):", cli.config.display(), errors.0.len());
+            eprintln!("{}: invalid configuration ({}):", cli.config.display(), errors.summary());
             for e in &errors.0 {
                 eprintln!("  {e}");
             }

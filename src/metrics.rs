@@ -35,6 +35,12 @@ pub struct ProbeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    trigger: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -54,10 +60,12 @@ pub struct Metrics {
     ttft: Histograms,
     last_status: Family<MonitorLabels, Gauge>,
     last_probe: Family<MonitorLabels, Gauge>,
+    reloads: Family<ReloadLabels, Counter>,
     pub reload_successful: Gauge,
     pub reload_success_time: Gauge,
     pub store_queue: Gauge,
     pub store_write_errors: Counter,
+    pub probes_in_flight: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -100,6 +108,12 @@ impl Metrics {
             Unit::Seconds,
             last_probe.clone(),
         );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration loads, by trigger (startup, file, sighup) and result (success, failure)",
+            reloads.clone(),
+        );
         let reload_successful = Gauge::default();
         registry.register(
             "config_last_reload_successful",
@@ -117,6 +131,8 @@ impl Metrics {
         registry.register("store_queue_depth", "Results waiting to be written", store_queue.clone());
         let store_write_errors = Counter::default();
         registry.register("store_write_errors", "Batches the database refused", store_write_errors.clone());
+        let probes_in_flight = Gauge::default();
+        registry.register("probes_in_flight", "Probes sent and not yet answered", probes_in_flight.clone());
         let build = Family::<BuildLabels, Gauge<i64, std::sync::atomic::AtomicI64>>::default();
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
         registry.register("build_info", "Build information", build);
@@ -127,10 +143,12 @@ impl Metrics {
             ttft,
             last_status,
             last_probe,
+            reloads,
             reload_successful,
             reload_success_time,
             store_queue,
             store_write_errors,
+            probes_in_flight,
         }
     }
 
@@ -182,8 +200,10 @@ impl Metrics {
         self.last_probe.remove(&labels);
     }
 
-    /// The outcome of a config load (at start-up or a reload).
-    pub fn reloaded(&self, ok: bool, time: i64) {
+    /// The outcome of a config load: `trigger` is `startup`, `file` or `sighup`.
+    pub fn reloaded(&self, trigger: &'static str, ok: bool, time: i64) {
+        let result = if ok { "success" } else { "failure" };
+        self.reloads.get_or_create(&ReloadLabels { trigger, result }).inc();
         self.reload_successful.set(i64::from(ok));
         if ok {
             self.reload_success_time.set(time);

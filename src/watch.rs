@@ -1,26 +1,27 @@
 //! The ConfigActor: owns the configuration file. Watches its directory (editors save by
 //! renaming a temp file; Kubernetes swaps a `..data` symlink) and the `data/` folder that
-//! `!include` reads, debounces bursts of events into one reload, and reloads on SIGHUP. A valid
-//! new config goes to the Supervisor; an invalid one is reported and the old one keeps running.
+//! `!include` reads, debounces bursts of events into one reload, and reloads on SIGHUP. Files
+//! are read on a blocking thread, never on the thread that runs the probes. A valid new config
+//! goes to the Supervisor; an invalid one is reported and the old one keeps running.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_rt::signal::unix::Signal;
-use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, ConfigErrors};
 use crate::metrics::Metrics;
 use crate::probe::actor::unix_now;
 use crate::supervisor::{ApplyConfig, Supervisor};
 
-/// Events closer together than this become one reload.
+/// Events closer together than this become one reload...
 const DEBOUNCE: Duration = Duration::from_millis(200);
+/// ...but a steady stream of them still reloads this long after the first.
+const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
 
 /// The outcome of the last load of the config file, as `/health` shows it.
 #[derive(Debug, Clone, Default, serde::Serialize, MessageResponse)]
@@ -30,21 +31,61 @@ pub struct ReloadStatus {
     /// `startup`, `file` (a watched file changed) or `sighup`.
     pub trigger: &'static str,
     pub ok: bool,
+    /// Where each problem is; quoted values are elided (`/health` is public).
     pub errors: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Trigger {
-    File { data_changed: bool },
+pub enum Trigger {
+    File,
     Sighup,
 }
 
 impl Trigger {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
-            Trigger::File { .. } => "file",
+            Trigger::File => "file",
             Trigger::Sighup => "sighup",
         }
+    }
+}
+
+/// Where the files that make up the configuration are: the config file's directory (watched
+/// flat) and its `data/` (watched recursively), as absolute paths.
+#[derive(Debug, Clone)]
+struct Watched {
+    dir: PathBuf,
+    file_name: std::ffi::OsString,
+}
+
+impl Watched {
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Whether a changed path can change the configuration: the config file itself, `data/`
+    /// and anything under it, and the `..data`-style entries a Kubernetes ConfigMap swaps.
+    /// Anything else in the directory (a log file written beside the config) is not ours.
+    fn concerns(&self, path: &Path) -> bool {
+        if path.starts_with(self.data()) {
+            return true;
+        }
+        if path.parent() != Some(self.dir.as_path()) {
+            return false;
+        }
+        let name = path.file_name().unwrap_or_default();
+        name == self.file_name || name == "data" || name.to_string_lossy().starts_with("..")
+    }
+}
+
+/// Whether an event kind can change a file's content: reading a file (OPEN, ACCESS,
+/// CLOSE_NOWRITE) or touching its metadata cannot.
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Any | EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Other => true,
     }
 }
 
@@ -53,12 +94,17 @@ pub struct ConfigActor {
     supervisor: Addr<Supervisor>,
     running: Config,
     last: ReloadStatus,
-    /// Hash of the config file's bytes at the last load: events that leave it unchanged (and
-    /// touch nothing in data/) are ignored.
-    last_hash: Option<u64>,
-    last_rejected: Option<Vec<String>>,
-    watcher: Option<Debouncer<RecommendedWatcher>>,
+    /// The errors of the last rejected load: the same ones again (an event that changed
+    /// nothing that matters) are not reported again.
+    last_rejected: Option<ConfigErrors>,
+    watched: Option<Watched>,
+    watcher: Option<RecommendedWatcher>,
     watching_data: bool,
+    /// The debounce timer, and when the burst it covers began.
+    debounce: Option<(SpawnHandle, Instant)>,
+    reloading: bool,
+    /// A reload asked for while one was running: it runs next (SIGHUP wins over a file event).
+    queued: Option<Trigger>,
     hangups: Option<Signal>,
     metrics: Arc<Metrics>,
 }
@@ -68,13 +114,16 @@ impl ConfigActor {
     pub fn new(running: Config, supervisor: Addr<Supervisor>, hangups: Option<Signal>, metrics: Arc<Metrics>) -> Self {
         ConfigActor {
             path: running.path.clone(),
-            last_hash: file_hash(&running.path),
             running,
             supervisor,
             last: ReloadStatus { time: unix_now(), trigger: "startup", ok: true, errors: Vec::new() },
             last_rejected: None,
+            watched: None,
             watcher: None,
             watching_data: false,
+            debounce: None,
+            reloading: false,
+            queued: None,
             hangups,
             metrics,
         }
@@ -88,95 +137,95 @@ impl ConfigActor {
     }
 
     fn watch(&mut self, ctx: &mut Context<Self>) -> Result<(), String> {
+        let dir = self.config_dir().canonicalize().map_err(|e| format!("{}: {e}", self.config_dir().display()))?;
+        let watched = Watched { dir: dir.clone(), file_name: self.path.file_name().unwrap_or_default().to_owned() };
         let addr = ctx.address();
-        let mut debouncer = new_debouncer(DEBOUNCE, move |events: DebounceEventResult| match events {
-            Ok(events) => addr.do_send(FilesChanged(events.into_iter().map(|e| e.path).collect())),
+        let filter = watched.clone();
+        // Runs on the watcher's thread: only events that can change the config reach the actor.
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| match event {
+            Ok(event) if changes_content(&event.kind) && event.paths.iter().any(|p| filter.concerns(p)) => {
+                addr.do_send(FilesChanged);
+            }
+            Ok(_) => {}
             Err(e) => log::warn!("config: file watcher error: {e}"),
         })
         .map_err(|e| e.to_string())?;
-        let dir = self.config_dir().canonicalize().map_err(|e| format!("{}: {e}", self.config_dir().display()))?;
-        debouncer.watcher().watch(&dir, RecursiveMode::NonRecursive).map_err(|e| format!("{}: {e}", dir.display()))?;
-        self.watcher = Some(debouncer);
+        watcher.watch(&dir, RecursiveMode::NonRecursive).map_err(|e| format!("{}: {e}", dir.display()))?;
+        self.watcher = Some(watcher);
+        self.watched = Some(watched);
         self.watch_data();
         Ok(())
     }
 
     /// Watches `data/` once it exists (it may be created, or swapped in, after start-up).
     fn watch_data(&mut self) {
-        let Ok(dir) = self.config_dir().canonicalize() else { return };
-        let data = dir.join("data");
-        let Some(debouncer) = self.watcher.as_mut() else { return };
+        let (Some(watcher), Some(watched)) = (self.watcher.as_mut(), self.watched.as_ref()) else { return };
+        let data = watched.data();
         if self.watching_data || !data.is_dir() {
             return;
         }
-        match debouncer.watcher().watch(&data, RecursiveMode::Recursive) {
+        match watcher.watch(&data, RecursiveMode::Recursive) {
             Ok(()) => self.watching_data = true,
             Err(e) => log::warn!("config: cannot watch {}: {e}", data.display()),
         }
     }
 
-    /// What a batch of changed paths means for us, if anything.
-    fn classify_paths(&self, paths: &[PathBuf]) -> Option<Trigger> {
-        let dir = self.config_dir().canonicalize().ok()?;
-        let data = dir.join("data");
-        let name = self.path.file_name()?;
-        let mut config_changed = false;
-        let mut data_changed = false;
-        for path in paths {
-            if path.starts_with(&data) && path != &data {
-                data_changed = true;
-            } else if path.parent() == Some(dir.as_path()) {
-                let file = path.file_name().unwrap_or_default();
-                // `..data` and friends: a Kubernetes ConfigMap swapping its symlink, which may
-                // change included files without touching the config's own bytes.
-                if file.to_string_lossy().starts_with("..") || file == "data" {
-                    data_changed = true;
-                }
-                config_changed |= file == name;
+    /// Reloads now, or after the one running.
+    fn request(&mut self, trigger: Trigger, ctx: &mut Context<Self>) {
+        if self.reloading {
+            if self.queued != Some(Trigger::Sighup) {
+                self.queued = Some(trigger);
             }
+            return;
         }
-        (config_changed || data_changed).then_some(Trigger::File { data_changed })
+        self.reloading = true;
+        let path = self.path.clone();
+        // Off this thread: it runs every probe, and a file read must never stall them.
+        let load = actix_rt::task::spawn_blocking(move || config::load(&path));
+        ctx.spawn(load.into_actor(self).map(move |loaded, act, ctx| {
+            let loaded = loaded.unwrap_or_else(|e| Err(ConfigErrors(vec![format!("loading panicked: {e}")])));
+            act.loaded(trigger, loaded, ctx)
+        }));
     }
 
-    fn reload(&mut self, trigger: Trigger, ctx: &mut Context<Self>) {
-        let hash = file_hash(&self.path);
-        if trigger == (Trigger::File { data_changed: false }) && hash.is_some() && hash == self.last_hash {
-            log::debug!("config: file event without a content change ignored");
-            return;
+    /// Judges a freshly loaded file and applies it if it changes anything.
+    fn loaded(&mut self, trigger: Trigger, loaded: Result<Config, ConfigErrors>, ctx: &mut Context<Self>) {
+        let mut loaded = match loaded {
+            Err(errors) => {
+                // A file event that leaves the same mistakes in place was already reported.
+                if trigger == Trigger::File && self.last_rejected.as_ref() == Some(&errors) {
+                    log::debug!("config: file event, still the same problems");
+                } else {
+                    notify_systemd(&[sd_notify::NotifyState::Reloading]);
+                    self.reject(trigger, &errors);
+                    self.last_rejected = Some(errors);
+                    notify_systemd(&[sd_notify::NotifyState::Ready]);
+                }
+                return self.done(ctx);
+            }
+            Ok(config) => config,
+        };
+        keep_restart_only_settings(&self.running, &mut loaded);
+        if loaded == self.running {
+            self.last_rejected = None;
+            if trigger == Trigger::File && self.last.ok {
+                // Nothing that matters changed (a comment, a file written with the same bytes).
+                log::debug!("config: file event without a change to the configuration");
+            } else {
+                notify_systemd(&[sd_notify::NotifyState::Reloading]);
+                log::info!("config: reloaded, no changes ({} monitors)", loaded.monitors.len());
+                self.accept(trigger);
+                notify_systemd(&[sd_notify::NotifyState::Ready]);
+            }
+            return self.done(ctx);
         }
-        self.last_hash = hash;
         log::info!("config: change detected ({}), reloading {}", trigger.name(), self.path.display());
         notify_systemd(&[sd_notify::NotifyState::Reloading]);
-        // An editor writing in place can leave the file empty for a moment: that is never meant
-        // as "no monitors" (write `monitors: []` for that).
-        let empty = std::fs::metadata(&self.path).map(|m| m.len() == 0).unwrap_or(false);
-        if empty {
-            self.reject(trigger, vec![format!("{}: the file is empty", self.path.display())]);
-            notify_systemd(&[sd_notify::NotifyState::Ready]);
-            return;
-        }
-        let mut loaded = match config::load(&self.path) {
-            Ok(c) => c,
-            Err(errors) => {
-                self.reject(trigger, errors.0);
-                notify_systemd(&[sd_notify::NotifyState::Ready]);
-                return;
-            }
-        };
-        self.last_rejected = None;
-        keep_restart_only_settings(&self.running, &mut loaded);
         for warning in loaded.warnings.iter().filter(|w| !self.running.warnings.contains(w)) {
             log::warn!("config: {warning}");
         }
-        if loaded == self.running {
-            log::info!("config: reloaded, no changes ({} monitors)", loaded.monitors.len());
-            self.accept(trigger);
-            notify_systemd(&[sd_notify::NotifyState::Ready]);
-            return;
-        }
-        // `wait` holds the mailbox: file events and SIGHUPs arriving meanwhile reload afterwards.
         let apply = self.supervisor.send(ApplyConfig(loaded.clone()));
-        ctx.wait(apply.into_actor(self).map(move |result, act, _| {
+        ctx.spawn(apply.into_actor(self).map(move |result, act, ctx| {
             match result {
                 Ok(Ok(summary)) => {
                     log::info!(
@@ -187,67 +236,66 @@ impl ConfigActor {
                         summary.removed
                     );
                     act.running = loaded;
+                    act.last_rejected = None;
                     act.accept(trigger);
                 }
-                Ok(Err(e)) => act.reject(trigger, vec![format!("applying the new config failed: {e}")]),
-                Err(e) => act.reject(trigger, vec![format!("the supervisor did not answer: {e}")]),
+                // Not the file's fault: `running` is unchanged, so the same content is applied
+                // again at the next event or SIGHUP.
+                Ok(Err(e)) => act.reject(trigger, &ConfigErrors(vec![format!("applying the new config failed: {e}")])),
+                Err(e) => act.reject(trigger, &ConfigErrors(vec![format!("the supervisor did not answer: {e}")])),
             }
             notify_systemd(&[sd_notify::NotifyState::Ready]);
+            act.done(ctx);
         }));
+    }
+
+    /// A reload ended: run the one queued meanwhile, if any.
+    fn done(&mut self, ctx: &mut Context<Self>) {
+        self.reloading = false;
+        if let Some(next) = self.queued.take() {
+            self.request(next, ctx);
+        }
     }
 
     fn accept(&mut self, trigger: Trigger) {
         self.last = ReloadStatus { time: unix_now(), trigger: trigger.name(), ok: true, errors: Vec::new() };
-        self.metrics.reloaded(true, self.last.time);
+        self.metrics.reloaded(trigger.name(), true, self.last.time);
     }
 
-    fn reject(&mut self, trigger: Trigger, errors: Vec<String>) {
-        if self.last_rejected.as_ref() != Some(&errors) || trigger == Trigger::Sighup {
-            log::error!(
-                "config: reload rejected ({} problems), keeping the running config:\n  {}",
-                errors.len(),
-                errors.join("\n  ")
-            );
-        }
-        self.last_rejected = Some(errors.clone());
-        self.metrics.reloaded(false, unix_now());
-        self.last = ReloadStatus { time: unix_now(), trigger: trigger.name(), ok: false, errors };
+    fn reject(&mut self, trigger: Trigger, errors: &ConfigErrors) {
+        log::error!(
+            "config: reload rejected ({}), keeping the running config:\n  {}",
+            errors.summary(),
+            errors.0.join("\n  ")
+        );
+        self.metrics.reloaded(trigger.name(), false, unix_now());
+        self.last = ReloadStatus { time: unix_now(), trigger: trigger.name(), ok: false, errors: errors.public() };
     }
 }
 
 /// `listen`, `database` and `cors` are bound at start-up: a change is logged and the running
 /// values are kept.
 fn keep_restart_only_settings(running: &Config, loaded: &mut Config) {
+    let say = |message: String| log::warn!("{message}");
     if loaded.listen != running.listen {
-        log::warn!(
+        say(format!(
             "config: listen changed to {:?}; that needs a restart, still listening on {:?}",
-            loaded.listen,
-            running.listen
-        );
+            loaded.listen, running.listen
+        ));
         loaded.listen = running.listen.clone();
     }
     if loaded.database != running.database {
-        log::warn!(
+        say(format!(
             "config: database changed to {}; that needs a restart, still using {}",
             loaded.database.display(),
             running.database.display()
-        );
+        ));
         loaded.database = running.database.clone();
     }
     if loaded.cors != running.cors {
-        log::warn!("config: cors changed; that needs a restart, keeping the running CORS policy");
+        say("config: cors changed; that needs a restart, keeping the running CORS policy".to_string());
         loaded.cors = running.cors.clone();
     }
-}
-
-fn file_hash(path: &Path) -> Option<u64> {
-    use std::io::Read;
-    // The loader refuses files over 1 MiB; hashing more than that would prove nothing.
-    let mut bytes = Vec::new();
-    std::fs::File::open(path).ok()?.take(1024 * 1024 + 1).read_to_end(&mut bytes).ok()?;
-    let mut hasher = DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    Some(hasher.finish())
 }
 
 /// Tells systemd (when it runs us with `Type=notify`); a no-op elsewhere.
@@ -278,21 +326,35 @@ impl Actor for ConfigActor {
                 futures_util::stream::unfold(hangups, |mut s| async move { s.recv().await.map(|_| (Sighup, s)) });
             ctx.add_message_stream(stream);
         }
+        // An edit saved while the daemon was starting (after its first read, before the
+        // watcher) would otherwise wait for the next one: look once now.
+        self.request(Trigger::File, ctx);
     }
 }
 
 #[derive(Message)]
 #[rtype(result = "()")]
-struct FilesChanged(Vec<PathBuf>);
+struct FilesChanged;
 
 impl Handler<FilesChanged> for ConfigActor {
     type Result = ();
 
-    fn handle(&mut self, FilesChanged(paths): FilesChanged, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: FilesChanged, ctx: &mut Context<Self>) {
         self.watch_data();
-        if let Some(trigger) = self.classify_paths(&paths) {
-            self.reload(trigger, ctx);
-        }
+        let now = Instant::now();
+        let first = match self.debounce.take() {
+            Some((timer, first)) => {
+                ctx.cancel_future(timer);
+                first
+            }
+            None => now,
+        };
+        let wait = DEBOUNCE.min((first + DEBOUNCE_MAX).saturating_duration_since(now));
+        let timer = ctx.run_later(wait, |act, ctx| {
+            act.debounce = None;
+            act.request(Trigger::File, ctx);
+        });
+        self.debounce = Some((timer, first));
     }
 }
 
@@ -305,7 +367,7 @@ impl Handler<Sighup> for ConfigActor {
 
     fn handle(&mut self, _: Sighup, ctx: &mut Context<Self>) {
         log::info!("config: SIGHUP received");
-        self.reload(Trigger::Sighup, ctx);
+        self.request(Trigger::Sighup, ctx);
     }
 }
 
@@ -318,5 +380,49 @@ impl Handler<GetReloadStatus> for ConfigActor {
 
     fn handle(&mut self, _: GetReloadStatus, _: &mut Context<Self>) -> ReloadStatus {
         self.last.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, DataChange, MetadataKind, RemoveKind, RenameMode};
+
+    #[test]
+    fn only_events_that_can_change_content_count() {
+        let rows = [
+            (EventKind::Access(AccessKind::Open(AccessMode::Any)), false),
+            (EventKind::Access(AccessKind::Read), false),
+            (EventKind::Access(AccessKind::Close(AccessMode::Read)), false),
+            (EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)), false),
+            (EventKind::Access(AccessKind::Close(AccessMode::Write)), true),
+            (EventKind::Modify(ModifyKind::Data(DataChange::Any)), true),
+            (EventKind::Modify(ModifyKind::Name(RenameMode::To)), true),
+            (EventKind::Create(CreateKind::File), true),
+            (EventKind::Remove(RemoveKind::File), true),
+        ];
+        for (kind, counts) in rows {
+            assert_eq!(changes_content(&kind), counts, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_config_data_and_configmap_entries_concern_us() {
+        let watched = Watched { dir: PathBuf::from("/etc/m"), file_name: "config.yaml".into() };
+        let rows = [
+            ("/etc/m/config.yaml", true),
+            ("/etc/m/data", true),
+            ("/etc/m/data/templates/x.yaml", true),
+            ("/etc/m/..data", true),
+            ("/etc/m/..2026_11_26_08_00_00.1234", true),
+            ("/etc/m/daemon.log", false),
+            ("/etc/m/config.yaml.swp", false),
+            ("/etc/m/.config.yaml.tmp", false),
+            ("/etc/other/config.yaml", false),
+            ("/etc/m/database/config.yaml", false),
+        ];
+        for (path, concerns) in rows {
+            assert_eq!(watched.concerns(Path::new(path)), concerns, "{path}");
+        }
     }
 }

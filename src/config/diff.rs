@@ -50,7 +50,7 @@ mod tests {
         Monitor {
             key: MonitorKey::new(provider, service, ""),
             method: Method::Get,
-            url: url.to_string(),
+            url: url.into(),
             headers: vec![],
             body: None,
             interval: Duration::from_secs(60),
@@ -64,6 +64,7 @@ mod tests {
             require_model: false,
             challenge: false,
             llm: false,
+            redactor: Default::default(),
         }
     }
 

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::duration::{self, GoDuration};
 use super::template;
-use super::{Config, Cors, Method, Monitor, MonitorKey};
+use super::{Config, Cors, Method, Monitor, MonitorKey, Redactor, Secret};
 
 const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 const DEFAULT_DATABASE: &str = "monitor.db";
@@ -60,6 +61,7 @@ const MONITOR_KEYS: &[&str] = &[
     "expect_model",
     "method",
     "api_key",
+    "api_key_env",
     "headers",
     "body",
     "interval",
@@ -70,12 +72,56 @@ const MONITOR_KEYS: &[&str] = &[
     "disabled",
 ];
 const CORS_KEYS: &[&str] = &["allowed_origins"];
-/// Fields whose values must never appear in an error message.
-const SECRET_FIELDS: &[&str] = &["api_key", "headers"];
 
-/// Every problem found in a config file, each a line naming where it is.
+/// Every problem found in a config file, each a line naming where it is. No configured secret
+/// appears in them (values that may be secret are removed before they are returned).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigErrors(pub Vec<String>);
+
+impl ConfigErrors {
+    /// "1 problem", "3 problems".
+    pub fn summary(&self) -> String {
+        match self.0.len() {
+            1 => "1 problem".to_string(),
+            n => format!("{n} problems"),
+        }
+    }
+
+    /// The errors as a public page may show them: where each problem is, with every quoted
+    /// value elided (`method: "…" is not one of ...`), since an operator may have pasted a key
+    /// into the wrong field.
+    pub fn public(&self) -> Vec<String> {
+        self.0.iter().map(|line| elide_quoted(line)).collect()
+    }
+}
+
+/// Replaces the inside of every double-quoted part of `line` with `…`.
+fn elide_quoted(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut inside = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if inside => {
+                out.push_str("…\"");
+                inside = false;
+            }
+            '"' => {
+                out.push('"');
+                inside = true;
+            }
+            '\\' if inside => {
+                chars.next();
+            }
+            _ if inside => {}
+            c => out.push(c),
+        }
+    }
+    if inside {
+        out.push_str("…\"");
+    }
+    out
+}
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -120,6 +166,25 @@ pub fn env_var_names(key: &MonitorKey) -> Vec<String> {
     names
 }
 
+/// The implicit env names of a monitor with whose key each one is: the channel's own name is
+/// the monitor's; the provider/service name is shared by the channels of that pair.
+fn env_claims(key: &MonitorKey) -> Vec<(String, String)> {
+    let names = env_var_names(key);
+    let pair = format!("{}\u{1f}{}", key.provider, key.service).to_ascii_lowercase();
+    let mut owners = Vec::with_capacity(2);
+    if !key.channel.is_empty() {
+        owners.push(key.normalized().to_string());
+    }
+    owners.push(pair);
+    names.into_iter().zip(owners).collect()
+}
+
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 fn mangle(part: &str) -> String {
     part.chars()
         .map(|c| {
@@ -133,8 +198,26 @@ fn mangle(part: &str) -> String {
         .collect()
 }
 
+/// Opens `path` for reading without blocking and checks what was opened: a FIFO or a device
+/// swapped in for a file must neither hang the daemon nor be read.
+fn open_regular(path: &Path) -> Result<std::fs::File, String> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| format!("cannot open: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("cannot open: {e}"))?;
+    if !meta.is_file() {
+        return Err("is not a regular file".to_string());
+    }
+    Ok(file)
+}
+
 fn read_bounded(path: &Path) -> Result<String, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    read_file(open_regular(path)?)
+}
+
+fn read_file(file: std::fs::File) -> Result<String, String> {
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read: {e}"))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
@@ -183,15 +266,10 @@ impl<'a> Fields<'a> {
         let value = self.raw(key)?;
         match serde_yaml::from_value::<T>(value.clone()) {
             Ok(v) => Some(v),
-            // serde quotes the offending value; for a key or a header that could be a secret.
-            Err(_) if SECRET_FIELDS.contains(&key) => {
-                let expected =
-                    if key == "headers" { "a mapping of names to quoted strings" } else { "a quoted string" };
-                errors.push(&self.place, key, format!("must be {expected}"));
-                None
-            }
-            Err(e) => {
-                errors.push(&self.place, key, e);
+            // Never serde's message: it quotes the value, and a key pasted into the wrong field
+            // would be printed, logged and shown on /health.
+            Err(_) => {
+                errors.push(&self.place, key, format!("must be {}, found {}", expected::<T>(), describe(value)));
                 None
             }
         }
@@ -217,6 +295,24 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// What a field of type `T` takes, in words.
+fn expected<T>() -> &'static str {
+    let name = std::any::type_name::<T>();
+    if name.ends_with("String") {
+        "a quoted string"
+    } else if name == "bool" {
+        "true or false"
+    } else if name == "f64" {
+        "a number"
+    } else if name.contains("Vec<") {
+        "a list of quoted strings"
+    } else if name.contains("Map<") {
+        "a mapping of names to quoted strings"
+    } else {
+        "a value of another type"
+    }
+}
+
 fn describe(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -234,6 +330,8 @@ struct Globals {
     timeout: Duration,
     slow_latency: Duration,
     slow_ttft: Option<Duration>,
+    /// Which of these the file sets (the others are defaults).
+    set: Vec<&'static str>,
 }
 
 fn parse(
@@ -250,7 +348,13 @@ fn parse(
     };
     let root = match root {
         Value::Mapping(m) => m,
-        Value::Null => Mapping::new(),
+        // Start and reload agree: an empty file (often an editor mid-write) is never "no monitors".
+        Value::Null => {
+            return Err(ConfigErrors(vec![format!(
+                "{}: the file is empty (write `monitors: []` to run with no monitors)",
+                path.display()
+            )]))
+        }
         other => {
             return Err(ConfigErrors(vec![format!(
                 "{}: the top level must be a mapping, found {}",
@@ -282,17 +386,39 @@ fn parse(
         }
     };
     let database = top.get::<String>("database", &mut errors).unwrap_or_else(|| DEFAULT_DATABASE.to_string());
-    if database.trim().is_empty() {
-        errors.push("", "database", "must not be empty");
+    if let Err(e) = check_database(&database) {
+        errors.push("", "database", e);
     }
     let globals = Globals {
         interval: top.duration("interval", false, &mut errors).unwrap_or(DEFAULT_INTERVAL),
         timeout: top.duration("timeout", false, &mut errors).unwrap_or(DEFAULT_TIMEOUT),
         slow_latency: top.duration("slow_latency", false, &mut errors).unwrap_or(DEFAULT_SLOW_LATENCY),
         slow_ttft: top.duration("slow_ttft", false, &mut errors),
+        set: ["interval", "timeout", "slow_latency", "slow_ttft"]
+            .into_iter()
+            .filter(|k| top.raw(k).is_some())
+            .collect(),
     };
     check_interval("", "interval", globals.interval, &mut errors);
     check_timeout("", "timeout", globals.timeout, &mut errors);
+    if globals.slow_latency > globals.timeout {
+        errors.push(
+            "",
+            "slow_latency",
+            format!(
+                "{} exceeds timeout {}: such a probe would time out before it could be slow",
+                duration::format(globals.slow_latency),
+                duration::format(globals.timeout)
+            ),
+        );
+    }
+    if let Some(ttft) = globals.slow_ttft.filter(|t| *t > globals.timeout) {
+        errors.push(
+            "",
+            "slow_ttft",
+            format!("{} exceeds timeout {}", duration::format(ttft), duration::format(globals.timeout)),
+        );
+    }
     let retention = top.duration("retention", true, &mut errors).unwrap_or(DEFAULT_RETENTION);
     if !(MIN_RETENTION..=MAX_RETENTION).contains(&retention) {
         errors.push("", "retention", format!("{} is outside 1h..3650d", duration::format(retention)));
@@ -305,7 +431,7 @@ fn parse(
 
     let mut monitors = Vec::new();
     let mut disabled = 0;
-    let mut seen: HashMap<MonitorKey, usize> = HashMap::new();
+    let mut shared = Shared::default();
     match top.raw("monitors") {
         None => warnings.push("no monitors configured: nothing will be probed".to_string()),
         Some(Value::Sequence(items)) => {
@@ -314,7 +440,7 @@ fn parse(
             }
             for (index, item) in items.iter().enumerate() {
                 let context = MonitorContext { index, globals: &globals, base_dir, env };
-                let parsed = parse_monitor(&context, item, &mut seen, &mut errors, &mut warnings);
+                let parsed = parse_monitor(&context, item, &mut shared, &mut errors, &mut warnings);
                 let Some((monitor, is_disabled)) = parsed else { continue };
                 if is_disabled {
                     disabled += 1;
@@ -327,7 +453,8 @@ fn parse(
     }
 
     if !errors.lines.is_empty() {
-        return Err(ConfigErrors(errors.lines));
+        let redactor = Redactor::new(&shared.secrets);
+        return Err(ConfigErrors(errors.lines.iter().map(|line| redactor.redact(line)).collect()));
     }
     Ok(Config {
         path: path.to_path_buf(),
@@ -346,10 +473,58 @@ fn check_listen(value: &str) -> Result<(), String> {
     if value.parse::<std::net::SocketAddr>().is_ok() {
         return Ok(());
     }
-    match value.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
-        _ => Err(format!("{value:?} is not HOST:PORT")),
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return Err(format!("{value:?} is not HOST:PORT"));
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(format!("{value:?}: the port must be a number from 0 to 65535"));
     }
+    if host.contains(':') {
+        return Err(format!("{value:?}: an IPv6 address needs brackets, as in [::1]:8080"));
+    }
+    let name_ok = !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty() && label.len() <= 63 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !name_ok {
+        return Err(format!("{value:?} is not HOST:PORT (HOST an IP address or a host name)"));
+    }
+    Ok(())
+}
+
+/// The database is a file path (relative to the working directory) whose directory exists.
+fn check_database(value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err("must not be empty".to_string());
+    }
+    if value == ":memory:" || value.starts_with("file:") {
+        return Err(format!("{value:?} must be a file path (not :memory: or a file: URI: the history must persist)"));
+    }
+    let parent = Path::new(value).parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = parent.filter(|dir| !dir.is_dir()) {
+        return Err(format!("the directory {} does not exist", dir.display()));
+    }
+    Ok(())
+}
+
+/// An allowed CORS origin, as browsers send it: `scheme://host[:port]`, lower-case, an
+/// internationalised host in its ASCII (punycode) form, no trailing slash. Anything else could
+/// never match a request's `Origin`.
+fn normalize_origin(origin: &str) -> Result<String, String> {
+    let url = url::Url::parse(origin).map_err(|e| format!("{origin:?} is not an origin ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{origin:?}: an origin is http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{origin:?} has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{origin:?}: an origin has no user, query or fragment"));
+    }
+    if url.path() != "/" {
+        return Err(format!("{origin:?}: an origin has no path (browsers send scheme://host[:port])"));
+    }
+    Ok(url.origin().ascii_serialization())
 }
 
 fn check_interval(place: &str, field: &str, value: Duration, errors: &mut Errors) {
@@ -376,12 +551,29 @@ fn parse_cors(value: Option<&Value>, errors: &mut Errors) -> Cors {
     let fields = Fields { map, place: "cors".to_string() };
     fields.check_keys(CORS_KEYS, errors);
     let origins: Vec<String> = fields.get("allowed_origins", errors).unwrap_or_else(|| default.allowed_origins.clone());
+    let mut allowed = Vec::with_capacity(origins.len());
     for origin in &origins {
-        if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
-            errors.push("cors", "allowed_origins", format!("{origin:?} is neither \"*\" nor an http(s) origin"));
+        if origin == "*" {
+            allowed.push(origin.clone());
+            continue;
+        }
+        match normalize_origin(origin) {
+            Ok(normalized) => allowed.push(normalized),
+            Err(e) => errors.push("cors", "allowed_origins", e),
         }
     }
-    Cors { allowed_origins: origins }
+    Cors { allowed_origins: allowed }
+}
+
+/// What the monitors of one file share while they are read: keys for duplicates, env names for
+/// collisions, and every value that may be secret (kept out of error messages).
+#[derive(Default)]
+struct Shared {
+    /// Keys of earlier monitors (valid or not) and their index.
+    seen: HashMap<MonitorKey, usize>,
+    /// Implicit API-key env names claimed so far: name -> (whose key it is, which monitor).
+    env_claims: HashMap<String, (String, String)>,
+    secrets: Vec<String>,
 }
 
 struct MonitorContext<'a> {
@@ -391,12 +583,11 @@ struct MonitorContext<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
 }
 
-/// Parses one monitor; returns it (with its `disabled` flag) if it is valid. `seen` maps the
-/// keys of earlier monitors (valid or not) to their index, to report duplicates.
+/// Parses one monitor; returns it (with its `disabled` flag) if it is valid.
 fn parse_monitor(
     context: &MonitorContext<'_>,
     item: &Value,
-    seen: &mut HashMap<MonitorKey, usize>,
+    shared: &mut Shared,
     errors: &mut Errors,
     warnings: &mut Vec<String>,
 ) -> Option<(Monitor, bool)> {
@@ -414,10 +605,13 @@ fn parse_monitor(
     };
     let provider = name_part("provider").unwrap_or_default();
     let service = name_part("service").unwrap_or_default();
+    let channel = name_part("channel").unwrap_or_default();
     let place = if provider.trim().is_empty() && service.trim().is_empty() {
         format!("monitors[{index}]")
-    } else {
+    } else if channel.trim().is_empty() {
         format!("monitors[{index}] {provider}/{service}")
+    } else {
+        format!("monitors[{index}] {provider}/{service}/{channel}")
     };
     let fields = Fields { map, place: place.clone() };
     fields.check_keys(MONITOR_KEYS, errors);
@@ -438,14 +632,14 @@ fn parse_monitor(
         channel.trim(),
     );
     if !key.provider.is_empty() && !key.service.is_empty() {
-        if let Some(first) = seen.get(&key) {
+        if let Some(first) = shared.seen.get(&key) {
             errors.push(
                 &place,
                 "",
                 format!("provider/service/channel duplicates monitors[{first}] (keys compare case-insensitively)"),
             );
         } else {
-            seen.insert(key.clone(), index);
+            shared.seen.insert(key.clone(), index);
         }
     }
 
@@ -482,25 +676,37 @@ fn parse_monitor(
         }
     };
 
-    // Env wins over the file; an empty variable counts as unset.
-    let api_key = env_var_names(&key)
-        .iter()
-        .find_map(|name| env(name).filter(|v| !v.is_empty()))
-        .or_else(|| fields.get::<String>("api_key", errors).filter(|k| !k.is_empty()));
+    // Env wins over the file; an empty variable counts as unset. `api_key_env` names the one
+    // variable to read; without it the names derive from the monitor's key.
+    let api_key_env: Option<String> = fields.get("api_key_env", errors);
+    if let Some(name) = api_key_env.as_deref().filter(|n| !is_env_name(n)) {
+        errors.push(
+            &place,
+            "api_key_env",
+            format!("{name:?} is not an environment variable name (A-Z, a-z, 0-9 and _, not starting with a digit)"),
+        );
+    }
+    let env_names = match &api_key_env {
+        Some(name) => vec![name.clone()],
+        None => env_var_names(&key),
+    };
+    let file_key = fields.get::<String>("api_key", errors).filter(|k| !k.is_empty());
+    let api_key = env_names.iter().find_map(|name| env(name).filter(|v| !v.is_empty())).or_else(|| file_key.clone());
+    shared.secrets.extend(file_key.iter().chain(api_key.iter()).cloned());
     let model: Option<String> = fields.get("model", errors);
     let expect_model: Option<String> = fields.get("expect_model", errors);
     for (name, value) in [("model", &model), ("expect_model", &expect_model)] {
         if let Some(v) = value {
-            let ok = !v.is_empty()
-                && v.len() <= 128
-                && v.chars().all(|c| c.is_ascii_alphanumeric() || "._:/@+-".contains(c));
-            if !ok {
+            if !super::is_model_name(v) {
                 errors.push(&place, name, format!("{v:?} is not a model name (letters, digits and ._:/@+-)"));
             }
         }
     }
 
     let base_url: Option<String> = fields.get("base_url", errors);
+    if base_url.as_deref().is_some_and(|b| b.contains(['?', '#'])) {
+        errors.push(&place, "base_url", "must not have a query or fragment (the template appends a path to it)");
+    }
     let explicit_url: Option<String> = fields.get("url", errors);
     let url_template = match (&explicit_url, &base_url, form) {
         (Some(url), _, _) => Some(url.clone()),
@@ -558,8 +764,27 @@ fn parse_monitor(
     if uses_key && api_key.is_none() && !is_disabled {
         warnings.push(format!(
             "{place}: {API_KEY_PLACEHOLDER} is used but no api_key is set (nor {}); probes will go out without a key",
-            env_var_names(&key).join(" / ")
+            env_names.join(" / ")
         ));
+    }
+    // Two monitors whose names mangle to the same variable would be sent one key.
+    if uses_key && !is_disabled && api_key_env.is_none() && !key.provider.is_empty() && !key.service.is_empty() {
+        for (name, owner) in env_claims(&key) {
+            match shared.env_claims.get(&name) {
+                Some((other_owner, other_place)) if *other_owner != owner => errors.push(
+                    &place,
+                    "",
+                    format!(
+                        "its API key variable {name} is also {other_place}'s (names map to A-Z, 0-9 and _); \
+                         set api_key_env on one of them"
+                    ),
+                ),
+                Some(_) => {}
+                None => {
+                    shared.env_claims.insert(name, (owner, place.clone()));
+                }
+            }
+        }
     }
 
     // Checked with a sample question where the real one goes in at probe time.
@@ -583,9 +808,13 @@ fn parse_monitor(
                 "value is not a valid HTTP header value (control characters or non-ASCII)",
             );
         }
-        headers.push((name.clone(), value));
+        headers.push((name.clone(), Secret::new(value)));
     }
-    let body = body_template.as_deref().map(fill);
+    let url = url.map(Secret::new);
+    let body = body_template.as_deref().map(fill).map(Secret::new);
+    let api_key = api_key.map(Secret::new);
+    let secrets = super::secrets_of(api_key.as_ref(), &headers, url.as_ref().unwrap_or(&Secret::default()));
+    shared.secrets.extend(secrets.iter().cloned());
     // An LLM-aware monitor: its reply must be a recognisable answer from the expected model.
     let llm = template.is_some() || model.is_some() || expect_model.is_some() || challenge;
     let require_model = expect_model.is_some();
@@ -600,26 +829,42 @@ fn parse_monitor(
     if fields.raw("timeout").is_some() {
         check_timeout(&place, "timeout", timeout, errors);
     }
-    if slow_latency > timeout {
-        let origin = |own: bool| if own { "" } else { " (the global default)" };
+    // A conflict between two inherited values is the globals' own, reported once for them.
+    let own = |key: &str| fields.raw(key).is_some();
+    let origin = |key: &str| {
+        if own(key) {
+            ""
+        } else if globals.set.contains(&key) {
+            " (global)"
+        } else {
+            " (default)"
+        }
+    };
+    if slow_latency > timeout && (own("slow_latency") || own("timeout")) {
         errors.push(
             &place,
             "slow_latency",
             format!(
                 "{}{} exceeds timeout {}{}: such a probe would time out before it could be slow",
                 duration::format(slow_latency),
-                origin(fields.raw("slow_latency").is_some()),
+                origin("slow_latency"),
                 duration::format(timeout),
-                origin(fields.raw("timeout").is_some()),
+                origin("timeout"),
             ),
         );
     }
     let slow_ttft = fields.duration("slow_ttft", false, errors).or(globals.slow_ttft);
-    if let Some(ttft) = slow_ttft.filter(|t| *t > timeout) {
+    if let Some(ttft) = slow_ttft.filter(|t| *t > timeout && (own("slow_ttft") || own("timeout"))) {
         errors.push(
             &place,
             "slow_ttft",
-            format!("{} exceeds timeout {}", duration::format(ttft), duration::format(timeout)),
+            format!(
+                "{}{} exceeds timeout {}{}",
+                duration::format(ttft),
+                origin("slow_ttft"),
+                duration::format(timeout),
+                origin("timeout")
+            ),
         );
     }
     let success_contains: Option<String> = fields.get("success_contains", errors);
@@ -643,6 +888,7 @@ fn parse_monitor(
             slow_ttft,
             success_contains,
             api_key,
+            redactor: Redactor::new(&secrets),
             model,
             expect_model,
             require_model,
@@ -712,8 +958,10 @@ fn parse_body(value: Option<&Value>, place: &str, base_dir: &Path, errors: &mut 
 }
 
 /// Reads an included file, which must resolve (after following symlinks) to a regular file
-/// inside `<config dir>/data/`.
+/// inside `<config dir>/data/`. The file is opened first (without blocking) and what was opened
+/// is checked, so a symlink swapped in between a check and the open cannot lead outside.
 pub(crate) fn read_include(base_dir: &Path, relative: &str) -> Result<String, String> {
+    use std::os::unix::fs::MetadataExt;
     if relative.is_empty() {
         return Err("empty path".to_string());
     }
@@ -724,16 +972,28 @@ pub(crate) fn read_include(base_dir: &Path, relative: &str) -> Result<String, St
     let data_dir = base_dir.join("data");
     let data_dir =
         data_dir.canonicalize().map_err(|e| format!("the data/ folder beside the config cannot be opened: {e}"))?;
-    let target = base_dir.join(rel).canonicalize().map_err(|e| format!("cannot open: {e}"))?;
+    let path = base_dir.join(rel);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&path)
+        .map_err(|e| format!("cannot open: {e}"))?;
+    let opened = file.metadata().map_err(|e| format!("cannot open: {e}"))?;
+    let target = path.canonicalize().map_err(|e| format!("cannot open: {e}"))?;
     if !target.starts_with(&data_dir) || target == data_dir {
         return Err(
             "resolves outside the data/ folder beside the config (.. and symlinks may not escape it)".to_string()
         );
     }
-    if !target.is_file() {
+    // The file opened must be the one found inside data/, not one swapped in meanwhile.
+    let found = std::fs::metadata(&target).map_err(|e| format!("cannot open: {e}"))?;
+    if (found.dev(), found.ino()) != (opened.dev(), opened.ino()) {
+        return Err("changed while it was being opened; try again".to_string());
+    }
+    if !opened.is_file() {
         return Err("is not a regular file".to_string());
     }
-    read_bounded(&target)
+    read_file(file)
 }
 
 #[cfg(test)]
@@ -773,18 +1033,18 @@ mod tests {
             [("MONITOR_ACME_CHAT_API_KEY", "generic"), ("MONITOR_ACME_CHAT_VIP_API_KEY", "specific")].into();
         let cfg = load_with_env(&path, &|n| env.get(n).map(|v| v.to_string())).unwrap();
         let m = &cfg.monitors[0];
-        assert_eq!(m.api_key.as_deref(), Some("specific"));
-        assert_eq!(m.url, "https://x.test/v1?key=specific");
+        assert_eq!(m.api_key.as_ref().map(Secret::expose), Some("specific"));
+        assert_eq!(m.url.expose(), "https://x.test/v1?key=specific");
         assert_eq!(m.headers, vec![("Authorization".into(), "Bearer specific".into()), ("A-First".into(), "1".into())]);
-        assert_eq!(m.body.as_deref(), Some("{\"k\": \"specific\"}"));
+        assert_eq!(m.body.as_ref().map(Secret::expose), Some("{\"k\": \"specific\"}"));
         assert_eq!(m.method, Method::Post);
 
         let generic_only: BTreeMap<&str, &str> = [("MONITOR_ACME_CHAT_API_KEY", "generic")].into();
         let cfg = load_with_env(&path, &|n| generic_only.get(n).map(|v| v.to_string())).unwrap();
-        assert_eq!(cfg.monitors[0].api_key.as_deref(), Some("generic"));
+        assert_eq!(cfg.monitors[0].api_key.as_ref().map(Secret::expose), Some("generic"));
 
         let cfg = load_with_env(&path, &|_| None).unwrap();
-        assert_eq!(cfg.monitors[0].api_key.as_deref(), Some("file-key"));
+        assert_eq!(cfg.monitors[0].api_key.as_ref().map(Secret::expose), Some("file-key"));
         let debug = format!("{:?}", cfg.monitors[0]);
         assert!(!debug.contains("file-key"), "{debug}");
     }
@@ -819,8 +1079,8 @@ mod tests {
         std::fs::write(dir.path().join("data/b.json"), "{\"key\":\"{{API_KEY}}\"}").unwrap();
         let yaml = "monitors:\n  - {provider: a, service: b, url: \"http://h/\", method: POST, api_key: k1, body: \"!include data/b.json\"}\n  - {provider: a, service: c, url: \"http://h/\", method: POST, body: !include data/b.json}\n";
         let cfg = load_with_env(&write_config(dir.path(), yaml), &|_| None).unwrap();
-        assert_eq!(cfg.monitors[0].body.as_deref(), Some("{\"key\":\"k1\"}"));
-        assert_eq!(cfg.monitors[1].body.as_deref(), Some("{\"key\":\"\"}"));
+        assert_eq!(cfg.monitors[0].body.as_ref().map(Secret::expose), Some("{\"key\":\"k1\"}"));
+        assert_eq!(cfg.monitors[1].body.as_ref().map(Secret::expose), Some("{\"key\":\"\"}"));
         assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
     }
 
@@ -841,7 +1101,7 @@ mod tests {
         let cfg = load_with_env(&write_config(dir.path(), yaml), &|_| None).unwrap();
         let mut secrets = cfg.monitors[0].secrets();
         secrets.sort();
-        assert_eq!(secrets, vec!["AIzaLiteralKey123", "k-1", "session=abcdef"]);
+        assert_eq!(secrets, vec!["AIzaLiteralKey123", "abcdef", "k-1", "session=abcdef"]);
     }
 
     #[test]
@@ -850,16 +1110,16 @@ mod tests {
         let yaml = "monitors:\n  - {provider: a, service: b, base_url: \"https://relay.test/\", template: anthropic-messages, model: claude-3-opus, api_key: k1, headers: {anthropic-version: \"2024-01-01\"}}\n  - {provider: a, service: c, base_url: \"https://g.test\", template: gemini, model: gemini-2.0-flash, stream: false}\n";
         let cfg = load_with_env(&write_config(dir.path(), yaml), &|_| None).unwrap();
         let m = &cfg.monitors[0];
-        assert_eq!((m.method, m.url.as_str()), (Method::Post, "https://relay.test/v1/messages"));
+        assert_eq!((m.method, m.url.expose()), (Method::Post, "https://relay.test/v1/messages"));
         assert_eq!(
             m.headers,
             vec![
-                ("x-api-key".to_string(), "k1".to_string()),
-                ("Content-Type".to_string(), "application/json".to_string()),
-                ("anthropic-version".to_string(), "2024-01-01".to_string()),
+                ("x-api-key".to_string(), "k1".into()),
+                ("Content-Type".to_string(), "application/json".into()),
+                ("anthropic-version".to_string(), "2024-01-01".into()),
             ]
         );
-        let body = m.body.as_deref().unwrap();
+        let body = m.body.as_ref().unwrap().expose();
         assert!(
             body.contains("\"model\": \"claude-3-opus\"")
                 && body.contains("{{CHALLENGE}}")
@@ -868,8 +1128,105 @@ mod tests {
         assert!(m.challenge && m.llm);
         assert_eq!(m.expect_model.as_deref(), Some("claude-3-opus"));
         let g = &cfg.monitors[1];
-        assert_eq!(g.url, "https://g.test/v1beta/models/gemini-2.0-flash:generateContent");
-        assert!(!g.body.as_deref().unwrap().contains("stream"));
+        assert_eq!(g.url.expose(), "https://g.test/v1beta/models/gemini-2.0-flash:generateContent");
+        assert!(!g.body.as_ref().unwrap().expose().contains("stream"));
+    }
+
+    #[test]
+    fn no_configured_secret_appears_in_any_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = "relaykey_0123456789abcdef";
+        let env_key = "envkey_fedcba9876543210";
+        let yaml = format!(
+            "monitors:\n  - {{provider: a, service: b, url: \"https://h/\", method: GET, api_key: {key}, disabled: \"{key}\"}}\n  - {{provider: a, service: c, url: \"https://h/\", method: \"{env_key}\", headers: {{Authorization: \"Bearer {{{{API_KEY}}}}\", X-Token: \"tok_{key}\"}}, timeout: \"{key}\"}}\n"
+        );
+        let errors =
+            load_with_env(&write_config(dir.path(), &yaml), &|n| (n == "MONITOR_A_C_API_KEY").then(|| env_key.into()))
+                .unwrap_err();
+        let all = errors.0.join("\n");
+        assert_eq!(errors.0.len(), 3, "{all}");
+        assert!(all.contains("monitors[0] a/b: disabled: must be true or false, found a string"), "{all}");
+        assert!(all.contains("monitors[1] a/c: method: \"[REDACTED]\" is not one of"), "{all}");
+        for secret in [key, env_key] {
+            assert!(!all.contains(secret), "{all}");
+            assert!(!all.contains(&secret[..8]), "a prefix survives: {all}");
+        }
+        // What /health shows: where, not what.
+        let public = errors.public().join("\n");
+        assert!(public.contains("monitors[1] a/c: method: \"…\" is not one of"), "{public}");
+        assert!(public.contains("monitors[1] a/c: timeout: invalid duration \"…\""), "{public}");
+        assert_eq!(errors.summary(), "3 problems");
+        assert_eq!(ConfigErrors(vec!["x".into()]).summary(), "1 problem");
+    }
+
+    #[test]
+    fn an_empty_file_is_refused_at_start_as_on_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        for text in ["", "\n\n", "# nothing yet\n"] {
+            let errors = load_with_env(&write_config(dir.path(), text), &|_| None).unwrap_err();
+            assert!(
+                errors.0[0].ends_with("the file is empty (write `monitors: []` to run with no monitors)"),
+                "{errors}"
+            );
+        }
+        assert!(load_with_env(&write_config(dir.path(), "monitors: []\n"), &|_| None).is_ok());
+    }
+
+    #[test]
+    fn cors_origins_are_normalised_as_browsers_send_them() {
+        let rows = [
+            ("https://status.example", "https://status.example"),
+            ("https://status.example/", "https://status.example"),
+            ("HTTPS://Status.Example:443", "https://status.example"),
+            ("http://status.example:8080/", "http://status.example:8080"),
+            ("https://bücher.example", "https://xn--bcher-kva.example"),
+            ("http://[::1]:3000", "http://[::1]:3000"),
+        ];
+        let mut cors = actix_cors::Cors::default();
+        for (written, normalized) in rows {
+            assert_eq!(normalize_origin(written).as_deref(), Ok(normalized), "{written}");
+            cors = cors.allowed_origin(normalized);
+        }
+        // Every normalised origin builds a middleware (a bad one fails every HTTP worker).
+        actix_rt::System::new().block_on(async {
+            use actix_web::dev::Transform;
+            let service = actix_web::test::status_service(actix_web::http::StatusCode::OK);
+            assert!(cors.new_transform(service).await.is_ok());
+        });
+        for bad in ["https://", "https://x.example:99999", "https://x.example/p", "ftp://x.example", "x.example"] {
+            assert!(normalize_origin(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn listen_addresses() {
+        let rows = [
+            ("0.0.0.0:8080", true),
+            ("[::1]:8080", true),
+            ("[::]:0", true),
+            ("localhost:8080", true),
+            ("status.internal:80", true),
+            ("::1:8080", false),
+            ("8080", false),
+            (":8080", false),
+            ("host:99999", false),
+            ("ho st:80", false),
+        ];
+        for (listen, ok) in rows {
+            assert_eq!(check_listen(listen).is_ok(), ok, "{listen}: {:?}", check_listen(listen));
+        }
+    }
+
+    #[test]
+    fn includes_refuse_fifos_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        nix::unistd::mkfifo(&dir.path().join("data/pipe.json"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // Would block forever in open() without O_NONBLOCK.
+        assert_eq!(read_include(dir.path(), "data/pipe.json"), Err("is not a regular file".to_string()));
+        nix::unistd::mkfifo(&dir.path().join("config.yaml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let errors = load_with_env(&dir.path().join("config.yaml"), &|_| None).unwrap_err();
+        assert!(errors.0[0].ends_with("is not a regular file"), "{errors}");
     }
 
     /// One fixture per mistake under tests/fixtures/invalid/, each starting with

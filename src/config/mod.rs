@@ -11,6 +11,7 @@ use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::secret::{Redactor, Secret};
 pub use diff::{diff, MonitorDiff};
 pub use load::{env_var_names, load, load_with_env, ConfigErrors, CHALLENGE_PLACEHOLDER};
 
@@ -72,6 +73,12 @@ impl fmt::Debug for MonitorKey {
     }
 }
 
+/// Whether `name` looks like a model name: 1-128 letters, digits and `._:/@+-`. Anything else a
+/// reply calls its model is refused rather than stored or served.
+pub fn is_model_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || "._:/@+-".contains(c))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
@@ -99,24 +106,24 @@ impl Method {
     }
 }
 
-/// One enabled monitor, ready to probe. Holds secrets (the API key, header values), so its
-/// `Debug` prints neither.
+/// One enabled monitor, ready to probe. Its url, header values, body and key may hold secrets:
+/// they are [`Secret`]s, and its `Debug` prints none of them.
 #[derive(Clone, PartialEq)]
 pub struct Monitor {
     pub key: MonitorKey,
     pub method: Method,
-    /// With `{{API_KEY}}` substituted: never log or return it.
-    pub url: String,
-    /// With `{{API_KEY}}` substituted: never log or return the values.
-    pub headers: Vec<(String, String)>,
-    pub body: Option<String>,
+    /// With `{{API_KEY}}` substituted.
+    pub url: Secret,
+    /// With `{{API_KEY}}` substituted.
+    pub headers: Vec<(String, Secret)>,
+    pub body: Option<Secret>,
     pub interval: Duration,
     pub timeout: Duration,
     pub slow_latency: Duration,
     /// A stream whose first token comes later than this is yellow `slow`.
     pub slow_ttft: Option<Duration>,
     pub success_contains: Option<String>,
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// The model asked for (`{{MODEL}}`).
     pub model: Option<String>,
     /// The model the response must report (`expect_model`, else `model`).
@@ -127,33 +134,41 @@ pub struct Monitor {
     pub challenge: bool,
     /// The reply must be a recognisable LLM answer (template, model or challenge in use).
     pub llm: bool,
+    /// Removes this monitor's secrets from everything an upstream sends back.
+    pub redactor: Redactor,
 }
 
 impl Monitor {
-    /// Strings that must never appear in a log line, an error detail or an API answer.
-    pub fn secrets(&self) -> Vec<&str> {
-        let mut secrets: Vec<&str> = Vec::new();
-        if let Some(key) = self.api_key.as_deref().filter(|k| !k.is_empty()) {
-            secrets.push(key);
-        }
-        // Header values often are credentials of their own (a cookie, a second token); short
-        // ones ("application/json" aside) are too common to be worth hiding.
-        for (_, value) in &self.headers {
-            if value.len() >= 8 && !value.starts_with("application/") {
-                secrets.push(value);
-            }
-        }
-        // A key written straight into the URL (`?key=AIza...`) is as secret as one in a header.
-        if let Some((_, query)) = self.url.split_once('?') {
-            for pair in query.split('&') {
-                let value = pair.split_once('=').map_or("", |(_, v)| v);
-                if value.len() >= 8 {
-                    secrets.push(value);
-                }
-            }
-        }
-        secrets
+    /// Strings that must never appear in a log line, an error detail or an API answer: the
+    /// key, the credential parts of header values, and URL query values.
+    pub fn secrets(&self) -> Vec<String> {
+        secrets_of(self.api_key.as_ref(), &self.headers, &self.url)
     }
+}
+
+/// The secrets of a monitor's resolved key, headers and url (see [`Monitor::secrets`]).
+pub fn secrets_of(api_key: Option<&Secret>, headers: &[(String, Secret)], url: &Secret) -> Vec<String> {
+    let mut secrets: Vec<String> = Vec::new();
+    if let Some(key) = api_key.filter(|k| !k.is_empty()) {
+        secrets.push(key.expose().to_string());
+    }
+    // Header values often are credentials of their own (a cookie, a second token), and an
+    // upstream may echo just the token of `Bearer <token>`.
+    for (name, value) in headers {
+        if crate::secret::is_secret_header(name) {
+            secrets.extend(crate::secret::credential_parts(value.expose()));
+        }
+    }
+    // A key written straight into the URL (`?key=AIza...`) is as secret as one in a header.
+    if let Some((_, query)) = url.expose().split_once('?') {
+        for pair in query.split('&') {
+            let value = pair.split_once('=').map_or("", |(_, v)| v);
+            if value.len() >= 6 {
+                secrets.push(value.to_string());
+            }
+        }
+    }
+    secrets
 }
 
 impl fmt::Debug for Monitor {
@@ -161,8 +176,9 @@ impl fmt::Debug for Monitor {
         f.debug_struct("Monitor")
             .field("key", &self.key)
             .field("method", &self.method)
-            .field("headers", &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>())
-            .field("has_body", &self.body.is_some())
+            .field("url", &self.url)
+            .field("headers", &self.headers)
+            .field("body", &self.body)
             .field("interval", &self.interval)
             .field("timeout", &self.timeout)
             .field("slow_latency", &self.slow_latency)
@@ -170,7 +186,7 @@ impl fmt::Debug for Monitor {
             .field("model", &self.model)
             .field("expect_model", &self.expect_model)
             .field("challenge", &self.challenge)
-            .field("has_api_key", &self.api_key.is_some())
+            .field("api_key", &self.api_key)
             .finish_non_exhaustive()
     }
 }

@@ -69,6 +69,7 @@ impl ProbeActor {
             return;
         }
         self.in_flight = true;
+        let counted = InFlight::new(&self.metrics);
         self.last_fired = Some(Instant::now());
         let generation = self.generation;
         let monitor = Rc::clone(&self.monitor);
@@ -78,6 +79,7 @@ impl ProbeActor {
         let prepared = request::Prepared::new(&monitor, challenge.as_ref());
         let probe = async move {
             let outcome = request::execute(&client, &prepared).await;
+            drop(counted);
             (outcome, monitor)
         };
         ctx.spawn(probe.into_actor(self).map(move |(outcome, monitor), act, ctx| {
@@ -122,10 +124,15 @@ impl ProbeActor {
             expect_model: monitor.expect_model.as_deref(),
             require_model: monitor.require_model,
             challenge,
+            redactor: Some(&monitor.redactor),
         };
         let verdict = classify::classify(outcome, answer.as_ref(), &checks);
-        let measured = classify::metrics(outcome, answer.as_ref());
-        let detail = verdict.detail.as_deref().map(|d| classify::redact(d, &monitor.secrets()));
+        let mut measured = classify::metrics(outcome, answer.as_ref());
+        // The reported model is served and stored: refused unless it is shaped like a model
+        // name, and redacted like everything else from the upstream.
+        measured.model =
+            measured.model.and_then(|m| crate::config::is_model_name(&m).then(|| monitor.redactor.redact(&m)));
+        let detail = verdict.detail.as_deref().map(|d| monitor.redactor.excerpt(d, classify::MAX_DETAIL_BYTES));
         let previous = self.last_status.replace(verdict.status);
         let what = match &detail {
             Some(d) => format!("{} ({d})", verdict.reason.as_str()),
@@ -155,6 +162,23 @@ impl ProbeActor {
             detail,
             measured,
         });
+    }
+}
+
+/// Counts a probe in `llm_monitor_probes_in_flight` for as long as it lives, including when its
+/// actor stops with it unanswered.
+struct InFlight(Arc<Metrics>);
+
+impl InFlight {
+    fn new(metrics: &Arc<Metrics>) -> Self {
+        metrics.probes_in_flight.inc();
+        InFlight(metrics.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.probes_in_flight.dec();
     }
 }
 

@@ -1,15 +1,14 @@
 //! Pure classification of one probe's outcome into status + reason (SPEC section 4), and the
 //! redaction every error detail goes through before it is stored or logged.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use regex::Regex;
 use serde::Serialize;
 
 use super::challenge::Challenge;
 use super::request::MAX_BODY_BYTES;
 use super::sse::{self, Answer};
+use crate::secret::Redactor;
 
 /// A probe's colour. The numbers are the API's and the database's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -111,8 +110,9 @@ impl Reason {
     }
 }
 
-/// What came back from one probe, before any judgement.
-#[derive(Debug, Clone, PartialEq)]
+/// What came back from one probe, before any judgement. Its texts came from the upstream and
+/// may echo a key: `Debug` shows only their sizes.
+#[derive(Clone, PartialEq)]
 pub enum Outcome {
     Response {
         http_code: u16,
@@ -129,6 +129,26 @@ pub enum Outcome {
     Timeout { latency: Duration },
     /// DNS, connect, TLS, or a failure while reading.
     NetworkError { detail: String, latency: Duration },
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Response { http_code, body, truncated, latency, ttfb, stream } => f
+                .debug_struct("Response")
+                .field("http_code", http_code)
+                .field("body_bytes", &body.len())
+                .field("truncated", truncated)
+                .field("latency", latency)
+                .field("ttfb", ttfb)
+                .field("stream", &stream.as_ref().map(|a| (a.text.len(), a.complete, a.recognised)))
+                .finish(),
+            Outcome::Timeout { latency } => f.debug_struct("Timeout").field("latency", latency).finish(),
+            Outcome::NetworkError { detail, latency } => {
+                f.debug_struct("NetworkError").field("detail_bytes", &detail.len()).field("latency", latency).finish()
+            }
+        }
+    }
 }
 
 impl Outcome {
@@ -173,13 +193,24 @@ pub struct Checks<'a> {
     /// `expect_model` was set explicitly: a reply that names no model fails it too.
     pub require_model: bool,
     pub challenge: Option<&'a Challenge>,
+    /// The monitor's secrets: every piece of upstream text in a detail is redacted before it
+    /// is cut.
+    pub redactor: Option<&'a Redactor>,
+}
+
+impl Checks<'_> {
+    fn redactor(&self) -> &Redactor {
+        static NONE: std::sync::OnceLock<Redactor> = std::sync::OnceLock::new();
+        self.redactor.unwrap_or_else(|| NONE.get_or_init(Redactor::default))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
     pub status: Status,
     pub reason: Reason,
-    /// Only for red results; not yet redacted.
+    /// Only for red results. Upstream text in it is already redacted and cut; the whole goes
+    /// through [`Redactor::excerpt`] once more before it is stored.
     pub detail: Option<String>,
 }
 
@@ -204,7 +235,9 @@ pub fn classify(outcome: &Outcome, answer: Option<&Answer>, checks: &Checks<'_>)
             Reason::Timeout,
             format!("no complete response within {}", crate::config::duration::format(checks.timeout)),
         ),
-        Outcome::NetworkError { detail, .. } => Verdict::red(Reason::NetworkError, detail.clone()),
+        Outcome::NetworkError { detail, .. } => {
+            Verdict::red(Reason::NetworkError, checks.redactor().excerpt(detail, MAX_DETAIL_BYTES))
+        }
         Outcome::Response { http_code, body, truncated, latency, stream, .. } => {
             let code = *http_code;
             match code {
@@ -212,9 +245,9 @@ pub fn classify(outcome: &Outcome, answer: Option<&Answer>, checks: &Checks<'_>)
                     let problem = if *truncated {
                         Some((Reason::ContentMismatch, format!("body larger than the {MAX_BODY_BYTES} byte cap")))
                     } else if let Some(stream) = stream {
-                        stream_problem(stream)
+                        stream_problem(stream, checks.redactor())
                     } else {
-                        body_problem(body, answer, checks.llm)
+                        body_problem(body, answer, checks.llm, checks.redactor())
                     };
                     let problem = problem
                         .or_else(|| answer.and_then(|a| answer_problem(a, checks)))
@@ -231,21 +264,21 @@ pub fn classify(outcome: &Outcome, answer: Option<&Answer>, checks: &Checks<'_>)
                     }
                 }
                 429 => Verdict::yellow(Reason::RateLimited),
-                401 | 403 => Verdict::red(Reason::AuthError, http_detail(code, body)),
-                300..=499 => Verdict::red(Reason::ClientError, http_detail(code, body)),
+                401 | 403 => Verdict::red(Reason::AuthError, http_detail(code, body, checks.redactor())),
+                300..=499 => Verdict::red(Reason::ClientError, http_detail(code, body, checks.redactor())),
                 // 5xx, and anything outside the registered ranges, is the server's fault.
-                _ => Verdict::red(Reason::ServerError, http_detail(code, body)),
+                _ => Verdict::red(Reason::ServerError, http_detail(code, body, checks.redactor())),
             }
         }
     }
 }
 
-fn stream_problem(stream: &Answer) -> Option<(Reason, String)> {
+fn stream_problem(stream: &Answer, redactor: &Redactor) -> Option<(Reason, String)> {
     if let Some(malformed) = &stream.malformed {
         return Some((Reason::ContentMismatch, malformed.clone()));
     }
     if let Some(error) = &stream.upstream_error {
-        return Some((Reason::UpstreamError, format!("error event in stream: {error}")));
+        return Some((Reason::UpstreamError, format!("error event in stream: {}", redactor.excerpt(error, 200))));
     }
     if stream.recognised == 0 {
         return Some((Reason::ContentMismatch, "an event stream with no recognisable LLM events".to_string()));
@@ -260,27 +293,33 @@ fn stream_problem(stream: &Answer) -> Option<(Reason, String)> {
 }
 
 /// Why a whole (non-streamed) 2xx body does not count as an answer, if it does not.
-fn body_problem(body: &[u8], answer: Option<&Answer>, llm: bool) -> Option<(Reason, String)> {
+fn body_problem(body: &[u8], answer: Option<&Answer>, llm: bool, redactor: &Redactor) -> Option<(Reason, String)> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Some((Reason::ContentMismatch, "empty body".to_string()));
     }
     if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(body) {
         if let Some(error) = sse::is_error(map.get("error")) {
-            return Some((Reason::ContentMismatch, format!("JSON error in body: {}", sse::error_message(error))));
+            let message = redactor.excerpt(&sse::error_message(error), MAX_DETAIL_BYTES);
+            return Some((Reason::ContentMismatch, format!("JSON error in body: {message}")));
         }
     }
     if llm && answer.is_none() {
-        let start =
-            String::from_utf8_lossy(&body[..body.len().min(80)]).split_whitespace().collect::<Vec<_>>().join(" ");
+        let start = redactor.excerpt(&lossy_prefix(body, 4096), 80);
         return Some((Reason::ContentMismatch, format!("not a recognisable LLM reply: {start}")));
     }
     None
+}
+
+/// The first `max` bytes of a body as text.
+fn lossy_prefix(body: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(max)]).into_owned()
 }
 
 /// Model identity, the challenge, and an answer with no text at all.
 fn answer_problem(answer: &Answer, checks: &Checks<'_>) -> Option<(Reason, String)> {
     match (checks.expect_model, answer.model.as_deref()) {
         (Some(expected), Some(reported)) if !same_model(expected, reported) => {
+            let reported = checks.redactor().excerpt(reported, 128);
             return Some((Reason::ModelMismatch, format!("expected model {expected}, the reply says {reported}")));
         }
         (Some(expected), None) if checks.require_model => {
@@ -290,8 +329,8 @@ fn answer_problem(answer: &Answer, checks: &Checks<'_>) -> Option<(Reason, Strin
     }
     if let Some(challenge) = checks.challenge {
         if !challenge.is_answered_by(&answer.text) {
-            let said: String = answer.text.chars().take(60).collect();
-            return Some((Reason::WrongAnswer, format!("asked for {}, the reply was {said:?}", challenge.answer)));
+            let said = checks.redactor().excerpt(&answer.text, 60);
+            return Some((Reason::WrongAnswer, format!("asked for {}, the reply was \"{said}\"", challenge.answer)));
         }
     } else if checks.llm && answer.text.trim().is_empty() {
         return Some((Reason::ContentMismatch, "the reply has no text".to_string()));
@@ -369,57 +408,19 @@ pub fn metrics(outcome: &Outcome, answer: Option<&Answer>) -> Measurements {
 }
 
 /// `HTTP 502: <what the body says>`, preferring a JSON error message over raw text.
-fn http_detail(code: u16, body: &[u8]) -> String {
+fn http_detail(code: u16, body: &[u8], redactor: &Redactor) -> String {
     let text = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(serde_json::Value::Object(map)) if map.contains_key("error") => sse::error_message(&map["error"]),
         Ok(serde_json::Value::Object(map)) if map.contains_key("message") => {
             sse::error_message(&serde_json::Value::Object(map))
         }
-        // Not cut here: the caller redacts first and cuts after, so no partial secret survives.
-        _ => String::from_utf8_lossy(body).into_owned(),
+        _ => lossy_prefix(body, 64 * 1024),
     };
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = redactor.excerpt(&text, MAX_DETAIL_BYTES);
     if text.is_empty() {
         format!("HTTP {code}")
     } else {
         format!("HTTP {code}: {text}")
-    }
-}
-
-fn token_patterns() -> &'static [(Regex, &'static str)] {
-    static PATTERNS: OnceLock<Vec<(Regex, &'static str)>> = OnceLock::new();
-    PATTERNS.get_or_init(|| {
-        vec![
-            (Regex::new(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=\-]+").expect("static regex"), "Bearer [REDACTED]"),
-            (Regex::new(r"\bsk-[A-Za-z0-9_\-]{3,}").expect("static regex"), "sk-[REDACTED]"),
-        ]
-    })
-}
-
-/// Removes every secret and anything that looks like a bearer or `sk-` token, then cuts to
-/// [`MAX_DETAIL_BYTES`] (after redaction, so no prefix of a secret survives a cut).
-pub fn redact(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_string();
-    let mut secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
-    // Longer first, so a secret containing another is removed whole.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    for secret in secrets {
-        out = out.replace(secret, "[REDACTED]");
-    }
-    for (pattern, replacement) in token_patterns() {
-        out = pattern.replace_all(&out, *replacement).into_owned();
-    }
-    truncate_at_char(&mut out, MAX_DETAIL_BYTES);
-    out
-}
-
-fn truncate_at_char(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
     }
 }
 
@@ -724,32 +725,5 @@ mod tests {
         assert_eq!(judge(&wrong, &llm).detail.unwrap(), "HTTP 200: asked for 3, the reply was \"4\"");
         let swapped = response(200, r#"{"model":"b","choices":[{"message":{"content":"3"}}]}"#, 1);
         assert_eq!(judge(&swapped, &llm).detail.unwrap(), "HTTP 200: expected model a, the reply says b");
-    }
-
-    #[test]
-    fn redaction_removes_keys_and_tokens() {
-        let cases = [
-            ("key sk-live-123456 bad", vec![], "key sk-[REDACTED] bad"),
-            ("Authorization: Bearer abc.def-ghi", vec![], "Authorization: Bearer [REDACTED]"),
-            ("bearer   xyz", vec![], "Bearer [REDACTED]"),
-            ("invalid key my-secret-key!", vec!["my-secret-key"], "invalid key [REDACTED]!"),
-            ("ab abc", vec!["ab", "abc"], "[REDACTED] [REDACTED]"),
-            ("nothing here", vec!["zzz"], "nothing here"),
-        ];
-        for (input, secrets, expected) in cases {
-            assert_eq!(redact(input, &secrets), expected, "{input}");
-        }
-    }
-
-    #[test]
-    fn redaction_cuts_after_removing() {
-        let secret = "S".repeat(40);
-        let text = format!("{}{}", "x".repeat(240), secret);
-        let out = redact(&text, &[&secret]);
-        assert!(!out.contains('S'), "{out}");
-        assert!(out.len() <= MAX_DETAIL_BYTES);
-        let multibyte = "é".repeat(300);
-        let out = redact(&multibyte, &[]);
-        assert!(out.len() <= MAX_DETAIL_BYTES && out.chars().all(|c| c == 'é'));
     }
 }

@@ -9,6 +9,8 @@ use super::challenge::Challenge;
 use super::classify::Outcome;
 use super::sse::SseParser;
 use crate::config::{Method, Monitor, CHALLENGE_PLACEHOLDER};
+use crate::secret::Secret;
+use awc::http::header::HeaderValue;
 
 /// The body is read up to this many bytes and never buffered beyond it.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -49,30 +51,41 @@ fn method(m: Method) -> awc::http::Method {
     }
 }
 
-/// One request, ready to send: the monitor's, with this probe's challenge filled in.
+/// One request, ready to send: the monitor's, with this probe's challenge filled in. Its url,
+/// header values and body may hold the key, so they are [`Secret`]s (its `Debug` shows none).
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub method: Method,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Option<String>,
+    pub url: Secret,
+    pub headers: Vec<(String, Secret)>,
+    pub body: Option<Secret>,
     pub timeout: Duration,
 }
 
 impl Prepared {
     pub fn new(monitor: &Monitor, challenge: Option<&Challenge>) -> Self {
-        let fill = |s: &str| match challenge {
-            Some(c) => s.replace(CHALLENGE_PLACEHOLDER, &c.question),
-            None => s.to_string(),
+        let fill = |s: &Secret| match challenge {
+            Some(c) if s.expose().contains(CHALLENGE_PLACEHOLDER) => {
+                Secret::new(s.expose().replace(CHALLENGE_PLACEHOLDER, &c.question))
+            }
+            _ => s.clone(),
         };
         Prepared {
             method: monitor.method,
             url: fill(&monitor.url),
             headers: monitor.headers.iter().map(|(n, v)| (n.clone(), fill(v))).collect(),
-            body: monitor.body.as_deref().map(fill),
+            body: monitor.body.as_ref().map(fill),
             timeout: monitor.timeout,
         }
     }
+}
+
+/// A header as sent: values that may be credentials are marked sensitive, so no log of the
+/// HTTP/1 or HTTP/2 layer (`RUST_LOG=trace`) prints them.
+fn header_value(name: &str, value: &Secret) -> Result<HeaderValue, String> {
+    let mut value = HeaderValue::from_str(value.expose()).map_err(|_| format!("header {name} has an invalid value"))?;
+    value.set_sensitive(crate::secret::is_secret_header(name));
+    Ok(value)
 }
 
 /// Sends the request and reads the response; everything (connect, headers, body) within its
@@ -89,13 +102,16 @@ pub async fn execute(client: &awc::Client, request: &Prepared) -> Outcome {
 
 async fn exchange(client: &awc::Client, prepared: &Prepared, started: Instant) -> Outcome {
     let mut request = client
-        .request(method(prepared.method), prepared.url.as_str())
+        .request(method(prepared.method), prepared.url.expose())
         .timeout(prepared.timeout + Duration::from_secs(1));
     for (name, value) in &prepared.headers {
-        request = request.insert_header((name.as_str(), value.as_str()));
+        match header_value(name, value) {
+            Ok(value) => request = request.insert_header((name.as_str(), value)),
+            Err(detail) => return Outcome::NetworkError { detail, latency: started.elapsed() },
+        }
     }
     let sent = match &prepared.body {
-        Some(body) => request.send_body(body.clone()).await,
+        Some(body) => request.send_body(body.expose().to_string()).await,
         None => request.send().await,
     };
     let mut response = match sent {

@@ -53,15 +53,17 @@ impl Answer {
 
     fn set_model(&mut self, value: Option<&Value>) {
         if self.model.is_none() {
+            // Kept whole (a line is bounded): cutting before redaction could keep part of a key.
             if let Some(model) = value.and_then(Value::as_str).filter(|m| !m.is_empty()) {
-                self.model = Some(model.chars().take(128).collect());
+                self.model = Some(model.to_string());
             }
         }
     }
 
     fn error(&mut self, error: &Value) {
         if self.upstream_error.is_none() {
-            self.upstream_error = Some(error_message(error).chars().take(512).collect());
+            // Kept whole (a line is bounded); redacted, then cut, when it becomes a detail.
+            self.upstream_error = Some(error_message(error));
         }
     }
 }

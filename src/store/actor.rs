@@ -168,8 +168,12 @@ struct PurgeStep {
 
 pub struct StoreActor {
     conn: Option<SqliteConnection>,
-    listed: Vec<(MonitorKey, i32)>,
+    /// The monitors to list, in config order, with their database ids once they have one.
+    listed: Vec<(MonitorKey, Option<i32>)>,
     ids: HashMap<MonitorKey, i32>,
+    /// Results of monitors the database has not given an id yet (it refused writes when they
+    /// were added): written, with their ids, by the next flush that can write.
+    unresolved: Vec<(MonitorKey, Row)>,
     degraded_weight: f64,
     retention: Duration,
     pending: Vec<Row>,
@@ -188,6 +192,7 @@ impl StoreActor {
             conn: Some(conn),
             listed: Vec::new(),
             ids: HashMap::new(),
+            unresolved: Vec::new(),
             degraded_weight,
             retention,
             pending: Vec::new(),
@@ -258,12 +263,40 @@ impl StoreActor {
         }
     }
 
-    fn flush(&mut self) -> Result<(), String> {
-        if self.pending.is_empty() {
+    /// Gives ids to monitors registered while the database refused writes, and moves their
+    /// results into the batch.
+    fn resolve_ids(&mut self) -> Result<(), String> {
+        let conn = self.conn.as_mut().ok_or("database is closed")?;
+        let mut keys: Vec<MonitorKey> = self.unresolved.iter().map(|(key, _)| key.clone()).collect();
+        keys.extend(self.listed.iter().filter(|(_, id)| id.is_none()).map(|(key, _)| key.clone()));
+        let mut seen = std::collections::HashSet::new();
+        keys.retain(|key| seen.insert(key.clone()));
+        if keys.is_empty() {
             return Ok(());
         }
+        let ids = db::monitor_ids(conn, &keys).map_err(|e| e.to_string())?;
+        self.ids.extend(keys.into_iter().zip(ids));
+        for (key, id) in self.listed.iter_mut() {
+            *id = self.ids.get(key).copied();
+        }
+        for (key, mut row) in std::mem::take(&mut self.unresolved) {
+            row.monitor_id = self.ids[&key];
+            self.pending.push(row);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        let resolved = if self.unresolved.is_empty() && self.listed.iter().all(|(_, id)| id.is_some()) {
+            Ok(())
+        } else {
+            self.resolve_ids()
+        };
+        if self.pending.is_empty() {
+            return resolved;
+        }
         let conn = self.conn.as_mut().ok_or("database is closed")?;
-        match db::insert(conn, &self.pending) {
+        match resolved.and_then(|()| db::insert(conn, &self.pending).map_err(|e| e.to_string())) {
             Ok(()) => {
                 if self.write_error.take().is_some() {
                     log::info!("store: writes succeed again ({} results written)", self.pending.len());
@@ -273,8 +306,7 @@ impl StoreActor {
                 self.metrics.store_queue.set(0);
                 Ok(())
             }
-            Err(e) => {
-                let message = e.to_string();
+            Err(message) => {
                 if self.write_error.as_deref() != Some(message.as_str()) {
                     log::error!("store: writing {} results failed, will retry: {message}", self.pending.len());
                 }
@@ -310,13 +342,13 @@ impl StoreActor {
                     && matches(&q.channel, &key.channel)
             })
             .map(|(key, id)| {
-                let history = self.histories.get(id).unwrap_or(&empty);
+                let history = id.and_then(|id| self.histories.get(&id)).unwrap_or(&empty);
                 let (timeline, uptime) = history.timeline(q.period, q.now, self.degraded_weight);
                 MonitorStatus {
                     provider: key.provider.clone(),
                     service: key.service.clone(),
                     channel: key.channel.clone(),
-                    current_status: self.latest.get(id).cloned().map(CurrentStatus::from),
+                    current_status: id.and_then(|id| self.latest.get(&id)).cloned().map(CurrentStatus::from),
                     uptime,
                     timeline,
                 }
@@ -349,12 +381,9 @@ impl Handler<ProbeResult> for StoreActor {
     type Result = ();
 
     fn handle(&mut self, result: ProbeResult, _: &mut Context<Self>) {
-        let Some(&monitor_id) = self.ids.get(&result.key) else {
-            log::warn!("store: result for unregistered monitor {} dropped", result.key);
-            return;
-        };
-        self.pending.push(Row {
-            monitor_id,
+        let monitor_id = self.ids.get(&result.key).copied();
+        let row = Row {
+            monitor_id: monitor_id.unwrap_or_default(),
             ts: result.timestamp,
             status: result.status.into(),
             latency_ms: i32::try_from(result.latency_ms).unwrap_or(i32::MAX),
@@ -367,8 +396,12 @@ impl Handler<ProbeResult> for StoreActor {
             model: result.measured.model,
             prompt_tokens: result.measured.prompt_tokens.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
             completion_tokens: result.measured.completion_tokens.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
-        });
-        self.metrics.store_queue.set(self.pending.len() as i64);
+        };
+        match monitor_id {
+            Some(_) => self.pending.push(row),
+            None => self.unresolved.push((result.key, row)),
+        }
+        self.metrics.store_queue.set((self.pending.len() + self.unresolved.len()) as i64);
         if self.pending.len() >= FLUSH_AT {
             let _ = self.flush();
         }
@@ -379,11 +412,27 @@ impl Handler<RegisterMonitors> for StoreActor {
     type Result = Result<(), String>;
 
     fn handle(&mut self, msg: RegisterMonitors, _: &mut Context<Self>) -> Self::Result {
-        let conn = self.conn.as_mut().ok_or("database is closed")?;
-        let ids = db::monitor_ids(conn, &msg.keys).map_err(|e| e.to_string())?;
-        self.listed = msg.keys.into_iter().zip(ids).collect();
-        // Keep ids of monitors no longer listed: results still on their way are stored.
-        self.ids.extend(self.listed.iter().cloned());
+        // Known monitors need no write. New ones get an id now if the database takes writes,
+        // else at the next flush that can write: a reload never waits for the database.
+        let new: Vec<MonitorKey> = msg.keys.iter().filter(|k| !self.ids.contains_key(*k)).cloned().collect();
+        if !new.is_empty() {
+            let conn = self.conn.as_mut().ok_or("database is closed")?;
+            match db::monitor_ids(conn, &new) {
+                // Ids of monitors no longer listed are kept: results still on their way are stored.
+                Ok(ids) => self.ids.extend(new.into_iter().zip(ids)),
+                Err(e) => {
+                    log::warn!("store: {} new monitors get their ids once the database takes writes: {e}", new.len())
+                }
+            }
+        }
+        self.listed = msg
+            .keys
+            .into_iter()
+            .map(|key| {
+                let id = self.ids.get(&key).copied();
+                (key, id)
+            })
+            .collect();
         self.degraded_weight = msg.degraded_weight;
         self.retention = msg.retention;
         self.answers.clear();
