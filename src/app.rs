@@ -28,6 +28,7 @@ pub enum RunError {
 /// Runs the daemon on `config` inside the current actix System until a stop signal.
 pub async fn run(config: Config) -> Result<(), RunError> {
     let started = Instant::now();
+    log::info!("starting: {} loaded ({} monitors)", config.path.display(), config.monitors.len());
     // The port first: a busy one fails the start before anything else is running.
     let listener = std::net::TcpListener::bind(&config.listen)
         .map_err(|source| RunError::Listen { listen: config.listen.clone(), source })?;
@@ -182,5 +183,38 @@ async fn wait_for_stop_signal() -> &'static str {
     tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An app that cannot be built in its workers (here, a CORS origin actix-cors refuses) is a
+    /// failed start, not a daemon running without an API.
+    #[test]
+    fn a_server_whose_workers_fail_fails_the_start() {
+        actix_rt::System::new().block_on(async {
+            let broken = HttpServer::new(|| {
+                App::new()
+                    .wrap(actix_cors::Cors::default().allowed_origin("https://"))
+                    .route("/", web::get().to(|| async { "ok" }))
+            })
+            .workers(1)
+            .disable_signals()
+            .bind("127.0.0.1:0")
+            .unwrap();
+            let Err(error) = start_server(broken.run()) else { panic!("the start should fail") };
+            assert!(error.to_string().starts_with("the HTTP server did not start"), "{error}");
+
+            let working = HttpServer::new(|| App::new().route("/", web::get().to(|| async { "ok" })))
+                .workers(1)
+                .disable_signals()
+                .bind("127.0.0.1:0")
+                .unwrap();
+            let (handle, task) = start_server(working.run()).expect("a working server starts");
+            handle.stop(true).await;
+            task.await.unwrap().unwrap();
+        });
     }
 }

@@ -193,3 +193,47 @@ fn send_error(e: &SendRequestError) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MonitorKey;
+
+    #[test]
+    fn a_prepared_request_and_its_headers_never_print_their_secrets() {
+        let monitor = Monitor {
+            key: MonitorKey::new("a", "b", ""),
+            method: Method::Post,
+            url: Secret::new("https://h/v1?key=query-secret-123"),
+            headers: vec![
+                ("Authorization".to_string(), Secret::new("Bearer header-secret-456")),
+                ("Content-Type".to_string(), Secret::new("application/json")),
+            ],
+            body: Some(Secret::new("{\"key\": \"body-secret-789\", \"q\": \"{{CHALLENGE}}\"}")),
+            interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(10),
+            slow_latency: Duration::from_secs(5),
+            slow_ttft: None,
+            success_contains: None,
+            api_key: Some(Secret::new("header-secret-456")),
+            model: None,
+            expect_model: None,
+            require_model: false,
+            challenge: true,
+            llm: true,
+            redactor: Default::default(),
+        };
+        let challenge = Challenge::from_operands(1, 2);
+        let prepared = Prepared::new(&monitor, Some(&challenge));
+        assert!(prepared.body.as_ref().unwrap().expose().contains(&challenge.question));
+        let printed = format!("{prepared:?} {monitor:?}");
+        for secret in ["query-secret", "header-secret", "body-secret"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        // Credentials go out marked sensitive, so the HTTP layers' own logs print "Sensitive".
+        let auth = header_value("Authorization", &prepared.headers[0].1).unwrap();
+        assert!(auth.is_sensitive());
+        assert!(!format!("{auth:?}").contains("header-secret"));
+        assert!(!header_value("Content-Type", &prepared.headers[1].1).unwrap().is_sensitive());
+    }
+}

@@ -50,7 +50,8 @@ pub fn open(path: &Path) -> Result<SqliteConnection, StoreError> {
     }
     let mut conn = SqliteConnection::establish(text).map_err(|e| fail(e.to_string()))?;
     conn.batch_execute(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+        // The busy timeout first: switching to WAL waits for another process's lock too.
+        "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
     )
     .map_err(|e| fail(format!("setting up: {e}")))?;
     conn.run_pending_migrations(MIGRATIONS).map_err(|e| fail(format!("migrating: {e}")))?;

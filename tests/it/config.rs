@@ -163,3 +163,78 @@ fn the_example_config_is_valid() {
     let out = Command::new(BIN).arg("check").arg("--config").arg(&example).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `check` and start run the same validation: what `check` accepts starts, and what start
+/// refuses `check` refuses too, with the same message.
+#[test]
+fn check_and_start_refuse_the_same_files() {
+    let cases = [
+        ("", "the file is empty"),
+        ("database: \":memory:\"\nmonitors: []\n", "must be a file path"),
+        ("database: \"file:x.db\"\nmonitors: []\n", "must be a file path"),
+        ("listen: \"::1:8080\"\nmonitors: []\n", "an IPv6 address needs brackets"),
+        (
+            "monitors:\n  - {provider: a, service: b, base_url: \"http://127.0.0.1:1/?k=v\", template: openai-chat, model: m}\n",
+            "base_url: must not have a query or fragment",
+        ),
+        ("cors: {allowed_origins: [\"https://\"]}\nmonitors: []\n", "is not an origin"),
+        ("cors: {allowed_origins: [\"https://s.example:99999\"]}\nmonitors: []\n", "invalid port number"),
+    ];
+    for (text, message) in cases {
+        let ws = Workspace::new("");
+        ws.write_raw(text);
+        let (code, output) = check(&ws);
+        assert_eq!(code, 1, "check accepted {text:?}: {output}");
+        assert!(output.contains(message), "{text:?}: {output}");
+        let start = Command::new(BIN).arg("--config").arg(ws.config_path()).current_dir(ws.path()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&start.stderr);
+        assert_eq!(start.status.code(), Some(1), "start accepted {text:?}: {stderr}");
+        assert!(stderr.contains(message), "{text:?}: {stderr}");
+    }
+}
+
+#[test]
+fn cors_origins_are_normalised_so_they_match() {
+    let ws = Workspace::new(
+        "cors: {allowed_origins: [\"HTTPS://Status.Example/\", \"https://bücher.example\"]}\nmonitors: []\n",
+    );
+    let daemon = ws.start();
+    for origin in ["https://status.example", "https://xn--bcher-kva.example"] {
+        let response = crate::support::http_get(&format!("{}/health", daemon.base), &[("Origin", origin)]);
+        assert_eq!(response.header("access-control-allow-origin"), Some(origin), "{origin}");
+    }
+    let other = crate::support::http_get(&format!("{}/health", daemon.base), &[("Origin", "https://evil.example")]);
+    assert_eq!(other.header("access-control-allow-origin"), None);
+}
+
+#[test]
+fn env_names_that_collide_are_refused_and_api_key_env_picks_the_variable() {
+    let ws = Workspace::new(
+        "monitors:\n  - {provider: open-ai, service: chat, url: \"http://127.0.0.1:1/\", method: GET, headers: {Authorization: \"Bearer {{API_KEY}}\"}}\n  - {provider: open_ai, service: chat, url: \"http://127.0.0.1:2/\", method: GET, headers: {Authorization: \"Bearer {{API_KEY}}\"}}\n",
+    );
+    let (code, output) = check(&ws);
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains(
+            "monitors[1] open_ai/chat: its API key variable MONITOR_OPEN_AI_CHAT_API_KEY is also monitors[0] open-ai/chat's"
+        ),
+        "{output}"
+    );
+
+    let up = upstream::start();
+    ws.write_config(&format!(
+        "interval: 1s\nmonitors:\n  - {{provider: open-ai, service: chat, url: \"{}/echo?a\", method: GET, headers: {{Authorization: \"Bearer {{{{API_KEY}}}}\"}}}}\n  - {{provider: open_ai, service: chat, api_key_env: SECOND_RELAY_KEY, url: \"{}/echo?b\", method: GET, headers: {{Authorization: \"Bearer {{{{API_KEY}}}}\"}}}}\n",
+        up.base, up.base
+    ));
+    let _daemon = ws.start_with_env(&[
+        ("MONITOR_OPEN_AI_CHAT_API_KEY", "first-key-123456"),
+        ("SECOND_RELAY_KEY", "second-key-654321"),
+    ]);
+    let sent = |query: &str| {
+        wait_for(&format!("a probe of {query}"), Duration::from_secs(10), || {
+            up.log.all().into_iter().find(|r| r.query == query).map(|r| r.header("authorization").unwrap().to_string())
+        })
+    };
+    assert_eq!(sent("a"), "Bearer first-key-123456");
+    assert_eq!(sent("b"), "Bearer second-key-654321");
+}

@@ -151,3 +151,52 @@ fn a_store_that_cannot_write_turns_health_503_and_loses_nothing() {
     let stored = probe_count(&daemon.monitor("w", "s"));
     assert!(stored as usize >= made_while_blocked, "{stored} stored, {made_while_blocked} made");
 }
+
+#[test]
+fn a_busy_port_fails_the_start_with_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let ws = Workspace::new("monitors: []\n");
+    ws.write_raw(&format!(
+        "listen: \"127.0.0.1:{port}\"\ndatabase: \"{}\"\nmonitors:\n  - {{provider: a, service: b, url: \"https://127.0.0.1:1/\", method: GET}}\n",
+        ws.db_path().display()
+    ));
+    let out = std::process::Command::new(crate::support::BIN)
+        .arg("--config")
+        .arg(ws.config_path())
+        .current_dir(ws.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_second_stop_signal_exits_at_once_and_says_what_it_abandoned() {
+    let up = upstream::start();
+    let ws = Workspace::new(&format!(
+        "monitors:\n  - {{provider: h, service: s, url: \"{}/hang\", method: GET, interval: 1s, timeout: 60s, slow_latency: 30s}}\n",
+        up.base
+    ));
+    let mut daemon = ws.start();
+    wait_for("a probe in flight", Duration::from_secs(10), || (!up.log.for_path("/hang").is_empty()).then_some(()));
+    daemon.signal(Signal::SIGTERM);
+    // The first waits for the probe in flight (up to its 60 s timeout); the second does not.
+    wait_for("the shutdown to begin", Duration::from_secs(5), || {
+        daemon.logs().contains("shutdown: stopping 1 probes").then_some(())
+    });
+    let second = Instant::now();
+    daemon.signal(Signal::SIGTERM);
+    let status = daemon.wait_exit(Duration::from_secs(10));
+    assert!(second.elapsed() < Duration::from_secs(5), "took {:?}", second.elapsed());
+    assert_eq!(status.code(), Some(1));
+    let logs = daemon.logs();
+    assert!(
+        logs.contains(
+            "SIGTERM received again while waiting for the probes in flight: exiting now; abandoned 1 probes in flight"
+        ),
+        "{logs}"
+    );
+}

@@ -6,5 +6,6 @@ mod config;
 mod lifecycle;
 mod llm;
 mod reload;
+mod secrets;
 mod support;
 mod web;

@@ -4,6 +4,7 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use nix::sys::signal::Signal;
 
@@ -284,4 +285,138 @@ fn systemd_notify_protocol() {
     daemon.signal(Signal::SIGTERM);
     next_until("STOPPING=1", &mut received);
     assert!(daemon.wait_exit(Duration::from_secs(5)).success());
+}
+
+#[test]
+fn reading_the_config_or_its_includes_never_reloads() {
+    let up = upstream::start();
+    let ws = Workspace::new(&format!(
+        "monitors:\n  - {{provider: r, service: inc, url: \"{}/m/inc\", method: POST, interval: 1s, body: \"!include data/body.json\"}}\n",
+        up.base
+    ));
+    ws.write_data("body.json", r#"{"v":1}"#);
+    let daemon = ws.start();
+    wait_probes(&up, "inc", 2);
+    // What `cat`, a backup tool or an editor opening the files does: open, read, close.
+    for _ in 0..20 {
+        std::fs::read(ws.config_path()).unwrap();
+        std::fs::read(ws.path().join("data/body.json")).unwrap();
+    }
+    // Well past the debounce: any reload these reads caused has happened by now.
+    wait_probes(&up, "inc", 2);
+    let logs = daemon.logs();
+    assert!(!logs.contains("change detected") && !logs.contains("reloaded"), "reads caused reloads:\n{logs}");
+    let reloads = |trigger: &str, result: &str| {
+        daemon.metric("llm_monitor_config_reloads_total", &[("trigger", trigger), ("result", result)]).unwrap_or(0.0)
+    };
+    assert_eq!(reloads("startup", "success"), 1.0);
+    assert_eq!(reloads("file", "success") + reloads("file", "failure"), 0.0);
+
+    // Real changes count, once each.
+    ws.write_data("body.json", r#"{"v":2}"#);
+    wait_for("a probe with body v2", Duration::from_secs(10), || {
+        up.log.for_path("/m/inc").iter().any(|r| r.body == r#"{"v":2}"#).then_some(())
+    });
+    daemon.signal(Signal::SIGHUP);
+    wait_for("the SIGHUP reload", Duration::from_secs(5), || {
+        (daemon.last_reload()["trigger"] == "sighup").then_some(())
+    });
+    ws.write_config("monitors: [{provider: r, service: x, method: FETCH, url: \"http://h/\"}]\n");
+    wait_for("the rejected save", Duration::from_secs(5), || (daemon.last_reload()["ok"] == false).then_some(()));
+    assert_eq!(reloads("file", "success"), 1.0);
+    assert_eq!(reloads("sighup", "success"), 1.0);
+    assert_eq!(reloads("file", "failure"), 1.0);
+}
+
+#[test]
+fn an_edit_saved_during_start_up_is_applied() {
+    let up = upstream::start();
+    let ws = Workspace::new(&format!("monitors:\n{}", m("a", &up, "1s")));
+    // Only the config file's own events may tell the daemon about the edit.
+    std::fs::remove_dir(ws.path().join("data")).unwrap();
+    // Hold the database's write lock, so start-up waits in opening it, after the config is read.
+    let mut lock = llm_monitor::store::db::open(&ws.db_path()).unwrap();
+    lock.batch_execute("BEGIN EXCLUSIVE").unwrap();
+    let mut daemon = ws.spawn_with_env(&[]);
+    // It opens the database only after reading its config.
+    let db = ws.db_path();
+    wait_for("the daemon to open its database", Duration::from_secs(10), || {
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", daemon.pid())).ok()?;
+        fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok()).any(|target| target == db).then_some(())
+    });
+    ws.write_config(&format!("monitors:\n{}{}", m("a", &up, "1s"), m("b", &up, "1s")));
+    lock.batch_execute("COMMIT").unwrap();
+    drop(lock);
+    daemon.wait_listening();
+    wait_for("the edit made during start-up", Duration::from_secs(10), || {
+        (daemon.listed() == ["r/a", "r/b"]).then_some(())
+    });
+    wait_probes(&up, "b", 1);
+}
+
+#[test]
+fn a_reload_applies_while_the_database_refuses_writes() {
+    let up = upstream::start();
+    let ws = Workspace::new(&format!("monitors:\n{}", m("a", &up, "1s")));
+    let daemon = ws.start();
+    daemon.wait_current("r", "a", Duration::from_secs(10));
+    let mut lock = llm_monitor::store::db::open(&ws.db_path()).unwrap();
+    lock.batch_execute("BEGIN EXCLUSIVE").unwrap();
+    ws.write_config(&format!("monitors:\n{}{}", m("a", &up, "1s"), m("b", &up, "1s")));
+    // Added and probed although nothing can be written.
+    wait_for("the added monitor probed twice", Duration::from_secs(30), || {
+        (requests(&up, "b").len() >= 2).then_some(())
+    });
+    lock.batch_execute("COMMIT").unwrap();
+    drop(lock);
+    // Its results are stored once the lock is gone.
+    wait_for("b's results stored", Duration::from_secs(20), || {
+        (crate::support::probe_count(&daemon.monitor("r", "b")) >= 2).then_some(())
+    });
+}
+
+#[test]
+fn a_fifo_swapped_in_for_the_config_never_wedges_the_daemon() {
+    let up = upstream::start();
+    let ws = Workspace::new(&format!("monitors:\n{}", m("a", &up, "1s")));
+    let mut daemon = ws.start();
+    daemon.wait_current("r", "a", Duration::from_secs(10));
+    let fifo = ws.path().join(".fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    std::fs::rename(&fifo, ws.config_path()).unwrap();
+    daemon.signal(Signal::SIGHUP);
+    let reload = wait_for("the refused FIFO", Duration::from_secs(10), || {
+        let r = daemon.last_reload();
+        (r["ok"] == false).then_some(r)
+    });
+    assert!(reload["errors"][0].as_str().unwrap().ends_with("is not a regular file"), "{reload}");
+    assert_eq!(daemon.get("/health").status, 200);
+    wait_probes(&up, "a", 2);
+    daemon.signal(Signal::SIGTERM);
+    assert!(daemon.wait_exit(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn a_log_file_beside_the_config_does_not_feed_the_watcher() {
+    let up = upstream::start();
+    let ws = Workspace::new(&format!("monitors:\n{}", m("a", &up, "1s")));
+    let log_path = ws.path().join("daemon.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .arg("--config")
+        .arg(ws.config_path())
+        .current_dir(ws.path())
+        .env("RUST_LOG", "trace")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_probes(&up, "a", 3);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let size = std::fs::metadata(&log_path).unwrap().len();
+    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(text.contains("llm_monitor"), "nothing was logged");
+    assert!(!text.contains("change detected"), "the log file's writes caused reloads");
+    assert!(size < 5 * 1024 * 1024, "{size} bytes of log in three seconds");
 }

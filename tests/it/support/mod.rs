@@ -112,7 +112,14 @@ impl Workspace {
     }
 
     pub fn start_with_env(&self, env: &[(&str, &str)]) -> Daemon {
-        Daemon::start(self.path(), &self.config_path(), env)
+        let mut daemon = Daemon::spawn(self.path(), &self.config_path(), env);
+        daemon.wait_listening();
+        daemon
+    }
+
+    /// Starts the daemon without waiting for it to listen.
+    pub fn spawn_with_env(&self, env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn(self.path(), &self.config_path(), env)
     }
 }
 
@@ -124,7 +131,7 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    fn start(cwd: &Path, config: &Path, env: &[(&str, &str)]) -> Daemon {
+    fn spawn(cwd: &Path, config: &Path, env: &[(&str, &str)]) -> Daemon {
         let mut command = Command::new(BIN);
         command
             .arg("--config")
@@ -153,17 +160,29 @@ impl Daemon {
                 }
             });
         }
-        let mut daemon = Daemon { child, base: String::new(), logs, exit: None };
+        Daemon { child, base: String::new(), logs, exit: None }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until the daemon says where it listens.
+    pub fn wait_listening(&mut self) {
         let base = wait_for("the daemon to listen", Duration::from_secs(20), || {
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("daemon exited early ({status}):\n{}", daemon.logs());
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("daemon exited early ({status}):\n{}", self.logs());
             }
-            daemon.logs.lock().unwrap().iter().find_map(|l| {
+            self.logs.lock().unwrap().iter().find_map(|l| {
                 l.split("listening on ").nth(1).map(|rest| rest.split(',').next().unwrap().trim().to_string())
             })
         });
-        daemon.base = base;
-        daemon
+        self.base = base;
+    }
+
+    /// The value of one sample in `/metrics` (the one whose labels include `labels`), if any.
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        metric_value(&self.get("/metrics").text, name, labels)
     }
 
     pub fn get(&self, path_and_query: &str) -> Response {
@@ -233,6 +252,22 @@ impl Drop for Daemon {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The value of the first sample of `name` whose labels include `labels`, in Prometheus text.
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, label_text) = match series.split_once('{') {
+            Some((m, rest)) => (m, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if metric != name {
+            return None;
+        }
+        let all = labels.iter().all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
+        all.then(|| value.parse().ok()).flatten()
+    })
 }
 
 /// Sum of the probe counts over a monitor's timeline.

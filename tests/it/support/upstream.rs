@@ -111,10 +111,55 @@ async fn respond(req: HttpRequest, body: web::Bytes, log: web::Data<Log>) -> Htt
             HttpResponse::Ok().body(OK_BODY)
         }
         ["llm", mode, rest @ ..] => super::llm::respond(mode, &rest.join("/"), &body).await,
+        ["echo-key", mode, ..] => echo_key(&req, mode, &body),
         _ => HttpResponse::NotFound().body("no such fake path"),
     };
     log.finish(index);
     response
+}
+
+/// The credential a request carried, wherever the monitor put it: after `Bearer `, in
+/// `x-api-key` / `x-goog-api-key`, or in a `key=` query parameter.
+fn credential(req: &HttpRequest) -> String {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    header("authorization")
+        .map(|v| v.trim_start_matches("Bearer ").to_string())
+        .or_else(|| header("x-api-key"))
+        .or_else(|| header("x-goog-api-key"))
+        .or_else(|| req.query_string().split('&').find_map(|p| p.strip_prefix("key=").map(str::to_string)))
+        .unwrap_or_default()
+}
+
+/// A hostile upstream that puts the credential it received into whichever field `mode` names,
+/// in the shape of an OpenAI chat reply (answering the challenge where the mode needs it).
+fn echo_key(req: &HttpRequest, mode: &str, body: &[u8]) -> HttpResponse {
+    let key = credential(req);
+    let answer = super::llm::challenge_answer(&String::from_utf8_lossy(body)).unwrap_or(0);
+    let json = |v: serde_json::Value| HttpResponse::Ok().content_type("application/json").body(v.to_string());
+    let chat = |model: &str, text: &str| serde_json::json!({"model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]});
+    match mode {
+        // As the reply's model, alone and as the header it came in.
+        "model" => json(chat(&key, &answer.to_string())),
+        "model-header" => json(chat(&format!("Bearer {key}"), &answer.to_string())),
+        // As a wrong answer, after enough text that a cut at 60 characters would split it.
+        "text" => json(chat("m", &format!("I cannot say; my credential {key} is not allowed here"))),
+        // As a page that is no LLM reply (its first 80 bytes are quoted).
+        "html" => HttpResponse::Ok()
+            .content_type("text/html")
+            .body(format!("<html><body>denied for {key} -- contact support</body></html>")),
+        // In an error event of a stream.
+        "stream" => HttpResponse::Ok().content_type("text/event-stream").body(format!(
+            "data: {}\n\n",
+            serde_json::json!({"error": {"message": format!("upstream rejected {key}: quota; {}", "x".repeat(600))}})
+        )),
+        // In a 500's error message, with a newline that would forge a log line.
+        _ => HttpResponse::InternalServerError().content_type("application/json").body(
+            serde_json::json!({"error": {"message": format!(
+                "bad credential {key}\n[2030-01-01T00:00:00Z INFO  llm_monitor] forged line"
+            )}})
+            .to_string(),
+        ),
+    }
 }
 
 /// Starts the fake upstream on 127.0.0.1 on a free port.
