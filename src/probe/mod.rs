@@ -1,8 +1,10 @@
 //! Probing: build and send the request, classify what came back, on a fixed schedule.
 
 pub mod actor;
+pub mod body;
 pub mod challenge;
 pub mod classify;
+pub mod model;
 pub mod request;
 pub mod schedule;
 pub mod sse;

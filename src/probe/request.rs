@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use awc::error::{PayloadError, SendRequestError};
 use futures_util::StreamExt;
 
+use super::body::{BodyReader, Kind, Read};
 use super::challenge::Challenge;
 use super::classify::Outcome;
 use super::sse::SseParser;
@@ -12,8 +13,10 @@ use crate::config::{Method, Monitor, CHALLENGE_PLACEHOLDER};
 use crate::secret::Secret;
 use awc::http::header::HeaderValue;
 
-/// The body is read up to this many bytes and never buffered beyond it.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub use super::body::MAX_BODY_BYTES;
+
+/// After a finish reason, how long a stream may take to send its usage and terminator.
+const SOFT_END_GRACE: Duration = Duration::from_secs(1);
 
 const USER_AGENT: &str = concat!("llm-monitor/", env!("CARGO_PKG_VERSION"));
 
@@ -60,6 +63,9 @@ pub struct Prepared {
     pub headers: Vec<(String, Secret)>,
     pub body: Option<Secret>,
     pub timeout: Duration,
+    /// What the body reader needs to know of the checks.
+    pub llm: bool,
+    pub success_contains: Option<String>,
 }
 
 impl Prepared {
@@ -76,6 +82,8 @@ impl Prepared {
             headers: monitor.headers.iter().map(|(n, v)| (n.clone(), fill(v))).collect(),
             body: monitor.body.as_ref().map(fill),
             timeout: monitor.timeout,
+            llm: monitor.llm,
+            success_contains: monitor.success_contains.clone(),
         }
     }
 }
@@ -123,33 +131,65 @@ async fn exchange(client: &awc::Client, prepared: &Prepared, started: Instant) -
     };
     let ttfb = started.elapsed();
     let http_code = response.status().as_u16();
-    let is_stream = response
-        .headers()
-        .get(awc::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
+    let success = (200..300).contains(&http_code);
+    let is_stream = success
+        && response
+            .headers()
+            .get(awc::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
     let mut parser = is_stream.then(SseParser::new);
+    let kind = match (is_stream, success) {
+        (true, _) => Kind::Stream,
+        (false, true) => Kind::Success,
+        (false, false) => Kind::Failure,
+    };
+    let mut reader = BodyReader::new(kind, prepared.llm, prepared.success_contains.as_deref());
     // What the server promised, when the body reaches us as sent (not decompressed).
     let promised_len = response
         .headers()
         .get(awc::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
         .filter(|_| !response.headers().contains_key(awc::http::header::CONTENT_ENCODING));
-    let mut body = Vec::new();
-    let mut truncated = false;
-    while let Some(chunk) = response.next().await {
+    let mut stopped_early = false;
+    // When a finish reason was seen: the usage and `[DONE]` that usually follow get a moment,
+    // but a relay that then holds the connection open does not hold the probe.
+    let mut soft_end: Option<Instant> = None;
+    let mut last_data = ttfb;
+    loop {
+        let next = match soft_end {
+            Some(at) => {
+                match actix_rt::time::timeout(SOFT_END_GRACE.saturating_sub(at.elapsed()), response.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        stopped_early = true;
+                        break;
+                    }
+                }
+            }
+            None => response.next().await,
+        };
+        let Some(chunk) = next else { break };
         match chunk {
             Ok(bytes) => {
+                last_data = started.elapsed();
+                let read = reader.feed(&bytes);
                 if let Some(parser) = parser.as_mut() {
-                    parser.feed(&bytes, started.elapsed());
+                    parser.feed(&bytes, last_data);
+                    if parser.terminated() {
+                        // The stream said its last word: whatever the connection does next
+                        // is not part of the answer.
+                        stopped_early = true;
+                        break;
+                    }
+                    if parser.ending() && soft_end.is_none() {
+                        soft_end = Some(Instant::now());
+                    }
                 }
-                let room = MAX_BODY_BYTES - body.len();
-                if bytes.len() > room {
-                    body.extend_from_slice(&bytes[..room]);
-                    truncated = true;
+                if read == Read::Enough {
+                    stopped_early = true;
                     break;
                 }
-                body.extend_from_slice(&bytes);
             }
             Err(PayloadError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
                 return Outcome::Timeout { latency: started.elapsed() }
@@ -159,7 +199,7 @@ async fn exchange(client: &awc::Client, prepared: &Prepared, started: Instant) -
                 if let Some(parser) = parser.take() {
                     let latency = started.elapsed();
                     let stream = Some(parser.finish(latency));
-                    return Outcome::Response { http_code, body, truncated, latency, ttfb, stream };
+                    return Outcome::Response { http_code, body: reader.finish(), latency, ttfb, stream };
                 }
                 return Outcome::NetworkError {
                     detail: format!("HTTP {http_code}, then reading the body failed: {e}"),
@@ -168,16 +208,18 @@ async fn exchange(client: &awc::Client, prepared: &Prepared, started: Instant) -
             }
         }
     }
-    if let Some(promised) = promised_len.filter(|&p| !truncated && body.len() < p) {
+    let body = reader.finish();
+    if let Some(promised) = promised_len.filter(|&p| !stopped_early && !body.over_cap && body.len < p) {
         // The connection closed early; a cut-off answer is a failed read, not a short one.
         return Outcome::NetworkError {
-            detail: format!("HTTP {http_code}, then the body ended after {} of {promised} bytes", body.len()),
+            detail: format!("HTTP {http_code}, then the body ended after {} of {promised} bytes", body.len),
             latency: started.elapsed(),
         };
     }
-    let latency = started.elapsed();
+    // A stream that ended after its finish reason ended with its last data.
+    let latency = if soft_end.is_some() && stopped_early { last_data } else { started.elapsed() };
     let stream = parser.map(|p| p.finish(latency));
-    Outcome::Response { http_code, body, truncated, latency, ttfb, stream }
+    Outcome::Response { http_code, body, latency, ttfb, stream }
 }
 
 /// A short description of why the request did not get a response. awc's messages never

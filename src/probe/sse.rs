@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 /// Longest SSE line accepted; a longer one fails the stream (a real chunk is far smaller).
-pub const MAX_LINE_BYTES: usize = 256 * 1024;
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
 /// The reassembled text is kept up to this size (the checks need only its beginning).
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
@@ -23,8 +23,13 @@ pub struct Answer {
     /// Since the request was sent: when the first non-empty piece of text arrived (streams only).
     pub first_token_at: Option<Duration>,
     /// The stream ended with its proper terminator (`[DONE]`, `message_stop`,
-    /// `response.completed`, a finish reason); always true for a whole JSON body.
+    /// `response.completed`, Gemini's finish reason); always true for a whole JSON body.
     pub complete: bool,
+    /// A finish reason was seen: the answer is over, its usage and terminator may follow.
+    pub finished: bool,
+    /// The stream said its last word (`[DONE]`, `message_stop`, `response.completed`,
+    /// `response.failed`, an error): nothing after it is read, even if the connection stays open.
+    pub terminated: bool,
     /// An error the upstream reported in band (an `error` event or object).
     pub upstream_error: Option<String>,
     /// Why the input could not be read as a stream at all.
@@ -72,13 +77,16 @@ fn tokens(value: Option<&Value>) -> Option<u64> {
     value.and_then(Value::as_u64)
 }
 
-/// An `error` value that says something: not null, false, "" or {}.
+/// An `error` value that says something: `true`, a non-empty object, string or list, or a
+/// non-zero number. `null`, `false`, `0`, `""`, `[]` and `{}` say "no error".
 pub(crate) fn is_error(value: Option<&Value>) -> Option<&Value> {
     value.filter(|v| match v {
-        Value::Null | Value::Bool(false) => false,
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
         Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
         Value::Object(m) => !m.is_empty(),
-        _ => true,
     })
 }
 
@@ -117,7 +125,10 @@ fn apply_event(answer: &mut Answer, name: &str, data: &Value, at: Duration) {
         "message_delta" => {
             answer.completion_tokens = tokens(data.pointer("/usage/output_tokens")).or(answer.completion_tokens);
         }
-        "message_stop" => answer.complete = true,
+        "message_stop" => {
+            answer.complete = true;
+            answer.terminated = true;
+        }
         "content_block_stop" | "ping" => {}
         // OpenAI Responses.
         "response.created" | "response.in_progress" => answer.set_model(data.pointer("/response/model")),
@@ -132,12 +143,17 @@ fn apply_event(answer: &mut Answer, name: &str, data: &Value, at: Duration) {
             answer.completion_tokens =
                 tokens(data.pointer("/response/usage/output_tokens")).or(answer.completion_tokens);
             answer.complete = true;
+            answer.terminated = true;
         }
         "response.failed" => {
             let error = data.pointer("/response/error").cloned().unwrap_or(Value::String("response failed".into()));
             answer.error(&error);
+            answer.terminated = true;
         }
-        "error" => answer.error(data.get("error").unwrap_or(data)),
+        "error" => {
+            answer.error(data.get("error").unwrap_or(data));
+            answer.terminated = true;
+        }
         other => matched = other.starts_with("response."),
     }
     if kind.starts_with("response.") {
@@ -152,8 +168,9 @@ fn apply_event(answer: &mut Answer, name: &str, data: &Value, at: Duration) {
             if let Some(text) = choice.pointer("/delta/content").and_then(Value::as_str) {
                 answer.push_text(text, Some(at));
             }
+            // The end of the answer, not of the stream: `[DONE]` is its terminator.
             if choice.get("finish_reason").is_some_and(|f| !f.is_null()) {
-                answer.complete = true;
+                answer.finished = true;
             }
         }
     }
@@ -163,8 +180,10 @@ fn apply_event(answer: &mut Answer, name: &str, data: &Value, at: Duration) {
         answer.set_model(data.get("modelVersion"));
         for candidate in candidates {
             gemini_parts(answer, candidate, Some(at));
+            // Gemini streams have no terminator of their own: the finish reason is the end.
             if candidate.get("finishReason").is_some_and(|f| !f.is_null()) {
                 answer.complete = true;
+                answer.finished = true;
             }
         }
     }
@@ -204,7 +223,9 @@ fn gemini_parts(answer: &mut Answer, candidate: &Value, at: Option<Duration>) {
     }
 }
 
-/// An incremental `text/event-stream` reader.
+/// An incremental `text/event-stream` reader, to the SSE specification: lines end in CRLF, LF
+/// or a bare CR; a leading byte-order mark is skipped; an event is dispatched at the blank line
+/// that ends it, so one cut off before that line is discarded.
 #[derive(Debug, Default)]
 pub struct SseParser {
     line: Vec<u8>,
@@ -213,6 +234,11 @@ pub struct SseParser {
     has_data: bool,
     answer: Answer,
     broken: bool,
+    /// How much of a leading byte-order mark has been seen, until the first other byte.
+    bom: usize,
+    bom_done: bool,
+    /// The last byte was a CR: an LF right after it ends no second line.
+    after_cr: bool,
 }
 
 impl SseParser {
@@ -220,13 +246,43 @@ impl SseParser {
         Self::default()
     }
 
+    /// Whether the stream has said its last word: read nothing more.
+    pub fn terminated(&self) -> bool {
+        self.answer.terminated || self.broken
+    }
+
+    /// Whether the answer is over (a finish reason or a terminator was seen): what may still
+    /// come is its usage and terminator.
+    pub fn ending(&self) -> bool {
+        self.answer.finished || self.answer.complete
+    }
+
     /// Feeds the next chunk of the body, which arrived `at` after the request was sent.
     pub fn feed(&mut self, chunk: &[u8], at: Duration) {
-        if self.broken {
+        if self.terminated() {
             return;
         }
+        // A byte-order mark before the first line is not part of it.
+        const BOM: &[u8] = b"\xEF\xBB\xBF";
         for &byte in chunk {
-            if byte == b'\n' {
+            if self.terminated() {
+                return;
+            }
+            if !self.bom_done {
+                if byte == BOM[self.bom] {
+                    self.bom += 1;
+                    self.bom_done = self.bom == BOM.len();
+                    continue;
+                }
+                // Not a BOM after all: what looked like its start belongs to the first line.
+                self.bom_done = true;
+                self.line.extend_from_slice(&BOM[..self.bom]);
+            }
+            let after_cr = std::mem::replace(&mut self.after_cr, byte == b'\r');
+            if byte == b'\n' && after_cr {
+                continue;
+            }
+            if byte == b'\n' || byte == b'\r' {
                 let line = std::mem::take(&mut self.line);
                 self.line(&line, at);
             } else if self.line.len() >= MAX_LINE_BYTES {
@@ -240,7 +296,6 @@ impl SseParser {
     }
 
     fn line(&mut self, raw: &[u8], at: Duration) {
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.is_empty() {
             self.dispatch(at);
             return;
@@ -276,6 +331,7 @@ impl SseParser {
         }
         if data.trim() == "[DONE]" {
             self.answer.complete = true;
+            self.answer.terminated = true;
             self.answer.recognised += 1;
             return;
         }
@@ -284,15 +340,9 @@ impl SseParser {
         }
     }
 
-    /// The answer so far; a last event not followed by a blank line still counts.
-    pub fn finish(mut self, at: Duration) -> Answer {
-        if !self.broken {
-            if !self.line.is_empty() {
-                let line = std::mem::take(&mut self.line);
-                self.line(&line, at);
-            }
-            self.dispatch(at);
-        }
+    /// The answer so far. An event not ended by its blank line was cut off: per the SSE
+    /// specification it is discarded (a `[DONE]` cut short does not complete a stream).
+    pub fn finish(self, _at: Duration) -> Answer {
         self.answer
     }
 }
@@ -528,9 +578,75 @@ mod tests {
             assert_eq!(answer.recognised, 0, "{garbage:?}");
             assert!(!answer.complete);
         }
-        let huge_text =
-            format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{}\"}}}}]}}\n\n", "y".repeat(100_000));
-        assert_eq!(parse_stream(huge_text.as_bytes()).text.len(), MAX_TEXT_BYTES);
+        let chunk = format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{}\"}}}}]}}\n\n", "y".repeat(10_000));
+        assert_eq!(parse_stream(chunk.repeat(10).as_bytes()).text.len(), MAX_TEXT_BYTES);
+    }
+
+    /// Line endings, a byte-order mark, a cut-off last event and what follows a terminator,
+    /// as the SSE specification has them.
+    #[test]
+    fn sse_framing_table() {
+        let chat =
+            |text: &str| format!("data: {{\"model\":\"m\",\"choices\":[{{\"delta\":{{\"content\":\"{text}\"}}}}]}}");
+        // (name, stream, text, complete)
+        let rows: Vec<(&str, String, &str, bool)> = vec![
+            ("LF", format!("{}\n\ndata: [DONE]\n\n", chat("85")), "85", true),
+            ("CRLF", format!("{}\r\n\r\ndata: [DONE]\r\n\r\n", chat("85")), "85", true),
+            ("bare CR", format!("{}\r\rdata: [DONE]\r\r", chat("85")), "85", true),
+            ("BOM", format!("\u{feff}{}\n\ndata: [DONE]\n\n", chat("85")), "85", true),
+            ("[DONE] cut before its blank line", format!("{}\n\ndata: [DONE]\n", chat("85")), "85", false),
+            ("[DONE] cut mid-line", format!("{}\n\ndata: [DO", chat("85")), "85", false),
+            ("last event cut off", format!("{}\n\n{}\n", chat("8"), chat("5")), "8", false),
+            (
+                "after [DONE], nothing counts",
+                format!("{}\n\ndata: [DONE]\n\n{}\n\n", chat("85"), chat("99")),
+                "85",
+                true,
+            ),
+        ];
+        for (name, stream, text, complete) in rows {
+            for step in [1, 2, 3, 5, stream.len()] {
+                let mut parser = SseParser::new();
+                for chunk in stream.as_bytes().chunks(step) {
+                    parser.feed(chunk, Duration::ZERO);
+                }
+                let answer = parser.finish(Duration::ZERO);
+                assert_eq!((answer.text.as_str(), answer.complete), (text, complete), "{name} in chunks of {step}");
+            }
+        }
+        // The terminator is known as soon as its event ends: the reader stops there.
+        let mut parser = SseParser::new();
+        parser.feed(format!("{}\n\ndata: [DONE]\n", chat("85")).as_bytes(), Duration::ZERO);
+        assert!(!parser.terminated());
+        parser.feed(b"\n", Duration::ZERO);
+        assert!(parser.terminated());
+        let mut anthropic = SseParser::new();
+        anthropic.feed(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n", Duration::ZERO);
+        assert!(anthropic.terminated());
+        // A finish reason completes the answer, but usage and [DONE] may still follow.
+        let mut finished = SseParser::new();
+        finished.feed(b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n", Duration::ZERO);
+        assert!(finished.ending() && !finished.terminated());
+    }
+
+    #[test]
+    fn error_values_that_say_no_error() {
+        for (value, error) in [
+            ("null", false),
+            ("false", false),
+            ("0", false),
+            ("\"\"", false),
+            ("[]", false),
+            ("{}", false),
+            ("true", true),
+            ("1", true),
+            ("\"quota\"", true),
+            ("[\"quota\"]", true),
+            ("{\"message\":\"quota\"}", true),
+        ] {
+            let value: Value = serde_json::from_str(value).unwrap();
+            assert_eq!(is_error(Some(&value)).is_some(), error, "{value}");
+        }
     }
 
     #[test]

@@ -22,6 +22,10 @@ fn every_outcome_is_classified_as_the_table_says() {
         ("slow", format!("{b}/delay/700"), ", slow_latency: 300ms, timeout: 3s", 2, "slow"),
         ("rate-limited", format!("{b}/status/429"), "", 2, "rate_limited"),
         ("empty", format!("{b}/empty"), "", 0, "content_mismatch"),
+        // A health check answering 204 No Content is up; "error": 0 and [] say "no error".
+        ("no-content", format!("{b}/no-content"), "", 1, "ok"),
+        ("error-zero", format!("{b}/error-zero"), "", 1, "ok"),
+        ("error-empty-list", format!("{b}/error-empty-list"), "", 1, "ok"),
         ("json-error", format!("{b}/json-error"), "", 0, "content_mismatch"),
         ("html", format!("{b}/html"), ", success_contains: choices", 0, "content_mismatch"),
         ("flood", format!("{b}/flood"), "", 0, "content_mismatch"),

@@ -136,7 +136,7 @@ fn every_template_sends_its_request_shape_and_a_correct_reply_is_green() {
         let body: Value = serde_json::from_str(&request.body)
             .unwrap_or_else(|e| panic!("{name}: body not JSON ({e}): {}", request.body));
         assert!(challenge_answer(&request.body).is_some(), "{name}: no challenge in {}", request.body);
-        assert!(request.body.contains("Answer with the number only."), "{name}");
+        assert!(request.body.contains("Reply with the number only, in digits."), "{name}");
         if s.template != "gemini" {
             assert_eq!(body["model"], "model-x", "{name}");
             assert_eq!(body["stream"] == true, s.stream, "{name}: {body}");
@@ -309,4 +309,60 @@ monitors:
     assert!(over.body.ends_with("Be brief.\"}]}"), "{}", over.body);
     assert!(challenge_answer(&over.body).is_some());
     assert!(up.log.all().iter().all(|r| !r.path.starts_with("/unused")), "url overrides base_url");
+}
+
+/// The questions vary (+, -, *, digits or words, several phrasings): a mock that adds the two
+/// numbers it finds in the question is caught, while a model that reads it stays green.
+#[test]
+fn a_mock_that_adds_the_numbers_it_finds_is_caught() {
+    let up = upstream::start();
+    let mut config = String::from("interval: 1s\nmonitors:\n");
+    config.push_str(&templated("naive", &up, "naive", "openai-chat", "model-x", false, ""));
+    config.push_str(&templated("reader", &up, "correct", "openai-chat", "model-x", false, ""));
+    let ws = Workspace::new(&config);
+    let daemon = ws.start();
+    let wrong = wait_for("the adding mock to answer a question wrong", Duration::from_secs(30), || {
+        let current = daemon.monitor("llm", "naive")["current_status"].clone();
+        (current["reason"] == "wrong_answer").then_some(current)
+    });
+    assert!(wrong["detail"].as_str().unwrap().contains("asked for"), "{wrong}");
+    wait_for("eight probes of the reader", Duration::from_secs(30), || {
+        (crate::support::probe_count(&daemon.monitor("llm", "reader")) >= 8).then_some(())
+    });
+    let reader = daemon.monitor("llm", "reader");
+    let red: i64 = reader["timeline"].as_array().unwrap().iter().map(|b| b["counts"]["red"].as_i64().unwrap()).sum();
+    assert_eq!(red, 0, "a model that reads the question failed: {reader}");
+}
+
+/// Event-stream framing as relays really send it: a connection held open after the
+/// terminator, a byte-order mark, bare-CR line endings; and a `[DONE]` cut off before its blank
+/// line, which per the SSE specification never arrived.
+#[test]
+fn stream_framing_as_relays_send_it() {
+    let up = upstream::start();
+    let rows: Vec<(&str, &str, &str, i64, &str)> = vec![
+        ("linger-chat", "linger", "openai-chat", 1, "ok"),
+        ("linger-anthropic", "linger", "anthropic-messages", 1, "ok"),
+        ("linger-responses", "linger", "openai-responses", 1, "ok"),
+        ("bom", "bom", "openai-chat", 1, "ok"),
+        ("bare-cr", "cr", "anthropic-messages", 1, "ok"),
+        ("cut-done", "cutdone", "openai-chat", 0, "stream_incomplete"),
+    ];
+    let mut config = String::from("interval: 2s\ntimeout: 10s\nslow_latency: 5s\nmonitors:\n");
+    for (service, mode, template, _, _) in &rows {
+        config.push_str(&templated(service, &up, mode, template, "model-x", true, ""));
+    }
+    let ws = Workspace::new(&config);
+    let daemon = ws.start();
+    for (service, _, _, status, reason) in &rows {
+        let current = daemon.wait_current("llm", service, Duration::from_secs(15));
+        assert_eq!(
+            (current["status"].as_i64(), current["reason"].as_str()),
+            (Some(*status), Some(*reason)),
+            "{service}: {current}"
+        );
+        if service.starts_with("linger") {
+            assert!(current["latency"].as_i64().unwrap() < 1_000, "{service} waited for the connection: {current}");
+        }
+    }
 }

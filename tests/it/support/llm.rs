@@ -16,10 +16,17 @@ struct Options {
     wrong: bool,
     cached: bool,
     mismatch: bool,
+    naive: bool,
     incomplete: bool,
     error: bool,
     html: bool,
     reset: bool,
+    /// Keep the connection open after the last event, as some relays do.
+    linger: bool,
+    /// A byte-order mark first, bare-CR line endings, a `[DONE]` cut before its blank line.
+    bom: bool,
+    cr: bool,
+    cut_done: bool,
     first_ms: u64,
     tail_ms: u64,
     tokens: u64,
@@ -32,10 +39,15 @@ fn options(mode: &str) -> Options {
             "wrong" => o.wrong = true,
             "cached" => o.cached = true,
             "mismatch" => o.mismatch = true,
+            "naive" => o.naive = true,
             "incomplete" => o.incomplete = true,
             "error" => o.error = true,
             "html" => o.html = true,
             "reset" => o.reset = true,
+            "linger" => o.linger = true,
+            "bom" => o.bom = true,
+            "cr" => o.cr = true,
+            "cutdone" => o.cut_done = true,
             other => {
                 if let Some(ms) = other.strip_prefix("first-") {
                     o.first_ms = ms.parse().unwrap();
@@ -58,12 +70,79 @@ enum Family {
     Gemini,
 }
 
-/// The sum the question asks for: "What is A + B? ..."
+/// A number of the question, in digits or in words (0..99).
+fn operand(text: &str) -> Option<u64> {
+    let text = text.trim().trim_end_matches(['?', '.']);
+    if let Ok(n) = text.parse() {
+        return Some(n);
+    }
+    const UNITS: [&str; 20] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    const TENS: [&str; 10] = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
+    let (tens, unit) = text.split_once('-').unwrap_or((text, ""));
+    let unit_value = if unit.is_empty() { Some(0) } else { UNITS.iter().position(|u| *u == unit) };
+    if let Some(t) = TENS.iter().position(|t| !t.is_empty() && *t == tens) {
+        return Some((t * 10 + unit_value?) as u64);
+    }
+    UNITS.iter().position(|u| *u == text).map(|u| u as u64)
+}
+
+/// The answer to the question in a request, solved the way a model would: whichever of the
+/// daemon's phrasings (+, -, *, digits or words) it is.
 pub fn challenge_answer(body: &str) -> Option<u64> {
-    let rest = &body[body.find("What is ")? + 8..];
-    let (a, rest) = rest.split_once(" + ")?;
-    let b: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    Some(a.parse::<u64>().ok()? + b.parse::<u64>().ok()?)
+    let end = body
+        .find(" Reply with the number only")
+        .or_else(|| body.find("? Answer with the number only").map(|i| i + 1))?;
+    let start = ["What is ", "Add ", "Subtract ", "Multiply "].iter().filter_map(|p| body[..end].rfind(p)).max()?;
+    let question = &body[start..end];
+    let between = |q: &str, left: &str, mid: &str| -> Option<(u64, u64)> {
+        let rest = q.strip_prefix(left)?;
+        let (a, b) = rest.split_once(mid)?;
+        Some((operand(a)?, operand(b)?))
+    };
+    type Form<'a> = (&'a str, &'a str, fn(u64, u64) -> u64);
+    let forms: [Form; 12] = [
+        ("What is the sum of ", " and ", |a, b| a + b),
+        ("What is the product of ", " and ", |a, b| a * b),
+        ("What is left when you take ", " away from ", |b, a| a - b),
+        ("Subtract ", " from ", |b, a| a - b),
+        ("Add ", " and ", |a, b| a + b),
+        ("Multiply ", " by ", |a, b| a * b),
+        ("What is ", " + ", |a, b| a + b),
+        ("What is ", " plus ", |a, b| a + b),
+        ("What is ", " - ", |a, b| a - b),
+        ("What is ", " minus ", |a, b| a - b),
+        ("What is ", " * ", |a, b| a * b),
+        ("What is ", " times ", |a, b| a * b),
+    ];
+    forms.iter().find_map(|(left, mid, f)| between(question, left, mid).map(|(a, b)| f(a, b)))
+}
+
+/// What a lazy mock does: adds the first two numbers written in digits.
+pub fn naive_sum(body: &str) -> u64 {
+    let end = body.find(" Reply with").unwrap_or(body.len());
+    let numbers: Vec<u64> = body[..end].split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
+    numbers.iter().rev().take(2).sum()
 }
 
 fn first_answer() -> &'static Mutex<Option<u64>> {
@@ -218,7 +297,9 @@ pub async fn respond(mode: &str, rest: &str, body: &[u8]) -> HttpResponse {
     let Some(answer) = challenge_answer(&body_text) else {
         return HttpResponse::BadRequest().body("no challenge in the request");
     };
-    let said = if o.wrong {
+    let said = if o.naive {
+        naive_sum(&body_text)
+    } else if o.wrong {
         answer + 1
     } else if o.cached {
         *first_answer().lock().unwrap().get_or_insert(answer)
@@ -233,7 +314,21 @@ pub async fn respond(mode: &str, rest: &str, body: &[u8]) -> HttpResponse {
     }
     let (prelude, body, tail) = stream_parts(family, &served, &text, &o);
     let reset = o.reset;
-    let steps = vec![(0, prelude), (o.first_ms, body), (o.tail_ms, tail)];
+    let mut prelude = if o.bom { format!("\u{feff}{prelude}") } else { prelude };
+    let (mut body, mut tail) = (body, tail);
+    if o.cut_done {
+        tail = tail.strip_suffix("\n\n").map(|t| format!("{t}\n")).unwrap_or(tail);
+    }
+    if o.cr {
+        for part in [&mut prelude, &mut body, &mut tail] {
+            *part = part.replace('\n', "\r");
+        }
+    }
+    let mut steps = vec![(0, prelude), (o.first_ms, body), (o.tail_ms, tail)];
+    if o.linger {
+        // Nothing more, but the connection stays open for a minute.
+        steps.push((60_000, String::new()));
+    }
     let stream = futures_util::stream::iter(steps.into_iter().enumerate()).then(move |(i, (delay, text))| async move {
         if delay > 0 {
             actix_rt::time::sleep(Duration::from_millis(delay)).await;

@@ -101,6 +101,9 @@ async fn respond(req: HttpRequest, body: web::Bytes, log: web::Data<Log>) -> Htt
                 .body(format!(r#"{{"error":{{"message":"invalid key: {auth} ({})"}}}}"#, req.query_string()))
         }
         ["empty"] => HttpResponse::Ok().finish(),
+        ["no-content"] => HttpResponse::NoContent().finish(),
+        ["error-zero"] => HttpResponse::Ok().content_type("application/json").body(r#"{"error":0,"ok":true}"#),
+        ["error-empty-list"] => HttpResponse::Ok().content_type("application/json").body(r#"{"error":[],"ok":true}"#),
         ["json-error"] => HttpResponse::Ok()
             .content_type("application/json")
             .body(r#"{"error":{"message":"quota exceeded","type":"insufficient_quota"}}"#),
