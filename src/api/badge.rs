@@ -2,8 +2,7 @@
 //! a shields-style SVG badge of a monitor's current status or its uptime.
 
 use actix_web::http::header;
-use actix_web::{http::StatusCode, web, HttpResponse};
-use serde::Deserialize;
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 
 use super::{AppState, ACTOR_TIMEOUT};
 use crate::probe::actor::unix_now;
@@ -15,13 +14,36 @@ pub const YELLOW: &str = "#dfb317";
 pub const RED: &str = "#e05d44";
 pub const GREY: &str = "#9f9f9f";
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The badge's query parameters. Read by hand rather than by an extractor, so a bad query gets
+/// an SVG that says what is wrong (a badge URL lives in an `<img>`, which shows no JSON).
+#[derive(Debug, Default, PartialEq)]
 pub struct BadgeParams {
     channel: Option<String>,
     metric: Option<String>,
     period: Option<String>,
     label: Option<String>,
+}
+
+impl BadgeParams {
+    pub fn parse(query: &str) -> Result<Self, String> {
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+            .map_err(|_| "malformed query".to_string())?
+            .into_inner();
+        let mut params = BadgeParams::default();
+        for (name, value) in pairs {
+            let slot = match name.as_str() {
+                "channel" => &mut params.channel,
+                "metric" => &mut params.metric,
+                "period" => &mut params.period,
+                "label" => &mut params.label,
+                _ => return Err(format!("unknown parameter {}", name.chars().take(24).collect::<String>())),
+            };
+            if slot.replace(value).is_some() {
+                return Err(format!("{name} given twice"));
+            }
+        }
+        Ok(params)
+    }
 }
 
 /// Approximate width in pixels of `text` in 11 px Verdana (what shields.io renders with).
@@ -105,16 +127,15 @@ fn svg(status: StatusCode, body: String) -> HttpResponse {
         .body(body)
 }
 
-pub async fn badge(
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-    params: web::Query<BadgeParams>,
-) -> HttpResponse {
+pub async fn badge(req: HttpRequest, state: web::Data<AppState>, path: web::Path<(String, String)>) -> HttpResponse {
     let (provider, file) = path.into_inner();
     let Some(service) = file.strip_suffix(".svg") else {
         return svg(StatusCode::NOT_FOUND, render("badge", "use .svg", GREY));
     };
-    let params = params.into_inner();
+    let params = match BadgeParams::parse(req.query_string()) {
+        Ok(params) => params,
+        Err(problem) => return svg(StatusCode::BAD_REQUEST, render("badge", &problem, GREY)),
+    };
     let period_text = params.period.unwrap_or_else(|| "24h".to_string());
     let Some(period) = Period::parse(&period_text) else {
         return svg(StatusCode::BAD_REQUEST, render("badge", "period: 24h, 7d or 30d", GREY));
@@ -164,6 +185,18 @@ mod tests {
         let narrow = render("ab", "up", GREEN);
         let width = |s: &str| s.split("width=\"").nth(1).unwrap().split('"').next().unwrap().parse::<u32>().unwrap();
         assert!(width(&wide) > width(&narrow));
+    }
+
+    #[test]
+    fn badge_queries() {
+        assert_eq!(BadgeParams::parse(""), Ok(BadgeParams::default()));
+        let p = BadgeParams::parse("metric=uptime&period=7d&label=88code%20VIP&channel=vip").unwrap();
+        assert_eq!(
+            (p.metric.as_deref(), p.period.as_deref(), p.label.as_deref(), p.channel.as_deref()),
+            (Some("uptime"), Some("7d"), Some("88code VIP"), Some("vip"))
+        );
+        assert_eq!(BadgeParams::parse("colour=red"), Err("unknown parameter colour".to_string()));
+        assert_eq!(BadgeParams::parse("period=7d&period=30d"), Err("period given twice".to_string()));
     }
 
     #[test]

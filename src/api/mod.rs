@@ -42,15 +42,51 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .into()
     }))
-    .route("/api/status", web::get().to(status::status))
-    .route("/health", web::get().to(health::health))
-    .route("/metrics", web::get().to(metrics))
-    .route("/api/badge/{provider}/{file}", web::get().to(badge::badge))
-    .route("/", web::get().to(web_page::index))
-    .route("/assets/{file}", web::get().to(web_page::asset))
+    .service(read_only("/api/status").to(status::status))
+    .service(read_only("/health").to(health::health))
+    .service(read_only("/metrics").to(metrics))
+    .service(read_only("/api/badge/{provider}/{file}").to(badge::badge))
+    .service(read_only("/").to(web_page::index))
+    .service(read_only("/favicon.ico").to(web_page::favicon))
+    .service(read_only("/favicon.svg").to(web_page::favicon))
+    .service(read_only("/assets/{file}").to(web_page::asset))
     .default_service(web::to(|req: actix_web::HttpRequest| async move {
         json_error(StatusCode::NOT_FOUND, "not_found", format!("no such endpoint: {}", req.path()))
     }));
+}
+
+/// A read-only endpoint: GET, and HEAD (the same answer without its body, for `curl -I` and
+/// load balancers); any other method is 405 with `Allow: GET, HEAD`.
+fn read_only(path: &str) -> ReadOnly {
+    ReadOnly(path.to_string())
+}
+
+struct ReadOnly(String);
+
+impl ReadOnly {
+    fn to<F, Args>(self, handler: F) -> actix_web::Resource
+    where
+        F: actix_web::Handler<Args> + Clone,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        web::resource(self.0)
+            .route(web::get().to(handler.clone()))
+            .route(web::head().to(handler))
+            .default_service(web::to(method_not_allowed))
+    }
+}
+
+async fn method_not_allowed(req: actix_web::HttpRequest) -> HttpResponse {
+    let mut response = json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}; this API is read-only (GET, HEAD)", req.method(), req.path()),
+    );
+    response
+        .headers_mut()
+        .insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static("GET, HEAD"));
+    response
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {

@@ -20,6 +20,17 @@ pub async fn index() -> HttpResponse {
         .body(INDEX)
 }
 
+/// The page's icon (also at `/favicon.ico`, which browsers ask for on their own).
+const FAVICON: &str = include_str!("../web/favicon.svg");
+
+pub async fn favicon() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::CACHE_CONTROL, "max-age=86400"))
+        .body(FAVICON)
+}
+
 pub async fn asset(file: web::Path<String>) -> HttpResponse {
     let (body, content_type) = match file.as_str() {
         "app.js" => (APP_JS, "text/javascript; charset=utf-8"),

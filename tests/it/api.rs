@@ -284,3 +284,42 @@ fn cors_can_be_restricted() {
     let other = crate::support::http_get(&format!("{}/health", daemon.base), &[("Origin", "https://evil.example")]);
     assert_eq!(other.header("access-control-allow-origin"), None);
 }
+
+/// Every endpoint answers HEAD like GET without the body, other methods get 405 with
+/// `Allow`, and a badge's bad query gets an SVG (it is shown by an `<img>`).
+#[test]
+fn methods_head_and_badge_errors() {
+    use crate::support::raw_http;
+    let ws = Workspace::new("monitors:\n  - {provider: a, service: b, url: \"http://127.0.0.1:1/\", method: GET}\n");
+    let daemon = ws.start();
+    let header =
+        |headers: &[(String, String)], name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    for path in ["/api/status", "/health", "/metrics", "/api/badge/a/b.svg", "/", "/assets/app.js", "/favicon.ico"] {
+        let (get_status, get_headers, get_body) = raw_http(&daemon.base, "GET", path, &[]);
+        let (status, headers, body) = raw_http(&daemon.base, "HEAD", path, &[]);
+        assert_eq!((status, get_status), (200, 200), "{path}");
+        assert!(body.is_empty(), "HEAD {path} sent a body");
+        assert_eq!(header(&headers, "content-type"), header(&get_headers, "content-type"), "{path}");
+        assert_eq!(header(&headers, "content-length"), Some(get_body.len().to_string()), "{path}");
+        for method in ["POST", "PUT", "DELETE", "PATCH"] {
+            let (status, headers, body) = raw_http(&daemon.base, method, path, &[("Content-Length", "0")]);
+            assert_eq!(status, 405, "{method} {path}");
+            assert_eq!(header(&headers, "allow").as_deref(), Some("GET, HEAD"), "{method} {path}");
+            let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(error["error"]["code"], "method_not_allowed", "{method} {path}");
+        }
+    }
+    let (status, _, body) = raw_http(&daemon.base, "GET", "/nope", &[]);
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("not_found"));
+    assert_eq!(raw_http(&daemon.base, "POST", "/nope", &[("Content-Length", "0")]).0, 404);
+    for query in ["colour=red", "period=7d&period=30d", "metric=uptime&metric=status"] {
+        let (status, headers, body) = raw_http(&daemon.base, "GET", &format!("/api/badge/a/b.svg?{query}"), &[]);
+        assert_eq!(status, 400, "{query}");
+        assert!(header(&headers, "content-type").unwrap().starts_with("image/svg+xml"), "{query}");
+        let text = String::from_utf8(body).unwrap();
+        roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{query}: not XML ({e}): {text}"));
+    }
+    let (_, headers, _) = raw_http(&daemon.base, "GET", "/favicon.ico", &[]);
+    assert_eq!(header(&headers, "content-type").as_deref(), Some("image/svg+xml"));
+}
