@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_web::{web, App, HttpServer};
 
 use crate::api::{self, AppState};
 use crate::config::{duration, Config};
@@ -62,16 +61,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let supervisor = Supervisor::new(config.clone(), store.clone(), hangups, metrics.clone()).start();
     let metrics_for_exit = metrics.clone();
     let state = AppState { store: store.clone(), supervisor: supervisor.clone(), metrics, started };
-    let cors = config.cors.clone();
-    let server = HttpServer::new(move || {
-        App::new().app_data(web::Data::new(state.clone())).wrap(api::cors(&cors)).configure(api::configure)
-    })
-    .workers(2)
-    .disable_signals()
-    .listen(listener)
-    .map_err(|source| RunError::Listen { listen: config.listen.clone(), source })?;
-    let addrs: Vec<String> = server.addrs().iter().map(|a| format!("http://{a}")).collect();
-    let (server_handle, server_task) = match start_server(server.run()) {
+    let address = listener.local_addr().map_err(|e| RunError::Other(e.to_string()))?;
+    let server = api::serve(listener, state, config.cors.clone())
+        .map_err(|source| RunError::Listen { listen: config.listen.clone(), source })?;
+    let (server_handle, server_task) = match start_server(server) {
         Ok(started) => started,
         Err(e) => {
             // Nothing is served: stop what was started, write what is pending, and fail.
@@ -93,7 +86,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         config.database.display(),
         duration::format(config.retention),
     );
-    log::info!("listening on {}", addrs.join(", "));
+    log::info!("listening on http://{address}");
     log::info!("ready {} ms after start (history loaded, server bound)", started.elapsed().as_millis());
     notify_systemd(&[NotifyState::Ready]);
     if let Some(period) = sd_notify::watchdog_enabled() {
@@ -189,6 +182,7 @@ async fn wait_for_stop_signal() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::{web, App, HttpServer};
 
     /// An app that cannot be built in its workers (here, a CORS origin actix-cors refuses) is a
     /// failed start, not a daemon running without an API.

@@ -1,6 +1,7 @@
 //! The HTTP API. Handlers are thin: they parse, send one message, and shape the answer.
 
 pub mod badge;
+pub mod conn;
 mod health;
 mod status;
 mod web_page;
@@ -102,4 +103,46 @@ pub fn cors(config: &Cors) -> actix_cors::Cors {
         return cors.allow_any_origin();
     }
     config.allowed_origins.iter().fold(cors, |cors, origin| cors.allowed_origin(origin))
+}
+
+/// Connections each of the two workers serves at once; more wait in the listen backlog.
+const MAX_CONNECTIONS_PER_WORKER: usize = 256;
+
+/// The HTTP server on `listener`: actix-web's app over actix-http's HTTP/1.1, each connection
+/// [`conn::Paced`] so a client that pipelines requests and never reads the answers cannot grow
+/// the daemon's memory.
+pub fn serve(
+    listener: std::net::TcpListener,
+    state: AppState,
+    cors_config: Cors,
+) -> std::io::Result<actix_web::dev::Server> {
+    use actix_service::{fn_service, map_config, ServiceFactoryExt as _};
+    use actix_web::dev::AppConfig;
+    let addr = listener.local_addr()?;
+    let server = actix_server::Server::build()
+        .workers(2)
+        .disable_signals()
+        .max_concurrent_connections(MAX_CONNECTIONS_PER_WORKER)
+        .listen("llm-monitor-api", listener, move || {
+            let app = actix_web::App::new()
+                .app_data(web::Data::new(state.clone()))
+                .wrap(cors(&cors_config))
+                .configure(configure);
+            let app = actix_service::IntoServiceFactory::into_factory(app)
+                .map_err(|err: actix_web::Error| err.error_response());
+            let http = actix_http::HttpService::<conn::Paced<actix_rt::net::TcpStream>, _, _, _, _>::build()
+                .keep_alive(actix_http::KeepAlive::Timeout(Duration::from_secs(5)))
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(addr)
+                .h1(map_config(app, |_| AppConfig::default()));
+            fn_service(|io: actix_rt::net::TcpStream| async move {
+                let peer = io.peer_addr().ok();
+                let _ = io.set_nodelay(true);
+                Ok::<_, actix_http::error::DispatchError>((conn::Paced::new(io), peer))
+            })
+            .and_then(http)
+        })?
+        .run();
+    Ok(server)
 }

@@ -323,3 +323,28 @@ fn methods_head_and_badge_errors() {
     let (_, headers, _) = raw_http(&daemon.base, "GET", "/favicon.ico", &[]);
     assert_eq!(header(&headers, "content-type").as_deref(), Some("image/svg+xml"));
 }
+
+/// Pipelined requests are all answered, in order (the server paces how many it holds, not
+/// what it answers).
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    use std::io::{Read, Write};
+    let ws = Workspace::new("monitors:\n  - {provider: a, service: b, url: \"http://127.0.0.1:1/\", method: GET}\n");
+    let daemon = ws.start();
+    let addr = daemon.base.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let paths: Vec<String> = (0..60).map(|i| format!("/nope/{i}")).collect();
+    let mut batch = String::new();
+    for (i, path) in paths.iter().enumerate() {
+        let close = if i + 1 == paths.len() { "Connection: close\r\n" } else { "" };
+        batch.push_str(&format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{close}\r\n"));
+    }
+    stream.write_all(batch.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let answered: Vec<&str> =
+        text.match_indices("no such endpoint: ").map(|(i, _)| text[i + 18..].split('"').next().unwrap()).collect();
+    assert_eq!(answered, paths, "{text}");
+}
