@@ -47,9 +47,11 @@ struct BuildLabels {
 
 type Histograms = Family<MonitorLabels, Histogram, fn() -> Histogram>;
 
-/// Seconds: 50 ms to ~100 s, doubling.
+/// Seconds: 50 ms doubling to ~205 s, then 300 s, the longest timeout a probe may have.
+pub const BUCKETS: [f64; 14] = [0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4, 204.8, 300.0];
+
 fn seconds_histogram() -> Histogram {
-    Histogram::new([0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4])
+    Histogram::new(BUCKETS)
 }
 
 /// Every metric the daemon exports. Cheap to share (`Arc`): the metrics are atomics.
@@ -215,6 +217,33 @@ impl Metrics {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// The classic Prometheus text format (0.0.4), for scrapers and tools that ask for it
+    /// (`promtool check metrics`, `curl`). prometheus-client writes only OpenMetrics; for the
+    /// counters, gauges and histograms here the two differ only in a counter's family name in
+    /// `# HELP`/`# TYPE` (OpenMetrics leaves off the `_total` its samples carry), the `# UNIT`
+    /// lines and the closing `# EOF`.
+    pub fn encode_classic(&self) -> String {
+        let open = self.encode();
+        let counters: Vec<String> = open
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter").map(str::to_string))
+            .collect();
+        let mut out = String::with_capacity(open.len());
+        for line in open.lines() {
+            if line.starts_with("# UNIT ") || line == "# EOF" {
+                continue;
+            }
+            let family = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+                let rest = line.strip_prefix(prefix)?;
+                let name = rest.split(' ').next()?;
+                counters.iter().any(|c| c == name).then(|| format!("{prefix}{name}_total{}", &rest[name.len()..]))
+            });
+            out.push_str(family.as_deref().unwrap_or(line));
+            out.push('\n');
+        }
         out
     }
 }

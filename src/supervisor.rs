@@ -91,6 +91,12 @@ impl Handler<ApplyConfig> for Supervisor {
                 log::info!("{key}: removed");
             }
             for monitor in &changes.changed {
+                // A key spelled in another case is the same monitor, but its metric labels
+                // change: the old spelling's series go, or they would stay forever.
+                let old_spelling = act.config.monitors.iter().find(|m| m.key == monitor.key).map(|m| &m.key);
+                if let Some(old) = old_spelling.filter(|old| old.to_string() != monitor.key.to_string()) {
+                    act.metrics.forget(old);
+                }
                 // Re-filed, in case the key is now spelled in another case.
                 if let Some(actor) = act.probes.remove(&monitor.key) {
                     actor.do_send(UpdateMonitor(monitor.clone()));

@@ -206,7 +206,9 @@ impl ConfigActor {
             Ok(config) => config,
         };
         keep_restart_only_settings(&self.running, &mut loaded);
-        if loaded == self.running {
+        // Keys compare case-insensitively, but a new spelling is a change (labels, the API).
+        let spelled = |c: &Config| c.monitors.iter().map(|m| m.key.to_string()).collect::<Vec<_>>();
+        if loaded == self.running && spelled(&loaded) == spelled(&self.running) {
             self.last_rejected = None;
             if trigger == Trigger::File && self.last.ok {
                 // Nothing that matters changed (a comment, a file written with the same bytes).

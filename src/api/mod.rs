@@ -90,10 +90,34 @@ async fn method_not_allowed(req: actix_web::HttpRequest) -> HttpResponse {
     response
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(state.metrics.encode())
+/// OpenMetrics when the scraper asks for it (Prometheus does), else the classic text format
+/// (`curl`, `promtool check metrics`, older scrapers).
+async fn metrics(req: actix_web::HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if wants_openmetrics(&req) {
+        HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .insert_header((actix_web::http::header::VARY, "Accept"))
+            .body(state.metrics.encode())
+    } else {
+        HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .insert_header((actix_web::http::header::VARY, "Accept"))
+            .body(state.metrics.encode_classic())
+    }
+}
+
+/// Whether the client ranks OpenMetrics above the classic text format.
+fn wants_openmetrics(req: &actix_web::HttpRequest) -> bool {
+    use actix_web::http::header::{Accept, Header};
+    let Ok(accept) = Accept::parse(req) else { return false };
+    for mime in accept.ranked() {
+        match (mime.type_().as_str(), mime.subtype().as_str()) {
+            ("application", "openmetrics-text") => return true,
+            ("text", "plain") | ("*", "*") | ("text", "*") => return false,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// GET from any origin by default (a public, read-only API), or only from the listed ones.

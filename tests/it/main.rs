@@ -5,6 +5,7 @@ mod classification;
 mod config;
 mod lifecycle;
 mod llm;
+mod prometheus;
 mod reload;
 mod secrets;
 mod support;

@@ -123,7 +123,10 @@ fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]
 }
 
 fn scrape(daemon: &crate::support::Daemon) -> (prometheus_parse::Scrape, String) {
-    let response = daemon.get("/metrics");
+    let response = crate::support::http_get(
+        &format!("{}/metrics", daemon.base),
+        &[("Accept", "application/openmetrics-text;version=1.0.0")],
+    );
     assert_eq!(response.status, 200);
     assert!(response.header("content-type").unwrap().starts_with("application/openmetrics-text"));
     let lines: Vec<std::io::Result<String>> = response.text.lines().map(|l| Ok(l.to_string())).collect();
