@@ -33,19 +33,29 @@ const I18N = {
   },
 };
 
+// What each setting may be, from a URL, a saved choice or the browser: anything else falls
+// back (an unknown value is never used, nor saved).
+const CHOICES = {
+  period: (v) => (["24h", "7d", "30d"].includes(v) ? v : null),
+  // "zh", "zh-CN", "zh-Hans", "zh-TW"...: the one Chinese the page has; "en-GB": English.
+  lang: (v) => (/^zh\b/i.test(v || "") ? "zh" : /^en\b/i.test(v || "") ? "en" : null),
+  theme: (v) => (["light", "dark"].includes(v) ? v : null),
+};
 const saved = (key, fallback) => {
-  const fromUrl = new URLSearchParams(location.search).get(key);
-  return fromUrl || localStorage.getItem("llm-monitor." + key) || fallback;
+  const choose = CHOICES[key];
+  let stored = null;
+  try { stored = localStorage.getItem("llm-monitor." + key); } catch (_) { /* storage blocked */ }
+  return choose(new URLSearchParams(location.search).get(key)) ?? choose(stored) ?? choose(fallback) ?? fallback;
 };
 const state = {
   period: saved("period", "24h"),
-  lang: saved("lang", (navigator.language || "").toLowerCase().startsWith("zh") ? "zh" : "en"),
+  lang: saved("lang", CHOICES.lang(navigator.language) ?? "en"),
   theme: saved("theme", matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light"),
   provider: "", service: "", sort: "config",
   data: null, generatedAt: null,
 };
-const remember = (key) => localStorage.setItem("llm-monitor." + key, state[key]);
-const t = (key) => I18N[state.lang][key] ?? I18N.en[key] ?? key;
+const remember = (key) => { try { localStorage.setItem("llm-monitor." + key, state[key]); } catch (_) { /* storage blocked */ } };
+const t = (key) => (I18N[state.lang] ?? I18N.en)[key] ?? I18N.en[key] ?? key;
 const $ = (id) => document.getElementById(id);
 
 function el(tag, className, text) {

@@ -328,6 +328,26 @@ fn the_status_page_in_a_real_browser() {
 
     let png = tab.capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true).unwrap();
     std::fs::write(shots.join("status-page-zh.png"), &png).unwrap();
+
+    // Values the page does not have fall back instead of breaking it, and are never saved:
+    // zh-TW is the page's Chinese, 1y the saved period (7d), en-GB English.
+    tab.navigate_to(&format!("{}/?lang=zh-TW&period=1y", daemon.base)).unwrap().wait_until_navigated().unwrap();
+    let rows = wait_rows("7d", 7);
+    assert_eq!(rows.len(), 4);
+    assert_eq!(eval("JSON.stringify(document.documentElement.lang)"), "zh-CN");
+    tab.navigate_to(&format!("{}/?lang=xx-YY&period=1y", daemon.base)).unwrap().wait_until_navigated().unwrap();
+    wait_rows("7d", 7);
+    let stored = eval("JSON.stringify([localStorage.getItem('llm-monitor.lang'), localStorage.getItem('llm-monitor.period')])");
+    assert_eq!(stored, serde_json::json!(["zh", "7d"]), "an unknown value was saved");
+    tab.navigate_to(&format!("{}/?lang=en-GB", daemon.base)).unwrap().wait_until_navigated().unwrap();
+    wait_rows("7d", 7);
+    assert_eq!(eval("JSON.stringify(document.querySelector('h1').textContent)"), "LLM API status");
+    // The icon a browser asks for by itself is there.
+    let favicon = wait_for("the favicon fetched by the page", Duration::from_secs(5), || {
+        let v = eval("JSON.stringify(window.__favicon ?? (fetch('/favicon.ico').then(r => { window.__favicon = [r.status, r.headers.get('content-type')]; }), null))");
+        (!v.is_null()).then_some(v)
+    });
+    assert_eq!(favicon, serde_json::json!([200, "image/svg+xml"]));
     // The page never asked for anything but this daemon (CSP would block it anyway).
     assert!(http_get(&format!("{}/", daemon.base), &[])
         .header("content-security-policy")
