@@ -9,4 +9,5 @@ mod prometheus;
 mod reload;
 mod secrets;
 mod support;
+mod systemd;
 mod web;
