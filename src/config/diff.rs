@@ -64,6 +64,7 @@ mod tests {
             require_model: false,
             challenge: false,
             llm: false,
+            fresh_connection: false,
             redactor: Default::default(),
         }
     }

@@ -69,6 +69,7 @@ const MONITOR_KEYS: &[&str] = &[
     "slow_latency",
     "slow_ttft",
     "success_contains",
+    "fresh_connection",
     "disabled",
 ];
 const CORS_KEYS: &[&str] = &["allowed_origins"];
@@ -867,6 +868,7 @@ fn parse_monitor(
             ),
         );
     }
+    let fresh_connection = fields.get::<bool>("fresh_connection", errors).unwrap_or(false);
     let success_contains: Option<String> = fields.get("success_contains", errors);
     if success_contains.as_deref() == Some("") {
         errors.push(&place, "success_contains", "must not be empty (leave it out instead)");
@@ -894,6 +896,7 @@ fn parse_monitor(
             require_model,
             challenge,
             llm,
+            fresh_connection,
         },
         is_disabled,
     ))

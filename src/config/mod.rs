@@ -134,6 +134,8 @@ pub struct Monitor {
     pub challenge: bool,
     /// The reply must be a recognisable LLM answer (template, model or challenge in use).
     pub llm: bool,
+    /// Every probe opens a connection of its own (and measures it) instead of reusing one.
+    pub fresh_connection: bool,
     /// Removes this monitor's secrets from everything an upstream sends back.
     pub redactor: Redactor,
 }

@@ -73,19 +73,18 @@ impl ProbeActor {
         self.last_fired = Some(Instant::now());
         let generation = self.generation;
         let monitor = Rc::clone(&self.monitor);
-        let client = request::shared_client();
         let timestamp = unix_now();
         let challenge = monitor.challenge.then(Challenge::random);
         let prepared = request::Prepared::new(&monitor, challenge.as_ref());
         let probe = async move {
-            let outcome = request::execute(&client, &prepared).await;
+            let probed = request::execute(&prepared).await;
             drop(counted);
-            (outcome, monitor)
+            (probed, monitor)
         };
-        ctx.spawn(probe.into_actor(self).map(move |(outcome, monitor), act, ctx| {
+        ctx.spawn(probe.into_actor(self).map(move |(probed, monitor), act, ctx| {
             act.in_flight = false;
             if generation == act.generation {
-                act.record(&monitor, timestamp, &outcome, challenge.as_ref());
+                act.record(&monitor, timestamp, &probed, challenge.as_ref());
             } else {
                 log::debug!("{}: result of a probe with replaced settings discarded", monitor.key);
             }
@@ -107,13 +106,8 @@ impl ProbeActor {
         }));
     }
 
-    fn record(
-        &mut self,
-        monitor: &Monitor,
-        timestamp: i64,
-        outcome: &classify::Outcome,
-        challenge: Option<&Challenge>,
-    ) {
+    fn record(&mut self, monitor: &Monitor, timestamp: i64, probed: &request::Probed, challenge: Option<&Challenge>) {
+        let outcome = &probed.outcome;
         let answer = outcome.answer();
         let checks = Checks {
             slow_latency: monitor.slow_latency,
@@ -128,6 +122,7 @@ impl ProbeActor {
         };
         let verdict = classify::classify(outcome, answer.as_ref(), &checks);
         let mut measured = classify::metrics(outcome, answer.as_ref());
+        measured.connect_ms = probed.connect.map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
         // The reported model is served and stored: refused unless it is shaped like a model
         // name, and redacted like everything else from the upstream.
         measured.model =

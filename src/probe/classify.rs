@@ -355,6 +355,8 @@ fn contains_problem(body: &Body, success_contains: Option<&str>) -> Option<(Reas
 /// What a probe measured beyond latency, for storage and the API.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Measurements {
+    /// Opening the connection, when the probe had to (DNS, TCP, TLS).
+    pub connect_ms: Option<u32>,
     pub ttfb_ms: Option<u32>,
     pub ttft_ms: Option<u32>,
     pub tokens_per_s: Option<f64>,

@@ -4,6 +4,7 @@ pub mod actor;
 pub mod body;
 pub mod challenge;
 pub mod classify;
+pub mod connect;
 pub mod model;
 pub mod request;
 pub mod schedule;

@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 use super::body::{BodyReader, Kind, Read};
 use super::challenge::Challenge;
 use super::classify::Outcome;
+use super::connect::{credited, ConnectTime, TimedConnector};
 use super::sse::SseParser;
 use crate::config::{Method, Monitor, CHALLENGE_PLACEHOLDER};
 use crate::secret::Secret;
@@ -20,22 +21,43 @@ const SOFT_END_GRACE: Duration = Duration::from_secs(1);
 
 const USER_AGENT: &str = concat!("llm-monitor/", env!("CARGO_PKG_VERSION"));
 
+/// Idle connections are kept this long, longer than most intervals: a monitor probing more
+/// often than this (of a server that keeps connections as long) reuses its connection, so its
+/// probes measure the service, not a handshake.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(600);
+/// No connection is used for longer than this (DNS changes are picked up).
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(3_600);
+
 /// The probe client of this thread (arbiter), shared by all its monitors: one connection pool
 /// (keyed by host, so monitors of one relay reuse connections), no redirects (a 3xx is a
 /// result and credentials never follow one to another host), TLS through rustls with webpki
 /// roots. awc's Client is not `Send`, hence one per thread.
 pub fn shared_client() -> awc::Client {
     thread_local! {
-        static CLIENT: awc::Client = build_client();
+        static CLIENT: awc::Client = build_client(KEEP_ALIVE);
     }
     CLIENT.with(Clone::clone)
 }
 
-fn build_client() -> awc::Client {
+/// The client of `fresh_connection: true` monitors: it keeps no connection, so every probe
+/// opens (and measures) its own.
+pub fn fresh_client() -> awc::Client {
+    thread_local! {
+        static CLIENT: awc::Client = build_client(Duration::ZERO);
+    }
+    CLIENT.with(Clone::clone)
+}
+
+fn build_client(keep_alive: Duration) -> awc::Client {
     // awc's own timers run past any probe's timeout (at most 5 min), so each probe's own
     // timeout is what fires (and a black-holed host is a `timeout`, not a connect error).
     let slack = Duration::from_secs(301);
-    let connector = awc::Connector::new().timeout(slack).limit(4_096);
+    let connector = awc::Connector::new()
+        .connector(TimedConnector::default())
+        .timeout(slack)
+        .limit(4_096)
+        .conn_keep_alive(keep_alive)
+        .conn_lifetime(CONNECTION_LIFETIME);
     awc::Client::builder()
         .connector(connector)
         .disable_redirects()
@@ -66,6 +88,8 @@ pub struct Prepared {
     /// What the body reader needs to know of the checks.
     pub llm: bool,
     pub success_contains: Option<String>,
+    /// Open a new connection for this probe, and close it after.
+    pub fresh_connection: bool,
 }
 
 impl Prepared {
@@ -84,6 +108,7 @@ impl Prepared {
             timeout: monitor.timeout,
             llm: monitor.llm,
             success_contains: monitor.success_contains.clone(),
+            fresh_connection: monitor.fresh_connection,
         }
     }
 }
@@ -96,16 +121,42 @@ fn header_value(name: &str, value: &Secret) -> Result<HeaderValue, String> {
     Ok(value)
 }
 
+/// One probe's outcome, and how long opening its connection took if it had to open one.
+#[derive(Debug)]
+pub struct Probed {
+    pub outcome: Outcome,
+    pub connect: Option<Duration>,
+}
+
 /// Sends the request and reads the response; everything (connect, headers, body) within its
-/// timeout. Latency runs from send to the end of the body; an event stream is parsed as it
+/// timeout. Latency, time to first byte and time to first token run from the moment the
+/// request could go out on an open connection (so they do not depend on whether the pool had
+/// one); opening one, when the probe had to, is `connect`. An event stream is parsed as it
 /// arrives, so the time of its first token is known.
-pub async fn execute(client: &awc::Client, request: &Prepared) -> Outcome {
+pub async fn execute(request: &Prepared) -> Probed {
+    let client = if request.fresh_connection { fresh_client() } else { shared_client() };
     let started = Instant::now();
-    let exchange = exchange(client, request, started);
-    match actix_rt::time::timeout(request.timeout, exchange).await {
+    let connect_time = std::rc::Rc::new(ConnectTime::default());
+    let exchange = credited(connect_time.clone(), exchange(&client, request, started));
+    let outcome = match actix_rt::time::timeout(request.timeout, exchange).await {
         Ok(outcome) => outcome,
         Err(_) => Outcome::Timeout { latency: started.elapsed() },
+    };
+    let connect = connect_time.get();
+    Probed { outcome: without_connect(outcome, connect), connect }
+}
+
+/// The outcome's times measured from an open connection.
+fn without_connect(mut outcome: Outcome, connect: Option<Duration>) -> Outcome {
+    let Some(connect) = connect else { return outcome };
+    if let Outcome::Response { latency, ttfb, stream, .. } = &mut outcome {
+        *latency = latency.saturating_sub(connect);
+        *ttfb = ttfb.saturating_sub(connect);
+        if let Some(first) = stream.as_mut().and_then(|s| s.first_token_at.as_mut()) {
+            *first = first.saturating_sub(connect);
+        }
     }
+    outcome
 }
 
 async fn exchange(client: &awc::Client, prepared: &Prepared, started: Instant) -> Outcome {
@@ -117,6 +168,9 @@ async fn exchange(client: &awc::Client, prepared: &Prepared, started: Instant) -
             Ok(value) => request = request.insert_header((name.as_str(), value)),
             Err(detail) => return Outcome::NetworkError { detail, latency: started.elapsed() },
         }
+    }
+    if prepared.fresh_connection {
+        request = request.insert_header((awc::http::header::CONNECTION, "close"));
     }
     let sent = match &prepared.body {
         Some(body) => request.send_body(body.expose().to_string()).await,
@@ -263,6 +317,7 @@ mod tests {
             require_model: false,
             challenge: true,
             llm: true,
+            fresh_connection: false,
             redactor: Default::default(),
         };
         let challenge = Challenge::from_operands(1, 2);

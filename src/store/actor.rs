@@ -390,6 +390,7 @@ impl Handler<ProbeResult> for StoreActor {
             reason: result.reason.as_str().to_string(),
             http_code: i32::from(result.http_code),
             detail: result.detail,
+            connect_ms: result.measured.connect_ms.map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
             ttfb_ms: result.measured.ttfb_ms.map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
             ttft_ms: result.measured.ttft_ms.map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
             tokens_per_s: result.measured.tokens_per_s,

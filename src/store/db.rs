@@ -150,6 +150,7 @@ pub struct Row {
     pub reason: String,
     pub http_code: i32,
     pub detail: Option<String>,
+    pub connect_ms: Option<i32>,
     pub ttfb_ms: Option<i32>,
     pub ttft_ms: Option<i32>,
     pub tokens_per_s: Option<f64>,
@@ -174,6 +175,7 @@ struct NewProbe<'a> {
     prompt_tokens: Option<i64>,
     completion_tokens: Option<i64>,
     detail: Option<&'a str>,
+    connect_ms: Option<i32>,
 }
 
 fn model_id(conn: &mut SqliteConnection, name: &str, cache: &mut HashMap<String, i32>) -> QueryResult<i32> {
@@ -243,7 +245,7 @@ pub fn insert(conn: &mut SqliteConnection, rows: &[Row]) -> Result<(), StoreErro
     conn.transaction(|conn| {
         let mut models_cache = HashMap::new();
         let mut newest: HashMap<i32, (i64, i64)> = HashMap::new();
-        // SQLite limits bound variables per statement (32,766): 13 columns x 2,000 rows is below.
+        // SQLite limits bound variables per statement (32,766): 14 columns x 2,000 rows is below.
         for chunk in sorted.chunks(2_000) {
             let mut new = Vec::with_capacity(chunk.len());
             for row in chunk {
@@ -266,6 +268,7 @@ pub fn insert(conn: &mut SqliteConnection, rows: &[Row]) -> Result<(), StoreErro
                     prompt_tokens: row.prompt_tokens,
                     completion_tokens: row.completion_tokens,
                     detail: row.detail.as_deref(),
+                    connect_ms: row.connect_ms,
                 });
             }
             diesel::insert_into(probes::table).values(&new).execute(conn)?;
@@ -322,6 +325,7 @@ type ProbeColumns = (
     Option<i64>,
     Option<i64>,
     Option<String>,
+    Option<i32>,
 );
 
 fn row_of(c: ProbeColumns) -> Row {
@@ -339,6 +343,7 @@ fn row_of(c: ProbeColumns) -> Row {
         prompt,
         completion,
         detail,
+        connect_ms,
     ) = c;
     Row {
         monitor_id,
@@ -348,6 +353,7 @@ fn row_of(c: ProbeColumns) -> Row {
         reason: Reason::from_code(reason).unwrap_or(Reason::ServerError).as_str().to_string(),
         http_code,
         detail,
+        connect_ms,
         ttfb_ms,
         ttft_ms,
         tokens_per_s: tps_x10.map(|t| f64::from(t) / 10.0),
@@ -376,6 +382,7 @@ pub fn latest_rows(conn: &mut SqliteConnection) -> Result<Vec<Row>, StoreError> 
             probes::prompt_tokens,
             probes::completion_tokens,
             probes::detail,
+            probes::connect_ms,
         ))
         .load(conn)?;
     Ok(rows.into_iter().map(row_of).collect())

@@ -24,6 +24,9 @@ pub struct CurrentStatus {
     /// Why a red probe failed; redacted before it was stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Opening the connection (DNS, TCP, TLS), ms, when the probe had to open one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect: Option<i64>,
     /// Time to the response headers, ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ttfb: Option<i64>,
@@ -50,6 +53,7 @@ impl From<db::Row> for CurrentStatus {
             reason: row.reason,
             http_code: row.http_code,
             detail: row.detail,
+            connect: row.connect_ms.map(i64::from),
             ttfb: row.ttfb_ms.map(i64::from),
             ttft: row.ttft_ms.map(i64::from),
             tokens_per_s: row.tokens_per_s,

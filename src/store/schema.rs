@@ -26,6 +26,7 @@ diesel::table! {
         prompt_tokens -> Nullable<BigInt>,
         completion_tokens -> Nullable<BigInt>,
         detail -> Nullable<Text>,
+        connect_ms -> Nullable<Integer>,
     }
 }
 

@@ -94,3 +94,40 @@ fn latency_is_close_to_the_upstreams_delay() {
         assert!((300..=450).contains(&mean), "bucket mean latency {mean}: {bucket}");
     }
 }
+
+/// Connections are kept between probes longer than awc's default 15 s, so a monitor's steady
+/// probes reuse one and measure the service; the probe that opened it says how long that took.
+/// `fresh_connection: true` opens (and measures) one per probe.
+#[test]
+fn connections_are_reused_across_long_intervals_or_fresh_on_request() {
+    use std::sync::atomic::Ordering;
+    let reused = upstream::start();
+    let fresh = upstream::start();
+    // A name whose first probe comes early in its 17 s interval.
+    let interval = Duration::from_secs(17);
+    let name = (0..)
+        .map(|i| format!("steady{i}"))
+        .find(|n| {
+            llm_monitor::probe::schedule::jitter(&format!("keep\u{1f}{n}\u{1f}"), interval) < Duration::from_secs(2)
+        })
+        .unwrap();
+    let ws = Workspace::new(&format!(
+        "monitors:\n  - {{provider: keep, service: {name}, url: \"{}/ok\", method: GET, interval: 17s}}\n  - {{provider: keep, service: fresh, url: \"{}/ok\", method: GET, interval: 1s, fresh_connection: true}}\n",
+        reused.base, fresh.base
+    ));
+    let daemon = ws.start();
+    let first = daemon.wait_current("keep", &name, Duration::from_secs(10));
+    assert!(first["connect"].is_number(), "the first probe opened a connection: {first}");
+    let second = wait_for("the second probe, 17 s later", Duration::from_secs(25), || {
+        let current = daemon.monitor("keep", &name)["current_status"].clone();
+        (current["timestamp"] != first["timestamp"]).then_some(current)
+    });
+    assert!(second["connect"].is_null(), "the second probe reused the connection: {second}");
+    assert_eq!(reused.connections.load(Ordering::SeqCst), 1);
+    // Every fresh probe opened its own.
+    let probes = fresh.log.for_path("/ok").len();
+    assert!(probes >= 10, "{probes}");
+    let opened = fresh.connections.load(Ordering::SeqCst);
+    assert!(opened + 1 >= probes, "{opened} connections for {probes} fresh probes");
+    assert!(daemon.monitor("keep", "fresh")["current_status"]["connect"].is_number());
+}

@@ -337,7 +337,8 @@ fn the_status_page_in_a_real_browser() {
     assert_eq!(eval("JSON.stringify(document.documentElement.lang)"), "zh-CN");
     tab.navigate_to(&format!("{}/?lang=xx-YY&period=1y", daemon.base)).unwrap().wait_until_navigated().unwrap();
     wait_rows("7d", 7);
-    let stored = eval("JSON.stringify([localStorage.getItem('llm-monitor.lang'), localStorage.getItem('llm-monitor.period')])");
+    let stored =
+        eval("JSON.stringify([localStorage.getItem('llm-monitor.lang'), localStorage.getItem('llm-monitor.period')])");
     assert_eq!(stored, serde_json::json!(["zh", "7d"]), "an unknown value was saved");
     tab.navigate_to(&format!("{}/?lang=en-GB", daemon.base)).unwrap().wait_until_navigated().unwrap();
     wait_rows("7d", 7);

@@ -57,6 +57,8 @@ impl Log {
 pub struct Upstream {
     pub base: String,
     pub log: Log,
+    /// TCP connections accepted so far.
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -168,12 +170,18 @@ fn echo_key(req: &HttpRequest, mode: &str, body: &[u8]) -> HttpResponse {
 /// Starts the fake upstream on 127.0.0.1 on a free port.
 pub fn start() -> Upstream {
     let log = Log::default();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     let server_log = log.clone();
     std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
             let data = web::Data::new(server_log);
             let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(respond)))
+                .on_connect(move |_, _| {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                })
+                .keep_alive(Duration::from_secs(120))
                 .workers(1)
                 .disable_signals()
                 .bind("127.0.0.1:0")
@@ -185,7 +193,7 @@ pub fn start() -> Upstream {
         })
     });
     let (addr, handle) = rx.recv_timeout(Duration::from_secs(10)).expect("fake upstream did not start");
-    Upstream { base: format!("http://{addr}"), log, handle }
+    Upstream { base: format!("http://{addr}"), log, connections, handle }
 }
 
 /// A raw TCP server that answers every connection with `reply` and closes it (for resets and

@@ -1,0 +1,1 @@
+ALTER TABLE probes DROP COLUMN connect_ms;
