@@ -97,6 +97,8 @@ fn generate_history(path: &Path, now: i64) -> (Vec<MonitorKey>, usize, Duration)
                 reason: reason.to_string(),
                 http_code: http,
                 detail,
+                // Connections are reused: one is opened about once an hour.
+                connect_ms: (minute % 60 == 0).then_some(120),
                 ttfb_ms: (status != 0).then_some(latency / 3),
                 ttft_ms: (status != 0).then_some(latency / 2),
                 tokens_per_s: (status != 0).then_some(40.0 + (rng.next() % 400) as f64 / 10.0),
