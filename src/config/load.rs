@@ -739,9 +739,20 @@ fn parse_monitor(
         .filter(|(name, _)| !explicit_headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)))
         .collect();
     headers_raw.extend(explicit_headers);
-    let body_template = match fields.raw("body") {
-        Some(_) => parse_body(fields.raw("body"), &place, base_dir, errors),
-        None => form.and_then(|f| f.body.clone()),
+    let body_template = match (fields.raw("body"), form, &template, &model) {
+        (Some(_), _, _, _) => parse_body(fields.raw("body"), &place, base_dir, errors),
+        // The template's body, as its `models:` table has it for this model.
+        (None, Some(form), Some(template), Some(model)) => {
+            match form.body.as_deref().map(|b| template.body_for(b, model)) {
+                Some(Ok(body)) => Some(body),
+                Some(Err(e)) => {
+                    errors.push(&place, "template", e);
+                    None
+                }
+                None => None,
+            }
+        }
+        (None, form, _, _) => form.and_then(|f| f.body.clone()),
     };
 
     let texts = || {

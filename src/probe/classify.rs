@@ -396,19 +396,45 @@ pub fn metrics(outcome: &Outcome, answer: Option<&Answer>) -> Measurements {
 
 /// `HTTP 502: <what the body says>`, preferring a JSON error message over raw text.
 fn http_detail(code: u16, body: &[u8], redactor: &Redactor) -> String {
-    let text = match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Object(map)) if map.contains_key("error") => sse::error_message(&map["error"]),
-        Ok(serde_json::Value::Object(map)) if map.contains_key("message") => {
-            sse::error_message(&serde_json::Value::Object(map))
-        }
-        _ => lossy_prefix(body, 64 * 1024),
+    let json = serde_json::from_slice::<serde_json::Value>(body).ok();
+    let error = match &json {
+        Some(serde_json::Value::Object(map)) if map.contains_key("error") => Some(&map["error"]),
+        Some(value @ serde_json::Value::Object(map)) if map.contains_key("message") => Some(value),
+        _ => None,
+    };
+    let text = match error {
+        Some(error) => sse::error_message(error),
+        None => lossy_prefix(body, 64 * 1024),
     };
     let text = redactor.excerpt(&text, MAX_DETAIL_BYTES);
+    // A model that takes other parameters than the request sent (a reasoning model asked with
+    // max_tokens): say which, so the fix (a template row or a body of its own) is obvious.
+    if let Some(param) = (400..500).contains(&code).then(|| error.and_then(unsupported_parameter)).flatten() {
+        return format!("HTTP {code}: parameter {} not supported by this model: {text}", redactor.excerpt(&param, 64));
+    }
     if text.is_empty() {
         format!("HTTP {code}")
     } else {
         format!("HTTP {code}: {text}")
     }
+}
+
+/// The parameter an API error says it does not support (OpenAI's `unsupported_parameter` and
+/// `unsupported_value` codes, or a message that says so), if it says one.
+fn unsupported_parameter(error: &serde_json::Value) -> Option<String> {
+    let message = error.get("message").and_then(serde_json::Value::as_str).unwrap_or("");
+    let code = error.get("code").and_then(serde_json::Value::as_str).unwrap_or("");
+    let says = matches!(code, "unsupported_parameter" | "unsupported_value")
+        || message.contains("Unsupported parameter")
+        || message.contains("Unsupported value")
+        || message.contains("is not supported with this model");
+    if !says {
+        return None;
+    }
+    let named = error.get("param").and_then(serde_json::Value::as_str).filter(|p| !p.is_empty());
+    // Else the first 'quoted' name in the message.
+    let quoted = || message.split('\'').nth(1).filter(|p| !p.is_empty() && p.len() <= 64);
+    Some(named.or_else(quoted).unwrap_or("(unnamed)").to_string())
 }
 
 #[cfg(test)]
@@ -671,6 +697,13 @@ mod tests {
         assert_eq!(detail(response(502, "{\"error\":{\"message\":\"upstream  down\"}}", 1)), "HTTP 502: upstream down");
         assert_eq!(detail(response(500, "<h1>Bad\n gateway</h1>", 1)), "HTTP 500: <h1>Bad gateway</h1>");
         assert_eq!(detail(response(404, "", 1)), "HTTP 404");
+        let openai = r#"{"error":{"message":"Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.","type":"invalid_request_error","param":"max_tokens","code":"unsupported_parameter"}}"#;
+        assert_eq!(
+            detail(response(400, openai, 1)),
+            "HTTP 400: parameter max_tokens not supported by this model: Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+        );
+        let no_param = r#"{"error":{"message":"Unsupported value: 'temperature' does not support 0 with this model.","code":null}}"#;
+        assert!(detail(response(400, no_param, 1)).starts_with("HTTP 400: parameter temperature not supported"));
         assert_eq!(detail(response(200, "{}", 1)), "HTTP 200: body lacks \"choices\"");
         assert_eq!(detail(Outcome::Timeout { latency: Duration::ZERO }), "no complete response within 3s");
         let challenge = Challenge::from_operands(1, 2);

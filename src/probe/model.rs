@@ -51,6 +51,11 @@ pub const SNAPSHOT_RULES: &[SnapshotRule] = &[
         example: ("gemini-1.5-flash", "gemini-1.5-flash-002"),
     },
     SnapshotRule {
+        vendor: "relays: the thinking mode of a model (-thinking)",
+        pattern: r"^(?P<base>.+?)-(?P<snapshot>thinking)$",
+        example: ("claude-sonnet-4-5-20250929-thinking", "claude-sonnet-4-5-20250929"),
+    },
+    SnapshotRule {
         vendor: "every vendor's moving alias: latest",
         pattern: r"^(?P<base>.+?)[-@](?P<snapshot>latest)$",
         example: ("claude-3-5-sonnet-latest", "claude-3-5-sonnet-20241022"),
@@ -71,17 +76,25 @@ struct Split {
     pinned: Option<String>,
 }
 
+/// Suffixes come off one after another (`...-20250929-thinking` is a mode of a snapshot);
+/// the outermost dated one is the snapshot.
 fn split(name: &str) -> Split {
     let name = name.trim().to_ascii_lowercase();
-    let name = name.strip_prefix("models/").unwrap_or(&name).to_string();
-    for rule in rules() {
-        if let Some(captures) = rule.captures(&name) {
-            let snapshot = &captures["snapshot"];
-            let pinned = snapshot.chars().any(|c| c.is_ascii_digit()).then(|| snapshot.replace('-', ""));
-            return Split { base: captures["base"].to_string(), pinned };
+    let mut base = name.strip_prefix("models/").unwrap_or(&name).to_string();
+    let mut pinned = None;
+    'strip: loop {
+        for rule in rules() {
+            if let Some(captures) = rule.captures(&base) {
+                let snapshot = &captures["snapshot"];
+                if pinned.is_none() && snapshot.chars().any(|c| c.is_ascii_digit()) {
+                    pinned = Some(snapshot.replace('-', ""));
+                }
+                base = captures["base"].to_string();
+                continue 'strip;
+            }
         }
+        return Split { base, pinned };
     }
-    Split { base: name, pinned: None }
 }
 
 /// Whether the reported model is the expected one: the same model (ignoring case, a `models/`
@@ -155,6 +168,10 @@ mod tests {
             ("claude-sonnet-4-5", "claude-sonnet-4-5-20250929", true),
             ("gpt-4.1", "gpt-4.1-2025-04-14", true),
             ("gemini-1.5-flash", "gemini-1.5-flash-8b", false),
+            ("claude-sonnet-4-5-20250929-thinking", "claude-sonnet-4-5-20250929", true),
+            ("claude-opus-4-1-thinking", "claude-opus-4-1-20250805", true),
+            ("claude-opus-4-1-thinking", "claude-opus-4-20250514", false),
+            ("gpt-5-chat-latest", "gpt-5-chat-2025-08-07", true),
         ];
         for (expected, reported, same) in rows {
             assert_eq!(same_model(expected, reported), same, "{expected} vs {reported}");

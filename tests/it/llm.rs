@@ -366,3 +366,119 @@ fn stream_framing_as_relays_send_it() {
         }
     }
 }
+
+/// The built-in templates work unchanged for today's flagship models of each family and the
+/// older ones, against a fake that behaves like the real APIs: it refuses `max_tokens` and a
+/// temperature for OpenAI reasoning models with OpenAI's own error, and thinking models spend
+/// their output budget thinking (so a 16- or 32-token budget leaves no answer).
+#[test]
+fn built_in_templates_fit_todays_flagship_models() {
+    let up = upstream::start();
+    // (template, model, stream, what the request must carry, what it must not)
+    type Row<'a> = (&'a str, &'a str, bool, Vec<(&'a str, Value)>, Vec<&'a str>);
+    let rows: Vec<Row> = vec![
+        (
+            "openai-chat",
+            "gpt-5",
+            true,
+            vec![("/reasoning_effort", "minimal".into())],
+            vec!["/max_tokens", "/temperature"],
+        ),
+        ("openai-chat", "gpt-5-mini", false, vec![("/max_completion_tokens", 256.into())], vec!["/max_tokens"]),
+        ("openai-chat", "gpt-5.1", true, vec![("/reasoning_effort", "none".into())], vec!["/temperature"]),
+        ("openai-chat", "o3", false, vec![("/reasoning_effort", "low".into())], vec!["/max_tokens", "/temperature"]),
+        ("openai-chat", "o4-mini", true, vec![("/max_completion_tokens", 1024.into())], vec!["/max_tokens"]),
+        ("openai-chat", "o1-mini", false, vec![("/max_completion_tokens", 2048.into())], vec!["/reasoning_effort"]),
+        ("openai-chat", "gpt-5-chat-latest", true, vec![("/max_completion_tokens", 64.into())], vec!["/max_tokens"]),
+        ("openai-chat", "gpt-4o", true, vec![("/max_tokens", 16.into()), ("/temperature", 0.into())], vec![]),
+        ("openai-chat", "openai/gpt-5", false, vec![("/reasoning_effort", "minimal".into())], vec!["/max_tokens"]),
+        ("openai-responses", "gpt-5", true, vec![("/reasoning/effort", "minimal".into())], vec!["/temperature"]),
+        ("openai-responses", "o3", false, vec![("/max_output_tokens", 1024.into())], vec![]),
+        ("openai-responses", "gpt-4.1", true, vec![("/max_output_tokens", 16.into())], vec!["/reasoning"]),
+        ("anthropic-messages", "claude-sonnet-4-5-20250929", true, vec![("/max_tokens", 16.into())], vec!["/thinking"]),
+        (
+            "anthropic-messages",
+            "claude-sonnet-4-5-20250929-thinking",
+            true,
+            vec![("/thinking/budget_tokens", 1024.into()), ("/max_tokens", 2048.into())],
+            vec![],
+        ),
+        ("anthropic-messages", "claude-opus-4-1-thinking", false, vec![("/thinking/type", "enabled".into())], vec![]),
+        ("anthropic-messages", "claude-3-5-haiku-20241022", false, vec![("/max_tokens", 16.into())], vec![]),
+        (
+            "gemini",
+            "gemini-2.5-pro",
+            true,
+            vec![("/generationConfig/thinkingConfig/thinkingBudget", 128.into())],
+            vec![],
+        ),
+        (
+            "gemini",
+            "gemini-2.5-flash",
+            false,
+            vec![("/generationConfig/thinkingConfig/thinkingBudget", 0.into())],
+            vec![],
+        ),
+        (
+            "gemini",
+            "gemini-2.5-flash-lite",
+            true,
+            vec![("/generationConfig/thinkingConfig/thinkingBudget", 0.into())],
+            vec![],
+        ),
+        (
+            "gemini",
+            "gemini-3-pro-preview",
+            true,
+            vec![("/generationConfig/thinkingConfig/thinkingLevel", "low".into())],
+            vec!["/generationConfig/temperature"],
+        ),
+        (
+            "gemini",
+            "gemini-2.0-flash",
+            false,
+            vec![("/generationConfig/maxOutputTokens", 32.into())],
+            vec!["/generationConfig/thinkingConfig"],
+        ),
+    ];
+    let mut config = String::from("interval: 2s\nmonitors:\n");
+    for (i, (template, model, stream, _, _)) in rows.iter().enumerate() {
+        config.push_str(&templated(&format!("f{i}"), &up, &format!("correct+f{i}"), template, model, *stream, ""));
+    }
+    // Without the table: a hand-written body with max_tokens for a reasoning model is refused,
+    // and the detail says which parameter.
+    config.push_str(&format!(
+        "  - {{provider: llm, service: handmade, url: \"{}/llm/correct/v1/chat/completions\", method: POST, model: gpt-5, api_key: k, body: '{{\"model\": \"gpt-5\", \"max_tokens\": 16, \"messages\": [{{\"role\": \"user\", \"content\": \"{{{{CHALLENGE}}}}\"}}]}}'}}\n",
+        up.base
+    ));
+    let ws = Workspace::new(&config);
+    let daemon = ws.start();
+    for (i, (template, model, stream, carries, lacks)) in rows.iter().enumerate() {
+        let name = format!("{template} {model} stream={stream}");
+        let current = daemon.wait_current("llm", &format!("f{i}"), Duration::from_secs(15));
+        assert_eq!(
+            (current["status"].as_i64(), current["reason"].as_str()),
+            (Some(1), Some("ok")),
+            "{name}: {current}"
+        );
+        let request = up
+            .log
+            .all()
+            .into_iter()
+            .find(|r| r.path.starts_with(&format!("/llm/correct+f{i}/")))
+            .unwrap_or_else(|| panic!("{name}: no request"));
+        let body: Value = serde_json::from_str(&request.body).unwrap();
+        for (pointer, value) in carries {
+            assert_eq!(body.pointer(pointer), Some(value), "{name}: {pointer} in {body}");
+        }
+        for pointer in lacks {
+            assert!(body.pointer(pointer).is_none(), "{name}: {pointer} in {body}");
+        }
+    }
+    let handmade = daemon.wait_current("llm", "handmade", Duration::from_secs(15));
+    assert_eq!(handmade["reason"], "client_error", "{handmade}");
+    assert!(
+        handmade["detail"].as_str().unwrap().starts_with("HTTP 400: parameter max_tokens not supported by this model"),
+        "{handmade}"
+    );
+}

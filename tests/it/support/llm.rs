@@ -21,6 +21,8 @@ struct Options {
     error: bool,
     html: bool,
     reset: bool,
+    /// Thinking shown before the answer (set from the request, not the path).
+    thinks: bool,
     /// Keep the connection open after the last event, as some relays do.
     linger: bool,
     /// A byte-order mark first, bare-CR line endings, a `[DONE]` cut before its blank line.
@@ -203,19 +205,35 @@ fn stream_parts(family: Family, model: &str, text: &str, o: &Options) -> (String
             (prelude, body, tail)
         }
         Family::Anthropic => {
-            let prelude = sse(&[
-                (
-                    Some("message_start"),
-                    json!({"type":"message_start","message":{"id":"m","type":"message","role":"assistant","content":[],"model":model,"usage":{"input_tokens":20,"output_tokens":1}}}),
-                ),
-                (
+            let prelude = sse(&[(
+                Some("message_start"),
+                json!({"type":"message_start","message":{"id":"m","type":"message","role":"assistant","content":[],"model":model,"usage":{"input_tokens":20,"output_tokens":1}}}),
+            )]);
+            let thinking = if o.thinks {
+                sse(&[
+                    (
+                        Some("content_block_start"),
+                        json!({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}),
+                    ),
+                    (
+                        Some("content_block_delta"),
+                        json!({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Adding 12 and 30 first..."}}),
+                    ),
+                    (Some("content_block_stop"), json!({"type":"content_block_stop","index":0})),
+                ])
+            } else {
+                String::new()
+            };
+            let text_index = usize::from(o.thinks);
+            let prelude = prelude
+                + &thinking
+                + &sse(&[(
                     Some("content_block_start"),
-                    json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
-                ),
-            ]);
+                    json!({"type":"content_block_start","index":text_index,"content_block":{"type":"text","text":""}}),
+                )]);
             let body = sse(&[(
                 Some("content_block_delta"),
-                json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":text}}),
+                json!({"type":"content_block_delta","index":text_index,"delta":{"type":"text_delta","text":text}}),
             )]);
             let tail = if o.error {
                 sse(&[(
@@ -237,10 +255,19 @@ fn stream_parts(family: Family, model: &str, text: &str, o: &Options) -> (String
             (prelude, body, tail)
         }
         Family::Gemini => {
+            let thought = if o.thinks {
+                sse(&[(
+                    None,
+                    json!({"candidates":[{"content":{"parts":[{"text":"Thinking about 12 and 30...","thought":true}],"role":"model"}}],"modelVersion":model}),
+                )])
+            } else {
+                String::new()
+            };
             let body = sse(&[(
                 None,
                 json!({"candidates":[{"content":{"parts":[{"text":text}],"role":"model"}}],"modelVersion":model}),
             )]);
+            let body = thought + &body;
             let tail = if o.error {
                 sse(&[(None, json!({"error":{"code":503,"message":"fake upstream failure","status":"UNAVAILABLE"}}))])
             } else if done {
@@ -265,11 +292,137 @@ fn whole(family: Family, model: &str, text: &str, o: &Options) -> Value {
             json!({"id":"r","object":"response","status":"completed","model":model,"output":[{"type":"message","role":"assistant","content":[{"type":"output_text","text":text}]}],"usage":{"input_tokens":20,"output_tokens":o.tokens}})
         }
         Family::Anthropic => {
-            json!({"id":"m","type":"message","role":"assistant","model":model,"content":[{"type":"text","text":text}],"stop_reason":"end_turn","usage":{"input_tokens":20,"output_tokens":o.tokens}})
+            let mut content = Vec::new();
+            if o.thinks {
+                content.push(json!({"type":"thinking","thinking":"Adding 12 and 30 first...","signature":"sig"}));
+            }
+            content.push(json!({"type":"text","text":text}));
+            json!({"id":"m","type":"message","role":"assistant","model":model,"content":content,"stop_reason":"end_turn","usage":{"input_tokens":20,"output_tokens":o.tokens}})
         }
         Family::Gemini => {
-            json!({"candidates":[{"content":{"parts":[{"text":text}],"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":20,"candidatesTokenCount":o.tokens},"modelVersion":model})
+            let mut parts = Vec::new();
+            if o.thinks {
+                parts.push(json!({"text":"Thinking about 12 and 30...","thought":true}));
+            }
+            parts.push(json!({"text":text}));
+            json!({"candidates":[{"content":{"parts":parts,"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":20,"candidatesTokenCount":o.tokens},"modelVersion":model})
         }
+    }
+}
+
+/// What a real API does with this request for this model: refuse it as the real API would
+/// (with its error body), or think first and perhaps spend the whole budget doing so.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Behaviour {
+    /// Tokens left for the answer after thinking; none means the reply has no text.
+    answers: bool,
+    /// Emits visible thinking (Anthropic thinking blocks, Gemini thought parts).
+    thinks: bool,
+}
+
+fn invalid(message: &str, param: &str, code: &str) -> HttpResponse {
+    HttpResponse::BadRequest().content_type("application/json").body(
+        json!({"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}})
+            .to_string(),
+    )
+}
+
+fn api_behaviour(family: Family, model: &str, request: &Value) -> Result<Behaviour, HttpResponse> {
+    let plain = Behaviour { answers: true, thinks: false };
+    let reasoning = (model.starts_with("gpt-5") && !model.starts_with("gpt-5-chat"))
+        || ["o1", "o3", "o4"].iter().any(|p| model.starts_with(p));
+    match family {
+        Family::Chat | Family::Responses if reasoning => {
+            if family == Family::Chat && request.get("max_tokens").is_some() {
+                return Err(invalid(
+                    "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+                    "max_tokens",
+                    "unsupported_parameter",
+                ));
+            }
+            if let Some(t) = request.get("temperature").filter(|t| t.as_f64() != Some(1.0)) {
+                return Err(invalid(
+                    &format!("Unsupported value: 'temperature' does not support {t} with this model. Only the default (1) value is supported."),
+                    "temperature",
+                    "unsupported_value",
+                ));
+            }
+            let effort = match family {
+                Family::Chat => request["reasoning_effort"].as_str(),
+                _ => request.pointer("/reasoning/effort").and_then(Value::as_str),
+            }
+            .unwrap_or("medium");
+            let o_series = model.starts_with('o');
+            if (o_series && matches!(effort, "minimal" | "none"))
+                || (!o_series && model.starts_with("gpt-5.") && effort == "minimal")
+            {
+                return Err(invalid(
+                    &format!("Unsupported value: 'reasoning_effort' does not support '{effort}' with this model."),
+                    "reasoning_effort",
+                    "unsupported_value",
+                ));
+            }
+            let spent = match effort {
+                "none" | "minimal" => 0,
+                "low" => 200,
+                "medium" => 600,
+                _ => 1_500,
+            };
+            let budget = match family {
+                Family::Chat => request["max_completion_tokens"].as_u64(),
+                _ => request["max_output_tokens"].as_u64(),
+            }
+            .unwrap_or(16_000);
+            Ok(Behaviour { answers: budget >= spent + 4, thinks: false })
+        }
+        Family::Anthropic if model.contains("-thinking") => {
+            let budget = request.pointer("/thinking/budget_tokens").and_then(Value::as_u64).unwrap_or(1_024);
+            if budget < 1_024 {
+                return Err(invalid(
+                    "thinking.budget_tokens: Input should be greater than or equal to 1024",
+                    "thinking",
+                    "invalid",
+                ));
+            }
+            if request["max_tokens"].as_u64().unwrap_or(0) <= budget {
+                return Err(invalid(
+                    "`max_tokens` must be greater than `thinking.budget_tokens`",
+                    "max_tokens",
+                    "invalid",
+                ));
+            }
+            Ok(Behaviour { answers: true, thinks: true })
+        }
+        Family::Gemini if model.starts_with("gemini-2.5") || model.starts_with("gemini-3") => {
+            let config = &request["generationConfig"];
+            let budget = config.pointer("/thinkingConfig/thinkingBudget").and_then(Value::as_i64);
+            if model.starts_with("gemini-2.5-pro") && budget == Some(0) {
+                return Err(HttpResponse::BadRequest().content_type("application/json").body(
+                    r#"{"error":{"code":400,"message":"Budget 0 is invalid. This model only works in thinking mode.","status":"INVALID_ARGUMENT"}}"#,
+                ));
+            }
+            let spent = match (budget, config.pointer("/thinkingConfig/thinkingLevel").and_then(Value::as_str)) {
+                (Some(b), _) if b >= 0 => (b as u64).min(200),
+                (_, Some("low")) => 100,
+                _ => 300,
+            };
+            let max = config["maxOutputTokens"].as_u64().unwrap_or(8_192);
+            Ok(Behaviour { answers: max >= spent + 4, thinks: spent > 0 })
+        }
+        _ => Ok(plain),
+    }
+}
+
+/// The name a real API reports for `model`: its dated snapshot (an alias such as `-latest`
+/// resolved to one; a relay's `-thinking` mode is the model itself).
+fn served_model(model: &str) -> String {
+    let model = model.strip_suffix("-thinking").unwrap_or(model);
+    let dated =
+        model.rsplit('-').next().is_some_and(|last| last.len() == 8 && last.bytes().all(|b| b.is_ascii_digit()));
+    if dated {
+        model.to_string()
+    } else {
+        format!("{}-20240229", model.strip_suffix("-latest").unwrap_or(model))
     }
 }
 
@@ -294,6 +447,10 @@ pub async fn respond(mode: &str, rest: &str, body: &[u8]) -> HttpResponse {
     } else {
         return HttpResponse::NotFound().body("unknown fake LLM path");
     };
+    let behaviour = match api_behaviour(family, &model, &request) {
+        Ok(b) => b,
+        Err(refusal) => return refusal,
+    };
     let Some(answer) = challenge_answer(&body_text) else {
         return HttpResponse::BadRequest().body("no challenge in the request");
     };
@@ -306,9 +463,12 @@ pub async fn respond(mode: &str, rest: &str, body: &[u8]) -> HttpResponse {
     } else {
         answer
     };
-    let text = format!("{said}");
-    // Relays report dated model names; a swapped one reports something else entirely.
-    let served = if o.mismatch { "cheap-model-1".to_string() } else { format!("{model}-20240229") };
+    // A thinking model that used its whole budget thinking answers nothing.
+    let text = if behaviour.answers { format!("{said}") } else { String::new() };
+    let o = Options { thinks: behaviour.thinks, ..o };
+    // Relays report dated model names (a `-latest` alias as the snapshot it points at); a
+    // swapped one reports something else entirely.
+    let served = if o.mismatch { "cheap-model-1".to_string() } else { served_model(&model) };
     if !stream {
         return HttpResponse::Ok().content_type("application/json").body(whole(family, &served, &text, &o).to_string());
     }
