@@ -320,14 +320,14 @@ struct Behaviour {
     thinks: bool,
 }
 
-fn invalid(message: &str, param: &str, code: &str) -> HttpResponse {
-    HttpResponse::BadRequest().content_type("application/json").body(
+fn invalid(message: &str, param: &str, code: &str) -> Box<HttpResponse> {
+    Box::new(HttpResponse::BadRequest().content_type("application/json").body(
         json!({"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}})
             .to_string(),
     )
 }
 
-fn api_behaviour(family: Family, model: &str, request: &Value) -> Result<Behaviour, HttpResponse> {
+fn api_behaviour(family: Family, model: &str, request: &Value) -> Result<Behaviour, Box<HttpResponse>> {
     let plain = Behaviour { answers: true, thinks: false };
     let reasoning = (model.starts_with("gpt-5") && !model.starts_with("gpt-5-chat"))
         || ["o1", "o3", "o4"].iter().any(|p| model.starts_with(p));
@@ -397,9 +397,9 @@ fn api_behaviour(family: Family, model: &str, request: &Value) -> Result<Behavio
             let config = &request["generationConfig"];
             let budget = config.pointer("/thinkingConfig/thinkingBudget").and_then(Value::as_i64);
             if model.starts_with("gemini-2.5-pro") && budget == Some(0) {
-                return Err(HttpResponse::BadRequest().content_type("application/json").body(
+                return Err(Box::new(HttpResponse::BadRequest().content_type("application/json").body(
                     r#"{"error":{"code":400,"message":"Budget 0 is invalid. This model only works in thinking mode.","status":"INVALID_ARGUMENT"}}"#,
-                ));
+                )));
             }
             let spent = match (budget, config.pointer("/thinkingConfig/thinkingLevel").and_then(Value::as_str)) {
                 (Some(b), _) if b >= 0 => (b as u64).min(200),
@@ -449,7 +449,7 @@ pub async fn respond(mode: &str, rest: &str, body: &[u8]) -> HttpResponse {
     };
     let behaviour = match api_behaviour(family, &model, &request) {
         Ok(b) => b,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let Some(answer) = challenge_answer(&body_text) else {
         return HttpResponse::BadRequest().body("no challenge in the request");
