@@ -321,9 +321,11 @@ struct Behaviour {
 }
 
 fn invalid(message: &str, param: &str, code: &str) -> Box<HttpResponse> {
-    Box::new(HttpResponse::BadRequest().content_type("application/json").body(
-        json!({"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}})
-            .to_string(),
+    Box::new(
+        HttpResponse::BadRequest().content_type("application/json").body(
+            json!({"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}})
+                .to_string(),
+        ),
     )
 }
 
