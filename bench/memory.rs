@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use futures_util::StreamExt;
 
 /// The binary under test; `LLM_MONITOR_BIN` measures another build (an older commit, say).
 fn bin() -> String {
@@ -69,10 +70,18 @@ async fn upstream(req: HttpRequest, replies: web::Data<Replies>) -> HttpResponse
             HttpResponse::Ok().content_type("text/event-stream").body(replies.small_stream.clone())
         }
         p if p.starts_with("/big-stream") => {
+            // Half the reply, a second's pause, the rest: all 200 probes are in the middle of
+            // their replies at once.
             let chunks = replies.big_stream.clone();
-            HttpResponse::Ok()
-                .content_type("text/event-stream")
-                .streaming(futures_util::stream::iter(chunks.into_iter().map(Ok::<_, actix_web::Error>)))
+            let half = chunks.len() / 2;
+            let stream =
+                futures_util::stream::iter(chunks.into_iter().enumerate()).then(move |(i, chunk)| async move {
+                    if i == half {
+                        actix_rt::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Ok::<_, actix_web::Error>(chunk)
+                });
+            HttpResponse::Ok().content_type("text/event-stream").streaming(stream)
         }
         p if p.starts_with("/big-error") => {
             HttpResponse::BadGateway().content_type("text/html").body(replies.big_error.clone())

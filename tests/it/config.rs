@@ -186,6 +186,7 @@ fn check_and_start_refuse_the_same_files() {
         let (code, output) = check(&ws);
         assert_eq!(code, 1, "check accepted {text:?}: {output}");
         assert!(output.contains(message), "{text:?}: {output}");
+        assert!(output.contains("invalid configuration (1 problem):"), "{output}");
         let start = Command::new(BIN).arg("--config").arg(ws.config_path()).current_dir(ws.path()).output().unwrap();
         let stderr = String::from_utf8_lossy(&start.stderr);
         assert_eq!(start.status.code(), Some(1), "start accepted {text:?}: {stderr}");
