@@ -2,32 +2,19 @@
 //! pages and clients that pipeline requests without reading the answers cost the daemon.
 //! `cargo bench --bench memory`; exits non-zero when a target is missed. See bench/README.md.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use futures_util::StreamExt;
-
-/// The binary under test; `LLM_MONITOR_BIN` measures another build (an older commit, say).
-fn bin() -> String {
-    std::env::var("LLM_MONITOR_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_llm-monitor").to_string())
-}
 const MIB: f64 = 1024.0 * 1024.0;
 
-struct Figure {
-    what: String,
-    value: String,
-    target: String,
-    ok: Option<bool>,
-}
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 
-fn figure(what: &str, value: String, target: &str, ok: Option<bool>) -> Figure {
-    Figure { what: what.to_string(), value, target: target.to_string(), ok }
-}
+mod common;
+use common::{figure, proc_status_kb, report, start_daemon, Daemon};
+use futures_util::StreamExt;
 
 /// One event of a chat-completions stream carrying `text`.
 fn chat_event(text: &str) -> String {
@@ -109,55 +96,13 @@ fn start_upstream(replies: Arc<Replies>) -> String {
     format!("http://{}", rx.recv().unwrap())
 }
 
-struct Daemon {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_daemon(dir: &Path, config: &str) -> Daemon {
+fn start(dir: &Path, config: &str) -> Daemon {
     std::fs::write(
         dir.join("config.yaml"),
         format!("listen: \"127.0.0.1:0\"\ndatabase: \"{}\"\n{config}", dir.join("monitor.db").display()),
     )
     .unwrap();
-    let mut child = Command::new(bin())
-        .arg("--config")
-        .arg(dir.join("config.yaml"))
-        .current_dir(dir)
-        .env("RUST_LOG", "warn,llm_monitor::app=info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let _ = tx.send(rest.trim().to_string());
-            }
-        }
-    });
-    let base = rx.recv_timeout(Duration::from_secs(30)).expect("the daemon did not start");
-    Daemon { child, base }
-}
-
-fn proc_status_kb(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    start_daemon(dir, "warn,llm_monitor::app=info")
 }
 
 fn peak_mib(daemon: &Daemon) -> f64 {
@@ -193,7 +138,7 @@ fn probing_peak(dir: &Path, upstream: &str, replies: &Replies, load: Load) -> f6
             ));
         }
     }
-    let daemon = start_daemon(dir, &config);
+    let daemon = start(dir, &config);
     let start = replies.requests.load(Ordering::Relaxed);
     let deadline = Instant::now() + Duration::from_secs(300);
     while replies.requests.load(Ordering::Relaxed) - start < rounds * monitors as u64 {
@@ -270,7 +215,7 @@ fn main() {
     ));
 
     // 3. Clients that pipeline requests and never read the answers.
-    let daemon = start_daemon(
+    let daemon = start(
         dir,
         "monitors:\n  - {provider: a, service: b, url: \"http://127.0.0.1:1/\", method: GET, interval: 10s}\n",
     );
@@ -304,22 +249,5 @@ fn main() {
     figures.push(figure("/health after the attacks", health.to_string(), "200", Some(health == 200)));
     drop(daemon);
 
-    println!("\n| figure | measured | target | met |\n|---|---|---|---|");
-    for f in &figures {
-        let met = match f.ok {
-            Some(true) => "yes",
-            Some(false) => "NO",
-            None => "",
-        };
-        println!("| {} | {} | {} | {met} |", f.what, f.value, f.target);
-    }
-    let failed = figures.iter().filter(|f| f.ok == Some(false)).count();
-    println!(
-        "\n{} of {} targets met",
-        figures.iter().filter(|f| f.ok == Some(true)).count(),
-        figures.iter().filter(|f| f.ok.is_some()).count()
-    );
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    report(&figures);
 }

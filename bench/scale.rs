@@ -4,9 +4,8 @@
 //! next to its target. See bench/README.md.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,7 +20,9 @@ use llm_monitor::probe::{Reason, Status};
 use llm_monitor::store::db::{self, Row};
 use llm_monitor::store::{Close, Flush, ProbeResult, RegisterMonitors, StoreActor};
 
-const BIN: &str = env!("CARGO_BIN_EXE_llm-monitor");
+mod common;
+use common::{figure, proc_status_kb, report, start_daemon, Figure};
+
 const HISTORY_MONITORS: usize = 100;
 const HISTORY_DAYS: i64 = 30;
 const PROBE_MONITORS: usize = 2_000;
@@ -41,19 +42,6 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     values.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let rank = ((p / 100.0) * values.len() as f64).ceil().clamp(1.0, values.len() as f64) as usize;
     values[rank - 1]
-}
-
-/// One line of the final table.
-struct Figure {
-    what: String,
-    value: String,
-    target: String,
-    ok: Option<bool>,
-}
-
-fn figure(what: &str, value: String, target: &str, ok: Option<bool>) -> Figure {
-    eprintln!("      {what}: {value}");
-    Figure { what: what.to_string(), value, target: target.to_string(), ok }
 }
 
 /// A cheap deterministic generator, so every run writes the same history.
@@ -156,44 +144,6 @@ fn start_upstream(arrivals: Arrivals) -> String {
     format!("http://{}", rx.recv().unwrap())
 }
 
-struct Daemon {
-    child: Child,
-    base: String,
-    started: Instant,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_daemon(dir: &Path) -> Daemon {
-    let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(dir.join("config.yaml"))
-        .current_dir(dir)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let _ = tx.send(rest.trim().to_string());
-            }
-        }
-    });
-    let base = rx.recv_timeout(Duration::from_secs(30)).expect("the daemon did not start");
-    Daemon { child, base, started }
-}
-
 fn agent() -> ureq::Agent {
     ureq::Agent::new_with_config(
         ureq::config::Config::builder()
@@ -281,16 +231,6 @@ fn proc_cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
-fn proc_status_kb(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 fn clock_ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -336,7 +276,7 @@ fn history_phase(figures: &mut Vec<Figure>, dir: &Path) {
     ));
     std::fs::write(dir.join("config.yaml"), config).unwrap();
     eprintln!("[2/4] starting the daemon on it, measuring queries ...");
-    let daemon = start_daemon(dir);
+    let daemon = start_daemon(dir, "info");
     let client = agent();
     let health_at = loop {
         if let Some((200, _)) = get(&client, &format!("{}/health", daemon.base)) {
@@ -574,7 +514,7 @@ fn probing_phase(figures: &mut Vec<Figure>, dir: &Path) {
         config.push_str(&format!("  - {{provider: probe, service: m{i}, url: \"{upstream}/m/{i}\", method: GET, success_contains: choices}}\n"));
     }
     std::fs::write(dir.join("config.yaml"), config).unwrap();
-    let mut daemon = start_daemon(dir);
+    let mut daemon = start_daemon(dir, "info");
     let pid = daemon.child.id();
     // Warm up one full interval (first probes are spread over it), then measure.
     std::thread::sleep(Duration::from_secs(PROBE_INTERVAL_S + 2));
@@ -668,26 +608,5 @@ fn main() {
     ingest_phase(&mut figures, &dir);
     probing_phase(&mut figures, &dir);
 
-    let width = figures.iter().map(|f| f.what.len()).max().unwrap_or(10);
-    let vwidth = figures.iter().map(|f| f.value.len()).max().unwrap_or(10);
-    println!();
-    println!("| {:width$} | {:vwidth$} | target | met |", "figure", "measured");
-    println!("|{}|{}|---|---|", "-".repeat(width + 2), "-".repeat(vwidth + 2));
-    for f in &figures {
-        let met = match f.ok {
-            Some(true) => "yes",
-            Some(false) => "NO",
-            None => "",
-        };
-        println!("| {:width$} | {:vwidth$} | {} | {met} |", f.what, f.value, f.target);
-    }
-    let failed = figures.iter().filter(|f| f.ok == Some(false)).count();
-    println!(
-        "\n{} of {} targets met",
-        figures.iter().filter(|f| f.ok == Some(true)).count(),
-        figures.iter().filter(|f| f.ok.is_some()).count()
-    );
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    report(&figures);
 }
