@@ -14,6 +14,7 @@ use actix::Actor;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+use llm_monitor::clock::unix_now;
 use llm_monitor::config::MonitorKey;
 use llm_monitor::probe::classify::Measurements;
 use llm_monitor::probe::{Reason, Status};
@@ -30,10 +31,6 @@ const PROBE_INTERVAL_S: u64 = 5;
 const UPSTREAM_DELAY_MS: u64 = 50;
 /// The upstream path number of the monitor used to time freshness.
 const FRESH: u32 = 999_999;
-
-fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
-}
 
 fn percentile(values: &mut [f64], p: f64) -> f64 {
     if values.is_empty() {

@@ -2,16 +2,16 @@
 //! shuts down in order: probes drain, the store flushes and closes, the server stops.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
 
 use crate::api::{self, AppState};
 use crate::config::{duration, Config};
 use crate::metrics::Metrics;
-use crate::store::{db, Close, Flush, GetStoreHealth, RegisterMonitors, StoreActor};
+use crate::store::{db, Close, Flush, RegisterMonitors, StoreActor};
 use crate::supervisor::{Shutdown, Supervisor};
-use crate::watch::notify_systemd;
+use crate::systemd::{notify_systemd, watchdog};
 use sd_notify::NotifyState;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         .map_err(|source| RunError::Listen { listen: config.listen.clone(), source })?;
     let conn = db::open(&config.database)?;
     let metrics = Arc::new(Metrics::new());
-    metrics.reloaded("startup", true, crate::probe::actor::unix_now());
+    metrics.reloaded("startup", true, crate::clock::unix_now());
     let store_arbiter = Arbiter::new();
     let (retention, weight) = (config.retention, config.degraded_weight);
     let store = StoreActor::start_in_arbiter(&store_arbiter.handle(), {
@@ -121,21 +121,6 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let _ = store_arbiter.join();
     log::info!("shutdown complete");
     Ok(())
-}
-
-/// Pings systemd's watchdog at half its period while the store still answers: a wedged store
-/// or a stalled event loop gets the daemon restarted.
-async fn watchdog(store: Addr<StoreActor>, period: Duration) {
-    let every = period / 2;
-    log::info!("systemd watchdog enabled: pinging every {}", duration::format(every));
-    loop {
-        actix_rt::time::sleep(every).await;
-        if store.send(GetStoreHealth).timeout(every).await.is_ok() {
-            notify_systemd(&[NotifyState::Watchdog]);
-        } else {
-            log::error!("watchdog: the store did not answer within {}", duration::format(every));
-        }
-    }
 }
 
 /// Starts the HTTP server. actix starts its workers on the first poll, and a worker whose app

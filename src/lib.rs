@@ -3,11 +3,13 @@
 
 pub mod api;
 pub mod app;
+pub mod clock;
 pub mod config;
+pub mod domain;
 pub mod logging;
 pub mod metrics;
 pub mod probe;
 pub mod secret;
 pub mod store;
 pub mod supervisor;
-pub mod watch;
+pub mod systemd;

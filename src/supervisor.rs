@@ -9,11 +9,11 @@ use actix::prelude::*;
 use actix_rt::signal::unix::Signal;
 use futures_util::future::join_all;
 
+use crate::config::watch::{ConfigActor, GetReloadStatus, ReloadStatus};
 use crate::config::{diff, Config, Monitor, MonitorKey};
 use crate::metrics::Metrics;
 use crate::probe::{schedule, Drain, ProbeActor, Retire, UpdateMonitor};
 use crate::store::{RegisterMonitors, StoreActor};
-use crate::watch::{ConfigActor, GetReloadStatus, ReloadStatus};
 
 pub struct Supervisor {
     config: Config,

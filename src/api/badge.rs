@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 
 use super::{AppState, ACTOR_TIMEOUT};
-use crate::probe::actor::unix_now;
+use crate::clock::unix_now;
 use crate::store::timeline::Period;
 use crate::store::FindMonitor;
 

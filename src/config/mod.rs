@@ -5,73 +5,16 @@ mod diff;
 pub mod duration;
 mod load;
 pub mod template;
+pub mod watch;
 
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::domain::MonitorKey;
 pub use crate::secret::{Redactor, Secret};
 pub use diff::{diff, MonitorDiff};
 pub use load::{env_var_names, load, load_with_env, ConfigErrors, CHALLENGE_PLACEHOLDER};
-
-/// Identity of a monitor everywhere (actors, store rows, API filters, env names):
-/// provider/service/channel, compared case-insensitively, displayed as written.
-#[derive(Clone)]
-pub struct MonitorKey {
-    pub provider: String,
-    pub service: String,
-    pub channel: String,
-    normalized: String,
-}
-
-impl MonitorKey {
-    pub fn new(provider: &str, service: &str, channel: &str) -> Self {
-        // '\u{1f}' (unit separator) cannot be typed into a YAML key by accident, so no two
-        // distinct keys normalise to the same string.
-        // ASCII-only folding, as SQLite's NOCASE and the API filters compare.
-        let normalized = format!("{}\u{1f}{}\u{1f}{}", provider, service, channel).to_ascii_lowercase();
-        MonitorKey {
-            provider: provider.to_string(),
-            service: service.to_string(),
-            channel: channel.to_string(),
-            normalized,
-        }
-    }
-
-    /// Lower-cased, separator-joined form: stable across restarts, used for hashing and jitter.
-    pub fn normalized(&self) -> &str {
-        &self.normalized
-    }
-}
-
-impl PartialEq for MonitorKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.normalized == other.normalized
-    }
-}
-impl Eq for MonitorKey {}
-impl Hash for MonitorKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.normalized.hash(state)
-    }
-}
-
-impl fmt::Display for MonitorKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.channel.is_empty() {
-            write!(f, "{}/{}", self.provider, self.service)
-        } else {
-            write!(f, "{}/{}/{}", self.provider, self.service, self.channel)
-        }
-    }
-}
-
-impl fmt::Debug for MonitorKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MonitorKey({self})")
-    }
-}
 
 /// Whether `name` looks like a model name: 1-128 letters, digits and `._:/@+-`. Anything else a
 /// reply calls its model is refused rather than stored or served.

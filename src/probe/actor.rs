@@ -3,15 +3,18 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
+
+use crate::clock::unix_now;
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::challenge::Challenge;
-use super::classify::{self, Checks, Status};
+use super::classify::{self, Checks};
 use super::{request, schedule};
 use crate::config::Monitor;
+use crate::domain::Status;
 use crate::metrics::Metrics;
 use crate::store::ProbeResult;
 
@@ -175,10 +178,6 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.probes_in_flight.dec();
     }
-}
-
-pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 impl Actor for ProbeActor {

@@ -3,113 +3,12 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
-
 use super::body::{Body, MAX_BODY_BYTES};
 use super::challenge::Challenge;
 use super::model::same_model;
 use super::sse::{self, Answer};
+use crate::domain::{Reason, Status};
 use crate::secret::Redactor;
-
-/// A probe's colour. The numbers are the API's and the database's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(into = "i16")]
-pub enum Status {
-    Red = 0,
-    Green = 1,
-    Yellow = 2,
-}
-
-impl Status {
-    pub fn from_i16(value: i16) -> Option<Status> {
-        match value {
-            0 => Some(Status::Red),
-            1 => Some(Status::Green),
-            2 => Some(Status::Yellow),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Red => "red",
-            Status::Green => "green",
-            Status::Yellow => "yellow",
-        }
-    }
-}
-
-impl From<Status> for i16 {
-    fn from(s: Status) -> i16 {
-        s as i16
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    Ok,
-    Slow,
-    RateLimited,
-    ContentMismatch,
-    AuthError,
-    ClientError,
-    ServerError,
-    Timeout,
-    NetworkError,
-    WrongAnswer,
-    ModelMismatch,
-    StreamIncomplete,
-    UpstreamError,
-}
-
-impl Reason {
-    /// In the order of their stored codes (`Reason::ALL[code]`); never reorder, only append.
-    pub const ALL: [Reason; 13] = [
-        Reason::Ok,
-        Reason::Slow,
-        Reason::RateLimited,
-        Reason::ContentMismatch,
-        Reason::AuthError,
-        Reason::ClientError,
-        Reason::ServerError,
-        Reason::Timeout,
-        Reason::NetworkError,
-        Reason::WrongAnswer,
-        Reason::ModelMismatch,
-        Reason::StreamIncomplete,
-        Reason::UpstreamError,
-    ];
-
-    pub fn code(self) -> i16 {
-        Reason::ALL.iter().position(|r| *r == self).unwrap_or(0) as i16
-    }
-
-    pub fn from_code(code: i16) -> Option<Reason> {
-        usize::try_from(code).ok().and_then(|i| Reason::ALL.get(i).copied())
-    }
-
-    pub fn parse(name: &str) -> Option<Reason> {
-        Reason::ALL.into_iter().find(|r| r.as_str() == name)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Ok => "ok",
-            Reason::Slow => "slow",
-            Reason::RateLimited => "rate_limited",
-            Reason::ContentMismatch => "content_mismatch",
-            Reason::AuthError => "auth_error",
-            Reason::ClientError => "client_error",
-            Reason::ServerError => "server_error",
-            Reason::Timeout => "timeout",
-            Reason::NetworkError => "network_error",
-            Reason::WrongAnswer => "wrong_answer",
-            Reason::ModelMismatch => "model_mismatch",
-            Reason::StreamIncomplete => "stream_incomplete",
-            Reason::UpstreamError => "upstream_error",
-        }
-    }
-}
 
 /// What came back from one probe, before any judgement. Its texts came from the upstream and
 /// may echo a key: `Debug` shows only their sizes.

@@ -10,5 +10,5 @@ pub mod request;
 pub mod schedule;
 pub mod sse;
 
+pub use crate::domain::{Reason, Status};
 pub use actor::{Drain, ProbeActor, Retire, UpdateMonitor};
-pub use classify::{Reason, Status};

@@ -209,7 +209,7 @@ impl StoreActor {
     /// and the latest probes. A few hundred rows per monitor; no raw history is read.
     fn load_memory(&mut self) -> Result<(), String> {
         let conn = self.conn.as_mut().ok_or("database is closed")?;
-        let now = crate::probe::actor::unix_now();
+        let now = crate::clock::unix_now();
         let rollups = db::rollups_since(conn, now.div_euclid(HOUR) - 31 * 24).map_err(|e| e.to_string())?;
         let latest = db::latest_rows(conn).map_err(|e| e.to_string())?;
         self.histories.clear();
@@ -324,7 +324,7 @@ impl StoreActor {
     }
 
     fn start_purge(&mut self, ctx: &mut Context<Self>) {
-        let before = crate::probe::actor::unix_now() - self.retention.as_secs() as i64;
+        let before = crate::clock::unix_now() - self.retention.as_secs() as i64;
         ctx.notify(PurgeStep { before, from: 0, purged_so_far: 0 });
     }
 
@@ -368,7 +368,7 @@ impl Actor for StoreActor {
             let _ = act.flush();
         });
         ctx.run_interval(Duration::from_secs(3_600), |act, _| {
-            let now = crate::probe::actor::unix_now();
+            let now = crate::clock::unix_now();
             act.histories.values_mut().for_each(|h| h.prune(now));
         });
         // The start-up purge waits a moment, so the daemon answers its first requests first.
@@ -531,7 +531,7 @@ impl Handler<PurgeStep> for StoreActor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::actor::unix_now;
+    use crate::clock::unix_now;
 
     fn probes_counted(answer: &StatusAnswer) -> i64 {
         let body: serde_json::Value = serde_json::from_slice(&answer.json).unwrap();

@@ -12,7 +12,7 @@ use llm_monitor::store::db::{self, Row};
 use crate::support::{wait_for, Workspace};
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    llm_monitor::clock::unix_now()
 }
 
 fn row(monitor_id: i32, ts: i64, status: i16, latency_ms: i32) -> Row {

@@ -11,7 +11,7 @@ use crate::support::upstream;
 use crate::support::{http_get, wait_for, Workspace};
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    llm_monitor::clock::unix_now()
 }
 
 /// Four monitors whose history is written before start and who do not probe during the test

@@ -13,10 +13,11 @@ use actix_rt::signal::unix::Signal;
 use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
+use crate::clock::unix_now;
 use crate::config::{self, Config, ConfigErrors};
 use crate::metrics::Metrics;
-use crate::probe::actor::unix_now;
 use crate::supervisor::{ApplyConfig, Supervisor};
+use crate::systemd::notify_systemd;
 
 /// Events closer together than this become one reload...
 const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -297,22 +298,6 @@ fn keep_restart_only_settings(running: &Config, loaded: &mut Config) {
     if loaded.cors != running.cors {
         say("config: cors changed; that needs a restart, keeping the running CORS policy".to_string());
         loaded.cors = running.cors.clone();
-    }
-}
-
-/// Tells systemd (when it runs us with `Type=notify`); a no-op elsewhere.
-pub fn notify_systemd(states: &[sd_notify::NotifyState]) {
-    if std::env::var_os("NOTIFY_SOCKET").is_none() {
-        return;
-    }
-    let mut all: Vec<sd_notify::NotifyState> = states.to_vec();
-    if states.iter().any(|s| matches!(s, sd_notify::NotifyState::Reloading)) {
-        if let Ok(now) = sd_notify::NotifyState::monotonic_usec_now() {
-            all.push(now);
-        }
-    }
-    if let Err(e) = sd_notify::notify(&all) {
-        log::warn!("systemd notify failed: {e}");
     }
 }
 
