@@ -16,7 +16,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use llm_monitor::clock::unix_now;
 use llm_monitor::config::MonitorKey;
-use llm_monitor::probe::classify::Measurements;
+use llm_monitor::probe::measure::Measurements;
 use llm_monitor::probe::{Reason, Status};
 use llm_monitor::store::db::{self, Row};
 use llm_monitor::store::{Close, Flush, ProbeResult, RegisterMonitors, StoreActor};

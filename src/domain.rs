@@ -163,3 +163,33 @@ impl Reason {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_codes_match_the_migration() {
+        // migrations/2026-11-26-000002_compact_history maps names to these codes.
+        let names = [
+            "ok",
+            "slow",
+            "rate_limited",
+            "content_mismatch",
+            "auth_error",
+            "client_error",
+            "server_error",
+            "timeout",
+            "network_error",
+            "wrong_answer",
+            "model_mismatch",
+            "stream_incomplete",
+            "upstream_error",
+        ];
+        for (code, name) in names.iter().enumerate() {
+            let reason = Reason::parse(name).unwrap();
+            assert_eq!((reason.code(), Reason::from_code(code as i16)), (code as i16, Some(reason)));
+        }
+        assert_eq!(Reason::from_code(13), None);
+    }
+}

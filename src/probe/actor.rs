@@ -124,7 +124,7 @@ impl ProbeActor {
             redactor: Some(&monitor.redactor),
         };
         let verdict = classify::classify(outcome, answer.as_ref(), &checks);
-        let mut measured = classify::metrics(outcome, answer.as_ref());
+        let mut measured = super::measure::metrics(outcome, answer.as_ref());
         measured.connect_ms = probed.connect.map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
         // The reported model is served and stored: refused unless it is shaped like a model
         // name, and redacted like everything else from the upstream.

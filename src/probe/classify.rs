@@ -1,82 +1,16 @@
-//! Pure classification of one probe's outcome into status + reason (SPEC section 4), and the
-//! redaction every error detail goes through before it is stored or logged.
+//! Pure classification of one probe's outcome into status + reason (SPEC section 4): the body
+//! checks, the LLM checks (model, challenge) and the latency thresholds, in that order.
 
 use std::time::Duration;
 
 use super::body::{Body, MAX_BODY_BYTES};
 use super::challenge::Challenge;
+use super::detail::{http_detail, lossy_prefix};
 use super::model::same_model;
+pub use super::outcome::Outcome;
 use super::sse::{self, Answer};
 use crate::domain::{Reason, Status};
 use crate::secret::Redactor;
-
-/// What came back from one probe, before any judgement. Its texts came from the upstream and
-/// may echo a key: `Debug` shows only their sizes.
-#[derive(Clone, PartialEq)]
-pub enum Outcome {
-    Response {
-        http_code: u16,
-        /// What was read of the body, and kept of it.
-        body: Body,
-        latency: Duration,
-        /// Time to the response headers.
-        ttfb: Duration,
-        /// For a `text/event-stream` response: what the stream said, read as it arrived.
-        stream: Option<Answer>,
-    },
-    /// Nothing complete within the monitor's timeout.
-    Timeout { latency: Duration },
-    /// DNS, connect, TLS, or a failure while reading.
-    NetworkError { detail: String, latency: Duration },
-}
-
-impl std::fmt::Debug for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Outcome::Response { http_code, body, latency, ttfb, stream } => f
-                .debug_struct("Response")
-                .field("http_code", http_code)
-                .field("body", body)
-                .field("latency", latency)
-                .field("ttfb", ttfb)
-                .field("stream", &stream.as_ref().map(|a| (a.text.len(), a.complete, a.recognised)))
-                .finish(),
-            Outcome::Timeout { latency } => f.debug_struct("Timeout").field("latency", latency).finish(),
-            Outcome::NetworkError { detail, latency } => {
-                f.debug_struct("NetworkError").field("detail_bytes", &detail.len()).field("latency", latency).finish()
-            }
-        }
-    }
-}
-
-impl Outcome {
-    pub fn latency(&self) -> Duration {
-        match self {
-            Outcome::Response { latency, .. }
-            | Outcome::Timeout { latency }
-            | Outcome::NetworkError { latency, .. } => *latency,
-        }
-    }
-
-    pub fn http_code(&self) -> u16 {
-        match self {
-            Outcome::Response { http_code, .. } => *http_code,
-            _ => 0,
-        }
-    }
-
-    /// The LLM answer in a 2xx response: the parsed stream, or a whole JSON reply of one of
-    /// the known families.
-    pub fn answer(&self) -> Option<Answer> {
-        match self {
-            Outcome::Response { http_code: 200..=299, stream: Some(answer), .. } => Some(answer.clone()),
-            Outcome::Response { http_code: 200..=299, body, stream: None, .. } if body.whole => {
-                sse::parse_json(&body.kept)
-            }
-            _ => None,
-        }
-    }
-}
 
 /// What the checks of a monitor need to know.
 #[derive(Debug, Clone, Default)]
@@ -218,11 +152,6 @@ fn body_problem(body: &Body, answer: Option<&Answer>, llm: bool, redactor: &Reda
     None
 }
 
-/// The first `max` bytes of a body as text.
-fn lossy_prefix(body: &[u8], max: usize) -> String {
-    String::from_utf8_lossy(&body[..body.len().min(max)]).into_owned()
-}
-
 /// Model identity, the challenge, and an answer with no text at all.
 fn answer_problem(answer: &Answer, checks: &Checks<'_>) -> Option<(Reason, String)> {
     match (checks.expect_model, answer.model.as_deref()) {
@@ -251,93 +180,9 @@ fn contains_problem(body: &Body, success_contains: Option<&str>) -> Option<(Reas
     (!body.has(needle)).then(|| (Reason::ContentMismatch, format!("body lacks {needle:?}")))
 }
 
-/// What a probe measured beyond latency, for storage and the API.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Measurements {
-    /// Opening the connection, when the probe had to (DNS, TCP, TLS).
-    pub connect_ms: Option<u32>,
-    pub ttfb_ms: Option<u32>,
-    pub ttft_ms: Option<u32>,
-    pub tokens_per_s: Option<f64>,
-    pub model: Option<String>,
-    pub prompt_tokens: Option<u64>,
-    pub completion_tokens: Option<u64>,
-}
-
-fn millis(d: Duration) -> u32 {
-    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
-}
-
-/// Output speed: completion tokens (from the reported usage, else estimated from the text at
-/// four characters a token) over the generation time (after the first token for a stream,
-/// else the whole latency).
-pub fn metrics(outcome: &Outcome, answer: Option<&Answer>) -> Measurements {
-    let Outcome::Response { ttfb, latency, .. } = outcome else { return Measurements::default() };
-    let mut m = Measurements { ttfb_ms: Some(millis(*ttfb)), ..Measurements::default() };
-    let Some(answer) = answer else { return m };
-    m.ttft_ms = answer.first_token_at.map(millis);
-    m.model = answer.model.clone();
-    m.prompt_tokens = answer.prompt_tokens;
-    m.completion_tokens = answer.completion_tokens;
-    let tokens = answer.completion_tokens.or_else(|| {
-        let chars = answer.text.chars().count() as u64;
-        (chars > 0).then(|| chars.div_ceil(4))
-    });
-    let generation = match answer.first_token_at {
-        Some(first) if latency.saturating_sub(first) >= Duration::from_millis(1) => latency.saturating_sub(first),
-        _ => *latency,
-    };
-    if let Some(tokens) = tokens.filter(|_| !generation.is_zero()) {
-        m.tokens_per_s = Some((tokens as f64 / generation.as_secs_f64() * 10.0).round() / 10.0);
-    }
-    m
-}
-
-/// `HTTP 502: <what the body says>`, preferring a JSON error message over raw text.
-fn http_detail(code: u16, body: &[u8], redactor: &Redactor) -> String {
-    let json = serde_json::from_slice::<serde_json::Value>(body).ok();
-    let error = match &json {
-        Some(serde_json::Value::Object(map)) if map.contains_key("error") => Some(&map["error"]),
-        Some(value @ serde_json::Value::Object(map)) if map.contains_key("message") => Some(value),
-        _ => None,
-    };
-    let text = match error {
-        Some(error) => sse::error_message(error),
-        None => lossy_prefix(body, 64 * 1024),
-    };
-    let text = redactor.excerpt(&text, MAX_DETAIL_BYTES);
-    // A model that takes other parameters than the request sent (a reasoning model asked with
-    // max_tokens): say which, so the fix (a template row or a body of its own) is obvious.
-    if let Some(param) = (400..500).contains(&code).then(|| error.and_then(unsupported_parameter)).flatten() {
-        return format!("HTTP {code}: parameter {} not supported by this model: {text}", redactor.excerpt(&param, 64));
-    }
-    if text.is_empty() {
-        format!("HTTP {code}")
-    } else {
-        format!("HTTP {code}: {text}")
-    }
-}
-
-/// The parameter an API error says it does not support (OpenAI's `unsupported_parameter` and
-/// `unsupported_value` codes, or a message that says so), if it says one.
-fn unsupported_parameter(error: &serde_json::Value) -> Option<String> {
-    let message = error.get("message").and_then(serde_json::Value::as_str).unwrap_or("");
-    let code = error.get("code").and_then(serde_json::Value::as_str).unwrap_or("");
-    let says = matches!(code, "unsupported_parameter" | "unsupported_value")
-        || message.contains("Unsupported parameter")
-        || message.contains("Unsupported value")
-        || message.contains("is not supported with this model");
-    if !says {
-        return None;
-    }
-    let named = error.get("param").and_then(serde_json::Value::as_str).filter(|p| !p.is_empty());
-    // Else the first 'quoted' name in the message.
-    let quoted = || message.split('\'').nth(1).filter(|p| !p.is_empty() && p.len() <= 64);
-    Some(named.or_else(quoted).unwrap_or("(unnamed)").to_string())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::measure::{metrics, Measurements};
     use super::*;
 
     fn response(code: u16, body: &str, latency_ms: u64) -> Outcome {
@@ -536,31 +381,6 @@ mod tests {
             let verdict = judge(&outcome, checks);
             assert_eq!((verdict.status, verdict.reason), (status, reason), "{name}: {:?}", verdict.detail);
         }
-    }
-
-    #[test]
-    fn reason_codes_match_the_migration() {
-        // migrations/2026-11-26-000002_compact_history maps names to these codes.
-        let names = [
-            "ok",
-            "slow",
-            "rate_limited",
-            "content_mismatch",
-            "auth_error",
-            "client_error",
-            "server_error",
-            "timeout",
-            "network_error",
-            "wrong_answer",
-            "model_mismatch",
-            "stream_incomplete",
-            "upstream_error",
-        ];
-        for (code, name) in names.iter().enumerate() {
-            let reason = Reason::parse(name).unwrap();
-            assert_eq!((reason.code(), Reason::from_code(code as i16)), (code as i16, Some(reason)));
-        }
-        assert_eq!(Reason::from_code(13), None);
     }
 
     #[test]

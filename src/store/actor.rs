@@ -26,7 +26,7 @@ fn gzip(json: &[u8]) -> bytes::Bytes {
 }
 use crate::config::MonitorKey;
 use crate::metrics::Metrics;
-use crate::probe::classify::Measurements;
+use crate::probe::measure::Measurements;
 use crate::probe::{Reason, Status};
 
 /// Results are written at least this often (the most a crash may lose).
