@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use actix::Actor;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -19,7 +18,7 @@ use llm_monitor::config::MonitorKey;
 use llm_monitor::probe::measure::Measurements;
 use llm_monitor::probe::{Reason, Status};
 use llm_monitor::store::db::{self, Row};
-use llm_monitor::store::{Close, Flush, ProbeResult, RegisterMonitors, StoreActor};
+use llm_monitor::store::{Close, Flush, LoadHistory, ProbeResult, RegisterMonitors};
 
 mod common;
 use common::{figure, proc_status_kb, report, start_daemon, Figure};
@@ -448,20 +447,11 @@ fn ingest_phase(figures: &mut Vec<Figure>, dir: &Path) {
     let total: usize = 200_000;
     let (elapsed, stored) = actix_rt::System::new().block_on(async move {
         let conn = db::open(&path).unwrap();
-        let arbiter = actix::Arbiter::new();
-        let store = StoreActor::start_in_arbiter(&arbiter.handle(), move |_| {
-            StoreActor::new(conn, Duration::from_secs(30 * 86_400), 0.7, Default::default())
-        });
+        let retention = Duration::from_secs(30 * 86_400);
+        let store = llm_monitor::store::start(conn, llm_monitor::clock::system(), retention, 0.7, Default::default());
+        store.send(LoadHistory).await.unwrap().unwrap();
         let keys: Vec<MonitorKey> = (0..2_000).map(|i| MonitorKey::new("ingest", &format!("m{i}"), "")).collect();
-        store
-            .send(RegisterMonitors {
-                keys: keys.clone(),
-                degraded_weight: 0.7,
-                retention: Duration::from_secs(30 * 86_400),
-            })
-            .await
-            .unwrap()
-            .unwrap();
+        store.do_send(RegisterMonitors { keys: keys.clone(), degraded_weight: 0.7, retention });
         let now = unix_now();
         let started = Instant::now();
         for i in 0..total {
@@ -481,11 +471,9 @@ fn ingest_phase(figures: &mut Vec<Figure>, dir: &Path) {
                 },
             });
         }
-        store.send(Flush).await.unwrap().unwrap();
+        store.send(Flush { deadline: Duration::from_secs(60) }).await.unwrap().unwrap();
         let elapsed = started.elapsed();
-        store.send(Close).await.unwrap().unwrap();
-        arbiter.stop();
-        arbiter.join().unwrap();
+        store.send(Close { deadline: Duration::from_secs(10) }).await.unwrap().unwrap();
         let mut conn = db::open(&path).unwrap();
         let stored: i64 = llm_monitor::store::schema::probes::table.count().get_result(&mut conn).unwrap();
         (elapsed, stored)

@@ -2,14 +2,15 @@
 //! shuts down in order: probes drain, the store flushes and closes, the server stops.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
 use crate::api::{self, AppState};
+use crate::clock::SharedClock;
 use crate::config::{duration, Config};
 use crate::metrics::Metrics;
-use crate::store::{db, Close, Flush, RegisterMonitors, StoreActor};
+use crate::store::{db, Close, Flush, LoadHistory, RegisterMonitors};
 use crate::supervisor::{Shutdown, Supervisor};
 use crate::systemd::{notify_systemd, watchdog};
 use sd_notify::NotifyState;
@@ -24,8 +25,20 @@ pub enum RunError {
     Other(String),
 }
 
+/// Reading the history into memory at start-up may take this long (a migration rebuilding the
+/// rollups of a large old database takes longer, but happens in `db::open`, before).
+const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
+/// At shutdown, results still waiting are written for up to this long (the database may be
+/// locked by another process for a while); the unit's `TimeoutStopSec=330s` leaves room.
+const FLUSH_DEADLINE: Duration = Duration::from_secs(60);
+
 /// Runs the daemon on `config` inside the current actix System until a stop signal.
 pub async fn run(config: Config) -> Result<(), RunError> {
+    run_with_clock(config, crate::clock::system()).await
+}
+
+/// [`run`], on the given wall clock.
+pub async fn run_with_clock(config: Config, clock: SharedClock) -> Result<(), RunError> {
     let started = Instant::now();
     log::info!("starting: {} loaded ({} monitors)", config.path.display(), config.monitors.len());
     // The port first: a busy one fails the start before anything else is running.
@@ -33,22 +46,19 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         .map_err(|source| RunError::Listen { listen: config.listen.clone(), source })?;
     let conn = db::open(&config.database)?;
     let metrics = Arc::new(Metrics::new());
-    metrics.reloaded("startup", true, crate::clock::unix_now());
-    let store_arbiter = Arbiter::new();
-    let (retention, weight) = (config.retention, config.degraded_weight);
-    let store = StoreActor::start_in_arbiter(&store_arbiter.handle(), {
-        let metrics = metrics.clone();
-        move |_| StoreActor::new(conn, retention, weight, metrics)
+    metrics.reloaded("startup", true, clock.now());
+    // diesel blocks: the one connection lives on a thread of its own.
+    let store = crate::store::start(conn, clock.clone(), config.retention, config.degraded_weight, metrics.clone());
+    match store.send(LoadHistory).timeout(LOAD_TIMEOUT).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(RunError::Other(format!("cannot read the history: {e}"))),
+        Err(e) => return Err(RunError::Other(format!("reading the history did not finish: {e}"))),
+    }
+    store.do_send(RegisterMonitors {
+        keys: config.monitors.iter().map(|m| m.key.clone()).collect(),
+        degraded_weight: config.degraded_weight,
+        retention: config.retention,
     });
-    store
-        .send(RegisterMonitors {
-            keys: config.monitors.iter().map(|m| m.key.clone()).collect(),
-            degraded_weight: config.degraded_weight,
-            retention: config.retention,
-        })
-        .await
-        .map_err(|e| RunError::Other(e.to_string()))?
-        .map_err(RunError::Other)?;
 
     // Registered now, so a `systemctl reload` right after READY=1 reloads instead of killing us.
     let hangups = match actix_rt::signal::unix::signal(actix_rt::signal::unix::SignalKind::hangup()) {
@@ -58,9 +68,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             None
         }
     };
-    let supervisor = Supervisor::new(config.clone(), store.clone(), hangups, metrics.clone()).start();
+    let supervisor = Supervisor::new(config.clone(), store.clone(), hangups, metrics.clone(), clock.clone()).start();
     let metrics_for_exit = metrics.clone();
-    let state = AppState { store: store.clone(), supervisor: supervisor.clone(), metrics, started };
+    let state = AppState { clock, store: store.clone(), supervisor: supervisor.clone(), metrics, started };
     let address = listener.local_addr().map_err(|e| RunError::Other(e.to_string()))?;
     let server = api::serve(listener, state, config.cors.clone())
         .map_err(|source| RunError::Listen { listen: config.listen.clone(), source })?;
@@ -68,9 +78,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         Ok(started) => started,
         Err(e) => {
             // Nothing is served: stop what was started, write what is pending, and fail.
-            supervisor.send(Shutdown).await.ok();
-            store.send(Close).await.ok();
-            store_arbiter.stop();
+            supervisor.send(Shutdown).timeout(Duration::from_secs(10)).await.ok();
+            store.send(Close { deadline: Duration::from_secs(10) }).timeout(Duration::from_secs(15)).await.ok();
             return Err(e);
         }
     };
@@ -100,25 +109,28 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let stage = Arc::new(std::sync::Mutex::new("waiting for the probes in flight"));
     actix_rt::spawn(force_exit_on_second_signal(stage.clone(), metrics_for_exit.clone()));
     // In order: no new probes and the ones in flight stored, everything written, the API
-    // stopped (it can read until then), the database closed.
-    supervisor.send(Shutdown).await.ok();
+    // stopped (it can read until then), the database closed. Every step has a deadline and
+    // says what did not answer.
+    let drain = config.monitors.iter().map(|m| m.timeout).max().unwrap_or_default() + Duration::from_secs(10);
+    if let Err(e) = supervisor.send(Shutdown).timeout(drain).await {
+        log::error!("shutdown: the probes did not all finish within {} ({e})", duration::format(drain));
+    }
     *stage.lock().unwrap_or_else(|e| e.into_inner()) = "writing the last results";
-    match store.send(Flush).await {
+    match store.send(Flush { deadline: FLUSH_DEADLINE }).timeout(FLUSH_DEADLINE + Duration::from_secs(5)).await {
         Ok(Ok(())) => log::info!("shutdown: every result written"),
-        Ok(Err(e)) => log::error!("shutdown: store could not write: {e}"),
-        Err(e) => log::error!("shutdown: store did not answer: {e}"),
+        Ok(Err(e)) => log::error!("shutdown: the store could not write everything: {e}"),
+        Err(e) => log::error!("shutdown: the store did not answer the flush: {e}"),
     }
     *stage.lock().unwrap_or_else(|e| e.into_inner()) = "stopping the HTTP server";
     server_handle.stop(true).await;
     let _ = server_task.await;
     *stage.lock().unwrap_or_else(|e| e.into_inner()) = "closing the database";
-    match store.send(Close).await {
+    let close = Duration::from_secs(10);
+    match store.send(Close { deadline: close }).timeout(close + Duration::from_secs(5)).await {
         Ok(Ok(())) => log::info!("shutdown: database closed"),
-        Ok(Err(e)) => log::error!("shutdown: store could not write before closing: {e}"),
-        Err(e) => log::error!("shutdown: store did not answer: {e}"),
+        Ok(Err(e)) => log::error!("shutdown: the store could not write before closing: {e}"),
+        Err(e) => log::error!("shutdown: the store did not answer the close: {e}"),
     }
-    store_arbiter.stop();
-    let _ = store_arbiter.join();
     log::info!("shutdown complete");
     Ok(())
 }

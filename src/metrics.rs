@@ -67,6 +67,7 @@ pub struct Metrics {
     pub reload_success_time: Gauge,
     pub store_queue: Gauge,
     pub store_write_errors: Counter,
+    pub store_dropped: Counter,
     pub probes_in_flight: Gauge,
 }
 
@@ -132,7 +133,17 @@ impl Metrics {
         let store_queue = Gauge::default();
         registry.register("store_queue_depth", "Results waiting to be written", store_queue.clone());
         let store_write_errors = Counter::default();
-        registry.register("store_write_errors", "Batches the database refused", store_write_errors.clone());
+        registry.register(
+            "store_write_errors",
+            "Attempts to write that the database refused (retried with backoff)",
+            store_write_errors.clone(),
+        );
+        let store_dropped = Counter::default();
+        registry.register(
+            "store_dropped",
+            "Results dropped unwritten because too many were waiting",
+            store_dropped.clone(),
+        );
         let probes_in_flight = Gauge::default();
         registry.register("probes_in_flight", "Probes sent and not yet answered", probes_in_flight.clone());
         let build = Family::<BuildLabels, Gauge<i64, std::sync::atomic::AtomicI64>>::default();
@@ -150,6 +161,7 @@ impl Metrics {
             reload_success_time,
             store_queue,
             store_write_errors,
+            store_dropped,
             probes_in_flight,
         }
     }

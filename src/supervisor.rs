@@ -3,20 +3,23 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix::prelude::*;
 use actix_rt::signal::unix::Signal;
 use futures_util::future::join_all;
 
+use crate::clock::SharedClock;
 use crate::config::watch::{ConfigActor, GetReloadStatus, ReloadStatus};
 use crate::config::{diff, Config, Monitor, MonitorKey};
 use crate::metrics::Metrics;
-use crate::probe::{schedule, Drain, ProbeActor, Retire, UpdateMonitor};
+use crate::probe::{Drain, ProbeActor, Retire, UpdateMonitor};
 use crate::store::{RegisterMonitors, StoreActor};
 
 pub struct Supervisor {
     config: Config,
+    clock: SharedClock,
+    /// The threads the ProbeActors run on, one per core: probing is spread over all of them.
+    probe_threads: Vec<Arbiter>,
     /// SIGHUP, registered before the daemon says it is ready; handed to the ConfigActor.
     hangups: Option<Signal>,
     metrics: Arc<Metrics>,
@@ -27,16 +30,52 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(config: Config, store: Addr<StoreActor>, hangups: Option<Signal>, metrics: Arc<Metrics>) -> Self {
-        Supervisor { config, hangups, metrics, store, config_actor: None, probes: HashMap::new(), stopping: false }
+    pub fn new(
+        config: Config,
+        store: Addr<StoreActor>,
+        hangups: Option<Signal>,
+        metrics: Arc<Metrics>,
+        clock: SharedClock,
+    ) -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
+        Supervisor {
+            config,
+            clock,
+            probe_threads: (0..threads).map(|_| Arbiter::new()).collect(),
+            hangups,
+            metrics,
+            store,
+            config_actor: None,
+            probes: HashMap::new(),
+            stopping: false,
+        }
     }
 
-    /// Starts a monitor's actor, its first probe spread over its first interval.
-    fn start_probe(&mut self, monitor: &Monitor, now: Instant) {
-        let first_due = now + schedule::jitter(monitor.key.normalized(), monitor.interval);
-        let actor =
-            ProbeActor::new(monitor.clone(), self.store.clone().recipient(), first_due, self.metrics.clone()).start();
+    /// Starts a monitor's actor on a probe thread (chosen by its key, so the same on every
+    /// start); its first probe comes at its grid's next slot.
+    fn start_probe(&mut self, monitor: &Monitor) {
+        let thread = &self.probe_threads[thread_of(monitor.key.normalized(), self.probe_threads.len())];
+        let (monitor_owned, store, clock, metrics) =
+            (monitor.clone(), self.store.clone().recipient(), self.clock.clone(), self.metrics.clone());
+        let actor = ProbeActor::start_in_arbiter(&thread.handle(), move |_| {
+            ProbeActor::new(monitor_owned, store, clock, metrics)
+        });
         self.probes.insert(monitor.key.clone(), actor);
+    }
+}
+
+/// Which of `threads` probe threads a monitor runs on.
+fn thread_of(key: &str, threads: usize) -> usize {
+    let hash =
+        key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    (hash % threads.max(1) as u64) as usize
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        for thread in &self.probe_threads {
+            thread.stop();
+        }
     }
 }
 
@@ -47,9 +86,8 @@ impl Actor for Supervisor {
         self.config_actor = Some(
             ConfigActor::new(self.config.clone(), ctx.address(), self.hangups.take(), self.metrics.clone()).start(),
         );
-        let now = Instant::now();
         for monitor in self.config.monitors.clone() {
-            self.start_probe(&monitor, now);
+            self.start_probe(&monitor);
         }
     }
 }
@@ -68,54 +106,47 @@ pub struct ApplySummary {
 pub struct ApplyConfig(pub Config);
 
 impl Handler<ApplyConfig> for Supervisor {
-    type Result = AtomicResponse<Self, Result<ApplySummary, String>>;
+    type Result = Result<ApplySummary, String>;
 
     fn handle(&mut self, ApplyConfig(new): ApplyConfig, _: &mut Context<Self>) -> Self::Result {
-        // New keys need their store ids before their first result arrives.
-        let register = self.store.send(RegisterMonitors {
+        if self.stopping {
+            return Err("shutting down".to_string());
+        }
+        // The store lists the new monitors at once; it needs no database for that (a new
+        // monitor gets its id with its first stored result), so a reload never waits for it.
+        self.store.do_send(RegisterMonitors {
             keys: new.monitors.iter().map(|m| m.key.clone()).collect(),
             degraded_weight: new.degraded_weight,
             retention: new.retention,
         });
-        AtomicResponse::new(Box::pin(register.into_actor(self).map(move |registered, act, _| {
-            registered.map_err(|e| e.to_string())??;
-            if act.stopping {
-                return Err("shutting down".to_string());
+        let changes = diff(&self.config.monitors, &new.monitors);
+        for key in &changes.removed {
+            if let Some(actor) = self.probes.remove(key) {
+                actor.do_send(Retire);
             }
-            let changes = diff(&act.config.monitors, &new.monitors);
-            for key in &changes.removed {
-                if let Some(actor) = act.probes.remove(key) {
-                    actor.do_send(Retire);
-                }
-                act.metrics.forget(key);
-                log::info!("{key}: removed");
+            self.metrics.forget(key);
+            log::info!("{key}: removed");
+        }
+        for monitor in &changes.changed {
+            // A key spelled in another case is the same monitor, but its metric labels
+            // change: the old spelling's series go, or they would stay forever.
+            let old_spelling = self.config.monitors.iter().find(|m| m.key == monitor.key).map(|m| &m.key);
+            if let Some(old) = old_spelling.filter(|old| old.to_string() != monitor.key.to_string()) {
+                self.metrics.forget(old);
             }
-            for monitor in &changes.changed {
-                // A key spelled in another case is the same monitor, but its metric labels
-                // change: the old spelling's series go, or they would stay forever.
-                let old_spelling = act.config.monitors.iter().find(|m| m.key == monitor.key).map(|m| &m.key);
-                if let Some(old) = old_spelling.filter(|old| old.to_string() != monitor.key.to_string()) {
-                    act.metrics.forget(old);
-                }
-                // Re-filed, in case the key is now spelled in another case.
-                if let Some(actor) = act.probes.remove(&monitor.key) {
-                    actor.do_send(UpdateMonitor(monitor.clone()));
-                    act.probes.insert(monitor.key.clone(), actor);
-                }
-                log::info!("{}: settings changed, applied from its next probe", monitor.key);
+            // Re-filed, in case the key is now spelled in another case.
+            if let Some(actor) = self.probes.remove(&monitor.key) {
+                actor.do_send(UpdateMonitor(monitor.clone()));
+                self.probes.insert(monitor.key.clone(), actor);
             }
-            let now = Instant::now();
-            for monitor in &changes.added {
-                act.start_probe(monitor, now);
-                log::info!("{}: added", monitor.key);
-            }
-            act.config = new;
-            Ok(ApplySummary {
-                added: changes.added.len(),
-                changed: changes.changed.len(),
-                removed: changes.removed.len(),
-            })
-        })))
+            log::info!("{}: settings changed, applied from its next probe", monitor.key);
+        }
+        for monitor in &changes.added {
+            self.start_probe(monitor);
+            log::info!("{}: added", monitor.key);
+        }
+        self.config = new;
+        Ok(ApplySummary { added: changes.added.len(), changed: changes.changed.len(), removed: changes.removed.len() })
     }
 }
 
@@ -141,7 +172,13 @@ impl Handler<GetConfigState> for Supervisor {
         let (monitors, disabled) = (self.config.monitors.len(), self.config.disabled);
         Box::pin(async move {
             let last_reload = match config_actor {
-                Some(addr) => addr.send(GetReloadStatus).await.unwrap_or_default(),
+                Some(addr) => match addr.send(GetReloadStatus).timeout(std::time::Duration::from_secs(1)).await {
+                    Ok(status) => status,
+                    Err(e) => {
+                        log::warn!("health: the config actor did not answer: {e}");
+                        ReloadStatus::default()
+                    }
+                },
                 None => ReloadStatus::default(),
             };
             ConfigState { path, monitors, disabled, last_reload }
@@ -160,10 +197,18 @@ impl Handler<Shutdown> for Supervisor {
 
     fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
         self.stopping = true;
+        let drain = self.config.monitors.iter().map(|m| m.timeout).max().unwrap_or_default()
+            + std::time::Duration::from_secs(5);
         let probes: Vec<_> = self.probes.drain().collect();
         log::info!("shutdown: stopping {} probes, waiting for the ones in flight", probes.len());
         Box::pin(async move {
-            join_all(probes.iter().map(|(_, addr)| addr.send(Drain))).await;
+            // Each probe finishes within its timeout; one that does not answer is named.
+            join_all(probes.iter().map(|(key, addr)| async move {
+                if let Err(e) = addr.send(Drain).timeout(drain).await {
+                    log::error!("shutdown: {key} did not finish its probe ({e})");
+                }
+            }))
+            .await;
         })
     }
 }

@@ -4,10 +4,11 @@
 use actix_web::http::header;
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 
+use super::status::monitor_status;
 use super::{AppState, ACTOR_TIMEOUT};
-use crate::clock::unix_now;
+use crate::domain::MonitorKey;
 use crate::store::timeline::Period;
-use crate::store::FindMonitor;
+use crate::store::GetSnapshot;
 
 pub const GREEN: &str = "#4c1";
 pub const YELLOW: &str = "#dfb317";
@@ -146,20 +147,18 @@ pub async fn badge(req: HttpRequest, state: web::Data<AppState>, path: web::Path
         Some(_) => return svg(StatusCode::BAD_REQUEST, render("badge", "metric: status or uptime", GREY)),
     };
     let channel = params.channel.unwrap_or_default();
-    let find = FindMonitor {
-        provider: provider.clone(),
-        service: service.to_string(),
-        channel: channel.clone(),
-        period,
-        now: unix_now(),
-    };
     let name =
         if channel.is_empty() { format!("{provider}/{service}") } else { format!("{provider}/{service}/{channel}") };
-    let monitor = match state.store.send(find).timeout(ACTOR_TIMEOUT).await {
-        Ok(Some(m)) => m,
-        Ok(None) => return svg(StatusCode::NOT_FOUND, render(&name, "not found", GREY)),
+    let snapshot = match state.store.send(GetSnapshot).timeout(ACTOR_TIMEOUT).await {
+        Ok(snapshot) => snapshot,
         Err(_) => return svg(StatusCode::SERVICE_UNAVAILABLE, render(&name, "unavailable", GREY)),
     };
+    // Exact provider/service/channel, case-insensitive (no channel: the monitor without one).
+    let wanted = MonitorKey::new(&provider, service, &channel);
+    let Some((key, model)) = snapshot.monitors.iter().find(|(key, _)| *key == wanted) else {
+        return svg(StatusCode::NOT_FOUND, render(&name, "not found", GREY));
+    };
+    let monitor = monitor_status(key, model.as_deref(), period, state.clock.now(), snapshot.degraded_weight);
     let label = params.label.unwrap_or_else(|| if uptime { format!("{name} {}", period.as_str()) } else { name });
     let body = if uptime {
         let (message, color) = uptime_message(monitor.uptime);

@@ -3,7 +3,7 @@
 pub mod badge;
 pub mod conn;
 mod health;
-mod status;
+pub mod status;
 mod web_page;
 
 use std::sync::Arc;
@@ -23,6 +23,7 @@ const ACTOR_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct AppState {
+    pub clock: crate::clock::SharedClock,
     pub store: Addr<StoreActor>,
     pub supervisor: Addr<Supervisor>,
     pub metrics: Arc<Metrics>,

@@ -19,6 +19,8 @@ use crate::metrics::Metrics;
 use crate::supervisor::{ApplyConfig, Supervisor};
 use crate::systemd::notify_systemd;
 
+/// How long the Supervisor may take to apply a new config.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events closer together than this become one reload...
 const DEBOUNCE: Duration = Duration::from_millis(200);
 /// ...but a steady stream of them still reloads this long after the first.
@@ -227,7 +229,7 @@ impl ConfigActor {
         for warning in loaded.warnings.iter().filter(|w| !self.running.warnings.contains(w)) {
             log::warn!("config: {warning}");
         }
-        let apply = self.supervisor.send(ApplyConfig(loaded.clone()));
+        let apply = self.supervisor.send(ApplyConfig(loaded.clone())).timeout(APPLY_TIMEOUT);
         ctx.spawn(apply.into_actor(self).map(move |result, act, ctx| {
             match result {
                 Ok(Ok(summary)) => {
@@ -245,7 +247,13 @@ impl ConfigActor {
                 // Not the file's fault: `running` is unchanged, so the same content is applied
                 // again at the next event or SIGHUP.
                 Ok(Err(e)) => act.reject(trigger, &ConfigErrors(vec![format!("applying the new config failed: {e}")])),
-                Err(e) => act.reject(trigger, &ConfigErrors(vec![format!("the supervisor did not answer: {e}")])),
+                Err(e) => act.reject(
+                    trigger,
+                    &ConfigErrors(vec![format!(
+                        "the supervisor did not answer within {} ({e})",
+                        crate::config::duration::format(APPLY_TIMEOUT)
+                    )]),
+                ),
             }
             notify_systemd(&[sd_notify::NotifyState::Ready]);
             act.done(ctx);

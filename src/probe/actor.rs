@@ -1,18 +1,20 @@
-//! The ProbeActor: one per monitor. Fires on its own fixed grid, never has two probes in
-//! flight, classifies each outcome and hands the result to the store.
+//! The ProbeActor: one per monitor. Fires on its own grid of wall-clock times (the same on
+//! every start), never has two probes in flight, classifies each outcome and hands the result
+//! to the store.
 
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
-use crate::clock::unix_now;
+use crate::clock::SharedClock;
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::challenge::Challenge;
 use super::classify::{self, Checks};
-use super::{request, schedule};
+use super::request;
+use super::schedule::Grid;
 use crate::config::Monitor;
 use crate::domain::Status;
 use crate::metrics::Metrics;
@@ -22,16 +24,16 @@ pub struct ProbeActor {
     monitor: Rc<Monitor>,
     store: Recipient<ProbeResult>,
     metrics: Arc<Metrics>,
-    /// Slot 0 is due here; slot n at `start + n * interval`.
-    start: Instant,
+    clock: SharedClock,
+    grid: Grid,
     timer: Option<SpawnHandle>,
-    /// When the scheduled probe is due, and when the last one started.
-    next_due: Option<Instant>,
-    last_fired: Option<Instant>,
+    /// The slot of the last probe, and when it started (wall-clock ms).
+    last_slot: Option<i64>,
+    last_start_ms: Option<i64>,
+    /// After a new interval: the next probe is not before this (wall-clock ms).
+    not_before: Option<i64>,
     /// Bumped by every settings change: a probe started under older settings is not stored.
     generation: u64,
-    /// Set when a new interval re-anchored the grid while a probe was in flight.
-    rebased: bool,
     in_flight: bool,
     draining: bool,
     drained: Vec<oneshot::Sender<()>>,
@@ -39,18 +41,18 @@ pub struct ProbeActor {
 }
 
 impl ProbeActor {
-    /// `start` is when the first probe is due (the daemon's start plus this monitor's jitter).
-    pub fn new(monitor: Monitor, store: Recipient<ProbeResult>, start: Instant, metrics: Arc<Metrics>) -> Self {
+    pub fn new(monitor: Monitor, store: Recipient<ProbeResult>, clock: SharedClock, metrics: Arc<Metrics>) -> Self {
         ProbeActor {
             metrics,
+            grid: Grid::new(monitor.key.normalized(), monitor.interval),
             monitor: Rc::new(monitor),
             store,
-            start,
+            clock,
             timer: None,
-            next_due: None,
-            last_fired: None,
+            last_slot: None,
+            last_start_ms: None,
+            not_before: None,
             generation: 0,
-            rebased: false,
             in_flight: false,
             draining: false,
             drained: Vec::new(),
@@ -58,25 +60,30 @@ impl ProbeActor {
         }
     }
 
-    fn schedule(&mut self, slot: u64, ctx: &mut Context<Self>) {
-        let due_at = self.start + schedule::due(slot, self.monitor.interval);
-        let wait = due_at.saturating_duration_since(Instant::now());
-        self.next_due = Some(due_at);
+    /// Sets the timer for the next slot of the grid (waiting on the monotonic clock).
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
+        let now = self.clock.now_ms();
+        let slot = match self.not_before.take() {
+            Some(at) => self.grid.first_from(at.max(now)),
+            None => self.grid.next(self.last_slot, now),
+        };
+        let wait = Duration::from_millis(u64::try_from(self.grid.due(slot) - now).unwrap_or(0));
         self.timer = Some(ctx.run_later(wait, move |act, ctx| act.fire(slot, ctx)));
     }
 
-    fn fire(&mut self, slot: u64, ctx: &mut Context<Self>) {
+    fn fire(&mut self, slot: i64, ctx: &mut Context<Self>) {
         self.timer = None;
-        self.next_due = None;
         if self.draining {
             return;
         }
         self.in_flight = true;
         let counted = InFlight::new(&self.metrics);
-        self.last_fired = Some(Instant::now());
+        let now_ms = self.clock.now_ms();
+        self.last_slot = Some(slot);
+        self.last_start_ms = Some(now_ms);
         let generation = self.generation;
         let monitor = Rc::clone(&self.monitor);
-        let timestamp = unix_now();
+        let timestamp = now_ms.div_euclid(1_000);
         let challenge = monitor.challenge.then(Challenge::random);
         let prepared = request::Prepared::new(&monitor, challenge.as_ref());
         let probe = async move {
@@ -99,12 +106,7 @@ impl ProbeActor {
                 return;
             }
             if act.timer.is_none() {
-                let next = if std::mem::take(&mut act.rebased) {
-                    0
-                } else {
-                    schedule::next_slot(slot, act.start.elapsed(), act.monitor.interval)
-                };
-                act.schedule(next, ctx);
+                act.schedule(ctx);
             }
         }));
     }
@@ -184,13 +186,14 @@ impl Actor for ProbeActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.schedule(0, ctx);
+        self.schedule(ctx);
     }
 }
 
 /// New settings for this monitor (same key), used from the next probe on. A probe in flight
 /// under the old settings is not stored. The phase is kept; a new interval counts from the last
-/// probe, so a shorter one applies at once and a longer one never triggers an extra probe.
+/// probe (to the first slot of its own grid from then), so a shorter one applies at once and a
+/// longer one never triggers an extra probe.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct UpdateMonitor(pub Monitor);
@@ -205,27 +208,18 @@ impl Handler<UpdateMonitor> for ProbeActor {
         if !interval_changed || self.draining {
             return;
         }
-        // Re-anchor the grid: the next probe is due one new interval after the last one (or
-        // as planned, if that is sooner), and the grid continues from there.
-        let planned = self.next_due;
-        let from_last = self.last_fired.map(|t| t + self.monitor.interval);
-        let next = match (planned, from_last) {
-            (Some(p), Some(l)) => p.min(l),
-            (Some(p), None) => p,
-            (None, Some(l)) => l,
-            (None, None) => Instant::now(),
-        }
-        .max(Instant::now());
+        // The new interval's grid, from one new interval after the last probe.
+        self.grid = Grid::new(self.monitor.key.normalized(), self.monitor.interval);
+        self.last_slot = None;
+        let interval_ms = i64::try_from(self.monitor.interval.as_millis()).unwrap_or(i64::MAX);
+        self.not_before = Some(self.last_start_ms.map_or(0, |t| t.saturating_add(interval_ms)));
         if let Some(timer) = self.timer.take() {
             ctx.cancel_future(timer);
         }
-        self.start = next;
-        if self.in_flight {
-            self.rebased = true;
-        } else {
-            self.schedule(0, ctx);
+        // With a probe in flight, its completion schedules the next slot.
+        if !self.in_flight {
+            self.schedule(ctx);
         }
-        // With a probe in flight, its completion schedules the next slot from the new start.
     }
 }
 

@@ -1,5 +1,5 @@
-//! Pure scheduling: where in its interval a monitor's first probe falls, and which slot comes
-//! after a probe ends. Slot `n` is due at `start + n * interval`, so probes never drift.
+//! Pure scheduling: each monitor's grid of due times on the wall clock, and which slot comes
+//! after a probe ends. Slot `k` is due at `offset + k * interval`, so probes never drift.
 
 use std::time::Duration;
 
@@ -15,18 +15,54 @@ pub fn jitter(key: &str, interval: Duration) -> Duration {
     Duration::from_millis(hash % millis)
 }
 
-/// The slot to run after slot `finished` ended at `elapsed` since the start. Normally the
-/// next one; after an overrun, the latest slot already due (run at once, once): missed slots
-/// are skipped, never stacked.
-pub fn next_slot(finished: u64, elapsed: Duration, interval: Duration) -> u64 {
-    let next = finished + 1;
-    let due_now = (elapsed.as_nanos() / interval.as_nanos().max(1)) as u64;
-    next.max(due_now)
+/// A monitor's grid on the wall clock: its probes are due at `offset + k * interval`
+/// milliseconds since the Unix epoch, `offset` fixed by its key. The same on every start, so a
+/// restart keeps each monitor's phase: the probe after a restart comes when it would have come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grid {
+    offset_ms: i64,
+    interval_ms: i64,
 }
 
-/// When slot `n` is due, as an offset from the start.
-pub fn due(n: u64, interval: Duration) -> Duration {
-    interval.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX))
+impl Grid {
+    pub fn new(key: &str, interval: Duration) -> Grid {
+        let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX).max(1);
+        Grid { offset_ms: jitter(key, interval).as_millis() as i64, interval_ms }
+    }
+
+    /// When slot `k` is due (ms since the epoch).
+    pub fn due(&self, k: i64) -> i64 {
+        self.offset_ms.saturating_add(k.saturating_mul(self.interval_ms))
+    }
+
+    /// The latest slot due at or before `now_ms`.
+    fn latest_due(&self, now_ms: i64) -> i64 {
+        (now_ms - self.offset_ms).div_euclid(self.interval_ms)
+    }
+
+    /// The first slot due at or after `at_ms`.
+    pub fn first_from(&self, at_ms: i64) -> i64 {
+        let k = self.latest_due(at_ms);
+        if self.due(k) == at_ms {
+            k
+        } else {
+            k + 1
+        }
+    }
+
+    /// The slot to run after slot `last` (none yet: the first from now), at wall time `now_ms`:
+    /// normally the next one; after an overrun, the latest one already due (run at once, once:
+    /// missed slots are skipped, never stacked); after the clock stepped back (the next slot
+    /// more than an interval away), the first from now.
+    pub fn next(&self, last: Option<i64>, now_ms: i64) -> i64 {
+        let Some(last) = last else { return self.first_from(now_ms) };
+        let k = (last + 1).max(self.latest_due(now_ms));
+        if self.due(k) - now_ms > self.interval_ms {
+            self.first_from(now_ms)
+        } else {
+            k
+        }
+    }
 }
 
 #[cfg(test)]
@@ -45,29 +81,40 @@ mod tests {
         assert_eq!(spread.len(), 60);
     }
 
+    /// Whenever the daemon starts, a monitor's probes fall at the same wall-clock phase.
     #[test]
-    fn next_slot_table() {
-        let s = Duration::from_secs;
-        let ms = Duration::from_millis;
-        let rows = [
-            // (finished slot, ended at, interval) -> next slot
-            (0, ms(200), s(1), 1),
-            (3, ms(3_999), s(1), 4),
-            (3, s(4), s(1), 4),
-            (3, ms(4_500), s(1), 4),
-            // overran two slots: run the latest due one now, skip the one in between
-            (3, ms(6_200), s(1), 6),
-            (0, s(95), s(60), 1),
-            (0, s(125), s(60), 2),
-        ];
-        for (finished, elapsed, interval, expected) in rows {
-            assert_eq!(next_slot(finished, elapsed, interval), expected, "{finished} {elapsed:?} {interval:?}");
+    fn the_grid_is_the_same_after_a_restart() {
+        let interval = Duration::from_secs(60);
+        let offset = jitter("88code\u{1f}cc\u{1f}", interval).as_millis() as i64;
+        for start in [1_735_559_160_000, 1_735_559_167_300, 1_735_559_219_999] {
+            let grid = Grid::new("88code\u{1f}cc\u{1f}", interval);
+            let first = grid.due(grid.next(None, start));
+            assert!(first >= start && first - start < 60_000, "{start}");
+            assert_eq!(first.rem_euclid(60_000), offset, "{start}");
         }
     }
 
     #[test]
-    fn due_is_a_multiple_of_the_interval() {
-        assert_eq!(due(0, Duration::from_secs(30)), Duration::ZERO);
-        assert_eq!(due(7, Duration::from_millis(1500)), Duration::from_millis(10_500));
+    fn next_slot_table() {
+        let grid = Grid { offset_ms: 100, interval_ms: 1_000 };
+        let rows = [
+            // (last slot, now) -> next slot
+            (None, 0, 0),
+            (None, 100, 0),
+            (None, 101, 1),
+            (Some(3), 3_300, 4),
+            (Some(3), 4_099, 4),
+            (Some(3), 4_100, 4),
+            (Some(3), 4_600, 4),
+            // overran two slots: run the latest due one now, skip the one in between
+            (Some(3), 6_300, 6),
+            // the clock stepped back an hour: the first slot from now, not an hour's wait
+            (Some(3_600), 3_600, 4),
+            // the clock stepped forward a day: once, now
+            (Some(3), 86_400_050, 86_399),
+        ];
+        for (last, now, expected) in rows {
+            assert_eq!(grid.next(last, now), expected, "{last:?} {now}");
+        }
     }
 }

@@ -1,41 +1,41 @@
-//! The StoreActor: the single writer. Runs on an arbiter (thread) of its own, because diesel
-//! blocks; buffers probe results and writes them in batched transactions (raw rows, hourly
-//! rollups and latest pointers together); keeps the recent rollups and each monitor's latest
-//! probe in memory and answers the API's queries from them; purges old history at start-up
-//! and every 24 h, in steps that let writes through.
+//! The StoreActor: the store's one owner, and never blocked. It keeps the read model (each
+//! monitor's recent hourly and daily aggregates and its latest probe) and the results waiting
+//! to be written, answers every query from memory at once, and hands the [`Writer`] one piece
+//! of work at a time: a batch of results, a step of the daily retention purge, a test of
+//! writability. The read model moves forward when the writer confirms a commit. A refused
+//! write is tried again after a backoff (250 ms doubling to 5 s) while queries, reloads and
+//! shutdown go on; results wait in memory up to [`MAX_PENDING`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use diesel::SqliteConnection;
+use tokio::sync::oneshot;
 
-use super::db::{self, Row};
-use super::rollup::{Agg, History, DAY, HOUR};
-use super::timeline::Period;
-use super::{CurrentStatus, Meta, MonitorStatus, StatusAnswer, StatusBody};
-
-/// Fast compression: a 600 KB answer shrinks about tenfold in a few milliseconds, once per
-/// write at most.
-fn gzip(json: &[u8]) -> bytes::Bytes {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(json.len() / 8), flate2::Compression::fast());
-    encoder.write_all(json).expect("writing to a Vec cannot fail");
-    bytes::Bytes::from(encoder.finish().expect("writing to a Vec cannot fail"))
-}
-use crate::config::MonitorKey;
+use super::db::Row;
+use super::model::{MonitorModel, Snapshot};
+use super::rollup::{Agg, DAY, HOUR};
+use super::writer::{CloseDatabase, Load, PurgeStep, TryWrite, WriteBatch, Writer};
+use crate::clock::SharedClock;
+use crate::domain::{MonitorKey, Reason, Status};
 use crate::metrics::Metrics;
 use crate::probe::measure::Measurements;
-use crate::probe::{Reason, Status};
 
-/// Results are written at least this often (the most a crash may lose).
+/// Results are handed to the writer at least this often (the most a crash may lose).
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
-/// A batch this large is written at once rather than at the next tick.
+/// This many waiting results are handed over at once rather than at the next tick.
 const FLUSH_AT: usize = 2_000;
-/// While the database refuses writes, results wait in memory up to this many; older ones are
-/// dropped beyond it (and counted) rather than exhausting memory.
-const MAX_PENDING: usize = 100_000;
+/// The most results one batch (one transaction) holds: after an outage the backlog goes in
+/// steps that each finish quickly.
+const BATCH_MAX: usize = 5_000;
+/// Results waiting (queued and in a batch being written) are kept up to this many; beyond it
+/// the oldest are dropped and counted rather than exhausting memory.
+pub const MAX_PENDING: usize = 100_000;
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Writability is tested at least this often, even with nothing to write.
+const RETEST_EVERY: Duration = Duration::from_secs(15);
 const PURGE_EVERY: Duration = Duration::from_secs(24 * 3_600);
 const PURGE_STEP_ROWS: i64 = 5_000;
 const STARTUP_PURGE_DELAY: Duration = Duration::from_secs(2);
@@ -55,83 +55,56 @@ pub struct ProbeResult {
     pub measured: Measurements,
 }
 
-/// The monitors to list, in config order, and how to weigh and keep their history.
+impl ProbeResult {
+    fn row(self) -> (MonitorKey, Row) {
+        let clamp = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+        let row = Row {
+            monitor_id: 0,
+            ts: self.timestamp,
+            status: self.status.into(),
+            latency_ms: clamp(self.latency_ms),
+            reason: self.reason.as_str().to_string(),
+            http_code: i32::from(self.http_code),
+            detail: self.detail,
+            connect_ms: self.measured.connect_ms.map(clamp),
+            ttfb_ms: self.measured.ttfb_ms.map(clamp),
+            ttft_ms: self.measured.ttft_ms.map(clamp),
+            tokens_per_s: self.measured.tokens_per_s,
+            model: self.measured.model,
+            prompt_tokens: self.measured.prompt_tokens.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+            completion_tokens: self.measured.completion_tokens.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+        };
+        (self.key, row)
+    }
+}
+
+/// The monitors to list, in config order, and how to weigh and keep their history. Needs no
+/// database: a new monitor gets its id with its first stored result.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "()")]
 pub struct RegisterMonitors {
     pub keys: Vec<MonitorKey>,
     pub degraded_weight: f64,
     pub retention: Duration,
 }
 
-/// `/api/status`, serialized: filters compare case-insensitively; `now` is injected (unix
-/// seconds); `gzip` asks for the compressed form too.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<StatusAnswer, String>")]
-pub struct QueryStatus {
-    pub period: Period,
-    pub provider: Option<String>,
-    pub service: Option<String>,
-    pub channel: Option<String>,
-    pub now: i64,
-    pub gzip: bool,
-}
+/// Reads what the database holds into memory (at start-up, before anything is served).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct LoadHistory;
 
-/// What makes two status answers the same: the question and the second it is asked in.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct AnswerKey {
-    period: &'static str,
-    filters: [Option<String>; 3],
-    now: i64,
-}
-
-impl AnswerKey {
-    fn of(q: &QueryStatus) -> Self {
-        // ASCII folding, as the filters compare (`eq_ignore_ascii_case`).
-        let lower = |f: &Option<String>| f.as_ref().map(|s| s.to_ascii_lowercase());
-        AnswerKey {
-            period: q.period.as_str(),
-            filters: [lower(&q.provider), lower(&q.service), lower(&q.channel)],
-            now: q.now,
-        }
-    }
-}
-
-/// Answers kept until the next write (or the next second): never a time-to-live cache, an
-/// answer is dropped the moment a batch is stored, so every answer reflects every stored probe.
-const MAX_ANSWERS: usize = 64;
-
-/// One monitor's status (for badges): exact provider/service/channel, case-insensitive.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Option<MonitorStatus>")]
-pub struct FindMonitor {
-    pub provider: String,
-    pub service: String,
-    pub channel: String,
-    pub period: Period,
-    pub now: i64,
-}
-
-impl Handler<FindMonitor> for StoreActor {
-    type Result = MessageResult<FindMonitor>;
-
-    fn handle(&mut self, msg: FindMonitor, _: &mut Context<Self>) -> Self::Result {
-        let query = QueryStatus {
-            period: msg.period,
-            provider: Some(msg.provider),
-            service: Some(msg.service),
-            channel: Some(msg.channel),
-            now: msg.now,
-            gzip: false,
-        };
-        MessageResult(self.query(&query).into_iter().next())
-    }
-}
+/// The read model as it is now, for the API.
+#[derive(Debug, Message)]
+#[rtype(result = "Arc<Snapshot>")]
+pub struct GetSnapshot;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoreHealth {
-    pub writable: bool,
+    /// Whether the database took the last write (or write test); `None` before the first.
+    pub writable: Option<bool>,
+    /// Results waiting to be written.
     pub pending: usize,
+    /// Results dropped because too many were waiting.
     pub dropped: u64,
     pub last_error: Option<String>,
 }
@@ -140,220 +113,299 @@ pub struct StoreHealth {
 #[rtype(result = "StoreHealth")]
 pub struct GetStoreHealth;
 
-/// Write everything pending now.
+/// Write everything waiting, trying until `deadline` from now. Resolves once all is written,
+/// or with an error saying how much was not.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), String>")]
-pub struct Flush;
-
-impl Handler<Flush> for StoreActor {
-    type Result = Result<(), String>;
-
-    fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
-        self.flush()
-    }
+pub struct Flush {
+    pub deadline: Duration,
 }
 
-/// Write everything pending, then close the database. The actor stops afterwards.
+/// Flush (within `deadline`), then close the database.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), String>")]
-pub struct Close;
+pub struct Close {
+    pub deadline: Duration,
+}
 
-#[derive(Message)]
-#[rtype(result = "()")]
-struct PurgeStep {
+struct Purge {
     before: i64,
     from: i64,
-    purged_so_far: usize,
+    purged: usize,
 }
 
+type Waiter = oneshot::Sender<Result<(), String>>;
+
 pub struct StoreActor {
-    conn: Option<SqliteConnection>,
-    /// The monitors to list, in config order, with their database ids once they have one.
-    listed: Vec<(MonitorKey, Option<i32>)>,
-    ids: HashMap<MonitorKey, i32>,
-    /// Results of monitors the database has not given an id yet (it refused writes when they
-    /// were added): written, with their ids, by the next flush that can write.
-    unresolved: Vec<(MonitorKey, Row)>,
-    degraded_weight: f64,
-    retention: Duration,
-    pending: Vec<Row>,
-    write_error: Option<String>,
-    dropped: u64,
-    /// Recent rollups and the latest probe of every monitor, by monitor id: what queries read.
-    histories: HashMap<i32, History>,
-    latest: HashMap<i32, Row>,
-    answers: HashMap<AnswerKey, StatusAnswer>,
+    writer: Addr<Writer>,
+    clock: SharedClock,
     metrics: Arc<Metrics>,
+    retention: Duration,
+    degraded_weight: f64,
+    listed: Vec<MonitorKey>,
+    ids: HashMap<MonitorKey, i32>,
+    models: HashMap<i32, Arc<MonitorModel>>,
+    version: u64,
+    snapshot: Option<Arc<Snapshot>>,
+    pending: VecDeque<(MonitorKey, Row)>,
+    /// The batch at the writer; put back in front of `pending` if it is refused.
+    batch: Vec<(MonitorKey, Row)>,
+    /// A request is at the writer (one at a time).
+    busy: bool,
+    /// Results may go at the next chance (the flush tick came, or a flush was asked for).
+    due: bool,
+    backoff: Duration,
+    next_attempt: Instant,
+    writable: Option<bool>,
+    last_error: Option<String>,
+    last_written: Option<Instant>,
+    dropped: u64,
+    purge: Option<Purge>,
+    flushes: Vec<Waiter>,
+    closing: Option<Waiter>,
 }
 
 impl StoreActor {
-    pub fn new(conn: SqliteConnection, retention: Duration, degraded_weight: f64, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        writer: Addr<Writer>,
+        clock: SharedClock,
+        retention: Duration,
+        degraded_weight: f64,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         StoreActor {
-            conn: Some(conn),
+            writer,
+            clock,
+            metrics,
+            retention,
+            degraded_weight,
             listed: Vec::new(),
             ids: HashMap::new(),
-            unresolved: Vec::new(),
-            degraded_weight,
-            retention,
-            pending: Vec::new(),
-            write_error: None,
+            models: HashMap::new(),
+            version: 0,
+            snapshot: None,
+            pending: VecDeque::new(),
+            batch: Vec::new(),
+            busy: false,
+            due: false,
+            backoff: Duration::ZERO,
+            next_attempt: Instant::now(),
+            writable: None,
+            last_error: None,
+            last_written: None,
             dropped: 0,
-            histories: HashMap::new(),
-            latest: HashMap::new(),
-            answers: HashMap::new(),
-            metrics,
+            purge: None,
+            flushes: Vec::new(),
+            closing: None,
         }
     }
 
-    /// (Re)loads the in-memory view from the database: the hourly rollups of the last 31 days
-    /// and the latest probes. A few hundred rows per monitor; no raw history is read.
-    fn load_memory(&mut self) -> Result<(), String> {
-        let conn = self.conn.as_mut().ok_or("database is closed")?;
-        let now = crate::clock::unix_now();
-        let rollups = db::rollups_since(conn, now.div_euclid(HOUR) - 31 * 24).map_err(|e| e.to_string())?;
-        let latest = db::latest_rows(conn).map_err(|e| e.to_string())?;
-        self.histories.clear();
-        for (monitor, hour, agg) in &rollups {
-            self.histories.entry(*monitor).or_default().add_hour(*hour, agg, now);
-        }
-        self.latest = latest.into_iter().map(|row| (row.monitor_id, row)).collect();
-        self.answers.clear();
-        log::debug!("store: loaded {} hourly rollups, {} latest probes", rollups.len(), self.latest.len());
-        Ok(())
+    fn waiting(&self) -> usize {
+        self.pending.len() + self.batch.len()
     }
 
-    /// Brings memory in line with a completed purge of everything before `before` (which the
-    /// database rounds down to the hour): older hours and days go, and the day holding the
-    /// cutoff is summed again from its stored hours. Reads at most a day of rollups.
-    fn forget_purged(&mut self, before: i64) -> Result<(), String> {
+    fn changed(&mut self) {
+        self.version += 1;
+        self.snapshot = None;
+    }
+
+    /// The model of monitor `id`, to change: copied only if a query still holds it.
+    fn model_mut(&mut self, id: i32) -> &mut MonitorModel {
+        Arc::make_mut(self.models.entry(id).or_default())
+    }
+
+    /// What a committed batch adds to the read model.
+    fn remember(&mut self, rows: &[Row]) {
+        // Dropping the cached snapshot first, so unchanged models are not copied.
+        self.changed();
+        for row in rows {
+            let model = self.model_mut(row.monitor_id);
+            model.history.add(row.ts, row.status, i64::from(row.latency_ms), row.ttft_ms.map(i64::from));
+            // The last written is the latest, whatever its time (the clock may have stepped back).
+            model.latest = Some(row.clone());
+        }
+    }
+
+    /// Gives the writer its next piece of work, if it is free and there is any.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.busy || Instant::now() < self.next_attempt {
+            return;
+        }
+        let flushing = !self.flushes.is_empty() || self.closing.is_some();
+        if !self.pending.is_empty() && (self.due || flushing || self.pending.len() >= FLUSH_AT) {
+            self.due = false;
+            let take = self.pending.len().min(BATCH_MAX);
+            self.batch = self.pending.drain(..take).collect();
+            self.busy = true;
+            let request = self.writer.send(WriteBatch { rows: self.batch.clone() });
+            ctx.spawn(request.into_actor(self).map(|reply, act, ctx| {
+                act.busy = false;
+                match reply.map_err(|e| format!("the writer did not answer: {e}")).and_then(|r| r) {
+                    Ok(written) => {
+                        act.batch.clear();
+                        act.ids.extend(written.ids);
+                        act.remember(&written.rows);
+                        act.succeeded();
+                    }
+                    Err(e) => {
+                        // Back in front, in order, to be tried again.
+                        for row in std::mem::take(&mut act.batch).into_iter().rev() {
+                            act.pending.push_front(row);
+                        }
+                        act.failed(&format!("writing results failed, will retry: {e}"));
+                    }
+                }
+                act.after_work(ctx);
+            }));
+            return;
+        }
+        if let Some(purge) = &self.purge {
+            let cutoff_hour = purge.before.div_euclid(HOUR);
+            let day = (cutoff_hour * HOUR).div_euclid(DAY);
+            let step = PurgeStep {
+                before: purge.before,
+                from: purge.from,
+                limit: PURGE_STEP_ROWS,
+                cutoff_hours: (cutoff_hour, (day + 1) * DAY / HOUR - 1),
+            };
+            self.busy = true;
+            ctx.spawn(self.writer.send(step).into_actor(self).map(|reply, act, ctx| {
+                act.busy = false;
+                match reply.map_err(|e| format!("the writer did not answer: {e}")).and_then(|r| r) {
+                    Ok(purged) => {
+                        act.succeeded();
+                        let Some(purge) = act.purge.as_mut() else { return };
+                        purge.purged += purged.progress.deleted;
+                        match purged.progress.next {
+                            Some(from) => purge.from = from,
+                            None => {
+                                let done = act.purge.take().expect("a purge in progress");
+                                if done.purged > 0 {
+                                    log::info!(
+                                        "store: retention purged {} results older than {}",
+                                        done.purged,
+                                        crate::config::duration::format(act.retention)
+                                    );
+                                }
+                                act.forget_purged(done.before, &purged.rest_of_day);
+                            }
+                        }
+                    }
+                    Err(e) => act.failed(&format!("the retention purge failed, will retry: {e}")),
+                }
+                act.after_work(ctx);
+            }));
+            return;
+        }
+        // (While writes fail, the backoff above paces these tests too.)
+        let stale = self.last_written.is_none_or(|t| t.elapsed() >= RETEST_EVERY);
+        if stale {
+            // Nothing to write for a while: make sure the database would still take it.
+            self.busy = true;
+            ctx.spawn(self.writer.send(TryWrite).into_actor(self).map(|reply, act, ctx| {
+                act.busy = false;
+                match reply.map_err(|e| format!("the writer did not answer: {e}")).and_then(|r| r) {
+                    Ok(()) => act.succeeded(),
+                    Err(e) => act.failed(&format!("the database refuses writes: {e}")),
+                }
+                act.after_work(ctx);
+            }));
+        }
+    }
+
+    fn succeeded(&mut self) {
+        if self.writable == Some(false) {
+            log::info!("store: writes succeed again ({} results waiting)", self.waiting());
+        }
+        self.writable = Some(true);
+        self.last_error = None;
+        self.last_written = Some(Instant::now());
+        self.backoff = Duration::ZERO;
+        self.next_attempt = Instant::now();
+    }
+
+    fn failed(&mut self, message: &str) {
+        if self.last_error.as_deref() != Some(message) {
+            log::error!("store: {message} ({} results waiting)", self.waiting());
+        }
+        self.writable = Some(false);
+        self.last_error = Some(message.to_string());
+        self.metrics.store_write_errors.inc();
+        self.backoff = if self.backoff.is_zero() { BACKOFF_FIRST } else { (self.backoff * 2).min(BACKOFF_MAX) };
+        self.next_attempt = Instant::now() + self.backoff;
+    }
+
+    /// After the writer answered: report, wake who waits for an empty queue, go on.
+    fn after_work(&mut self, ctx: &mut Context<Self>) {
+        self.metrics.store_queue.set(self.waiting() as i64);
+        if self.waiting() == 0 && !self.busy {
+            for waiter in self.flushes.drain(..) {
+                let _ = waiter.send(Ok(()));
+            }
+            if let Some(closing) = self.closing.take() {
+                self.writer.do_send(CloseDatabase);
+                let _ = closing.send(Ok(()));
+                ctx.stop();
+                return;
+            }
+        }
+        if !self.backoff.is_zero() {
+            // Wake up for the retry even if no tick or result comes by.
+            ctx.run_later(self.backoff, |act, ctx| act.pump(ctx));
+        }
+        self.pump(ctx);
+    }
+
+    fn start_purge(&mut self) {
+        if self.purge.is_some() {
+            return;
+        }
+        let retention = self.retention.as_secs() as i64;
+        // Never beyond the newest stored probe minus retention: a clock set ahead at start-up
+        // must not delete history still within retention of what was stored.
+        let newest = self.models.values().filter_map(|m| m.latest.as_ref().map(|r| r.ts)).max();
+        let now = self.clock.now();
+        let before = match newest {
+            Some(newest) => (now - retention).min(newest - retention),
+            None => now - retention,
+        };
+        self.purge = Some(Purge { before, from: 0, purged: 0 });
+    }
+
+    /// Brings memory in line with a completed purge of everything before `before` (rounded down
+    /// to the hour): older hours and days go, and the day holding the cutoff is summed again
+    /// from its stored hours.
+    fn forget_purged(&mut self, before: i64, rest_of_day: &[(i32, i64, Agg)]) {
         let cutoff_hour = before.div_euclid(HOUR);
         let day = (cutoff_hour * HOUR).div_euclid(DAY);
-        let conn = self.conn.as_mut().ok_or("database is closed")?;
-        let rest_of_day =
-            db::rollups_between(conn, cutoff_hour, (day + 1) * DAY / HOUR - 1).map_err(|e| e.to_string())?;
         let mut sums: HashMap<i32, Agg> = HashMap::new();
-        for (monitor, _, agg) in &rest_of_day {
+        for (monitor, _, agg) in rest_of_day {
             sums.entry(*monitor).or_default().merge(agg);
         }
-        for (monitor, history) in self.histories.iter_mut() {
-            history.forget_before(cutoff_hour);
-            history.replace_day(day, sums.remove(monitor).unwrap_or_default());
-        }
-        self.latest.retain(|_, row| row.ts >= cutoff_hour * HOUR);
-        self.answers.clear();
-        Ok(())
-    }
-
-    /// What a written batch adds to the in-memory view.
-    fn remember(&mut self, rows: &[Row]) {
-        self.answers.clear();
-        for row in rows {
-            self.histories.entry(row.monitor_id).or_default().add(
-                row.ts,
-                row.status,
-                i64::from(row.latency_ms),
-                row.ttft_ms.map(i64::from),
-            );
-            match self.latest.get(&row.monitor_id) {
-                Some(current) if current.ts > row.ts => {}
-                _ => {
-                    self.latest.insert(row.monitor_id, row.clone());
-                }
+        self.changed();
+        let ids: Vec<i32> = self.models.keys().copied().collect();
+        for id in ids {
+            let model = self.model_mut(id);
+            model.history.forget_before(cutoff_hour);
+            model.history.replace_day(day, sums.remove(&id).unwrap_or_default());
+            if model.latest.as_ref().is_some_and(|row| row.ts < cutoff_hour * HOUR) {
+                model.latest = None;
             }
         }
     }
 
-    /// Gives ids to monitors registered while the database refused writes, and moves their
-    /// results into the batch.
-    fn resolve_ids(&mut self) -> Result<(), String> {
-        let conn = self.conn.as_mut().ok_or("database is closed")?;
-        let mut keys: Vec<MonitorKey> = self.unresolved.iter().map(|(key, _)| key.clone()).collect();
-        keys.extend(self.listed.iter().filter(|(_, id)| id.is_none()).map(|(key, _)| key.clone()));
-        let mut seen = std::collections::HashSet::new();
-        keys.retain(|key| seen.insert(key.clone()));
-        if keys.is_empty() {
-            return Ok(());
+    fn snapshot(&mut self) -> Arc<Snapshot> {
+        if let Some(snapshot) = &self.snapshot {
+            return snapshot.clone();
         }
-        let ids = db::monitor_ids(conn, &keys).map_err(|e| e.to_string())?;
-        self.ids.extend(keys.into_iter().zip(ids));
-        for (key, id) in self.listed.iter_mut() {
-            *id = self.ids.get(key).copied();
-        }
-        for (key, mut row) in std::mem::take(&mut self.unresolved) {
-            row.monitor_id = self.ids[&key];
-            self.pending.push(row);
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), String> {
-        let resolved = if self.unresolved.is_empty() && self.listed.iter().all(|(_, id)| id.is_some()) {
-            Ok(())
-        } else {
-            self.resolve_ids()
-        };
-        if self.pending.is_empty() {
-            return resolved;
-        }
-        let conn = self.conn.as_mut().ok_or("database is closed")?;
-        match resolved.and_then(|()| db::insert(conn, &self.pending).map_err(|e| e.to_string())) {
-            Ok(()) => {
-                if self.write_error.take().is_some() {
-                    log::info!("store: writes succeed again ({} results written)", self.pending.len());
-                }
-                let written = std::mem::take(&mut self.pending);
-                self.remember(&written);
-                self.metrics.store_queue.set(0);
-                Ok(())
-            }
-            Err(message) => {
-                if self.write_error.as_deref() != Some(message.as_str()) {
-                    log::error!("store: writing {} results failed, will retry: {message}", self.pending.len());
-                }
-                self.write_error = Some(message.clone());
-                self.metrics.store_write_errors.inc();
-                if self.pending.len() > MAX_PENDING {
-                    let excess = self.pending.len() - MAX_PENDING;
-                    self.pending.drain(..excess);
-                    self.dropped += excess as u64;
-                    log::error!("store: dropped the {excess} oldest unwritten results (buffer full)");
-                }
-                Err(message)
-            }
-        }
-    }
-
-    fn start_purge(&mut self, ctx: &mut Context<Self>) {
-        let before = crate::clock::unix_now() - self.retention.as_secs() as i64;
-        ctx.notify(PurgeStep { before, from: 0, purged_so_far: 0 });
-    }
-
-    /// Answers from memory: no database read, so it costs the same with 4 million rows as with
-    /// none, and reflects every written batch (at most `FLUSH_EVERY` old).
-    fn query(&self, q: &QueryStatus) -> Vec<MonitorStatus> {
-        let matches =
-            |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f.eq_ignore_ascii_case(value));
-        let empty = History::default();
-        self.listed
+        let monitors = self
+            .listed
             .iter()
-            .filter(|(key, _)| {
-                matches(&q.provider, &key.provider)
-                    && matches(&q.service, &key.service)
-                    && matches(&q.channel, &key.channel)
-            })
-            .map(|(key, id)| {
-                let history = id.and_then(|id| self.histories.get(&id)).unwrap_or(&empty);
-                let (timeline, uptime) = history.timeline(q.period, q.now, self.degraded_weight);
-                MonitorStatus {
-                    provider: key.provider.clone(),
-                    service: key.service.clone(),
-                    channel: key.channel.clone(),
-                    current_status: id.and_then(|id| self.latest.get(&id)).cloned().map(CurrentStatus::from),
-                    uptime,
-                    timeline,
-                }
-            })
-            .collect()
+            .map(|key| (key.clone(), self.ids.get(key).and_then(|id| self.models.get(id)).cloned()))
+            .collect();
+        let snapshot = Arc::new(Snapshot { version: self.version, degraded_weight: self.degraded_weight, monitors });
+        self.snapshot = Some(snapshot.clone());
+        snapshot
     }
 }
 
@@ -361,109 +413,99 @@ impl Actor for StoreActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if let Err(e) = self.load_memory() {
-            log::error!("store: cannot load history: {e}");
-        }
-        ctx.run_interval(FLUSH_EVERY, |act, _| {
-            let _ = act.flush();
+        ctx.run_interval(FLUSH_EVERY, |act, ctx| {
+            act.due = true;
+            act.pump(ctx);
         });
         ctx.run_interval(Duration::from_secs(3_600), |act, _| {
-            let now = crate::clock::unix_now();
-            act.histories.values_mut().for_each(|h| h.prune(now));
+            let now = act.clock.now();
+            act.changed();
+            let ids: Vec<i32> = act.models.keys().copied().collect();
+            for id in ids {
+                act.model_mut(id).history.prune(now);
+            }
         });
+        ctx.run_interval(RETEST_EVERY, |act, ctx| act.pump(ctx));
         // The start-up purge waits a moment, so the daemon answers its first requests first.
-        ctx.run_later(STARTUP_PURGE_DELAY, |act, ctx| act.start_purge(ctx));
-        ctx.run_interval(PURGE_EVERY, |act, ctx| act.start_purge(ctx));
+        ctx.run_later(STARTUP_PURGE_DELAY, |act, ctx| {
+            act.start_purge();
+            act.pump(ctx);
+        });
+        ctx.run_interval(PURGE_EVERY, |act, ctx| {
+            act.start_purge();
+            act.pump(ctx);
+        });
     }
 }
 
 impl Handler<ProbeResult> for StoreActor {
     type Result = ();
 
-    fn handle(&mut self, result: ProbeResult, _: &mut Context<Self>) {
-        let monitor_id = self.ids.get(&result.key).copied();
-        let row = Row {
-            monitor_id: monitor_id.unwrap_or_default(),
-            ts: result.timestamp,
-            status: result.status.into(),
-            latency_ms: i32::try_from(result.latency_ms).unwrap_or(i32::MAX),
-            reason: result.reason.as_str().to_string(),
-            http_code: i32::from(result.http_code),
-            detail: result.detail,
-            connect_ms: result.measured.connect_ms.map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
-            ttfb_ms: result.measured.ttfb_ms.map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
-            ttft_ms: result.measured.ttft_ms.map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
-            tokens_per_s: result.measured.tokens_per_s,
-            model: result.measured.model,
-            prompt_tokens: result.measured.prompt_tokens.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
-            completion_tokens: result.measured.completion_tokens.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
-        };
-        match monitor_id {
-            Some(_) => self.pending.push(row),
-            None => self.unresolved.push((result.key, row)),
+    fn handle(&mut self, result: ProbeResult, ctx: &mut Context<Self>) {
+        if self.closing.is_some() {
+            log::warn!("store: a result of {} came after the store closed; not stored", result.key);
+            return;
         }
-        self.metrics.store_queue.set((self.pending.len() + self.unresolved.len()) as i64);
+        if self.waiting() >= MAX_PENDING && self.pending.pop_front().is_some() {
+            if self.dropped == 0 || self.dropped.is_power_of_two() {
+                log::error!("store: {MAX_PENDING} results wait to be written; dropping the oldest");
+            }
+            self.dropped += 1;
+            self.metrics.store_dropped.inc();
+        }
+        self.pending.push_back(result.row());
+        self.metrics.store_queue.set(self.waiting() as i64);
         if self.pending.len() >= FLUSH_AT {
-            let _ = self.flush();
+            self.pump(ctx);
         }
     }
 }
 
 impl Handler<RegisterMonitors> for StoreActor {
-    type Result = Result<(), String>;
+    type Result = ();
 
-    fn handle(&mut self, msg: RegisterMonitors, _: &mut Context<Self>) -> Self::Result {
-        // Known monitors need no write. New ones get an id now if the database takes writes,
-        // else at the next flush that can write: a reload never waits for the database.
-        let new: Vec<MonitorKey> = msg.keys.iter().filter(|k| !self.ids.contains_key(*k)).cloned().collect();
-        if !new.is_empty() {
-            let conn = self.conn.as_mut().ok_or("database is closed")?;
-            match db::monitor_ids(conn, &new) {
-                // Ids of monitors no longer listed are kept: results still on their way are stored.
-                Ok(ids) => self.ids.extend(new.into_iter().zip(ids)),
-                Err(e) => {
-                    log::warn!("store: {} new monitors get their ids once the database takes writes: {e}", new.len())
-                }
-            }
-        }
-        self.listed = msg
-            .keys
-            .into_iter()
-            .map(|key| {
-                let id = self.ids.get(&key).copied();
-                (key, id)
-            })
-            .collect();
+    fn handle(&mut self, msg: RegisterMonitors, _: &mut Context<Self>) {
+        self.listed = msg.keys;
         self.degraded_weight = msg.degraded_weight;
         self.retention = msg.retention;
-        self.answers.clear();
-        Ok(())
+        self.changed();
     }
 }
 
-impl Handler<QueryStatus> for StoreActor {
-    type Result = Result<StatusAnswer, String>;
+impl Handler<LoadHistory> for StoreActor {
+    type Result = ResponseActFuture<Self, Result<(), String>>;
 
-    fn handle(&mut self, msg: QueryStatus, _: &mut Context<Self>) -> Self::Result {
-        let key = AnswerKey::of(&msg);
-        if let Some(answer) = self.answers.get_mut(&key) {
-            if msg.gzip && answer.gzip.is_none() {
-                answer.gzip = Some(gzip(&answer.json));
+    fn handle(&mut self, _: LoadHistory, _: &mut Context<Self>) -> Self::Result {
+        let first_hour = self.clock.now().div_euclid(HOUR) - 31 * 24;
+        let load = self.writer.send(Load { first_hour });
+        Box::pin(load.into_actor(self).map(|reply, act, _| {
+            let loaded = reply.map_err(|e| format!("the writer did not answer: {e}"))??;
+            let now = act.clock.now();
+            act.ids.extend(loaded.monitors);
+            act.models.clear();
+            for (monitor, hour, agg) in &loaded.rollups {
+                act.model_mut(*monitor).history.add_hour(*hour, agg, now);
             }
-            return Ok(answer.clone());
-        }
-        let data = self.query(&msg);
-        let body = StatusBody {
-            meta: Meta { period: msg.period.as_str(), count: data.len(), generated_at: msg.now },
-            data: &data,
-        };
-        let json = bytes::Bytes::from(serde_json::to_vec(&body).map_err(|e| e.to_string())?);
-        let answer = StatusAnswer { gzip: msg.gzip.then(|| gzip(&json)), json };
-        if self.answers.len() >= MAX_ANSWERS || self.answers.keys().any(|k| k.now != msg.now) {
-            self.answers.clear();
-        }
-        self.answers.insert(key, answer.clone());
-        Ok(answer)
+            for row in loaded.latest {
+                let id = row.monitor_id;
+                act.model_mut(id).latest = Some(row);
+            }
+            act.changed();
+            log::debug!("store: loaded {} hourly rollups of {} monitors", loaded.rollups.len(), act.models.len());
+            match loaded.writable {
+                Ok(()) => act.succeeded(),
+                Err(e) => act.failed(&format!("the database refuses writes: {e}")),
+            }
+            Ok(())
+        }))
+    }
+}
+
+impl Handler<GetSnapshot> for StoreActor {
+    type Result = MessageResult<GetSnapshot>;
+
+    fn handle(&mut self, _: GetSnapshot, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.snapshot())
     }
 }
 
@@ -471,201 +513,53 @@ impl Handler<GetStoreHealth> for StoreActor {
     type Result = MessageResult<GetStoreHealth>;
 
     fn handle(&mut self, _: GetStoreHealth, _: &mut Context<Self>) -> Self::Result {
-        let readable = match self.conn.as_mut() {
-            Some(conn) => db::ping(conn).map_err(|e| e.to_string()),
-            None => Err("database is closed".to_string()),
-        };
-        let last_error = self.write_error.clone().or(readable.err());
         MessageResult(StoreHealth {
-            writable: last_error.is_none(),
-            pending: self.pending.len(),
+            writable: self.writable,
+            pending: self.waiting(),
             dropped: self.dropped,
-            last_error,
+            last_error: self.last_error.clone(),
+        })
+    }
+}
+
+impl Handler<Flush> for StoreActor {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, msg: Flush, ctx: &mut Context<Self>) -> Self::Result {
+        let (done, wait) = oneshot::channel();
+        if self.waiting() == 0 && !self.busy {
+            let _ = done.send(Ok(()));
+        } else {
+            self.flushes.push(done);
+            self.pump(ctx);
+        }
+        let deadline = msg.deadline;
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            match actix_rt::time::timeout(deadline, wait).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err("the store stopped".to_string()),
+                Err(_) => Err(format!("{} results were not written in time", metrics.store_queue.get())),
+            }
         })
     }
 }
 
 impl Handler<Close> for StoreActor {
-    type Result = Result<(), String>;
+    type Result = ResponseFuture<Result<(), String>>;
 
-    fn handle(&mut self, _: Close, ctx: &mut Context<Self>) -> Self::Result {
-        let flushed = self.flush();
-        if let Err(e) = &flushed {
-            log::error!("store: {} results could not be written before closing: {e}", self.pending.len());
-        }
-        // Dropping the last connection checkpoints the WAL into the database file.
-        self.conn = None;
-        ctx.stop();
-        flushed
-    }
-}
-
-impl Handler<PurgeStep> for StoreActor {
-    type Result = ();
-
-    fn handle(&mut self, step: PurgeStep, ctx: &mut Context<Self>) {
-        let Some(conn) = self.conn.as_mut() else { return };
-        match db::purge_step(conn, step.before, step.from, PURGE_STEP_ROWS) {
-            Ok(progress) => {
-                let purged = step.purged_so_far + progress.deleted;
-                if let Some(from) = progress.next {
-                    // More to go: queue the next step behind whatever else is waiting.
-                    ctx.notify(PurgeStep { before: step.before, from, purged_so_far: purged });
-                } else {
-                    if purged > 0 {
-                        log::info!(
-                            "store: retention purged {purged} results older than {}",
-                            crate::config::duration::format(self.retention)
-                        );
-                    }
-                    if let Err(e) = self.forget_purged(step.before) {
-                        log::error!("store: cannot update history after the purge: {e}");
-                    }
-                }
+    fn handle(&mut self, msg: Close, ctx: &mut Context<Self>) -> Self::Result {
+        let (done, wait) = oneshot::channel();
+        self.closing = Some(done);
+        self.after_work(ctx);
+        let deadline = msg.deadline;
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            match actix_rt::time::timeout(deadline, wait).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err("the store stopped".to_string()),
+                Err(_) => Err(format!("{} results were not written before closing", metrics.store_queue.get())),
             }
-            Err(e) => log::error!("store: retention purge failed: {e}"),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::unix_now;
-
-    fn probes_counted(answer: &StatusAnswer) -> i64 {
-        let body: serde_json::Value = serde_json::from_slice(&answer.json).unwrap();
-        body["data"][0]["timeline"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|b| ["green", "yellow", "red"].iter().map(|c| b["counts"][c].as_i64().unwrap()).sum::<i64>())
-            .sum()
-    }
-
-    fn result(key: &MonitorKey, timestamp: i64) -> ProbeResult {
-        ProbeResult {
-            key: key.clone(),
-            timestamp,
-            status: Status::Green,
-            latency_ms: 100,
-            reason: Reason::Ok,
-            http_code: 200,
-            detail: None,
-            measured: Measurements::default(),
-        }
-    }
-
-    /// A reused answer never hides a stored probe: every write drops the answers, even within
-    /// the same second; and a purge at start-up leaves memory agreeing with the database.
-    #[test]
-    fn answers_follow_every_write_and_the_purge() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
-        let key = MonitorKey::new("a", "b", "");
-        let now = unix_now();
-        {
-            let mut conn = db::open(&path).unwrap();
-            let id = db::monitor_ids(&mut conn, std::slice::from_ref(&key)).unwrap()[0];
-            let old = Row { monitor_id: id, ts: now - 3 * 86_400, status: 1, reason: "ok".into(), ..Row::default() };
-            db::insert(&mut conn, &[old]).unwrap();
-        }
-        actix_rt::System::new().block_on(async move {
-            let retention = Duration::from_secs(86_400);
-            let conn = db::open(&path).unwrap();
-            let store = StoreActor::new(conn, retention, 0.7, Arc::new(Metrics::new())).start();
-            store
-                .send(RegisterMonitors { keys: vec![key.clone()], degraded_weight: 0.7, retention })
-                .await
-                .unwrap()
-                .unwrap();
-            let week = |now| QueryStatus {
-                period: Period::Week,
-                provider: None,
-                service: None,
-                channel: None,
-                now,
-                gzip: true,
-            };
-            // The start-up purge removes the 3-day-old probe from the database and from memory.
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            loop {
-                let answer = store.send(week(now)).await.unwrap().unwrap();
-                if probes_counted(&answer) == 0 {
-                    assert!(answer.gzip.is_some());
-                    break;
-                }
-                assert!(std::time::Instant::now() < deadline, "the purge did not reach memory");
-                actix_rt::time::sleep(Duration::from_millis(20)).await;
-            }
-            store.do_send(result(&key, now));
-            store.send(Flush).await.unwrap().unwrap();
-            assert_eq!(probes_counted(&store.send(week(now)).await.unwrap().unwrap()), 1);
-            store.do_send(result(&key, now));
-            store.send(Flush).await.unwrap().unwrap();
-            assert_eq!(probes_counted(&store.send(week(now)).await.unwrap().unwrap()), 2);
-        });
-    }
-
-    /// After the start-up purge, memory answers what the raw rows left in the database answer,
-    /// including the day the cutoff falls in.
-    #[test]
-    fn memory_after_a_purge_agrees_with_the_raw_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.db");
-        let key = MonitorKey::new("a", "b", "");
-        let now = unix_now();
-        let id = {
-            let mut conn = db::open(&path).unwrap();
-            let id = db::monitor_ids(&mut conn, std::slice::from_ref(&key)).unwrap()[0];
-            let rows: Vec<Row> = (0..300)
-                .map(|i| Row {
-                    monitor_id: id,
-                    ts: now - 4 * 86_400 + i * 1_111,
-                    status: [1, 2, 0][(i % 3) as usize],
-                    latency_ms: 100 + i as i32,
-                    reason: "ok".into(),
-                    ..Row::default()
-                })
-                .collect();
-            db::insert(&mut conn, &rows).unwrap();
-            id
-        };
-        let retention = Duration::from_secs(36 * 3_600 + 1_234);
-        let path2 = path.clone();
-        let answer = actix_rt::System::new().block_on(async move {
-            let conn = db::open(&path2).unwrap();
-            let store = StoreActor::new(conn, retention, 0.7, Arc::new(Metrics::new())).start();
-            store.send(RegisterMonitors { keys: vec![key], degraded_weight: 0.7, retention }).await.unwrap().unwrap();
-            // Wait for the purge to finish: the oldest probes leave the database.
-            let cutoff = now - retention.as_secs() as i64;
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            loop {
-                let mut check = db::open(&path2).unwrap();
-                let window = Period::Month.window(now);
-                let oldest = db::samples(&mut check, id, &window).unwrap().iter().map(|s| s.ts).min().unwrap();
-                if oldest >= cutoff.div_euclid(HOUR) * HOUR {
-                    break;
-                }
-                assert!(std::time::Instant::now() < deadline, "no purge");
-                actix_rt::time::sleep(Duration::from_millis(20)).await;
-            }
-            // The purge's last step and its memory update come in one message; one more
-            // round trip makes sure it was handled.
-            store.send(Flush).await.unwrap().unwrap();
-            let query =
-                QueryStatus { period: Period::Week, provider: None, service: None, channel: None, now, gzip: false };
-            store.send(query).await.unwrap().unwrap()
-        });
-        let body: serde_json::Value = serde_json::from_slice(&answer.json).unwrap();
-        let mut conn = db::open(&path).unwrap();
-        let window = Period::Week.window(now);
-        let (want, uptime) = super::super::timeline::build(&window, &db::samples(&mut conn, id, &window).unwrap(), 0.7);
-        let got = &body["data"][0];
-        assert_eq!(got["uptime"].as_f64().unwrap(), uptime);
-        for (g, w) in got["timeline"].as_array().unwrap().iter().zip(&want) {
-            assert_eq!(g["counts"], serde_json::to_value(w.counts).unwrap(), "{g}");
-            assert_eq!(g["latency"], w.latency, "{g}");
-        }
+        })
     }
 }

@@ -72,11 +72,11 @@ fn rebuild_rollups(conn: &mut SqliteConnection) -> Result<(), StoreError> {
         let mut after = i64::MIN;
         loop {
             let rows: Vec<(i64, i32, i64, i16, i32, Option<i32>)> = probes::table
-                .filter(probes::rowid.gt(after))
-                .order(probes::rowid)
+                .filter(probes::id.gt(after))
+                .order(probes::id)
                 .limit(100_000)
                 .select((
-                    probes::rowid,
+                    probes::id,
                     probes::monitor_id,
                     probes::ts,
                     probes::status,
@@ -105,7 +105,7 @@ fn rebuild_rollups(conn: &mut SqliteConnection) -> Result<(), StoreError> {
         diesel::delete(latest::table).execute(conn)?;
         for (monitor, (ts, rowid)) in newest {
             diesel::insert_into(latest::table)
-                .values((latest::monitor_id.eq(monitor), latest::ts.eq(ts), latest::probe_rowid.eq(rowid)))
+                .values((latest::monitor_id.eq(monitor), latest::ts.eq(ts), latest::probe_id.eq(rowid)))
                 .execute(conn)?;
         }
         diesel::delete(meta::table.filter(meta::key.eq("rebuild_rollups"))).execute(conn)?;
@@ -138,6 +138,13 @@ pub fn monitor_ids(conn: &mut SqliteConnection, keys: &[MonitorKey]) -> Result<V
             .collect::<Result<Vec<_>, _>>()
     })
     .map_err(StoreError::from)
+}
+
+/// Every monitor the database knows, with its id.
+pub fn monitors(conn: &mut SqliteConnection) -> Result<Vec<(MonitorKey, i32)>, StoreError> {
+    let rows: Vec<(i32, String, String, String)> =
+        monitors::table.select((monitors::id, monitors::provider, monitors::service, monitors::channel)).load(conn)?;
+    Ok(rows.into_iter().map(|(id, p, s, c)| (MonitorKey::new(&p, &s, &c), id)).collect())
 }
 
 /// One probe result, as the rest of the daemon speaks of it.
@@ -235,17 +242,22 @@ fn write_rollup(conn: &mut SqliteConnection, monitor: i32, hour: i64, agg: &Agg)
         .execute(conn)
 }
 
-/// Inserts `rows` in one transaction, with their rollups and latest pointers. Rows are stored
-/// in time order; purging relies on the table being in time order give or take 15 minutes (as
-/// live probes are), so a row much older than those stored before it is purged only once
-/// retention has passed since it was written.
+/// Inserts `rows` in one transaction, with their rollups and latest pointers. `rows` come in
+/// the order their probes ended: each monitor's latest is its last row here, whatever its time
+/// (after the clock steps back, the current probe has an older time than the one before). They
+/// are stored in time order, which purging relies on (give or take 15 minutes, as live probes
+/// are); a row much older than those stored before it is purged only once retention has passed
+/// since it was written.
 pub fn insert(conn: &mut SqliteConnection, rows: &[Row]) -> Result<(), StoreError> {
-    let mut sorted: Vec<&Row> = rows.iter().collect();
-    sorted.sort_by_key(|r| r.ts);
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| rows[i].ts);
+    let sorted: Vec<&Row> = order.iter().map(|&i| &rows[i]).collect();
+    let last_of: HashMap<i32, usize> = rows.iter().enumerate().map(|(i, r)| (r.monitor_id, i)).collect();
     conn.transaction(|conn| {
         let mut models_cache = HashMap::new();
         let mut newest: HashMap<i32, (i64, i64)> = HashMap::new();
         // SQLite limits bound variables per statement (32,766): 14 columns x 2,000 rows is below.
+        let mut chunk_start = 0;
         for chunk in sorted.chunks(2_000) {
             let mut new = Vec::with_capacity(chunk.len());
             for row in chunk {
@@ -276,12 +288,12 @@ pub fn insert(conn: &mut SqliteConnection, rows: &[Row]) -> Result<(), StoreErro
             let last: i64 = diesel::select(diesel::dsl::sql::<BigInt>("last_insert_rowid()")).get_result(conn)?;
             let first = last - chunk.len() as i64 + 1;
             for (i, row) in chunk.iter().enumerate() {
-                let candidate = (row.ts, first + i as i64);
-                let entry = newest.entry(row.monitor_id).or_insert(candidate);
-                if candidate > *entry {
-                    *entry = candidate;
+                let input = order[chunk_start + i];
+                if last_of.get(&row.monitor_id) == Some(&input) {
+                    newest.insert(row.monitor_id, (row.ts, first + i as i64));
                 }
             }
+            chunk_start += chunk.len();
         }
         let mut hourly: BTreeMap<(i32, i64), Agg> = BTreeMap::new();
         for row in rows {
@@ -297,10 +309,11 @@ pub fn insert(conn: &mut SqliteConnection, rows: &[Row]) -> Result<(), StoreErro
             write_rollup(conn, monitor, hour, &agg)?;
         }
         for (monitor, (ts, rowid)) in newest {
+            // The last written, not the latest timestamp: after the clock steps back, the newest
+            // probe has an older time than the one before it, and is still the current one.
             diesel::sql_query(
-                "INSERT INTO latest (monitor_id, ts, probe_rowid) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (monitor_id) DO UPDATE SET ts = excluded.ts, probe_rowid = excluded.probe_rowid \
-                 WHERE excluded.ts >= latest.ts",
+                "INSERT INTO latest (monitor_id, ts, probe_id) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (monitor_id) DO UPDATE SET ts = excluded.ts, probe_id = excluded.probe_id",
             )
             .bind::<Integer, _>(monitor)
             .bind::<BigInt, _>(ts)
@@ -366,7 +379,7 @@ fn row_of(c: ProbeColumns) -> Row {
 /// The newest probe of every monitor that has one.
 pub fn latest_rows(conn: &mut SqliteConnection) -> Result<Vec<Row>, StoreError> {
     let rows: Vec<ProbeColumns> = latest::table
-        .inner_join(probes::table.on(probes::rowid.eq(latest::probe_rowid)))
+        .inner_join(probes::table.on(probes::id.eq(latest::probe_id)))
         .left_join(models::table.on(probes::model_id.eq(models::id.nullable())))
         .select((
             probes::monitor_id,
@@ -436,15 +449,15 @@ pub fn samples(conn: &mut SqliteConnection, monitor_id: i32, window: &Window) ->
 /// found by binary search over the rowid b-tree; one past the last rowid if there is none.
 fn first_rowid_at(conn: &mut SqliteConnection, ts: i64) -> QueryResult<i64> {
     let bounds: (Option<i64>, Option<i64>) =
-        probes::table.select((diesel::dsl::min(probes::rowid), diesel::dsl::max(probes::rowid))).first(conn)?;
+        probes::table.select((diesel::dsl::min(probes::id), diesel::dsl::max(probes::id))).first(conn)?;
     let (Some(mut low), Some(max)) = bounds else { return Ok(0) };
     let mut high = max + 1;
     while low < high {
         let middle = low + (high - low) / 2;
         let row: Option<(i64, i64)> = probes::table
-            .filter(probes::rowid.ge(middle))
-            .order(probes::rowid)
-            .select((probes::rowid, probes::ts))
+            .filter(probes::id.ge(middle))
+            .order(probes::id)
+            .select((probes::id, probes::ts))
             .first(conn)
             .optional()?;
         match row {
@@ -475,15 +488,12 @@ pub fn purge_step(
     let before = before.div_euclid(HOUR) * HOUR;
     conn.transaction(|conn| {
         let end = first_rowid_at(conn, before + MAX_DISORDER_SECS)?;
-        let first: Option<i64> = probes::table.select(diesel::dsl::min(probes::rowid)).first(conn)?;
+        let first: Option<i64> = probes::table.select(diesel::dsl::min(probes::id)).first(conn)?;
         let start = first.unwrap_or(end).max(from);
         let stop = end.min(start.saturating_add(limit.max(1)));
         let deleted = if start < stop {
             diesel::delete(
-                probes::table
-                    .filter(probes::rowid.ge(start))
-                    .filter(probes::rowid.lt(stop))
-                    .filter(probes::ts.lt(before)),
+                probes::table.filter(probes::id.ge(start)).filter(probes::id.lt(stop)).filter(probes::ts.lt(before)),
             )
             .execute(conn)?
         } else {
@@ -550,13 +560,16 @@ mod tests {
         let window = Period::Day.window(now);
         let rows = vec![
             row(ids[0], now - 10, 1, 100),
-            row(ids[0], now - 5, 0, 9_000),
             row(ids[0], now - 3_600, 2, 700),
             row(ids[0], window.first_start - 1, 1, 1),
+            row(ids[0], now - 5, 0, 9_000),
             row(ids[1], now, 1, 50),
         ];
         insert(&mut conn, &rows).unwrap();
         assert_eq!(latest(&mut conn, ids[0]).unwrap().unwrap().ts, now - 5);
+        // The latest is the last written: after the clock steps back, it has the older time.
+        insert(&mut conn, &[row(ids[1], now - 7_200, 0, 1)]).unwrap();
+        assert_eq!(latest(&mut conn, ids[1]).unwrap().unwrap().ts, now - 7_200);
         let mut got = samples(&mut conn, ids[0], &window).unwrap();
         got.sort_by_key(|s| s.ts);
         let expected: Vec<(i64, i16, i64)> = vec![(now - 3_600, 2, 700), (now - 10, 1, 100), (now - 5, 0, 9_000)];
@@ -571,9 +584,6 @@ mod tests {
             ..row(ids[1], now + 1, 0, 60)
         };
         insert(&mut conn, std::slice::from_ref(&full)).unwrap();
-        assert_eq!(latest(&mut conn, ids[1]).unwrap().unwrap(), full);
-        // An older probe arriving late does not replace the latest one.
-        insert(&mut conn, &[row(ids[1], now - 100, 1, 1)]).unwrap();
         assert_eq!(latest(&mut conn, ids[1]).unwrap().unwrap(), full);
     }
 

@@ -10,9 +10,10 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// Append-only, no index: rowid order is (nearly) time order, which purging relies on.
-    probes (rowid) {
-        rowid -> BigInt,
+    /// Append-only, no index but the id (the rowid itself, never reused): id order is (nearly)
+    /// time order, which purging relies on.
+    probes (id) {
+        id -> BigInt,
         monitor_id -> Integer,
         ts -> BigInt,
         status -> SmallInt,
@@ -47,7 +48,7 @@ diesel::table! {
     latest (monitor_id) {
         monitor_id -> Integer,
         ts -> BigInt,
-        probe_rowid -> BigInt,
+        probe_id -> BigInt,
     }
 }
 

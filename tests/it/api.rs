@@ -20,30 +20,34 @@ fn row(monitor_id: i32, ts: i64, status: i16, latency_ms: i32) -> Row {
     Row { monitor_id, ts, status, latency_ms, reason, http_code: 200, ..Row::default() }
 }
 
-/// Two monitors at a 24 h interval (so the daemon's own probes stay out of the way) whose
-/// history the test writes directly.
-const CONFIG: &str = r#"
+/// Three listed monitors whose history the test writes directly. They probe a port that
+/// never answers, with a 5 minute timeout: a probe the daemon makes during the test stays in
+/// flight, so no result of its own joins the history.
+fn config(black_hole: &str) -> String {
+    format!(
+        r#"
 interval: 24h
+timeout: 5m
+slow_latency: 4m
 degraded_weight: 0.5
 monitors:
-  - {provider: Hist, service: chat, url: "http://127.0.0.1:9/", method: GET}
-  - {provider: hist, service: code, channel: vip, url: "http://127.0.0.1:9/", method: GET}
-  - {provider: other, service: chat, url: "http://127.0.0.1:9/", method: GET}
-  - {provider: off, service: chat, url: "http://127.0.0.1:9/", method: GET, disabled: true}
-"#;
+  - {{provider: Hist, service: chat, url: "{black_hole}", method: GET}}
+  - {{provider: hist, service: code, channel: vip, url: "{black_hole}", method: GET}}
+  - {{provider: other, service: chat, url: "{black_hole}", method: GET}}
+  - {{provider: off, service: chat, url: "{black_hole}", method: GET, disabled: true}}
+"#
+    )
+}
 
 struct History {
     ws: Workspace,
     rows: Vec<Row>,
+    _quiet: crate::support::upstream::BlackHole,
 }
 
 fn history() -> History {
-    for (p, s, c) in [("Hist", "chat", ""), ("hist", "code", "vip"), ("other", "chat", "")] {
-        let jitter =
-            llm_monitor::probe::schedule::jitter(MonitorKey::new(p, s, c).normalized(), Duration::from_secs(86_400));
-        assert!(jitter > Duration::from_secs(3_600), "{p}/{s}: the daemon would probe during the test");
-    }
-    let ws = Workspace::new(CONFIG);
+    let quiet = crate::support::upstream::black_hole();
+    let ws = Workspace::new(&config(&quiet.url));
     let mut conn = db::open(&ws.db_path()).unwrap();
     let ids =
         db::monitor_ids(&mut conn, &[MonitorKey::new("Hist", "chat", ""), MonitorKey::new("hist", "code", "vip")])
@@ -69,9 +73,12 @@ fn history() -> History {
     ];
     // Older than retention (30 d): purged at start-up.
     let expired = row(ids[0], t - 45 * d, 1, 1);
-    db::insert(&mut conn, &[rows.clone(), vec![expired]].concat()).unwrap();
+    // Written as the daemon would have: in the order the probes ended.
+    let mut written = [rows.clone(), vec![expired]].concat();
+    written.sort_by_key(|r| r.ts);
+    db::insert(&mut conn, &written).unwrap();
     rows.retain(|r| r.ts > t - 45 * d);
-    History { ws, rows }
+    History { ws, rows, _quiet: quiet }
 }
 
 /// The expected timeline of `monitor_id`, computed independently from the raw rows.
@@ -127,7 +134,7 @@ fn check_timeline(entry: &Value, rows: &[Row], monitor_id: i32, generated_at: i6
 
 #[test]
 fn timelines_for_24h_7d_30d_have_the_right_shape_and_numbers() {
-    let History { ws, rows } = history();
+    let History { ws, rows, .. } = history();
     let daemon = ws.start();
     let id = rows[0].monitor_id;
     for (period, size, count, label) in
@@ -168,7 +175,7 @@ fn timelines_for_24h_7d_30d_have_the_right_shape_and_numbers() {
 
 #[test]
 fn retention_purges_expired_history_at_start_up() {
-    let History { ws, rows } = history();
+    let History { ws, rows, .. } = history();
     let _daemon = ws.start();
     // Purging goes by whole hours.
     let cutoff = (now() - 30 * 86_400) / 3_600 * 3_600;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use llm_monitor::clock::Clock;
+
 use crate::support::upstream::{self, closed_port, raw_server};
 use crate::support::{wait_for, Workspace};
 
@@ -103,12 +105,15 @@ fn connections_are_reused_across_long_intervals_or_fresh_on_request() {
     use std::sync::atomic::Ordering;
     let reused = upstream::start();
     let fresh = upstream::start();
-    // A name whose first probe comes early in its 17 s interval.
+    // A name whose grid's next slot comes 1 to 3 s from now (the daemon starts in between).
     let interval = Duration::from_secs(17);
+    let now_ms = llm_monitor::clock::SystemClock.now_ms();
     let name = (0..)
         .map(|i| format!("steady{i}"))
         .find(|n| {
-            llm_monitor::probe::schedule::jitter(&format!("keep\u{1f}{n}\u{1f}"), interval) < Duration::from_secs(2)
+            let grid = llm_monitor::probe::schedule::Grid::new(&format!("keep\u{1f}{n}\u{1f}"), interval);
+            let wait = grid.due(grid.next(None, now_ms)) - now_ms;
+            (1_000..3_000).contains(&wait)
         })
         .unwrap();
     let ws = Workspace::new(&format!(

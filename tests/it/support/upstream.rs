@@ -227,3 +227,17 @@ pub fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
+
+/// A port that takes connections and never answers (its listener never accepts: the kernel
+/// completes the handshake and queues them). A probe sent there stays in flight until its
+/// timeout, so a test's own history is never joined by a probe of the daemon.
+pub struct BlackHole {
+    _listener: TcpListener,
+    pub url: String,
+}
+
+pub fn black_hole() -> BlackHole {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    BlackHole { _listener: listener, url }
+}
