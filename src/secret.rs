@@ -128,15 +128,45 @@ fn token_patterns() -> &'static [(Regex, &'static str)] {
     })
 }
 
-/// Removes known secrets and token-shaped strings from text. Built once per monitor (or per
-/// config load) from everything that may be secret in it.
-#[derive(Clone, Default, PartialEq, Eq)]
+/// Removes known secrets and token-shaped strings from text. Built once per config load from
+/// everything that may be secret in it (every monitor's: a relay or cache shared by several
+/// monitors may echo one monitor's key in another's reply).
+#[derive(Clone, Default)]
 pub struct Redactor {
-    /// Removed wherever they appear, longest first.
+    /// Removed wherever they appear (the longest at a place first).
     substrings: Vec<String>,
+    finder: Option<aho_corasick::AhoCorasick>,
     /// Removed where they stand as a word of their own.
     words: Vec<String>,
     longest: usize,
+}
+
+impl PartialEq for Redactor {
+    fn eq(&self, other: &Self) -> bool {
+        self.substrings == other.substrings && self.words == other.words
+    }
+}
+
+impl Eq for Redactor {}
+
+/// The config-wide [`Redactor`], shared by every monitor. It is derived from all monitors'
+/// settings, so it never makes two monitors differ (a reload that changes it hands the new one
+/// to every probe).
+#[derive(Clone, Default, Debug)]
+pub struct SharedRedactor(pub std::sync::Arc<Redactor>);
+
+impl PartialEq for SharedRedactor {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::ops::Deref for SharedRedactor {
+    type Target = Redactor;
+
+    fn deref(&self) -> &Redactor {
+        &self.0
+    }
 }
 
 impl fmt::Debug for Redactor {
@@ -166,7 +196,16 @@ impl Redactor {
             list.dedup();
         }
         let longest = substrings.iter().chain(&words).map(String::len).max().unwrap_or(0);
-        Redactor { substrings, words, longest }
+        // One pass over a text for all of them, however many monitors there are.
+        let finder = (!substrings.is_empty())
+            .then(|| {
+                aho_corasick::AhoCorasick::builder()
+                    .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                    .build(&substrings)
+                    .ok()
+            })
+            .flatten();
+        Redactor { substrings, finder, words, longest }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -175,12 +214,10 @@ impl Redactor {
 
     /// `text` without any secret or token-shaped string in it.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in &self.substrings {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), REDACTED);
-            }
-        }
+        let mut out = match &self.finder {
+            Some(finder) if finder.is_match(text) => finder.replace_all(text, &vec![REDACTED; self.substrings.len()]),
+            _ => text.to_string(),
+        };
         for word in &self.words {
             out = replace_word(&out, word);
         }
@@ -197,11 +234,12 @@ impl Redactor {
     /// only then is it cut, so no prefix of a secret survives. Only a window of the input is
     /// looked at (long enough that a secret starting inside the kept part is seen whole).
     pub fn excerpt(&self, text: &str, max_bytes: usize) -> String {
+        // In this order: collapsing whitespace first would pull text from past the window
+        // into the kept part, with a secret the window cut in two (and so not redacted).
         let window = max_bytes.saturating_add(self.longest).saturating_add(1024);
-        let line = one_line(prefix(text, window));
-        let mut out = self.redact(&line);
+        let mut out = self.redact(prefix(text, window));
         truncate(&mut out, max_bytes);
-        out
+        one_line(&out)
     }
 }
 
@@ -313,6 +351,10 @@ mod tests {
         // A key that is not token-shaped, cut at 20 bytes, must not leave its first 13 behind.
         let gemini = "AQ.Ab8RN6Lx9_not_shaped_like_a_token";
         let out = Redactor::new([gemini]).excerpt(&format!("bad key: {gemini}"), 20);
+        assert!(!out.contains("AQ.Ab8"), "{out}");
+        // Whitespace padding cannot pull a cut-off secret into the kept part.
+        let padded = format!("<html>{}{gemini} more", " ".repeat(1_300));
+        let out = Redactor::new([gemini]).excerpt(&padded, 256);
         assert!(!out.contains("AQ.Ab8"), "{out}");
         let forged = Redactor::default().excerpt("ok\nINFO forged line\r\n\u{1b}[31m", 256);
         assert_eq!(forged, "ok INFO forged line [31m");

@@ -12,7 +12,7 @@ use crate::clock::SharedClock;
 use crate::config::watch::{ConfigActor, GetReloadStatus, ReloadStatus};
 use crate::config::{diff, Config, Monitor, MonitorKey};
 use crate::metrics::Metrics;
-use crate::probe::{Drain, ProbeActor, Retire, UpdateMonitor};
+use crate::probe::{Drain, ProbeActor, Retire, UpdateMonitor, UpdateRedactor};
 use crate::store::{RegisterMonitors, StoreActor};
 
 pub struct Supervisor {
@@ -144,6 +144,15 @@ impl Handler<ApplyConfig> for Supervisor {
         for monitor in &changes.added {
             self.start_probe(monitor);
             log::info!("{}: added", monitor.key);
+        }
+        // Every running probe redacts with the new config-wide redactor (changed and added
+        // monitors carry it already).
+        if let Some(redactor) = new.monitors.first().map(|m| m.redactor.clone()) {
+            for (key, actor) in &self.probes {
+                if !changes.added.iter().chain(&changes.changed).any(|m| &m.key == key) {
+                    actor.do_send(UpdateRedactor(redactor.clone()));
+                }
+            }
         }
         self.config = new;
         Ok(ApplySummary { added: changes.added.len(), changed: changes.changed.len(), removed: changes.removed.len() })

@@ -47,15 +47,17 @@ impl<IO> Paced<IO> {
         Paced { io, pending: Vec::new(), start: 0, may_deliver: true, tail: [0; 3], stall, stalled: None }
     }
 
-    /// Hands over what is pending, up to and including the end of one request head
-    /// (`\r\n\r\n`); after a head, nothing more until the server writes.
+    /// Hands over what is pending, up to and including the end of one request head (an empty
+    /// line: `\r\n\r\n`, or with bare LFs as HTTP parsers also accept, `\n\n` or `\n\r\n`);
+    /// after a head, nothing more until the server writes.
     fn deliver(&mut self, buf: &mut ReadBuf<'_>) {
         let available = &self.pending[self.start..];
         let room = available.len().min(buf.remaining());
         let mut take = room;
         let mut ended_head = false;
         for (i, &byte) in available[..room].iter().enumerate() {
-            let ends = byte == b'\n' && self.tail == *b"\r\n\r";
+            let [_, before, last] = self.tail;
+            let ends = byte == b'\n' && (last == b'\n' || (last == b'\r' && before == b'\n'));
             self.tail = [self.tail[1], self.tail[2], byte];
             if ends {
                 take = i + 1;
@@ -163,6 +165,17 @@ mod tests {
             let n = paced.read(&mut buf).await.unwrap();
             assert_eq!(&buf[..n], b"\n");
             assert!(futures_util::FutureExt::now_or_never(paced.read(&mut buf)).is_none());
+            // Bare LF line endings end a head too.
+            paced.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+            client.write_all(b" HTTP/1.1\nHost: x\n\nGET /e HTTP/1.1\n\r\nGET /f").await.unwrap();
+            let n = paced.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"GET /d", "what was read before goes first");
+            let n = paced.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b" HTTP/1.1\nHost: x\n\n");
+            assert!(futures_util::FutureExt::now_or_never(paced.read(&mut buf)).is_none());
+            paced.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+            let n = paced.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"GET /e HTTP/1.1\n\r\n");
             drop(client);
         });
     }

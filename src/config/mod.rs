@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::domain::MonitorKey;
-pub use crate::secret::{Redactor, Secret};
+pub use crate::secret::{Redactor, Secret, SharedRedactor};
 pub use diff::{diff, MonitorDiff};
 pub use load::{env_var_names, load, load_with_env, ConfigErrors, CHALLENGE_PLACEHOLDER};
 
@@ -79,8 +79,9 @@ pub struct Monitor {
     pub llm: bool,
     /// Every probe opens a connection of its own (and measures it) instead of reusing one.
     pub fresh_connection: bool,
-    /// Removes this monitor's secrets from everything an upstream sends back.
-    pub redactor: Redactor,
+    /// Removes secrets from everything an upstream sends back: the config-wide redactor (every
+    /// monitor's secrets), shared by all monitors.
+    pub redactor: SharedRedactor,
 }
 
 impl Monitor {

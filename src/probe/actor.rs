@@ -15,7 +15,7 @@ use super::challenge::Challenge;
 use super::classify::{self, Checks};
 use super::request;
 use super::schedule::Grid;
-use crate::config::Monitor;
+use crate::config::{Monitor, SharedRedactor};
 use crate::domain::Status;
 use crate::metrics::Metrics;
 use crate::store::ProbeResult;
@@ -219,6 +219,22 @@ impl Handler<UpdateMonitor> for ProbeActor {
         // With a probe in flight, its completion schedules the next slot.
         if !self.in_flight {
             self.schedule(ctx);
+        }
+    }
+}
+
+/// The config-wide redactor changed (a monitor was added, removed or given another key):
+/// applied from the next probe. It never changes when or how the monitor is probed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UpdateRedactor(pub SharedRedactor);
+
+impl Handler<UpdateRedactor> for ProbeActor {
+    type Result = ();
+
+    fn handle(&mut self, UpdateRedactor(redactor): UpdateRedactor, _: &mut Context<Self>) {
+        if !Arc::ptr_eq(&redactor.0, &self.monitor.redactor.0) {
+            self.monitor = Rc::new(Monitor { redactor, ..(*self.monitor).clone() });
         }
     }
 }

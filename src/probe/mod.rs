@@ -14,4 +14,4 @@ pub mod schedule;
 pub mod sse;
 
 pub use crate::domain::{Reason, Status};
-pub use actor::{Drain, ProbeActor, Retire, UpdateMonitor};
+pub use actor::{Drain, ProbeActor, Retire, UpdateMonitor, UpdateRedactor};

@@ -52,9 +52,11 @@ fn a_key_echoed_in_any_field_is_never_served_stored_or_logged() {
     config.push_str(&format!(
         "  - {{provider: leak, service: query, url: \"{b}/echo-key/500?key={QUERY_KEY}\", method: GET}}\n"
     ));
+    // A keyless monitor whose upstream answers with the other monitors' keys.
+    config.push_str(&format!("  - {{provider: leak, service: cross, url: \"{b}/echo-seen\", method: GET}}\n"));
     let ws = Workspace::new(&config);
     let daemon = ws.start_with_env(&[("RUST_LOG", "trace")]);
-    let services = ["model", "model-header", "text", "html", "stream", "status500", "literal", "query"];
+    let services = ["model", "model-header", "text", "html", "stream", "status500", "literal", "query", "cross"];
     for service in services {
         wait_for(&format!("two probes of {service}"), Duration::from_secs(20), || {
             let current = daemon.monitor("leak", service)["current_status"].clone();
@@ -74,6 +76,7 @@ fn a_key_echoed_in_any_field_is_never_served_stored_or_logged() {
     assert_eq!(reason("html")["reason"], "content_mismatch");
     assert_eq!(reason("stream")["reason"], "upstream_error");
     assert_eq!(reason("status500")["reason"], "server_error");
+    assert_eq!(reason("cross")["reason"], "server_error");
     for service in services {
         let detail = reason(service)["detail"].as_str().unwrap_or_default().to_string();
         assert!(detail.contains("[REDACTED]") || service == "model-header", "{service}: {detail}");

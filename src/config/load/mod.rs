@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_yaml::Value;
 
 use super::duration;
-use super::{Config, Redactor};
+use super::{Config, Redactor, SharedRedactor};
 use checks::{check_database, check_interval, check_listen, check_timeout, parse_cors};
 use fields::{describe, Errors, Fields};
 use monitor::{parse_monitor, MonitorContext, Shared};
@@ -285,9 +285,15 @@ fn parse(
         Some(other) => errors.push("", "monitors", format!("must be a list, found {}", describe(other))),
     }
 
+    let redactor = Redactor::new(&shared.secrets);
     if !errors.lines.is_empty() {
-        let redactor = Redactor::new(&shared.secrets);
         return Err(ConfigErrors(errors.lines.iter().map(|line| redactor.redact(line)).collect()));
+    }
+    // One redactor for all: a relay or cache shared by several monitors may echo one
+    // monitor's key in another monitor's reply.
+    let redactor = SharedRedactor(std::sync::Arc::new(redactor));
+    for monitor in &mut monitors {
+        monitor.redactor = redactor.clone();
     }
     Ok(Config {
         path: path.to_path_buf(),

@@ -14,7 +14,7 @@ use super::fields::{describe, Errors, Fields};
 use super::files::parse_body;
 use super::{Globals, API_KEY_PLACEHOLDER, CHALLENGE_PLACEHOLDER, MODEL_PLACEHOLDER, MONITOR_KEYS};
 use crate::config::template::{self, Template};
-use crate::config::{duration, is_model_name, secrets_of, Method, Monitor, MonitorKey, Redactor, Secret};
+use crate::config::{duration, is_model_name, secrets_of, Method, Monitor, MonitorKey, Secret};
 
 /// What the monitors of one file share while they are read: keys for duplicates, env names for
 /// collisions, and every value that may be secret (kept out of error messages).
@@ -139,7 +139,8 @@ pub(super) fn parse_monitor(
         slow_ttft: thresholds.slow_ttft,
         success_contains,
         api_key,
-        redactor: Redactor::new(&secrets),
+        // Filled in with the config-wide one once every monitor is read.
+        redactor: Default::default(),
         require_model: expect_model.is_some(),
         expect_model: expect_model.or_else(|| model.clone()),
         model,

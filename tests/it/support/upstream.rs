@@ -117,6 +117,18 @@ async fn respond(req: HttpRequest, body: web::Bytes, log: web::Data<Log>) -> Htt
         }
         ["llm", mode, rest @ ..] => super::llm::respond(mode, &rest.join("/"), &body).await,
         ["echo-key", mode, ..] => echo_key(&req, mode, &body),
+        // A shared relay or cache that answers one client with another client's credential.
+        ["echo-seen"] => {
+            let seen: Vec<String> = log
+                .all()
+                .iter()
+                .filter_map(|r| r.header("authorization").map(|v| v.trim_start_matches("Bearer ").to_string()))
+                .filter(|v| !v.is_empty())
+                .collect();
+            HttpResponse::BadGateway()
+                .content_type("text/plain")
+                .body(format!("upstream refused keys: {}", seen.join(", ")))
+        }
         _ => HttpResponse::NotFound().body("no such fake path"),
     };
     log.finish(index);
