@@ -69,6 +69,7 @@ pub struct Metrics {
     pub store_write_errors: Counter,
     pub store_dropped: Counter,
     pub probes_in_flight: Gauge,
+    pub config_file_checks: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -144,6 +145,12 @@ impl Metrics {
             "Results dropped unwritten because too many were waiting",
             store_dropped.clone(),
         );
+        let config_file_checks = Counter::default();
+        registry.register(
+            "config_file_checks",
+            "Times a file event made the daemon read its configuration (changed or not)",
+            config_file_checks.clone(),
+        );
         let probes_in_flight = Gauge::default();
         registry.register("probes_in_flight", "Probes sent and not yet answered", probes_in_flight.clone());
         let build = Family::<BuildLabels, Gauge<i64, std::sync::atomic::AtomicI64>>::default();
@@ -163,6 +170,7 @@ impl Metrics {
             store_write_errors,
             store_dropped,
             probes_in_flight,
+            config_file_checks,
         }
     }
 

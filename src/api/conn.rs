@@ -8,10 +8,16 @@
 //! in the kernel's socket buffer, where it costs the daemon nothing.
 //!
 //! Only the pace changes, never the bytes: everything read is handed over, in order.
+//!
+//! [`PeerLimit`] caps the connections one address holds at once, so a single client cannot
+//! take every connection slot from the others.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,7 +25,7 @@ use actix_rt::time::{sleep, Sleep};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// A client that has accepted no byte of an answer for this long is dropped.
-pub const WRITE_STALL: Duration = Duration::from_secs(30);
+pub const WRITE_STALL: Duration = Duration::from_secs(10);
 /// How much is read from the socket at a time.
 const READ_CHUNK: usize = 8 * 1024;
 
@@ -36,6 +42,57 @@ pub struct Paced<IO> {
     stall: Duration,
     /// Armed while a write waits for the client.
     stalled: Option<Pin<Box<Sleep>>>,
+    /// This connection's place in its address's count, given back when it closes.
+    _peer: Option<PeerGuard>,
+}
+
+/// Connections one client address may hold at once; more are closed as they arrive.
+pub const MAX_CONNECTIONS_PER_PEER: usize = 128;
+
+/// How many connections each client address holds.
+#[derive(Clone)]
+pub struct PeerLimit {
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    max: usize,
+}
+
+impl PeerLimit {
+    pub fn new(max: usize) -> Self {
+        PeerLimit { open: Arc::default(), max }
+    }
+
+    /// A place for one more connection from `ip`, or `None` when it holds `max` already.
+    pub fn admit(&self, ip: IpAddr) -> Option<PeerGuard> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(PeerGuard { limit: self.clone(), ip })
+    }
+
+    /// Addresses with a connection open (the map never outgrows the open connections).
+    pub fn addresses(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+pub struct PeerGuard {
+    limit: PeerLimit,
+    ip: IpAddr,
+}
+
+impl Drop for PeerGuard {
+    fn drop(&mut self) {
+        let mut open = self.limit.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl<IO> Paced<IO> {
@@ -44,7 +101,13 @@ impl<IO> Paced<IO> {
     }
 
     pub fn with_stall(io: IO, stall: Duration) -> Self {
-        Paced { io, pending: Vec::new(), start: 0, may_deliver: true, tail: [0; 3], stall, stalled: None }
+        Paced { io, pending: Vec::new(), start: 0, may_deliver: true, tail: [0; 3], stall, stalled: None, _peer: None }
+    }
+
+    /// Holds `guard` (its address's place) for as long as the connection lives.
+    pub fn holding(mut self, guard: PeerGuard) -> Self {
+        self._peer = Some(guard);
+        self
     }
 
     /// Hands over what is pending, up to and including the end of one request head (an empty
@@ -138,6 +201,22 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Paced<IO> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_address_holds_at_most_max_connections() {
+        let limit = PeerLimit::new(2);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        let first = limit.admit(a).expect("first");
+        let second = limit.admit(a).expect("second");
+        assert!(limit.admit(a).is_none(), "a third from the same address");
+        let other = limit.admit(b).expect("another address is not affected");
+        drop(first);
+        let third = limit.admit(a).expect("a place was given back");
+        assert_eq!(limit.addresses(), 2);
+        drop((second, third, other));
+        assert_eq!(limit.addresses(), 0, "closed addresses are forgotten");
+    }
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Two pipelined heads: the second is handed over only after an answer to the first.

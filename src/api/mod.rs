@@ -131,7 +131,7 @@ pub fn cors(config: &Cors) -> actix_cors::Cors {
 }
 
 /// Connections each of the two workers serves at once; more wait in the listen backlog.
-const MAX_CONNECTIONS_PER_WORKER: usize = 256;
+const MAX_CONNECTIONS_PER_WORKER: usize = 512;
 
 /// The HTTP server on `listener`: actix-web's app over actix-http's HTTP/1.1, each connection
 /// [`conn::Paced`] so a client that pipelines requests and never reads the answers cannot grow
@@ -144,6 +144,7 @@ pub fn serve(
     use actix_service::{fn_service, map_config, ServiceFactoryExt as _};
     use actix_web::dev::AppConfig;
     let addr = listener.local_addr()?;
+    let peers = conn::PeerLimit::new(conn::MAX_CONNECTIONS_PER_PEER);
     let server = actix_server::Server::build()
         .workers(2)
         .disable_signals()
@@ -161,10 +162,21 @@ pub fn serve(
                 .client_disconnect_timeout(Duration::from_secs(1))
                 .local_addr(addr)
                 .h1(map_config(app, |_| AppConfig::default()));
-            fn_service(|io: actix_rt::net::TcpStream| async move {
-                let peer = io.peer_addr().ok();
-                let _ = io.set_nodelay(true);
-                Ok::<_, actix_http::error::DispatchError>((conn::Paced::new(io), peer))
+            let peers = peers.clone();
+            fn_service(move |io: actix_rt::net::TcpStream| {
+                let peers = peers.clone();
+                async move {
+                    let peer = io.peer_addr().ok();
+                    // One address cannot take every slot: past its share it is closed at once.
+                    let guard = peer.and_then(|p| peers.admit(p.ip())).ok_or_else(|| {
+                        actix_http::error::DispatchError::Io(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionRefused,
+                            "too many connections from one address",
+                        ))
+                    })?;
+                    let _ = io.set_nodelay(true);
+                    Ok::<_, actix_http::error::DispatchError>((conn::Paced::new(io).holding(guard), peer))
+                }
             })
             .and_then(http)
         })?

@@ -252,6 +252,16 @@ mod tests {
         assert_eq!(chat["stream"], true, "the rest of the body stays");
         assert_eq!(chat["messages"][0]["content"], "{{CHALLENGE}}");
         assert_eq!(body("openai-chat", "GPT-5.1", false)["reasoning_effort"], "none");
+        // Chat models of every gpt-5 version take no reasoning effort.
+        for model in ["gpt-5-chat-latest", "gpt-5.1-chat-latest", "openai/gpt-5.2-chat-latest"] {
+            let chat = body("openai-chat", model, false);
+            assert_eq!(
+                (chat.get("reasoning_effort"), chat["max_completion_tokens"].as_u64()),
+                (None, Some(64)),
+                "{model}"
+            );
+            assert_eq!(body("openai-responses", model, false).get("reasoning"), None, "{model}");
+        }
         assert_eq!(body("openai-chat", "o3-mini", false)["reasoning_effort"], "low");
         assert_eq!(body("openai-chat", "o1-preview", false).get("reasoning_effort"), None);
         assert_eq!(body("openai-chat", "openrouter/openai/o4-mini", false)["reasoning_effort"], "low");

@@ -144,10 +144,13 @@ impl ConfigActor {
         let watched = Watched { dir: dir.clone(), file_name: self.path.file_name().unwrap_or_default().to_owned() };
         let addr = ctx.address();
         let filter = watched.clone();
+        let data = watched.data();
         // Runs on the watcher's thread: only events that can change the config reach the actor.
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| match event {
             Ok(event) if changes_content(&event.kind) && event.paths.iter().any(|p| filter.concerns(p)) => {
-                addr.do_send(FilesChanged);
+                // `data/` itself created, removed or renamed: the folder watched may be gone.
+                let data_replaced = event.paths.iter().any(|p| p == &data);
+                addr.do_send(FilesChanged { data_replaced });
             }
             Ok(_) => {}
             Err(e) => log::warn!("config: file watcher error: {e}"),
@@ -156,14 +159,21 @@ impl ConfigActor {
         watcher.watch(&dir, RecursiveMode::NonRecursive).map_err(|e| format!("{}: {e}", dir.display()))?;
         self.watcher = Some(watcher);
         self.watched = Some(watched);
-        self.watch_data();
+        self.watch_data(false);
         Ok(())
     }
 
     /// Watches `data/` once it exists (it may be created, or swapped in, after start-up).
-    fn watch_data(&mut self) {
+    /// `replaced`: the entry `data` itself changed, so the folder watched so far may be another
+    /// one (or gone): watch whatever is there now.
+    fn watch_data(&mut self, replaced: bool) {
         let (Some(watcher), Some(watched)) = (self.watcher.as_mut(), self.watched.as_ref()) else { return };
         let data = watched.data();
+        if replaced && self.watching_data {
+            // Fails harmlessly when the old folder's watch went with it.
+            let _ = watcher.unwatch(&data);
+            self.watching_data = false;
+        }
         if self.watching_data || !data.is_dir() {
             return;
         }
@@ -182,6 +192,9 @@ impl ConfigActor {
             return;
         }
         self.reloading = true;
+        if trigger == Trigger::File {
+            self.metrics.config_file_checks.inc();
+        }
         let path = self.path.clone();
         // Off this thread: it runs every probe, and a file read must never stall them.
         let load = actix_rt::task::spawn_blocking(move || config::load(&path));
@@ -329,13 +342,15 @@ impl Actor for ConfigActor {
 
 #[derive(Message)]
 #[rtype(result = "()")]
-struct FilesChanged;
+struct FilesChanged {
+    data_replaced: bool,
+}
 
 impl Handler<FilesChanged> for ConfigActor {
     type Result = ();
 
-    fn handle(&mut self, _: FilesChanged, ctx: &mut Context<Self>) {
-        self.watch_data();
+    fn handle(&mut self, FilesChanged { data_replaced }: FilesChanged, ctx: &mut Context<Self>) {
+        self.watch_data(data_replaced);
         let now = Instant::now();
         let first = match self.debounce.take() {
             Some((timer, first)) => {

@@ -8,7 +8,9 @@
 //! out the question's own operands (a reply may restate the question). Exactly one value must
 //! remain, and it must be the answer: "84 or 85" and an error message that happens to contain
 //! the answer among other numbers fail. Number words ("eighty-five") count when the reply states
-//! no number in digits.
+//! no number in digits. A reply that works its way there ("45 - 10 = 35, 35 - 7 = 28. The
+//! answer is 28") counts when it ends by giving the answer after `=`, `is`, `equals` or
+//! `answer:`, with nothing after it but punctuation or emphasis.
 
 /// One question and the number that answers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +87,7 @@ impl Challenge {
 
     /// Whether `text` answers the question (see the module documentation).
     pub fn is_answered_by(&self, text: &str) -> bool {
-        self.stated(text) == Some(self.answer as f64)
+        self.stated(text) == Some(self.answer as f64) || concluded(text) == Some(self.answer as f64)
     }
 
     /// The one value the reply states besides the question's own numbers, if there is one.
@@ -104,6 +106,21 @@ impl Challenge {
             _ => None,
         }
     }
+}
+
+/// The number a reply ends on, when it is given as a conclusion (`= 28`, `is 28.`, `equals
+/// **28**`, `Answer: 28`), not merely listed last (`27 or 28`, `retry after 28`).
+fn concluded(text: &str) -> Option<f64> {
+    static ENDING: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let ending = ENDING.get_or_init(|| {
+        regex::Regex::new(r"(?i)(?:=|\bis|\bequals|\banswer\s*:)[\s*_`]*(-?\d{1,3}(?:,\d{3})*(?:\.\d+)?|-?\d+(?:\.\d+)?)[\s*_`]*[.!]?[\s*_`]*$")
+            .expect("a valid pattern")
+    });
+    let normalized = normalize(text);
+    // Only the end matters: a long reply is not scanned whole.
+    let tail = &normalized[normalized.floor_char_boundary(normalized.len().saturating_sub(200))..];
+    let number = ending.captures(tail)?.get(1)?.as_str().replace(',', "");
+    number.parse().ok()
 }
 
 /// Full-width digits and signs as ASCII (models answering in CJK contexts use them).
@@ -230,22 +247,24 @@ fn numbers_in_words(text: &str) -> Vec<f64> {
         current = match (current.take(), unit, ten, word) {
             // "eighty" + "five", "hundred" + "five": the same number goes on.
             (Some(n), Some(u), _, _) if n.last == Last::Scale || (n.last == Last::Ten && u < 10) => {
-                Some(Number { group: n.group + u, last: Last::Unit, ..n })
+                Some(Number { group: n.group.saturating_add(u), last: Last::Unit, ..n })
             }
             (Some(n), None, Some(t), _) if n.last == Last::Scale => {
-                Some(Number { group: n.group + t * 10, last: Last::Ten, ..n })
+                Some(Number { group: n.group.saturating_add(t * 10), last: Last::Ten, ..n })
             }
             (Some(n), None, None, "hundred") if n.last != Last::Scale => {
-                Some(Number { group: n.group * 100, last: Last::Scale, ..n })
+                Some(Number { group: n.group.saturating_mul(100), last: Last::Scale, ..n })
             }
-            (Some(n), None, None, "thousand") if n.last != Last::Scale || n.group > 0 => {
-                Some(Number { total: n.total + n.group.max(1) * 1_000, group: 0, last: Last::Scale })
-            }
+            (Some(n), None, None, "thousand") if n.last != Last::Scale || n.group > 0 => Some(Number {
+                total: n.total.saturating_add(n.group.max(1).saturating_mul(1_000)),
+                group: 0,
+                last: Last::Scale,
+            }),
             (Some(n), None, None, "and") if n.last == Last::Scale => Some(n),
             // Anything else ends the number; a unit or a ten may start the next.
             (previous, unit, ten, _) => {
                 if let Some(n) = previous {
-                    out.push((n.total + n.group) as f64);
+                    out.push(n.total.saturating_add(n.group) as f64);
                 }
                 match (unit, ten) {
                     (Some(u), _) => Some(Number { total: 0, group: u, last: Last::Unit }),
@@ -256,7 +275,7 @@ fn numbers_in_words(text: &str) -> Vec<f64> {
         };
     }
     if let Some(n) = current {
-        out.push((n.total + n.group) as f64);
+        out.push(n.total.saturating_add(n.group) as f64);
     }
     out
 }
@@ -325,6 +344,15 @@ mod tests {
             ("42", false),
             ("37", false),
             ("37 + 48", false),
+            // Working shown, then a conclusion.
+            ("37 + 40 = 77, 77 + 8 = 85. The answer is 85.", true),
+            ("37 + 40 = 77, 77 + 8 = 85", true),
+            ("Step by step: 30 + 40 = 70 and 7 + 8 = 15, so the answer is **85**", true),
+            ("Answer: 85", true),
+            ("37 + 40 = 77, 77 + 8 = 86", false),
+            ("The answer is 85 or 86", false),
+            ("Error 429: at most 60 requests per minute; retry after 85", false),
+            ("The answer is 85. Or maybe 86.", false),
         ];
         for (text, expected) in rows {
             assert_eq!(c.is_answered_by(text), expected, "{text:?}");
@@ -337,6 +365,10 @@ mod tests {
         assert!(!thousands.is_answered_by("9,801, 9,802"));
         let difference = Challenge::new(Op::Subtract, 85, 37, "Subtract {b} from {a}.", false);
         assert!(difference.is_answered_by("85 - 37 = 48") && !difference.is_answered_by("-48"));
+        // A sign written apart from its number: "-37" is read as minus 37, not the operand.
+        let steps = Challenge::new(Op::Subtract, 45, 17, "What is {a} - {b}?", false);
+        assert!(steps.is_answered_by("45 -17 = 28"));
+        assert!(steps.is_answered_by("45 - 10 = 35, 35 - 7 = 28. The answer is 28"));
     }
 
     #[test]
@@ -348,5 +380,8 @@ mod tests {
         assert_eq!(numbers_in_words("twenty thirty"), vec![20.0, 30.0]);
         assert_eq!(numbers_in_words("twenty twelve"), vec![20.0, 12.0]);
         assert_eq!(numbers_in_words("no numbers here"), Vec::<f64>::new());
+        // However long a run of scale words, the sum never overflows (it saturates).
+        let long = "nine hundred ninety nine thousand ".repeat(50_000);
+        assert_eq!(numbers_in_words(&long).len(), 1);
     }
 }

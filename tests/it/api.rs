@@ -355,3 +355,42 @@ fn pipelined_requests_are_answered_in_order() {
         text.match_indices("no such endpoint: ").map(|(i, _)| text[i + 18..].split('"').next().unwrap()).collect();
     assert_eq!(answered, paths, "{text}");
 }
+
+/// One address cannot hold every connection: past its share, new ones are closed at once,
+/// and a closed one gives its place back.
+#[test]
+fn one_address_holds_at_most_128_connections() {
+    use std::io::{Read, Write};
+    let ws = Workspace::new("monitors:\n  - {provider: a, service: b, url: \"http://127.0.0.1:1/\", method: GET}\n");
+    let daemon = ws.start();
+    let addr = daemon.base.trim_start_matches("http://").to_string();
+    let get = |stream: &mut std::net::TcpStream| -> Option<String> {
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stream
+            .write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+            .ok()?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).ok()?;
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        (!text.is_empty()).then_some(text)
+    };
+    // Each answers a request first, so it is surely counted before the next one opens.
+    let mut held = Vec::new();
+    for i in 0..128 {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stream.write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        assert_eq!(&head, b"HTTP/1.1 200", "connection {i}");
+        held.push(stream);
+    }
+    let mut extra = std::net::TcpStream::connect(&addr).unwrap();
+    assert_eq!(get(&mut extra), None, "the 129th connection is closed unanswered");
+    drop(held.pop());
+    let answered = crate::support::wait_for("a freed place", Duration::from_secs(5), || {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        get(&mut stream)
+    });
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+}

@@ -221,6 +221,37 @@ fn a_data_folder_created_after_start_is_watched() {
     assert_eq!(daemon.listed(), ["r/inc"]);
 }
 
+/// `data/` replaced by another folder (as a deploy tool swaps in a new copy): edits in the
+/// new folder are seen, and so is the swap itself.
+#[test]
+fn a_data_folder_swapped_for_another_is_watched() {
+    let up = upstream::start();
+    let ws = Workspace::new(&format!(
+        "monitors:\n  - {{provider: r, service: inc, url: \"{}/m/inc\", method: POST, interval: 1s, body: \"!include data/body.json\"}}\n",
+        up.base
+    ));
+    ws.write_data("body.json", r#"{"v":1}"#);
+    let daemon = ws.start();
+    let sent = |body: &'static str| {
+        wait_for(&format!("a probe with body {body}"), Duration::from_secs(10), || {
+            up.log.for_path("/m/inc").iter().any(|r| r.body == body).then_some(())
+        })
+    };
+    sent(r#"{"v":1}"#);
+    let fresh = ws.path().join("data.new");
+    std::fs::create_dir(&fresh).unwrap();
+    std::fs::write(fresh.join("body.json"), r#"{"v":2}"#).unwrap();
+    std::fs::rename(ws.path().join("data"), ws.path().join("data.old")).unwrap();
+    std::fs::rename(&fresh, ws.path().join("data")).unwrap();
+    sent(r#"{"v":2}"#);
+    // An edit inside the folder swapped in, and none in the one swapped out.
+    std::fs::write(ws.path().join("data.old/body.json"), r#"{"v":"old"}"#).unwrap();
+    ws.write_data("body.json", r#"{"v":3}"#);
+    sent(r#"{"v":3}"#);
+    assert!(!up.log.for_path("/m/inc").iter().any(|r| r.body.contains("old")));
+    drop(daemon);
+}
+
 #[test]
 fn a_burst_of_20_saves_ends_in_the_last_config() {
     let up = upstream::start();
@@ -297,6 +328,9 @@ fn reading_the_config_or_its_includes_never_reloads() {
     ws.write_data("body.json", r#"{"v":1}"#);
     let daemon = ws.start();
     wait_probes(&up, "inc", 2);
+    // Every read of the files a file event causes is counted, whether it changed anything or not.
+    let checks = || daemon.metric("llm_monitor_config_file_checks_total", &[]).expect("the checks metric");
+    let checks_before = checks();
     // What `cat`, a backup tool or an editor opening the files does: open, read, close.
     for _ in 0..20 {
         std::fs::read(ws.config_path()).unwrap();
@@ -311,6 +345,7 @@ fn reading_the_config_or_its_includes_never_reloads() {
     };
     assert_eq!(reloads("startup", "success"), 1.0);
     assert_eq!(reloads("file", "success") + reloads("file", "failure"), 0.0);
+    assert_eq!(checks(), checks_before, "reads made the daemon look at its config again");
 
     // Real changes count, once each.
     ws.write_data("body.json", r#"{"v":2}"#);
