@@ -118,7 +118,11 @@ fn concluded(text: &str) -> Option<f64> {
     });
     let normalized = normalize(text);
     // Only the end matters: a long reply is not scanned whole.
-    let tail = &normalized[normalized.floor_char_boundary(normalized.len().saturating_sub(200))..];
+    let mut start = normalized.len().saturating_sub(200);
+    while !normalized.is_char_boundary(start) {
+        start += 1;
+    }
+    let tail = &normalized[start..];
     let number = ending.captures(tail)?.get(1)?.as_str().replace(',', "");
     number.parse().ok()
 }
