@@ -563,3 +563,200 @@ impl Handler<Close> for StoreActor {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::db;
+    use super::super::timeline::{Bucket, Period};
+    use super::*;
+    use crate::clock::ManualClock;
+
+    const DAY_MS: i64 = 86_400_000;
+    /// 2024-12-30 00:00:00 UTC.
+    const MIDNIGHT: i64 = 1_735_516_800;
+
+    fn key() -> MonitorKey {
+        MonitorKey::new("p", "s", "")
+    }
+
+    fn result(ts: i64, status: Status, latency_ms: u32) -> ProbeResult {
+        ProbeResult {
+            key: key(),
+            timestamp: ts,
+            status,
+            latency_ms,
+            reason: if status == Status::Red { Reason::ServerError } else { Reason::Ok },
+            http_code: 200,
+            detail: None,
+            measured: Measurements::default(),
+        }
+    }
+
+    fn store(path: &std::path::Path, clock: &ManualClock, retention_days: u64) -> (Addr<StoreActor>, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::new());
+        let conn = db::open(path).unwrap();
+        let retention = Duration::from_secs(retention_days * 86_400);
+        let addr = super::super::start(conn, clock.shared(), retention, 0.5, metrics.clone());
+        addr.do_send(RegisterMonitors { keys: vec![key()], degraded_weight: 0.5, retention });
+        (addr, metrics)
+    }
+
+    async fn model(store: &Addr<StoreActor>) -> Arc<MonitorModel> {
+        let snapshot = store.send(GetSnapshot).await.unwrap();
+        snapshot.monitors[0].1.clone().expect("a stored result")
+    }
+
+    /// The non-empty buckets of a period, as (start, green, yellow, red).
+    fn buckets(model: &MonitorModel, period: Period, now: i64) -> Vec<(i64, i64, i64, i64)> {
+        let (buckets, _) = model.history.timeline(period, now, 0.5);
+        buckets
+            .iter()
+            .filter(|b: &&Bucket| b.counts.total() > 0)
+            .map(|b| (b.timestamp, b.counts.green, b.counts.yellow, b.counts.red))
+            .collect()
+    }
+
+    /// Results go through the writer; memory moves with each commit, splits hours and days
+    /// where the clock says they end, and matches what a restart reads back from the database.
+    #[test]
+    fn memory_follows_commits_across_a_day_boundary_and_matches_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let clock = ManualClock::at(MIDNIGHT * 1_000 - 30_000);
+        actix::System::new().block_on(async {
+            let (store, _) = store(&path, &clock, 30);
+            store.send(LoadHistory).await.unwrap().unwrap();
+            store.do_send(result(MIDNIGHT - 20, Status::Green, 100));
+            store.do_send(result(MIDNIGHT - 10, Status::Red, 0));
+            // Over midnight.
+            clock.step_ms(60_000);
+            store.do_send(result(MIDNIGHT + 20, Status::Yellow, 900));
+            store.send(Flush { deadline: Duration::from_secs(5) }).await.unwrap().unwrap();
+            let now = clock.shared().now();
+            let model = model(&store).await;
+            assert_eq!(model.latest.as_ref().map(|r| r.ts), Some(MIDNIGHT + 20));
+            assert_eq!(
+                buckets(&model, Period::Week, now),
+                vec![(MIDNIGHT - 86_400, 1, 0, 1), (MIDNIGHT, 0, 1, 0)],
+                "one bucket per UTC day"
+            );
+            assert_eq!(buckets(&model, Period::Day, now), vec![(MIDNIGHT - 3_600, 1, 0, 1), (MIDNIGHT, 0, 1, 0)]);
+            store.send(Close { deadline: Duration::from_secs(5) }).await.unwrap().unwrap();
+
+            // A restart reads back exactly what memory showed.
+            let (again, _) = self::store(&path, &clock, 30);
+            again.send(LoadHistory).await.unwrap().unwrap();
+            let reloaded = self::model(&again).await;
+            for period in [Period::Day, Period::Week, Period::Month] {
+                assert_eq!(buckets(&reloaded, period, now), buckets(&model, period, now), "{period:?}");
+            }
+            assert_eq!(reloaded.latest, model.latest);
+        });
+    }
+
+    /// A clock stepped back: what was written last is the latest, whatever its time, and the
+    /// hourly prune on the earlier clock keeps what was stored.
+    #[test]
+    fn a_clock_stepped_back_still_moves_the_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::at(MIDNIGHT * 1_000 + 12 * 3_600_000);
+        actix::System::new().block_on(async {
+            let (store, _) = store(&dir.path().join("t.db"), &clock, 30);
+            store.send(LoadHistory).await.unwrap().unwrap();
+            let noon = MIDNIGHT + 12 * 3_600;
+            store.do_send(result(noon, Status::Green, 100));
+            store.send(Flush { deadline: Duration::from_secs(5) }).await.unwrap().unwrap();
+            clock.step_ms(-2 * 3_600_000);
+            store.do_send(result(noon - 7_200, Status::Red, 0));
+            store.send(Flush { deadline: Duration::from_secs(5) }).await.unwrap().unwrap();
+            let model = model(&store).await;
+            let latest = model.latest.as_ref().unwrap();
+            assert_eq!((latest.ts, latest.status), (noon - 7_200, 0), "the result written last");
+            let now = clock.shared().now();
+            assert_eq!(buckets(&model, Period::Day, now), vec![(noon - 7_200, 0, 0, 1)], "the hours up to now");
+            clock.step_ms(2 * 3_600_000);
+            assert_eq!(buckets(&model, Period::Day, clock.shared().now()).len(), 2, "and both once it is noon again");
+        });
+    }
+
+    /// The clock is 30 days ahead when the daemon starts: the start-up purge keeps every result
+    /// within retention of the newest one stored, in the database and in memory alike.
+    #[test]
+    fn a_clock_ahead_at_start_up_purges_nothing_within_retention_of_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let clock = ManualClock::at(MIDNIGHT * 1_000);
+        actix::System::new().block_on(async {
+            let (store, _) = store(&path, &clock, 7);
+            store.send(LoadHistory).await.unwrap().unwrap();
+            for days_ago in [10, 6, 1] {
+                store.do_send(result(MIDNIGHT - days_ago * 86_400 + 60, Status::Green, 100));
+            }
+            store.send(Close { deadline: Duration::from_secs(5) }).await.unwrap().unwrap();
+        });
+        clock.step_ms(30 * DAY_MS);
+        actix::System::new().block_on(async {
+            let (store, _) = store(&path, &clock, 7);
+            store.send(LoadHistory).await.unwrap().unwrap();
+            // The start-up purge runs STARTUP_PURGE_DELAY after start; the flush after it
+            // waits for it to finish.
+            actix_rt::time::sleep(STARTUP_PURGE_DELAY + Duration::from_millis(300)).await;
+            store.send(Flush { deadline: Duration::from_secs(5) }).await.unwrap().unwrap();
+            while store.send(GetStoreHealth).await.unwrap().writable.is_none() {
+                actix_rt::time::sleep(Duration::from_millis(20)).await;
+            }
+            let model = model(&store).await;
+            let mut conn = db::open(&path).unwrap();
+            let stored: Vec<i64> =
+                db::rollups_since(&mut conn, 0).unwrap().iter().map(|(_, hour, _)| hour * HOUR).collect();
+            assert_eq!(stored, vec![(MIDNIGHT - 6 * 86_400), (MIDNIGHT - 86_400)], "10 days before the newest went");
+            assert_eq!(model.latest.as_ref().map(|r| r.ts), Some(MIDNIGHT - 86_400 + 60));
+            let days = buckets(&model, Period::Month, clock.shared().now()).len();
+            assert_eq!(days, 0, "none is within the last 30 days of a clock 30 days ahead");
+        });
+    }
+
+    /// Another process holds the write lock: queries still answer at once, writes back off
+    /// (a few errors, not one per flush tick), the queue is capped with the excess counted,
+    /// and everything kept is written once the lock goes.
+    #[test]
+    fn a_locked_database_never_blocks_queries_and_the_queue_is_capped() {
+        use diesel::connection::SimpleConnection;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let clock = ManualClock::at(MIDNIGHT * 1_000);
+        actix::System::new().block_on(async {
+            let (store, metrics) = store(&path, &clock, 30);
+            store.send(LoadHistory).await.unwrap().unwrap();
+            let mut lock = db::open(&path).unwrap();
+            lock.batch_execute("BEGIN EXCLUSIVE").unwrap();
+            let over = 7;
+            for i in 0..MAX_PENDING + over {
+                store.do_send(result(MIDNIGHT - 86_400 + (i % 86_400) as i64, Status::Green, 10));
+            }
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(3) {
+                let asked = Instant::now();
+                store.send(GetSnapshot).await.unwrap();
+                let health = store.send(GetStoreHealth).await.unwrap();
+                assert!(asked.elapsed() < Duration::from_millis(100), "a query waited {:?}", asked.elapsed());
+                assert!(health.pending <= MAX_PENDING, "{}", health.pending);
+                actix_rt::time::sleep(Duration::from_millis(50)).await;
+            }
+            let health = store.send(GetStoreHealth).await.unwrap();
+            assert_eq!(health.writable, Some(false));
+            assert_eq!((health.pending, health.dropped), (MAX_PENDING, over as u64));
+            assert_eq!(metrics.store_dropped.get(), over as u64);
+            // 3 s of refusals with a 250 ms backoff doubling: about 4 attempts, not 12 ticks.
+            let errors = metrics.store_write_errors.get();
+            assert!((2..=6).contains(&errors), "{errors} write errors in 3 s");
+            lock.batch_execute("COMMIT").unwrap();
+            store.send(Flush { deadline: Duration::from_secs(30) }).await.unwrap().unwrap();
+            let health = store.send(GetStoreHealth).await.unwrap();
+            assert_eq!((health.writable, health.pending), (Some(true), 0));
+            let counts = model(&store).await.history.timeline(Period::Month, clock.shared().now(), 0.5).0;
+            let stored: i64 = counts.iter().map(|b| b.counts.total()).sum();
+            assert_eq!(stored, MAX_PENDING as i64);
+        });
+    }
+}
