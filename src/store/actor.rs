@@ -161,6 +161,8 @@ pub struct StoreActor {
     last_written: Option<Instant>,
     dropped: u64,
     purge: Option<Purge>,
+    /// The newest result stored before this start (what the start-up purge goes by).
+    newest_loaded: Option<i64>,
     flushes: Vec<Waiter>,
     closing: Option<Waiter>,
 }
@@ -195,6 +197,7 @@ impl StoreActor {
             last_written: None,
             dropped: 0,
             purge: None,
+            newest_loaded: None,
             flushes: Vec::new(),
             closing: None,
         }
@@ -280,13 +283,14 @@ impl StoreActor {
                             Some(from) => purge.from = from,
                             None => {
                                 let done = act.purge.take().expect("a purge in progress");
-                                if done.purged > 0 {
-                                    log::info!(
-                                        "store: retention purged {} results older than {}",
-                                        done.purged,
-                                        crate::config::duration::format(act.retention)
-                                    );
-                                }
+                                // Once a day: always said, so an operator sees it ran.
+                                log::info!(
+                                    "store: retention purge done: {} results from before {} removed (retention {})",
+                                    done.purged,
+                                    chrono::DateTime::from_timestamp(done.before, 0)
+                                        .map_or_else(|| done.before.to_string(), |t| t.to_rfc3339()),
+                                    crate::config::duration::format(act.retention)
+                                );
                                 act.forget_purged(done.before, &purged.rest_of_day);
                             }
                         }
@@ -356,14 +360,20 @@ impl StoreActor {
         self.pump(ctx);
     }
 
-    fn start_purge(&mut self) {
+    /// `at_start_up`: the purge that follows a start goes by the newest result stored before
+    /// it, not by results this run has stored since (which carry the same clock).
+    fn start_purge(&mut self, at_start_up: bool) {
         if self.purge.is_some() {
             return;
         }
         let retention = self.retention.as_secs() as i64;
         // Never beyond the newest stored probe minus retention: a clock set ahead at start-up
         // must not delete history still within retention of what was stored.
-        let newest = self.models.values().filter_map(|m| m.latest.as_ref().map(|r| r.ts)).max();
+        let newest = if at_start_up {
+            self.newest_loaded
+        } else {
+            self.models.values().filter_map(|m| m.latest.as_ref().map(|r| r.ts)).max()
+        };
         let now = self.clock.now();
         let before = match newest {
             Some(newest) => (now - retention).min(newest - retention),
@@ -428,11 +438,11 @@ impl Actor for StoreActor {
         ctx.run_interval(RETEST_EVERY, |act, ctx| act.pump(ctx));
         // The start-up purge waits a moment, so the daemon answers its first requests first.
         ctx.run_later(STARTUP_PURGE_DELAY, |act, ctx| {
-            act.start_purge();
+            act.start_purge(true);
             act.pump(ctx);
         });
         ctx.run_interval(PURGE_EVERY, |act, ctx| {
-            act.start_purge();
+            act.start_purge(false);
             act.pump(ctx);
         });
     }
@@ -486,6 +496,7 @@ impl Handler<LoadHistory> for StoreActor {
             for (monitor, hour, agg) in &loaded.rollups {
                 act.model_mut(*monitor).history.add_hour(*hour, agg, now);
             }
+            act.newest_loaded = loaded.latest.iter().map(|row| row.ts).max();
             for row in loaded.latest {
                 let id = row.monitor_id;
                 act.model_mut(id).latest = Some(row);
@@ -698,6 +709,9 @@ mod tests {
         actix::System::new().block_on(async {
             let (store, _) = store(&path, &clock, 7);
             store.send(LoadHistory).await.unwrap().unwrap();
+            // A probe on the clock that is ahead, stored before the purge: it does not count.
+            let ahead = clock.shared().now();
+            store.do_send(result(ahead, Status::Green, 100));
             // The start-up purge runs STARTUP_PURGE_DELAY after start; the flush after it
             // waits for it to finish.
             actix_rt::time::sleep(STARTUP_PURGE_DELAY + Duration::from_millis(300)).await;
@@ -709,10 +723,15 @@ mod tests {
             let mut conn = db::open(&path).unwrap();
             let stored: Vec<i64> =
                 db::rollups_since(&mut conn, 0).unwrap().iter().map(|(_, hour, _)| hour * HOUR).collect();
-            assert_eq!(stored, vec![(MIDNIGHT - 6 * 86_400), (MIDNIGHT - 86_400)], "10 days before the newest went");
-            assert_eq!(model.latest.as_ref().map(|r| r.ts), Some(MIDNIGHT - 86_400 + 60));
+            let ahead_hour = ahead.div_euclid(HOUR) * HOUR;
+            assert_eq!(
+                stored,
+                vec![(MIDNIGHT - 6 * 86_400), (MIDNIGHT - 86_400), ahead_hour],
+                "only what was 10 days before the newest stored before the start went"
+            );
+            assert_eq!(model.latest.as_ref().map(|r| r.ts), Some(ahead));
             let days = buckets(&model, Period::Month, clock.shared().now()).len();
-            assert_eq!(days, 0, "none is within the last 30 days of a clock 30 days ahead");
+            assert_eq!(days, 1, "of the last 30 days of a clock 30 days ahead, only today has a result");
         });
     }
 

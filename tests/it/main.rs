@@ -8,6 +8,7 @@ mod llm;
 mod prometheus;
 mod reload;
 mod secrets;
+mod store;
 mod support;
 mod systemd;
 mod web;

@@ -158,6 +158,12 @@ pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
     parse(&text, path, &base_dir, env)
 }
 
+/// Parses config `text` as if it were read from `base_dir/config.yaml` (includes and template
+/// files resolved under `base_dir`), with environment variables from `env`. For the fuzzer.
+pub fn parse_str(text: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    parse(text, &base_dir.join("config.yaml"), base_dir, env)
+}
+
 pub(super) struct Globals {
     pub interval: Duration,
     pub timeout: Duration,
