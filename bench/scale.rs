@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use diesel::connection::SimpleConnection;
@@ -31,13 +31,10 @@ const UPSTREAM_DELAY_MS: u64 = 50;
 /// The upstream path number of the monitor used to time freshness.
 const FRESH: u32 = 999_999;
 
+/// The nearest-rank percentile (the daemon's own definition); NaN without values.
 fn percentile(values: &mut [f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let rank = ((p / 100.0) * values.len() as f64).ceil().clamp(1.0, values.len() as f64) as usize;
-    values[rank - 1]
+    values.sort_by(f64::total_cmp);
+    llm_monitor::stats::percentile(values, p).unwrap_or(f64::NAN)
 }
 
 /// A cheap deterministic generator, so every run writes the same history.
@@ -384,7 +381,8 @@ fn history_phase(figures: &mut Vec<Figure>, dir: &Path) {
     // same second and until the next write): its cost, for 30d.
     let mut cold = Vec::new();
     for _ in 0..8 {
-        let next_second = 1_000 - (SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() % 1_000) as u64;
+        use llm_monitor::clock::Clock;
+        let next_second = 1_000 - llm_monitor::clock::SystemClock.now_ms().rem_euclid(1_000) as u64;
         std::thread::sleep(Duration::from_millis(next_second + 2));
         let t = Instant::now();
         get(&client, &status_url).unwrap();

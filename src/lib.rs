@@ -10,6 +10,7 @@ pub mod logging;
 pub mod metrics;
 pub mod probe;
 pub mod secret;
+pub mod stats;
 pub mod store;
 pub mod supervisor;
 pub mod systemd;

@@ -73,7 +73,7 @@ impl Sketch {
         if total == 0 {
             return None;
         }
-        let rank = ((p / 100.0) * total as f64).ceil().clamp(1.0, total as f64) as u64;
+        let rank = crate::stats::nearest_rank(p, total);
         let mut seen = 0u64;
         for e in &self.entries {
             seen += u64::from(e & COUNT_MAX);
@@ -140,8 +140,7 @@ mod tests {
 
     fn exact_percentile(values: &mut [u32], p: f64) -> u32 {
         values.sort_unstable();
-        let rank = ((p / 100.0) * values.len() as f64).ceil().clamp(1.0, values.len() as f64) as usize;
-        values[rank - 1]
+        crate::stats::percentile(values, p).unwrap()
     }
 
     #[test]

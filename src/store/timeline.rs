@@ -171,14 +171,7 @@ pub struct Bucket {
     pub counts: Counts,
 }
 
-/// The nearest-rank percentile of sorted values.
-fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
-}
+use crate::stats::percentile;
 
 /// Builds every bucket of `window` (empty ones included) and the period's uptime, weighted by
 /// probe count, directly from raw rows: the reference the rollups are checked against.
@@ -353,8 +346,6 @@ mod tests {
         assert_eq!((b[0].latency_p50, b[0].latency_p95), (Some(500), Some(950)));
         assert_eq!((b[0].ttft_p50, b[0].ttft_p95), (Some(50), Some(95)));
         assert_eq!((b[1].latency_p50, b[1].ttft_p95), (None, None));
-        assert_eq!(percentile(&[7], 95.0), Some(7));
-        assert_eq!(percentile(&[1, 2], 50.0), Some(1));
     }
 
     #[test]
