@@ -49,8 +49,9 @@ pub fn fresh_client() -> awc::Client {
 }
 
 fn build_client(keep_alive: Duration) -> awc::Client {
-    // awc's own timers run past any probe's timeout (at most 5 min), so each probe's own
-    // timeout is what fires (and a black-holed host is a `timeout`, not a connect error).
+    // Each probe's own timeout (around the whole exchange) is what fires: awc's request timer
+    // is off (one timer less per probe), and its connect timer runs past any probe's timeout
+    // (at most 5 min), so a black-holed host is a `timeout`, not a connect error.
     let slack = Duration::from_secs(301);
     let connector = awc::Connector::new()
         .connector(TimedConnector::default())
@@ -61,7 +62,7 @@ fn build_client(keep_alive: Duration) -> awc::Client {
     awc::Client::builder()
         .connector(connector)
         .disable_redirects()
-        .timeout(slack)
+        .disable_timeout()
         .add_default_header((awc::http::header::USER_AGENT, USER_AGENT))
         .finish()
 }
@@ -160,9 +161,7 @@ fn without_connect(mut outcome: Outcome, connect: Option<Duration>) -> Outcome {
 }
 
 async fn exchange(client: &awc::Client, prepared: &Prepared, started: Instant) -> Outcome {
-    let mut request = client
-        .request(method(prepared.method), prepared.url.expose())
-        .timeout(prepared.timeout + Duration::from_secs(1));
+    let mut request = client.request(method(prepared.method), prepared.url.expose());
     for (name, value) in &prepared.headers {
         match header_value(name, value) {
             Ok(value) => request = request.insert_header((name.as_str(), value)),

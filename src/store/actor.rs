@@ -161,6 +161,8 @@ pub struct StoreActor {
     last_written: Option<Instant>,
     dropped: u64,
     purge: Option<Purge>,
+    /// The flush timer is armed (only while results wait: an idle store sleeps).
+    flush_armed: bool,
     /// The newest result stored before this start (what the start-up purge goes by).
     newest_loaded: Option<i64>,
     flushes: Vec<Waiter>,
@@ -197,6 +199,7 @@ impl StoreActor {
             last_written: None,
             dropped: 0,
             purge: None,
+            flush_armed: false,
             newest_loaded: None,
             flushes: Vec::new(),
             closing: None,
@@ -251,10 +254,12 @@ impl StoreActor {
                         act.succeeded();
                     }
                     Err(e) => {
-                        // Back in front, in order, to be tried again.
+                        // Back in front, in order, to be tried again (after the backoff, not
+                        // waiting for another flush tick).
                         for row in std::mem::take(&mut act.batch).into_iter().rev() {
                             act.pending.push_front(row);
                         }
+                        act.due = true;
                         act.failed(&format!("writing results failed, will retry: {e}"));
                     }
                 }
@@ -317,6 +322,21 @@ impl StoreActor {
         }
     }
 
+    /// Results go to the writer at most [`FLUSH_EVERY`] after they came: the timer runs while
+    /// any wait, so an idle store does not wake up.
+    fn arm_flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flush_armed || self.pending.is_empty() {
+            return;
+        }
+        self.flush_armed = true;
+        ctx.run_later(FLUSH_EVERY, |act, ctx| {
+            act.flush_armed = false;
+            act.due = true;
+            act.pump(ctx);
+            act.arm_flush(ctx);
+        });
+    }
+
     fn succeeded(&mut self) {
         if self.writable == Some(false) {
             log::info!("store: writes succeed again ({} results waiting)", self.waiting());
@@ -358,6 +378,7 @@ impl StoreActor {
             ctx.run_later(self.backoff, |act, ctx| act.pump(ctx));
         }
         self.pump(ctx);
+        self.arm_flush(ctx);
     }
 
     /// `at_start_up`: the purge that follows a start goes by the newest result stored before
@@ -423,10 +444,6 @@ impl Actor for StoreActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(FLUSH_EVERY, |act, ctx| {
-            act.due = true;
-            act.pump(ctx);
-        });
         ctx.run_interval(Duration::from_secs(3_600), |act, _| {
             let now = act.clock.now();
             act.changed();
@@ -468,6 +485,7 @@ impl Handler<ProbeResult> for StoreActor {
         if self.pending.len() >= FLUSH_AT {
             self.pump(ctx);
         }
+        self.arm_flush(ctx);
     }
 }
 

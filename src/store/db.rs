@@ -10,7 +10,6 @@ use std::path::Path;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use super::rollup::{Agg, HOUR};
@@ -166,23 +165,41 @@ pub struct Row {
     pub completion_tokens: Option<i64>,
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = probes)]
-struct NewProbe<'a> {
-    monitor_id: i32,
-    ts: i64,
-    status: i16,
-    latency_ms: i32,
-    reason: i16,
-    http_code: i32,
-    ttfb_ms: Option<i32>,
-    ttft_ms: Option<i32>,
-    tps_x10: Option<i32>,
-    model_id: Option<i32>,
-    prompt_tokens: Option<i64>,
-    completion_tokens: Option<i64>,
-    detail: Option<&'a str>,
-    connect_ms: Option<i32>,
+/// What the writer remembers between batches, so a batch is writes only: the recent hourly
+/// rollups as stored (no read before each update) and model ids. It must only ever hold what
+/// the database holds: it is updated after a commit, and cleared by anything else that changes
+/// those tables (a purge).
+#[derive(Debug, Default)]
+pub struct WriteCache {
+    rollups: HashMap<(i32, i64), Agg>,
+    newest_hour: i64,
+    models: HashMap<String, i32>,
+}
+
+impl WriteCache {
+    /// Hours before the newest minus this are let go (late results read theirs back).
+    const KEEP_HOURS: i64 = 2;
+
+    pub fn clear(&mut self) {
+        self.rollups.clear();
+        self.models.clear();
+    }
+
+    /// What a committed batch wrote (only after the outermost transaction committed).
+    pub fn apply(&mut self, Staged { rollups, models }: Staged) {
+        let newest = rollups.iter().map(|((_, hour), _)| *hour).max().unwrap_or(i64::MIN);
+        self.rollups.extend(rollups);
+        self.models.extend(models);
+        if newest > self.newest_hour {
+            self.newest_hour = newest;
+            let keep_from = newest - Self::KEEP_HOURS;
+            self.rollups.retain(|(_, hour), _| *hour >= keep_from);
+        }
+        // An upstream inventing a model name per reply must not grow this without bound.
+        if self.models.len() > 10_000 {
+            self.models.clear();
+        }
+    }
 }
 
 fn model_id(conn: &mut SqliteConnection, name: &str, cache: &mut HashMap<String, i32>) -> QueryResult<i32> {
@@ -249,51 +266,60 @@ fn write_rollup(conn: &mut SqliteConnection, monitor: i32, hour: i64, agg: &Agg)
 /// are); a row much older than those stored before it is purged only once retention has passed
 /// since it was written.
 pub fn insert(conn: &mut SqliteConnection, rows: &[Row]) -> Result<(), StoreError> {
+    insert_staged(conn, rows, &WriteCache::default()).map(drop)
+}
+
+/// What a batch wrote that a [`WriteCache`] keeps, to [`WriteCache::apply`] once it committed.
+#[derive(Debug, Default)]
+pub struct Staged {
+    rollups: Vec<((i32, i64), Agg)>,
+    models: HashMap<String, i32>,
+}
+
+/// [`insert`], with what earlier batches left in `cache`. Every statement is one diesel
+/// prepares once per connection and reuses: one INSERT per row, one rollup and one latest
+/// pointer per monitor and hour touched. The caller applies the result to `cache` once the
+/// outermost transaction has committed (a failed commit must leave the cache as it was).
+pub fn insert_staged(conn: &mut SqliteConnection, rows: &[Row], cache: &WriteCache) -> Result<Staged, StoreError> {
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by_key(|&i| rows[i].ts);
-    let sorted: Vec<&Row> = order.iter().map(|&i| &rows[i]).collect();
     let last_of: HashMap<i32, usize> = rows.iter().enumerate().map(|(i, r)| (r.monitor_id, i)).collect();
     conn.transaction(|conn| {
-        let mut models_cache = HashMap::new();
+        let mut models = HashMap::new();
         let mut newest: HashMap<i32, (i64, i64)> = HashMap::new();
-        // SQLite limits bound variables per statement (32,766): 14 columns x 2,000 rows is below.
-        let mut chunk_start = 0;
-        for chunk in sorted.chunks(2_000) {
-            let mut new = Vec::with_capacity(chunk.len());
-            for row in chunk {
-                let reason = Reason::parse(&row.reason).unwrap_or(Reason::ServerError).code();
-                let model_id = match row.model.as_deref() {
-                    Some(name) => Some(model_id(conn, name, &mut models_cache)?),
-                    None => None,
-                };
-                new.push(NewProbe {
-                    monitor_id: row.monitor_id,
-                    ts: row.ts,
-                    status: row.status,
-                    latency_ms: row.latency_ms,
-                    reason,
-                    http_code: row.http_code,
-                    ttfb_ms: row.ttfb_ms,
-                    ttft_ms: row.ttft_ms,
-                    tps_x10: row.tokens_per_s.map(|t| (t * 10.0).round().clamp(0.0, f64::from(i32::MAX)) as i32),
-                    model_id,
-                    prompt_tokens: row.prompt_tokens,
-                    completion_tokens: row.completion_tokens,
-                    detail: row.detail.as_deref(),
-                    connect_ms: row.connect_ms,
-                });
+        for &i in &order {
+            let row = &rows[i];
+            let reason = Reason::parse(&row.reason).unwrap_or(Reason::ServerError).code();
+            let model_id = match row.model.as_deref() {
+                Some(name) => match cache.models.get(name) {
+                    Some(id) => Some(*id),
+                    None => Some(model_id(conn, name, &mut models)?),
+                },
+                None => None,
+            };
+            let tps_x10 = row.tokens_per_s.map(|t| (t * 10.0).round().clamp(0.0, f64::from(i32::MAX)) as i32);
+            let id: i64 = diesel::insert_into(probes::table)
+                .values((
+                    probes::monitor_id.eq(row.monitor_id),
+                    probes::ts.eq(row.ts),
+                    probes::status.eq(row.status),
+                    probes::latency_ms.eq(row.latency_ms),
+                    probes::reason.eq(reason),
+                    probes::http_code.eq(row.http_code),
+                    probes::ttfb_ms.eq(row.ttfb_ms),
+                    probes::ttft_ms.eq(row.ttft_ms),
+                    probes::tps_x10.eq(tps_x10),
+                    probes::model_id.eq(model_id),
+                    probes::prompt_tokens.eq(row.prompt_tokens),
+                    probes::completion_tokens.eq(row.completion_tokens),
+                    probes::detail.eq(row.detail.as_deref()),
+                    probes::connect_ms.eq(row.connect_ms),
+                ))
+                .returning(probes::id)
+                .get_result(conn)?;
+            if last_of.get(&row.monitor_id) == Some(&i) {
+                newest.insert(row.monitor_id, (row.ts, id));
             }
-            diesel::insert_into(probes::table).values(&new).execute(conn)?;
-            // One multi-row INSERT by the only writer: the rowids are consecutive.
-            let last: i64 = diesel::select(diesel::dsl::sql::<BigInt>("last_insert_rowid()")).get_result(conn)?;
-            let first = last - chunk.len() as i64 + 1;
-            for (i, row) in chunk.iter().enumerate() {
-                let input = order[chunk_start + i];
-                if last_of.get(&row.monitor_id) == Some(&input) {
-                    newest.insert(row.monitor_id, (row.ts, first + i as i64));
-                }
-            }
-            chunk_start += chunk.len();
         }
         let mut hourly: BTreeMap<(i32, i64), Agg> = BTreeMap::new();
         for row in rows {
@@ -303,24 +329,27 @@ pub fn insert(conn: &mut SqliteConnection, rows: &[Row]) -> Result<(), StoreErro
                 row.ttft_ms.map(i64::from),
             );
         }
+        let mut written = Vec::with_capacity(hourly.len());
         for ((monitor, hour), delta) in hourly {
-            let mut agg = read_rollup(conn, monitor, hour)?.unwrap_or_default();
+            let mut agg = match cache.rollups.get(&(monitor, hour)) {
+                Some(agg) => agg.clone(),
+                None => read_rollup(conn, monitor, hour)?.unwrap_or_default(),
+            };
             agg.merge(&delta);
             write_rollup(conn, monitor, hour, &agg)?;
+            written.push(((monitor, hour), agg));
         }
-        for (monitor, (ts, rowid)) in newest {
+        for (monitor, (ts, id)) in newest {
             // The last written, not the latest timestamp: after the clock steps back, the newest
             // probe has an older time than the one before it, and is still the current one.
-            diesel::sql_query(
-                "INSERT INTO latest (monitor_id, ts, probe_id) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (monitor_id) DO UPDATE SET ts = excluded.ts, probe_id = excluded.probe_id",
-            )
-            .bind::<Integer, _>(monitor)
-            .bind::<BigInt, _>(ts)
-            .bind::<BigInt, _>(rowid)
-            .execute(conn)?;
+            diesel::insert_into(latest::table)
+                .values((latest::monitor_id.eq(monitor), latest::ts.eq(ts), latest::probe_id.eq(id)))
+                .on_conflict(latest::monitor_id)
+                .do_update()
+                .set((latest::ts.eq(ts), latest::probe_id.eq(id)))
+                .execute(conn)?;
         }
-        Ok(())
+        Ok(Staged { rollups: written, models })
     })
 }
 
@@ -660,6 +689,59 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The writer's cache of recent rollups saves the reads, and never makes the stored
+    /// rollups differ from the raw rows: not across hours, nor after a transaction that did
+    /// not commit (its batch is written again later, and counted once).
+    #[test]
+    fn the_write_cache_keeps_rollups_equal_to_raw_rows_even_after_a_failed_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("c.db")).unwrap();
+        let ids = monitor_ids(&mut conn, &[MonitorKey::new("a", "b", ""), MonitorKey::new("c", "d", "")]).unwrap();
+        let now = 1_735_559_160;
+        let mut cache = WriteCache::default();
+        let batch = |k: i64| -> Vec<Row> {
+            (0..40)
+                .map(|i| {
+                    row(
+                        ids[(i % 2) as usize],
+                        now - 3 * 3_600 + k * 600 + i * 7,
+                        [1, 2, 0][(i % 3) as usize],
+                        (k * 40 + i) as i32,
+                    )
+                })
+                .collect()
+        };
+        let write = |conn: &mut SqliteConnection, rows: &[Row], cache: &mut WriteCache, commit: bool| {
+            let staged = conn.transaction(|conn| {
+                let staged = insert_staged(conn, rows, cache)?;
+                if commit {
+                    Ok(staged)
+                } else {
+                    Err(StoreError::Query(diesel::result::Error::RollbackTransaction))
+                }
+            });
+            if let Ok(staged) = staged {
+                cache.apply(staged);
+            }
+        };
+        for k in 0..12 {
+            write(&mut conn, &batch(k), &mut cache, true);
+            if k == 5 {
+                // Refused at commit: nothing of it stays, in the database or the cache.
+                write(&mut conn, &batch(k + 1), &mut cache, false);
+            }
+        }
+        assert!(!cache.rollups.is_empty(), "the cache was used");
+        for id in &ids {
+            assert_eq!(
+                timeline_from_rollups(&mut conn, *id, Period::Day, now),
+                timeline_from_raw(&mut conn, *id, Period::Day, now)
+            );
+        }
+        let stored: i64 = probes::table.count().get_result(&mut conn).unwrap();
+        assert_eq!(stored, 12 * 40);
     }
 
     /// A database from before the compact schema keeps its history: rows move to `probes`,

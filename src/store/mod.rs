@@ -27,7 +27,8 @@ pub fn start(
 ) -> actix::Addr<StoreActor> {
     use actix::Actor;
     let conn = std::sync::Mutex::new(Some(conn));
-    let writer = actix::SyncArbiter::start(1, move || {
+    let thread = || std::thread::Builder::new().name("store-writer".into());
+    let writer = actix::SyncArbiter::start_with_thread_builder(1, thread, move || {
         Writer::new(conn.lock().unwrap_or_else(|e| e.into_inner()).take().expect("one writer thread"))
     });
     StoreActor::new(writer, clock, retention, degraded_weight, metrics).start()

@@ -22,6 +22,8 @@ pub struct Writer {
     conn: Option<SqliteConnection>,
     /// Monitor ids already known to the database.
     ids: HashMap<MonitorKey, i32>,
+    /// Recent rollups and model ids as stored, so a batch needs no reads.
+    cache: db::WriteCache,
 }
 
 impl Writer {
@@ -29,7 +31,7 @@ impl Writer {
         if let Err(e) = conn.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};")) {
             log::warn!("store: cannot shorten the busy timeout: {e}");
         }
-        Writer { conn: Some(conn), ids: HashMap::new() }
+        Writer { conn: Some(conn), ids: HashMap::new(), cache: db::WriteCache::default() }
     }
 
     fn conn(&mut self) -> Result<&mut SqliteConnection, String> {
@@ -95,8 +97,8 @@ impl Handler<WriteBatch> for Writer {
                 unknown.push(key.clone());
             }
         }
-        let known = self.ids.clone();
-        let conn = self.conn()?;
+        let Writer { conn, ids: known, cache } = self;
+        let conn = conn.as_mut().ok_or_else(|| "the database is closed".to_string())?;
         let written = conn
             .transaction::<_, db::StoreError, _>(|conn| {
                 let new_ids = db::monitor_ids(conn, &unknown)?;
@@ -106,13 +108,16 @@ impl Handler<WriteBatch> for Writer {
                 };
                 let rows: Vec<Row> = msg
                     .rows
-                    .iter()
-                    .map(|(key, row)| Row { monitor_id: id_of(key).unwrap_or_default(), ..row.clone() })
+                    .into_iter()
+                    .map(|(key, row)| Row { monitor_id: id_of(&key).unwrap_or_default(), ..row })
                     .collect();
-                db::insert(conn, &rows)?;
-                Ok(Written { rows, ids })
+                let staged = db::insert_staged(conn, &rows, cache)?;
+                Ok((Written { rows, ids }, staged))
             })
             .map_err(|e| e.to_string())?;
+        // Committed: the cache may say so now.
+        let (written, staged) = written;
+        cache.apply(staged);
         self.ids.extend(written.ids.iter().cloned());
         Ok(written)
     }
@@ -139,6 +144,9 @@ impl Handler<PurgeStep> for Writer {
     type Result = Result<Purged, String>;
 
     fn handle(&mut self, msg: PurgeStep, _: &mut SyncContext<Self>) -> Self::Result {
+        // A purge deletes rollups and may delete model names: what the cache holds of them
+        // is read again.
+        self.cache.clear();
         let conn = self.conn()?;
         let progress = db::purge_step(conn, msg.before, msg.from, msg.limit).map_err(|e| e.to_string())?;
         let rest_of_day = if progress.next.is_none() {
