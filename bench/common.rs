@@ -80,14 +80,22 @@ pub fn start_daemon(dir: &Path, rust_log: &str) -> Daemon {
         .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let stderr = child.stderr.take().unwrap();
+    let first_lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = first_lines.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("listening on ").nth(1) {
                 let _ = tx.send(rest.trim().to_string());
             }
+            let mut kept = kept.lock().unwrap();
+            if kept.len() < 20 {
+                kept.push(line);
+            }
         }
     });
-    let base = rx.recv_timeout(Duration::from_secs(30)).expect("the daemon did not start");
+    let base = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|e| {
+        panic!("the daemon did not start ({e}); it said:\n{}", first_lines.lock().unwrap().join("\n"))
+    });
     Daemon { child, base, started }
 }
 

@@ -48,7 +48,8 @@ pub async fn run_with_clock(config: Config, clock: SharedClock) -> Result<(), Ru
     let metrics = Arc::new(Metrics::new());
     metrics.reloaded("startup", true, clock.now());
     // diesel blocks: the one connection lives on a thread of its own.
-    let store = crate::store::start(conn, clock.clone(), config.retention, config.degraded_weight, metrics.clone());
+    let (store, inbox) =
+        crate::store::start(conn, clock.clone(), config.retention, config.degraded_weight, metrics.clone());
     match store.send(LoadHistory).timeout(LOAD_TIMEOUT).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(RunError::Other(format!("cannot read the history: {e}"))),
@@ -68,7 +69,8 @@ pub async fn run_with_clock(config: Config, clock: SharedClock) -> Result<(), Ru
             None
         }
     };
-    let supervisor = Supervisor::new(config.clone(), store.clone(), hangups, metrics.clone(), clock.clone()).start();
+    let supervisor =
+        Supervisor::new(config.clone(), store.clone(), inbox, hangups, metrics.clone(), clock.clone()).start();
     let metrics_for_exit = metrics.clone();
     let state = AppState { clock, store: store.clone(), supervisor: supervisor.clone(), metrics, started };
     let address = listener.local_addr().map_err(|e| RunError::Other(e.to_string()))?;

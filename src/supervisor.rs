@@ -13,7 +13,7 @@ use crate::config::watch::{ConfigActor, GetReloadStatus, ReloadStatus};
 use crate::config::{diff, Config, Monitor, MonitorKey};
 use crate::metrics::Metrics;
 use crate::probe::{Drain, ProbeActor, Retire, UpdateMonitor, UpdateRedactor};
-use crate::store::{RegisterMonitors, StoreActor};
+use crate::store::{Inbox, RegisterMonitors, StoreActor};
 
 pub struct Supervisor {
     config: Config,
@@ -24,6 +24,8 @@ pub struct Supervisor {
     hangups: Option<Signal>,
     metrics: Arc<Metrics>,
     store: Addr<StoreActor>,
+    /// Where the ProbeActors leave their results.
+    inbox: Inbox,
     config_actor: Option<Addr<ConfigActor>>,
     probes: HashMap<MonitorKey, Addr<ProbeActor>>,
     stopping: bool,
@@ -33,6 +35,7 @@ impl Supervisor {
     pub fn new(
         config: Config,
         store: Addr<StoreActor>,
+        inbox: Inbox,
         hangups: Option<Signal>,
         metrics: Arc<Metrics>,
         clock: SharedClock,
@@ -45,6 +48,7 @@ impl Supervisor {
             hangups,
             metrics,
             store,
+            inbox,
             config_actor: None,
             probes: HashMap::new(),
             stopping: false,
@@ -56,7 +60,7 @@ impl Supervisor {
     fn start_probe(&mut self, monitor: &Monitor) {
         let thread = &self.probe_threads[thread_of(monitor.key.normalized(), self.probe_threads.len())];
         let (monitor_owned, store, clock, metrics) =
-            (monitor.clone(), self.store.clone().recipient(), self.clock.clone(), self.metrics.clone());
+            (monitor.clone(), self.inbox.clone(), self.clock.clone(), self.metrics.clone());
         let actor = ProbeActor::start_in_arbiter(&thread.handle(), move |_| {
             ProbeActor::new(monitor_owned, store, clock, metrics)
         });

@@ -18,11 +18,11 @@ use super::schedule::Grid;
 use crate::config::{Monitor, SharedRedactor};
 use crate::domain::Status;
 use crate::metrics::Metrics;
-use crate::store::ProbeResult;
+use crate::store::{Inbox, ProbeResult};
 
 pub struct ProbeActor {
     monitor: Rc<Monitor>,
-    store: Recipient<ProbeResult>,
+    store: Inbox,
     metrics: Arc<Metrics>,
     clock: SharedClock,
     grid: Grid,
@@ -41,7 +41,7 @@ pub struct ProbeActor {
 }
 
 impl ProbeActor {
-    pub fn new(monitor: Monitor, store: Recipient<ProbeResult>, clock: SharedClock, metrics: Arc<Metrics>) -> Self {
+    pub fn new(monitor: Monitor, store: Inbox, clock: SharedClock, metrics: Arc<Metrics>) -> Self {
         ProbeActor {
             metrics,
             grid: Grid::new(monitor.key.normalized(), monitor.interval),
@@ -152,7 +152,7 @@ impl ProbeActor {
         }
         let latency_ms = u32::try_from(outcome.latency().as_millis()).unwrap_or(u32::MAX);
         self.metrics.probe(&monitor.key, verdict.status, verdict.reason, latency_ms, measured.ttft_ms, timestamp);
-        self.store.do_send(ProbeResult {
+        self.store.send(ProbeResult {
             key: monitor.key.clone(),
             timestamp,
             status: verdict.status,

@@ -14,6 +14,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::db::Row;
+use super::inbox::{Collect, Queue, COLLECT_AT};
 use super::model::{MonitorModel, Snapshot};
 use super::rollup::{Agg, DAY, HOUR};
 use super::writer::{CloseDatabase, Load, PurgeStep, TryWrite, WriteBatch, Writer};
@@ -167,6 +168,8 @@ pub struct StoreActor {
     newest_loaded: Option<i64>,
     flushes: Vec<Waiter>,
     closing: Option<Waiter>,
+    /// Where the ProbeActors leave results (see [`Inbox`]).
+    inbox: Arc<Queue>,
 }
 
 impl StoreActor {
@@ -203,11 +206,48 @@ impl StoreActor {
             newest_loaded: None,
             flushes: Vec::new(),
             closing: None,
+            inbox: Arc::default(),
         }
     }
 
+    /// The queue behind the [`Inbox`] the ProbeActors are given.
+    pub fn queue(&self) -> Arc<Queue> {
+        self.inbox.clone()
+    }
+
     fn waiting(&self) -> usize {
-        self.pending.len() + self.batch.len()
+        self.pending.len() + self.batch.len() + self.inbox.len()
+    }
+
+    /// Takes a result into the queue for the writer; at [`MAX_PENDING`] the oldest goes.
+    fn accept(&mut self, result: ProbeResult) {
+        if self.pending.len() + self.batch.len() >= MAX_PENDING && self.pending.pop_front().is_some() {
+            self.dropped_some(1);
+        }
+        self.pending.push_back(result.row());
+    }
+
+    fn dropped_some(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        // Said at the first drop, then at each power of two.
+        if self.dropped == 0 || (self.dropped + n).ilog2() > self.dropped.ilog2() {
+            log::error!("store: {MAX_PENDING} results wait to be written; dropping the oldest");
+        }
+        self.dropped += n;
+        self.metrics.store_dropped.inc_by(n);
+    }
+
+    /// Takes everything the inbox holds.
+    fn collect(&mut self) {
+        let (results, dropped) = self.inbox.take();
+        self.dropped_some(dropped);
+        for result in results {
+            self.accept(result);
+        }
+        self.inbox.set_held(self.pending.len() + self.batch.len());
+        self.metrics.store_queue.set(self.waiting() as i64);
     }
 
     fn changed(&mut self) {
@@ -238,6 +278,9 @@ impl StoreActor {
             return;
         }
         let flushing = !self.flushes.is_empty() || self.closing.is_some();
+        if flushing {
+            self.collect();
+        }
         if !self.pending.is_empty() && (self.due || flushing || self.pending.len() >= FLUSH_AT) {
             self.due = false;
             let take = self.pending.len().min(BATCH_MAX);
@@ -325,12 +368,13 @@ impl StoreActor {
     /// Results go to the writer at most [`FLUSH_EVERY`] after they came: the timer runs while
     /// any wait, so an idle store does not wake up.
     fn arm_flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flush_armed || self.pending.is_empty() {
+        if self.flush_armed || (self.pending.is_empty() && self.inbox.is_empty()) {
             return;
         }
         self.flush_armed = true;
         ctx.run_later(FLUSH_EVERY, |act, ctx| {
             act.flush_armed = false;
+            act.collect();
             act.due = true;
             act.pump(ctx);
             act.arm_flush(ctx);
@@ -361,6 +405,7 @@ impl StoreActor {
 
     /// After the writer answered: report, wake who waits for an empty queue, go on.
     fn after_work(&mut self, ctx: &mut Context<Self>) {
+        self.inbox.set_held(self.pending.len() + self.batch.len());
         self.metrics.store_queue.set(self.waiting() as i64);
         if self.waiting() == 0 && !self.busy {
             for waiter in self.flushes.drain(..) {
@@ -473,16 +518,22 @@ impl Handler<ProbeResult> for StoreActor {
             log::warn!("store: a result of {} came after the store closed; not stored", result.key);
             return;
         }
-        if self.waiting() >= MAX_PENDING && self.pending.pop_front().is_some() {
-            if self.dropped == 0 || self.dropped.is_power_of_two() {
-                log::error!("store: {MAX_PENDING} results wait to be written; dropping the oldest");
-            }
-            self.dropped += 1;
-            self.metrics.store_dropped.inc();
-        }
-        self.pending.push_back(result.row());
+        self.accept(result);
+        self.inbox.set_held(self.pending.len() + self.batch.len());
         self.metrics.store_queue.set(self.waiting() as i64);
         if self.pending.len() >= FLUSH_AT {
+            self.pump(ctx);
+        }
+        self.arm_flush(ctx);
+    }
+}
+
+impl Handler<Collect> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Collect, ctx: &mut Context<Self>) {
+        if self.inbox.len() >= COLLECT_AT {
+            self.collect();
             self.pump(ctx);
         }
         self.arm_flush(ctx);
@@ -556,6 +607,7 @@ impl Handler<Flush> for StoreActor {
 
     fn handle(&mut self, msg: Flush, ctx: &mut Context<Self>) -> Self::Result {
         let (done, wait) = oneshot::channel();
+        self.collect();
         if self.waiting() == 0 && !self.busy {
             let _ = done.send(Ok(()));
         } else {
@@ -599,6 +651,7 @@ mod tests {
     use super::super::timeline::{Bucket, Period};
     use super::*;
     use crate::clock::ManualClock;
+    use crate::store::Inbox;
 
     const DAY_MS: i64 = 86_400_000;
     /// 2024-12-30 00:00:00 UTC.
@@ -621,13 +674,17 @@ mod tests {
         }
     }
 
-    fn store(path: &std::path::Path, clock: &ManualClock, retention_days: u64) -> (Addr<StoreActor>, Arc<Metrics>) {
+    fn store(
+        path: &std::path::Path,
+        clock: &ManualClock,
+        retention_days: u64,
+    ) -> (Addr<StoreActor>, Inbox, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::new());
         let conn = db::open(path).unwrap();
         let retention = Duration::from_secs(retention_days * 86_400);
-        let addr = super::super::start(conn, clock.shared(), retention, 0.5, metrics.clone());
+        let (addr, inbox) = super::super::start(conn, clock.shared(), retention, 0.5, metrics.clone());
         addr.do_send(RegisterMonitors { keys: vec![key()], degraded_weight: 0.5, retention });
-        (addr, metrics)
+        (addr, inbox, metrics)
     }
 
     async fn model(store: &Addr<StoreActor>) -> Arc<MonitorModel> {
@@ -653,13 +710,13 @@ mod tests {
         let path = dir.path().join("t.db");
         let clock = ManualClock::at(MIDNIGHT * 1_000 - 30_000);
         actix::System::new().block_on(async {
-            let (store, _) = store(&path, &clock, 30);
+            let (store, inbox, _) = store(&path, &clock, 30);
             store.send(LoadHistory).await.unwrap().unwrap();
-            store.do_send(result(MIDNIGHT - 20, Status::Green, 100));
-            store.do_send(result(MIDNIGHT - 10, Status::Red, 0));
+            inbox.send(result(MIDNIGHT - 20, Status::Green, 100));
+            inbox.send(result(MIDNIGHT - 10, Status::Red, 0));
             // Over midnight.
             clock.step_ms(60_000);
-            store.do_send(result(MIDNIGHT + 20, Status::Yellow, 900));
+            inbox.send(result(MIDNIGHT + 20, Status::Yellow, 900));
             store.send(Flush { deadline: Duration::from_secs(5) }).await.unwrap().unwrap();
             let now = clock.shared().now();
             let model = model(&store).await;
@@ -673,7 +730,7 @@ mod tests {
             store.send(Close { deadline: Duration::from_secs(5) }).await.unwrap().unwrap();
 
             // A restart reads back exactly what memory showed.
-            let (again, _) = self::store(&path, &clock, 30);
+            let (again, _, _) = self::store(&path, &clock, 30);
             again.send(LoadHistory).await.unwrap().unwrap();
             let reloaded = self::model(&again).await;
             for period in [Period::Day, Period::Week, Period::Month] {
@@ -690,13 +747,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::at(MIDNIGHT * 1_000 + 12 * 3_600_000);
         actix::System::new().block_on(async {
-            let (store, _) = store(&dir.path().join("t.db"), &clock, 30);
+            let (store, inbox, _) = store(&dir.path().join("t.db"), &clock, 30);
             store.send(LoadHistory).await.unwrap().unwrap();
             let noon = MIDNIGHT + 12 * 3_600;
-            store.do_send(result(noon, Status::Green, 100));
+            inbox.send(result(noon, Status::Green, 100));
             store.send(Flush { deadline: Duration::from_secs(5) }).await.unwrap().unwrap();
             clock.step_ms(-2 * 3_600_000);
-            store.do_send(result(noon - 7_200, Status::Red, 0));
+            inbox.send(result(noon - 7_200, Status::Red, 0));
             store.send(Flush { deadline: Duration::from_secs(5) }).await.unwrap().unwrap();
             let model = model(&store).await;
             let latest = model.latest.as_ref().unwrap();
@@ -716,20 +773,20 @@ mod tests {
         let path = dir.path().join("t.db");
         let clock = ManualClock::at(MIDNIGHT * 1_000);
         actix::System::new().block_on(async {
-            let (store, _) = store(&path, &clock, 7);
+            let (store, inbox, _) = store(&path, &clock, 7);
             store.send(LoadHistory).await.unwrap().unwrap();
             for days_ago in [10, 6, 1] {
-                store.do_send(result(MIDNIGHT - days_ago * 86_400 + 60, Status::Green, 100));
+                inbox.send(result(MIDNIGHT - days_ago * 86_400 + 60, Status::Green, 100));
             }
             store.send(Close { deadline: Duration::from_secs(5) }).await.unwrap().unwrap();
         });
         clock.step_ms(30 * DAY_MS);
         actix::System::new().block_on(async {
-            let (store, _) = store(&path, &clock, 7);
+            let (store, inbox, _) = store(&path, &clock, 7);
             store.send(LoadHistory).await.unwrap().unwrap();
             // A probe on the clock that is ahead, stored before the purge: it does not count.
             let ahead = clock.shared().now();
-            store.do_send(result(ahead, Status::Green, 100));
+            inbox.send(result(ahead, Status::Green, 100));
             // The start-up purge runs STARTUP_PURGE_DELAY after start; the flush after it
             // waits for it to finish.
             actix_rt::time::sleep(STARTUP_PURGE_DELAY + Duration::from_millis(300)).await;
@@ -753,6 +810,34 @@ mod tests {
         });
     }
 
+    /// Results left in the inbox count as pending at once and are stored without anyone asking
+    /// for a flush (the first one arms the store's timer).
+    #[test]
+    fn results_left_in_the_inbox_are_counted_and_stored_unasked() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::at(MIDNIGHT * 1_000);
+        actix::System::new().block_on(async {
+            let (store, inbox, _) = store(&dir.path().join("t.db"), &clock, 30);
+            store.send(LoadHistory).await.unwrap().unwrap();
+            for i in 0..3 {
+                inbox.send(result(MIDNIGHT - 60 + i, Status::Green, 100));
+            }
+            assert_eq!(store.send(GetStoreHealth).await.unwrap().pending, 3);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let snapshot = store.send(GetSnapshot).await.unwrap();
+                if let Some(model) = &snapshot.monitors[0].1 {
+                    if model.latest.as_ref().map(|row| row.ts) == Some(MIDNIGHT - 58) {
+                        break;
+                    }
+                }
+                assert!(Instant::now() < deadline, "the inbox was never collected");
+                actix_rt::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(store.send(GetStoreHealth).await.unwrap().pending, 0);
+        });
+    }
+
     /// Another process holds the write lock: queries still answer at once, writes back off
     /// (a few errors, not one per flush tick), the queue is capped with the excess counted,
     /// and everything kept is written once the lock goes.
@@ -763,13 +848,13 @@ mod tests {
         let path = dir.path().join("t.db");
         let clock = ManualClock::at(MIDNIGHT * 1_000);
         actix::System::new().block_on(async {
-            let (store, metrics) = store(&path, &clock, 30);
+            let (store, inbox, metrics) = store(&path, &clock, 30);
             store.send(LoadHistory).await.unwrap().unwrap();
             let mut lock = db::open(&path).unwrap();
             lock.batch_execute("BEGIN EXCLUSIVE").unwrap();
             let over = 7;
             for i in 0..MAX_PENDING + over {
-                store.do_send(result(MIDNIGHT - 86_400 + (i % 86_400) as i64, Status::Green, 10));
+                inbox.send(result(MIDNIGHT - 86_400 + (i % 86_400) as i64, Status::Green, 10));
             }
             let started = Instant::now();
             while started.elapsed() < Duration::from_secs(3) {

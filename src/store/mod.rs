@@ -3,6 +3,7 @@
 
 pub mod actor;
 pub mod db;
+pub mod inbox;
 pub mod model;
 pub mod rollup;
 pub mod schema;
@@ -14,22 +15,27 @@ pub use actor::{
     Close, Flush, GetSnapshot, GetStoreHealth, LoadHistory, ProbeResult, RegisterMonitors, StoreActor, StoreHealth,
     MAX_PENDING,
 };
+pub use inbox::Inbox;
 pub use model::{MonitorModel, Snapshot};
 pub use writer::Writer;
 
-/// Starts the store on `conn`: its Writer on a thread of its own, the StoreActor on this one.
+/// Starts the store on `conn`: its Writer on a thread of its own, the StoreActor on this one;
+/// gives its address and the inbox probes leave their results in.
 pub fn start(
     conn: diesel::SqliteConnection,
     clock: crate::clock::SharedClock,
     retention: std::time::Duration,
     degraded_weight: f64,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
-) -> actix::Addr<StoreActor> {
+) -> (actix::Addr<StoreActor>, Inbox) {
     use actix::Actor;
     let conn = std::sync::Mutex::new(Some(conn));
     let thread = || std::thread::Builder::new().name("store-writer".into());
     let writer = actix::SyncArbiter::start_with_thread_builder(1, thread, move || {
         Writer::new(conn.lock().unwrap_or_else(|e| e.into_inner()).take().expect("one writer thread"))
     });
-    StoreActor::new(writer, clock, retention, degraded_weight, metrics).start()
+    let actor = StoreActor::new(writer, clock, retention, degraded_weight, metrics);
+    let queue = actor.queue();
+    let addr = actor.start();
+    (addr.clone(), Inbox::new(queue, addr))
 }
