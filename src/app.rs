@@ -41,6 +41,14 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 pub async fn run_with_clock(config: Config, clock: SharedClock) -> Result<(), RunError> {
     let started = Instant::now();
     log::info!("starting: {} loaded ({} monitors)", config.path.display(), config.monitors.len());
+    match crate::limits::raise_open_files() {
+        Some((before, after)) if after > before => log::info!("open files: limit raised from {before} to {after}"),
+        Some(_) => {}
+        None => log::warn!("open files: cannot read the limit"),
+    }
+    if let Some(warning) = crate::limits::check_open_files(config.monitors.len()) {
+        log::warn!("open files: {warning}");
+    }
     // The port first: a busy one fails the start before anything else is running.
     let listener = std::net::TcpListener::bind(&config.listen)
         .map_err(|source| RunError::Listen { listen: config.listen.clone(), source })?;

@@ -6,6 +6,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod probe;

@@ -123,6 +123,11 @@ impl Handler<ApplyConfig> for Supervisor {
             degraded_weight: new.degraded_weight,
             retention: new.retention,
         });
+        if new.monitors.len() > self.config.monitors.len() {
+            if let Some(warning) = crate::limits::check_open_files(new.monitors.len()) {
+                log::warn!("open files: {warning}");
+            }
+        }
         let changes = diff(&self.config.monitors, &new.monitors);
         for key in &changes.removed {
             if let Some(actor) = self.probes.remove(key) {

@@ -200,3 +200,43 @@ fn a_second_stop_signal_exits_at_once_and_says_what_it_abandoned() {
         "{logs}"
     );
 }
+
+/// The soft limit on open files (/proc/<pid>/limits).
+fn open_files_soft_limit(pid: u32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_soft_limit_on_open_files_is_raised_and_a_config_beyond_it_is_named() {
+    let (_, hard) = llm_monitor::limits::open_files().unwrap();
+    if hard < 1_024 {
+        println!("SKIPPED: this machine's hard limit on open files is {hard}");
+        return;
+    }
+    let up = upstream::start();
+    let ws = Workspace::new(&format!(
+        "interval: 1h\nmonitors:\n  - {{provider: p, service: s, url: \"{}/ok\", method: GET}}\n",
+        up.base
+    ));
+    // A shell's default soft limit under a higher hard one: raised to the hard one.
+    let daemon = ws.start_with_open_files(256, 1_024);
+    assert_eq!(open_files_soft_limit(daemon.pid()), 1_024);
+    assert!(daemon.logs().contains("open files: limit raised from 256 to 1024"), "{}", daemon.logs());
+    assert!(!daemon.logs().contains("monitors may keep"), "{}", daemon.logs());
+    drop(daemon);
+
+    // 900 monitors under a hard limit of 1,024 (plus what the daemon needs beside them).
+    let mut config = String::from("interval: 24h\nmonitors:\n");
+    for i in 0..900 {
+        config.push_str(&format!("  - {{provider: p, service: s{i}, url: \"{}/ok\", method: GET}}\n", up.base));
+    }
+    ws.write_config(&config);
+    let daemon = ws.start_with_open_files(1_024, 1_024);
+    let logs = daemon.logs();
+    assert!(
+        logs.contains("900 monitors may keep 900 connections open") && logs.contains("the limit on open files is 1024"),
+        "{logs}"
+    );
+}

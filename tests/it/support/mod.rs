@@ -151,6 +151,14 @@ impl Workspace {
     pub fn spawn_with_env(&self, env: &[(&str, &str)]) -> Daemon {
         Daemon::spawn(self.path(), &self.config_path(), env)
     }
+
+    /// Starts the daemon with its limit on open files set to (soft, hard), as a shell's
+    /// `ulimit -Sn` / `-Hn` or a unit's `LimitNOFILE=` would.
+    pub fn start_with_open_files(&self, soft: u64, hard: u64) -> Daemon {
+        let mut daemon = Daemon::spawn_with(self.path(), &self.config_path(), &[], Some((soft, hard)));
+        daemon.wait_listening();
+        daemon
+    }
 }
 
 pub struct Daemon {
@@ -162,7 +170,24 @@ pub struct Daemon {
 
 impl Daemon {
     fn spawn(cwd: &Path, config: &Path, env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn_with(cwd, config, env, None)
+    }
+
+    fn spawn_with(cwd: &Path, config: &Path, env: &[(&str, &str)], open_files: Option<(u64, u64)>) -> Daemon {
         let mut command = Command::new(BIN);
+        if let Some((soft, hard)) = open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec only setrlimit runs, which is async-signal-safe.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         command
             .arg("--config")
             .arg(config)
