@@ -36,3 +36,45 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     HttpResponse::build(code).json(body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Close, LoadHistory};
+    use actix::Actor;
+    use std::sync::Arc;
+
+    /// A store that cannot answer (here: closed) makes `/health` say unknown, with its fields
+    /// null, never a made-up `pending: 0`; a store that answers says what it holds.
+    #[actix_rt::test]
+    async fn a_store_that_cannot_say_is_unknown_never_pending_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::parse_str("monitors: []\n", dir.path(), &|_| None).unwrap();
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let clock = crate::clock::system();
+        let conn = crate::store::db::open(&dir.path().join("t.db")).unwrap();
+        let (store, inbox) =
+            crate::store::start(conn, clock.clone(), config.retention, config.degraded_weight, metrics.clone());
+        store.send(LoadHistory).await.unwrap().unwrap();
+        let supervisor =
+            crate::supervisor::Supervisor::new(config, store.clone(), inbox, None, metrics.clone(), clock.clone())
+                .start();
+        let state = AppState { clock, store: store.clone(), supervisor, metrics, started: std::time::Instant::now() };
+        let ask = |state: AppState| async move {
+            let response = health(web::Data::new(state)).await;
+            let code = response.status();
+            let body = actix_web::body::to_bytes(response.into_body()).await.unwrap();
+            (code, serde_json::from_slice::<serde_json::Value>(&body).unwrap())
+        };
+
+        let (code, body) = ask(state.clone()).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        assert_eq!((body["status"].as_str(), body["store"]["pending"].as_u64()), (Some("ok"), Some(0)), "{body}");
+
+        store.send(Close { deadline: Duration::from_secs(5) }).await.unwrap().unwrap();
+        let (code, body) = ask(state).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["status"], "unknown", "{body}");
+        assert!(body["store"]["pending"].is_null() && body["store"]["writable"].is_null(), "{body}");
+    }
+}

@@ -97,6 +97,27 @@ fn latency_is_close_to_the_upstreams_delay() {
     }
 }
 
+/// The monitors of a probe thread share one pooled client: 40 monitors of one relay, probing
+/// every second at different moments, reuse a few connections, not one each.
+#[test]
+fn monitors_of_one_relay_share_pooled_connections() {
+    use std::sync::atomic::Ordering;
+    let up = upstream::start();
+    let mut config = String::from("interval: 1s\nmonitors:\n");
+    for i in 0..40 {
+        config.push_str(&format!("  - {{provider: share, service: m{i}, url: \"{}/ok\", method: GET}}\n", up.base));
+    }
+    let ws = Workspace::new(&config);
+    let _daemon = ws.start();
+    wait_for("three probes of every monitor", Duration::from_secs(20), || {
+        (up.log.for_path("/ok").len() >= 120).then_some(())
+    });
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
+    let opened = up.connections.load(Ordering::SeqCst);
+    // One client per probe thread; a connection more only when two probes of a thread overlap.
+    assert!(opened <= threads * 4 && opened < 40, "{opened} connections for 40 monitors on {threads} threads");
+}
+
 /// Connections are kept between probes longer than awc's default 15 s, so a monitor's steady
 /// probes reuse one and measure the service; the probe that opened it says how long that took.
 /// `fresh_connection: true` opens (and measures) one per probe.

@@ -168,6 +168,7 @@ fn metrics_count_the_probes_the_upstream_saw() {
     assert!(sample(&metrics, "llm_monitor_config_last_reload_success_timestamp_seconds", &[]).unwrap() > 0.0);
     assert!(sample(&metrics, "llm_monitor_store_queue_depth", &[]).is_some());
     assert_eq!(sample(&metrics, "llm_monitor_store_write_errors_total", &[]), Some(0.0));
+    assert_eq!(sample(&metrics, "llm_monitor_store_dropped_total", &[]), Some(0.0));
     assert_eq!(sample(&metrics, "llm_monitor_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), Some(1.0));
     assert!(text.contains("# TYPE llm_monitor_probe_latency_seconds histogram"), "{text}");
     assert!(!text.contains(key), "a key in /metrics");

@@ -321,6 +321,27 @@ mod tests {
     use crate::config::{Method, MonitorKey, Secret};
     use std::collections::BTreeMap;
 
+    /// The config file is read up to 1 MiB; 10,000 monitors of one short line each fit.
+    #[test]
+    fn a_config_file_over_1_mib_is_refused_and_10000_short_monitors_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        let mut text = String::from("monitors:\n");
+        for i in 0..10_000 {
+            text.push_str(&format!(
+                "  - {{provider: p, service: m{i}, url: \"http://127.0.0.1:40000/m/{i}/50\", method: GET}}\n"
+            ));
+        }
+        assert!(text.len() < MAX_FILE_BYTES as usize);
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(load_with_env(&path, &|_| None).unwrap().monitors.len(), 10_000);
+
+        text.push_str(&"#".repeat(MAX_FILE_BYTES as usize + 1 - text.len()));
+        std::fs::write(&path, &text).unwrap();
+        let errors = load_with_env(&path, &|_| None).unwrap_err().to_string();
+        assert!(errors.contains("larger than 1048576 bytes"), "{errors}");
+    }
+
     #[test]
     fn env_names_are_mangled() {
         let cases = [
