@@ -29,7 +29,8 @@ pub enum RunError {
 /// rollups of a large old database takes longer, but happens in `db::open`, before).
 const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
 /// At shutdown, results still waiting are written for up to this long (the database may be
-/// locked by another process for a while); the unit's `TimeoutStopSec=330s` leaves room.
+/// locked by another process for a while); the unit's `TimeoutStopSec=400s` leaves room for a
+/// 5-minute probe, this, the HTTP server's 5 s and the close's 10 s.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Runs the daemon on `config` inside the current actix System until a stop signal.
@@ -121,7 +122,9 @@ pub async fn run_with_clock(config: Config, clock: SharedClock) -> Result<(), Ru
     // In order: no new probes and the ones in flight stored, everything written, the API
     // stopped (it can read until then), the database closed. Every step has a deadline and
     // says what did not answer.
-    let drain = config.monitors.iter().map(|m| m.timeout).max().unwrap_or_default() + Duration::from_secs(10);
+    // The supervisor bounds each probe by the running config's timeouts (reloads included);
+    // this only catches a supervisor that does not answer.
+    let drain = Duration::from_secs(300 + 10);
     if let Err(e) = supervisor.send(Shutdown).timeout(drain).await {
         log::error!("shutdown: the probes did not all finish within {} ({e})", duration::format(drain));
     }

@@ -148,6 +148,8 @@ pub fn serve(
     let server = actix_server::Server::build()
         .workers(2)
         .disable_signals()
+        // At shutdown, requests in flight get 5 s to finish (actix's default is 30 s).
+        .shutdown_timeout(5)
         .max_concurrent_connections(MAX_CONNECTIONS_PER_WORKER)
         .listen("llm-monitor-api", listener, move || {
             let app = actix_web::App::new()

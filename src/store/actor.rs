@@ -37,13 +37,16 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Writability is tested at least this often, even with nothing to write.
 const RETEST_EVERY: Duration = Duration::from_secs(15);
+/// How often the store looks whether a retest is due: a retest comes when the last write or
+/// test is at least `RETEST_EVERY - RETEST_TICK` old, so never more than `RETEST_EVERY` apart.
+const RETEST_TICK: Duration = Duration::from_secs(5);
 const PURGE_EVERY: Duration = Duration::from_secs(24 * 3_600);
 const PURGE_STEP_ROWS: i64 = 5_000;
 const STARTUP_PURGE_DELAY: Duration = Duration::from_secs(2);
 
-/// A probe's classified result, as the ProbeActor hands it over.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
+/// A probe's classified result, as the ProbeActor leaves it in the store's
+/// [`Inbox`](super::inbox::Inbox).
+#[derive(Debug, Clone)]
 pub struct ProbeResult {
     pub key: MonitorKey,
     pub timestamp: i64,
@@ -168,7 +171,7 @@ pub struct StoreActor {
     newest_loaded: Option<i64>,
     flushes: Vec<Waiter>,
     closing: Option<Waiter>,
-    /// Where the ProbeActors leave results (see [`Inbox`]).
+    /// Where the ProbeActors leave results (see [`Inbox`](super::inbox::Inbox)).
     inbox: Arc<Queue>,
 }
 
@@ -210,7 +213,7 @@ impl StoreActor {
         }
     }
 
-    /// The queue behind the [`Inbox`] the ProbeActors are given.
+    /// The queue behind the [`Inbox`](super::inbox::Inbox) the ProbeActors are given.
     pub fn queue(&self) -> Arc<Queue> {
         self.inbox.clone()
     }
@@ -246,7 +249,6 @@ impl StoreActor {
         for result in results {
             self.accept(result);
         }
-        self.inbox.set_held(self.pending.len() + self.batch.len());
         self.metrics.store_queue.set(self.waiting() as i64);
     }
 
@@ -350,7 +352,7 @@ impl StoreActor {
             return;
         }
         // (While writes fail, the backoff above paces these tests too.)
-        let stale = self.last_written.is_none_or(|t| t.elapsed() >= RETEST_EVERY);
+        let stale = self.last_written.is_none_or(|t| t.elapsed() >= RETEST_EVERY - RETEST_TICK);
         if stale {
             // Nothing to write for a while: make sure the database would still take it.
             self.busy = true;
@@ -405,16 +407,19 @@ impl StoreActor {
 
     /// After the writer answered: report, wake who waits for an empty queue, go on.
     fn after_work(&mut self, ctx: &mut Context<Self>) {
-        self.inbox.set_held(self.pending.len() + self.batch.len());
         self.metrics.store_queue.set(self.waiting() as i64);
         if self.waiting() == 0 && !self.busy {
             for waiter in self.flushes.drain(..) {
                 let _ = waiter.send(Ok(()));
             }
             if let Some(closing) = self.closing.take() {
-                self.writer.do_send(CloseDatabase);
-                let _ = closing.send(Ok(()));
-                ctx.stop();
+                // Answered once the writer has closed the connection (SQLite checkpoints the
+                // WAL into the database file then), so the daemon never exits before that.
+                self.busy = true;
+                ctx.spawn(self.writer.send(CloseDatabase).into_actor(self).map(move |reply, _, ctx| {
+                    let _ = closing.send(reply.map_err(|e| format!("the writer did not close the database: {e}")));
+                    ctx.stop();
+                }));
                 return;
             }
         }
@@ -497,7 +502,7 @@ impl Actor for StoreActor {
                 act.model_mut(id).history.prune(now);
             }
         });
-        ctx.run_interval(RETEST_EVERY, |act, ctx| act.pump(ctx));
+        ctx.run_interval(RETEST_TICK, |act, ctx| act.pump(ctx));
         // The start-up purge waits a moment, so the daemon answers its first requests first.
         ctx.run_later(STARTUP_PURGE_DELAY, |act, ctx| {
             act.start_purge(true);
@@ -507,24 +512,6 @@ impl Actor for StoreActor {
             act.start_purge(false);
             act.pump(ctx);
         });
-    }
-}
-
-impl Handler<ProbeResult> for StoreActor {
-    type Result = ();
-
-    fn handle(&mut self, result: ProbeResult, ctx: &mut Context<Self>) {
-        if self.closing.is_some() {
-            log::warn!("store: a result of {} came after the store closed; not stored", result.key);
-            return;
-        }
-        self.accept(result);
-        self.inbox.set_held(self.pending.len() + self.batch.len());
-        self.metrics.store_queue.set(self.waiting() as i64);
-        if self.pending.len() >= FLUSH_AT {
-            self.pump(ctx);
-        }
-        self.arm_flush(ctx);
     }
 }
 
@@ -852,9 +839,11 @@ mod tests {
             store.send(LoadHistory).await.unwrap().unwrap();
             let mut lock = db::open(&path).unwrap();
             lock.batch_execute("BEGIN EXCLUSIVE").unwrap();
+            // Each result a second apart, so which ones were kept shows in the database.
+            let first = MIDNIGHT - 200_000;
             let over = 7;
             for i in 0..MAX_PENDING + over {
-                inbox.send(result(MIDNIGHT - 86_400 + (i % 86_400) as i64, Status::Green, 10));
+                inbox.send(result(first + i as i64, Status::Green, 10));
             }
             let started = Instant::now();
             while started.elapsed() < Duration::from_secs(3) {
@@ -869,6 +858,18 @@ mod tests {
             assert_eq!(health.writable, Some(false));
             assert_eq!((health.pending, health.dropped), (MAX_PENDING, over as u64));
             assert_eq!(metrics.store_dropped.get(), over as u64);
+            // Newer results while the store is full: the oldest waiting make room for them.
+            let later = 5;
+            for i in 0..later {
+                inbox.send(result(first + (MAX_PENDING + over + i) as i64, Status::Green, 10));
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while store.send(GetStoreHealth).await.unwrap().dropped < (over + later) as u64 {
+                assert!(Instant::now() < deadline, "the newer results were never taken");
+                actix_rt::time::sleep(Duration::from_millis(20)).await;
+            }
+            let health = store.send(GetStoreHealth).await.unwrap();
+            assert_eq!(health.pending, MAX_PENDING);
             // 3 s of refusals with a 250 ms backoff doubling: about 4 attempts, not 12 ticks.
             let errors = metrics.store_write_errors.get();
             assert!((2..=6).contains(&errors), "{errors} write errors in 3 s");
@@ -879,6 +880,15 @@ mod tests {
             let counts = model(&store).await.history.timeline(Period::Month, clock.shared().now(), 0.5).0;
             let stored: i64 = counts.iter().map(|b| b.counts.total()).sum();
             assert_eq!(stored, MAX_PENDING as i64);
+            use super::super::schema::probes;
+            use diesel::prelude::*;
+            let mut conn = db::open(&path).unwrap();
+            let (oldest, newest): (Option<i64>, Option<i64>) = probes::table
+                .select((diesel::dsl::min(probes::ts), diesel::dsl::max(probes::ts)))
+                .first(&mut conn)
+                .unwrap();
+            let kept_from = first + (over + later) as i64;
+            assert_eq!((oldest, newest), (Some(kept_from), Some(kept_from + MAX_PENDING as i64 - 1)));
         });
     }
 }

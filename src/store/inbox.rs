@@ -7,7 +7,7 @@
 //! flush, or as soon as [`COLLECT_AT`] results wait.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix::{Addr, Message};
@@ -25,11 +25,8 @@ pub struct Collect;
 #[derive(Default)]
 pub struct Queue {
     results: Mutex<VecDeque<ProbeResult>>,
-    /// Results dropped because [`MAX_PENDING`] were waiting, not yet told to the store.
+    /// Results dropped because [`MAX_PENDING`] were waiting here, not yet told to the store.
     dropped: AtomicU64,
-    /// Results the store has taken and not yet written (it keeps this up to date), so the cap
-    /// covers everything waiting, here and there.
-    held: AtomicUsize,
 }
 
 impl Queue {
@@ -46,10 +43,6 @@ impl Queue {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    pub fn set_held(&self, held: usize) {
-        self.held.store(held, Ordering::Relaxed);
-    }
 }
 
 /// The ProbeActors' handle on the store: cheap to clone, safe to use from any thread.
@@ -64,14 +57,15 @@ impl Inbox {
         Inbox { queue, store }
     }
 
-    /// Leaves `result` for the store. With [`MAX_PENDING`] waiting here and in the store, the
-    /// oldest here is dropped (and counted); if none waits here, the store drops its oldest when
-    /// it takes this one, so for a moment one more than the cap may wait.
+    /// Leaves `result` for the store. The oldest results are the ones dropped at the cap: the
+    /// store drops its oldest as it takes new ones beyond [`MAX_PENDING`], and this queue, which
+    /// the store empties every 250 ms, drops its own oldest only if it alone reaches the cap
+    /// (a store that stopped collecting). So for up to 250 ms, what arrived meanwhile may wait
+    /// beyond the cap.
     pub fn send(&self, result: ProbeResult) {
-        let held = self.queue.held.load(Ordering::Relaxed);
         let waiting = {
             let mut results = self.queue.results.lock().unwrap_or_else(|e| e.into_inner());
-            if results.len() + held >= MAX_PENDING && results.pop_front().is_some() {
+            if results.len() >= MAX_PENDING && results.pop_front().is_some() {
                 self.queue.dropped.fetch_add(1, Ordering::Relaxed);
             }
             results.push_back(result);

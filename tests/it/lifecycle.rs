@@ -100,6 +100,10 @@ fn sigterm_lets_the_probe_in_flight_finish_and_stores_it() {
     let status = daemon.wait_exit(Duration::from_secs(6));
     assert!(status.success(), "exit {status}: {}", daemon.logs());
     assert!(stop.elapsed() < Duration::from_millis(1500 + 2500), "took {:?}", stop.elapsed());
+    // The daemon exits only after the database is closed: SQLite then checkpoints the WAL into
+    // the database file and removes it.
+    let wal = ws.db_path().with_extension("db-wal");
+    assert!(!wal.exists(), "{} is still there after the exit", wal.display());
 
     let requests = up.log.for_path("/delay/1500");
     assert!(requests.iter().all(|r| r.finished.is_some()));
@@ -239,4 +243,60 @@ fn the_soft_limit_on_open_files_is_raised_and_a_config_beyond_it_is_named() {
         logs.contains("900 monitors may keep 900 connections open") && logs.contains("the limit on open files is 1024"),
         "{logs}"
     );
+
+    // A reload that grows the config past the limit says so too.
+    let monitors = |n: usize| {
+        let mut config = String::from("interval: 24h\nmonitors:\n");
+        for i in 0..n {
+            config.push_str(&format!("  - {{provider: p, service: s{i}, url: \"{}/ok\", method: GET}}\n", up.base));
+        }
+        config
+    };
+    ws.write_config(&monitors(2));
+    wait_for("the reload to 2 monitors", Duration::from_secs(10), || (daemon.listed().len() == 2).then_some(()));
+    ws.write_config(&monitors(950));
+    wait_for("the warning at the reload to 950", Duration::from_secs(10), || {
+        daemon.logs().contains("950 monitors may keep 950 connections open").then_some(())
+    });
+}
+
+#[derive(diesel::QueryableByName)]
+struct StatusLatency {
+    #[diesel(sql_type = diesel::sql_types::SmallInt)]
+    status: i16,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    latency_ms: i32,
+}
+
+/// The shutdown waits for a probe by the running config's timeout, not the start-up one's: a
+/// monitor a reload added with a longer timeout still finishes its probe and is stored.
+#[test]
+fn shutdown_waits_for_a_probe_by_the_timeout_a_reload_gave_it() {
+    let up = upstream::start();
+    let ws = Workspace::new(&format!(
+        "monitors:\n  - {{provider: short, service: s, url: \"{}/ok\", method: GET, interval: 1h, timeout: 1s, slow_latency: 900ms}}\n",
+        up.base
+    ));
+    let mut daemon = ws.start();
+    ws.write_config(&format!(
+        "monitors:\n  - {{provider: short, service: s, url: \"{0}/ok\", method: GET, interval: 1h, timeout: 1s, slow_latency: 900ms}}\n  - {{provider: long, service: s, url: \"{0}/delay/14000\", method: GET, interval: 1s, timeout: 20s, slow_latency: 19s}}\n",
+        up.base
+    ));
+    wait_for("the added monitor's probe in flight", Duration::from_secs(10), || {
+        up.log.for_path("/delay/14000").iter().any(|r| r.finished.is_none()).then_some(())
+    });
+    daemon.signal(Signal::SIGTERM);
+    let status = daemon.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}: {}", daemon.logs());
+    assert!(!daemon.logs().contains("did not all finish"), "{}", daemon.logs());
+    let mut conn = llm_monitor::store::db::open(&ws.db_path()).unwrap();
+    let long: Vec<(i16, i32)> = diesel::sql_query(
+        "SELECT p.status AS status, p.latency_ms AS latency_ms FROM probes p JOIN monitors m ON m.id = p.monitor_id WHERE m.provider = 'long'",
+    )
+    .load::<StatusLatency>(&mut conn)
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.status, r.latency_ms))
+    .collect();
+    assert!(long.iter().any(|(s, l)| *s == 1 && *l >= 14_000), "the 14 s probe was stored green: {long:?}");
 }

@@ -340,6 +340,17 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
         let errors = load_with_env(&path, &|_| None).unwrap_err().to_string();
         assert!(errors.contains("larger than 1048576 bytes"), "{errors}");
+
+        // So is every file it includes.
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        std::fs::write(dir.path().join("data/big.json"), "x".repeat(MAX_FILE_BYTES as usize + 1)).unwrap();
+        std::fs::write(
+            &path,
+            "monitors:\n  - {provider: p, service: s, url: \"http://127.0.0.1:1/\", method: POST, body: \"!include data/big.json\"}\n",
+        )
+        .unwrap();
+        let errors = load_with_env(&path, &|_| None).unwrap_err().to_string();
+        assert!(errors.contains("p/s") && errors.contains("larger than 1048576 bytes"), "{errors}");
     }
 
     #[test]
