@@ -167,6 +167,9 @@ pub struct StoreActor {
     purge: Option<Purge>,
     /// The flush timer is armed (only while results wait: an idle store sleeps).
     flush_armed: bool,
+    /// Results to drop at the cap that belong to the batch at the writer (the oldest): dropped
+    /// from its rows if they come back refused, needed no more if they are written.
+    owed: usize,
     /// The newest result stored before this start (what the start-up purge goes by).
     newest_loaded: Option<i64>,
     flushes: Vec<Waiter>,
@@ -206,6 +209,7 @@ impl StoreActor {
             dropped: 0,
             purge: None,
             flush_armed: false,
+            owed: 0,
             newest_loaded: None,
             flushes: Vec::new(),
             closing: None,
@@ -224,10 +228,30 @@ impl StoreActor {
 
     /// Takes a result into the queue for the writer; at [`MAX_PENDING`] the oldest goes.
     fn accept(&mut self, result: ProbeResult) {
-        if self.pending.len() + self.batch.len() >= MAX_PENDING && self.pending.pop_front().is_some() {
-            self.dropped_some(1);
+        if self.pending.len() + self.batch.len() - self.owed >= MAX_PENDING {
+            if self.owed < self.batch.len() {
+                // The oldest are at the writer: settled when it answers.
+                self.owed += 1;
+            } else if self.pending.pop_front().is_some() {
+                self.dropped_some(1);
+            }
         }
         self.pending.push_back(result.row());
+    }
+
+    /// The batch at the writer was written (`written`) or refused: settles the drops it owes.
+    fn settle_owed(&mut self, written: bool) {
+        let owed = std::mem::take(&mut self.owed);
+        if owed == 0 {
+            return;
+        }
+        if written {
+            // Those rows are stored, so the cap holds without dropping anything.
+            return;
+        }
+        let dropped = owed.min(self.pending.len());
+        self.pending.drain(..dropped);
+        self.dropped_some(dropped as u64);
     }
 
     fn dropped_some(&mut self, n: u64) {
@@ -279,6 +303,8 @@ impl StoreActor {
         if self.busy || Instant::now() < self.next_attempt {
             return;
         }
+        // A flush that gave up waiting no longer counts.
+        self.flushes.retain(|waiter| !waiter.is_closed());
         let flushing = !self.flushes.is_empty() || self.closing.is_some();
         if flushing {
             self.collect();
@@ -294,6 +320,7 @@ impl StoreActor {
                 match reply.map_err(|e| format!("the writer did not answer: {e}")).and_then(|r| r) {
                     Ok(written) => {
                         act.batch.clear();
+                        act.settle_owed(true);
                         act.ids.extend(written.ids);
                         act.remember(&written.rows);
                         act.succeeded();
@@ -304,6 +331,7 @@ impl StoreActor {
                         for row in std::mem::take(&mut act.batch).into_iter().rev() {
                             act.pending.push_front(row);
                         }
+                        act.settle_owed(false);
                         act.due = true;
                         act.failed(&format!("writing results failed, will retry: {e}"));
                     }
@@ -416,7 +444,13 @@ impl StoreActor {
                 // Answered once the writer has closed the connection (SQLite checkpoints the
                 // WAL into the database file then), so the daemon never exits before that.
                 self.busy = true;
-                ctx.spawn(self.writer.send(CloseDatabase).into_actor(self).map(move |reply, _, ctx| {
+                ctx.spawn(self.writer.send(CloseDatabase).into_actor(self).map(move |reply, act, ctx| {
+                    // Whatever comes now cannot be stored: said, and counted as dropped.
+                    let late = act.inbox.close() + act.pending.len();
+                    if late > 0 {
+                        log::warn!("store: {late} results came after the store closed; not stored");
+                        act.dropped_some(late as u64);
+                    }
                     let _ = closing.send(reply.map_err(|e| format!("the writer did not close the database: {e}")));
                     ctx.stop();
                 }));
@@ -503,11 +537,6 @@ impl Actor for StoreActor {
             }
         });
         ctx.run_interval(RETEST_TICK, |act, ctx| act.pump(ctx));
-        // The start-up purge waits a moment, so the daemon answers its first requests first.
-        ctx.run_later(STARTUP_PURGE_DELAY, |act, ctx| {
-            act.start_purge(true);
-            act.pump(ctx);
-        });
         ctx.run_interval(PURGE_EVERY, |act, ctx| {
             act.start_purge(false);
             act.pump(ctx);
@@ -544,8 +573,14 @@ impl Handler<LoadHistory> for StoreActor {
     fn handle(&mut self, _: LoadHistory, _: &mut Context<Self>) -> Self::Result {
         let first_hour = self.clock.now().div_euclid(HOUR) - 31 * 24;
         let load = self.writer.send(Load { first_hour });
-        Box::pin(load.into_actor(self).map(|reply, act, _| {
+        Box::pin(load.into_actor(self).map(|reply, act, ctx| {
             let loaded = reply.map_err(|e| format!("the writer did not answer: {e}"))??;
+            // The start-up purge goes by the newest result loaded here, so it is scheduled only
+            // now, and a moment later, so the daemon answers its first requests first.
+            ctx.run_later(STARTUP_PURGE_DELAY, |act, ctx| {
+                act.start_purge(true);
+                act.pump(ctx);
+            });
             let now = act.clock.now();
             act.ids.extend(loaded.monitors);
             act.models.clear();
@@ -770,6 +805,8 @@ mod tests {
         clock.step_ms(30 * DAY_MS);
         actix::System::new().block_on(async {
             let (store, inbox, _) = store(&path, &clock, 7);
+            // A history that takes a while to load (many monitors): the purge waits for it.
+            actix_rt::time::sleep(STARTUP_PURGE_DELAY + Duration::from_millis(500)).await;
             store.send(LoadHistory).await.unwrap().unwrap();
             // A probe on the clock that is ahead, stored before the purge: it does not count.
             let ahead = clock.shared().now();

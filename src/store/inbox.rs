@@ -7,7 +7,7 @@
 //! flush, or as soon as [`COLLECT_AT`] results wait.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix::{Addr, Message};
@@ -27,6 +27,8 @@ pub struct Queue {
     results: Mutex<VecDeque<ProbeResult>>,
     /// Results dropped because [`MAX_PENDING`] were waiting here, not yet told to the store.
     dropped: AtomicU64,
+    /// The store has closed: results sent now are not stored (and said so).
+    closed: AtomicBool,
 }
 
 impl Queue {
@@ -42,6 +44,12 @@ impl Queue {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Marks the store closed; gives how many results were left here.
+    pub fn close(&self) -> usize {
+        self.closed.store(true, Ordering::SeqCst);
+        self.take().0.len()
     }
 }
 
@@ -63,6 +71,10 @@ impl Inbox {
     /// (a store that stopped collecting). So for up to 250 ms, what arrived meanwhile may wait
     /// beyond the cap.
     pub fn send(&self, result: ProbeResult) {
+        if self.queue.closed.load(Ordering::SeqCst) {
+            log::warn!("store: a result of {} came after the store closed; not stored", result.key);
+            return;
+        }
         let waiting = {
             let mut results = self.queue.results.lock().unwrap_or_else(|e| e.into_inner());
             if results.len() >= MAX_PENDING && results.pop_front().is_some() {
