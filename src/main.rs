@@ -38,6 +38,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    llm_monitor::limits::release_free_memory();
     if let Some(Command::Check) = cli.command {
         for warning in &config.warnings {
             println!("warning: {warning}");

@@ -197,7 +197,12 @@ impl ConfigActor {
         }
         let path = self.path.clone();
         // Off this thread: it runs every probe, and a file read must never stall them.
-        let load = actix_rt::task::spawn_blocking(move || config::load(&path));
+        let load = actix_rt::task::spawn_blocking(move || {
+            let loaded = config::load(&path);
+            // The parse's garbage is freed by now: hand it back (see `release_free_memory`).
+            crate::limits::release_free_memory();
+            loaded
+        });
         ctx.spawn(load.into_actor(self).map(move |loaded, act, ctx| {
             let loaded = loaded.unwrap_or_else(|e| Err(ConfigErrors(vec![format!("loading panicked: {e}")])));
             act.loaded(trigger, loaded, ctx)
