@@ -1,4 +1,5 @@
-//! What the benchmarks share: the daemon under test, /proc readings, and the table of figures.
+//! What the benchmarks share: the daemon under test, /proc readings, an upstream's thread, and
+//! the table of figures.
 // Each benchmark is its own crate and uses part of this.
 #![allow(dead_code)]
 
@@ -97,6 +98,49 @@ pub fn start_daemon(dir: &Path, rust_log: &str) -> Daemon {
         panic!("the daemon did not start ({e}); it said:\n{}", first_lines.lock().unwrap().join("\n"))
     });
     Daemon { child, base, started }
+}
+
+/// utime + stime of a `/proc/.../stat` file, in clock ticks; 0 if unreadable.
+pub fn stat_cpu_ticks(stat_path: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(stat_path) else { return 0 };
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
+}
+
+/// CPU time of process `pid` so far, in clock ticks.
+pub fn proc_cpu_ticks(pid: u32) -> u64 {
+    stat_cpu_ticks(&format!("/proc/{pid}/stat"))
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`).
+pub fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Runs an HTTP server (a benchmark's upstream) on a thread and actix System of its own; gives
+/// its base URL. `bind` builds and binds the server inside that System.
+pub fn serve_on_thread<F>(bind: F) -> String
+where
+    F: FnOnce() -> (actix_web::dev::Server, std::net::SocketAddr) + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let (server, addr) = bind();
+            tx.send(addr).unwrap();
+            server.await.unwrap();
+        })
+    });
+    format!("http://{}", rx.recv().unwrap())
 }
 
 /// A `/proc/<pid>/status` field in kB (`VmRSS:`, `VmHWM:`), 0 if unreadable.

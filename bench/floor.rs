@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 
+mod common;
+use common::{clock_ticks, proc_cpu_ticks, serve_on_thread};
+
 const MONITORS: u64 = 500;
 const INTERVAL: Duration = Duration::from_secs(20);
 const SLOW_EVERY: u64 = 5;
@@ -31,22 +34,18 @@ async fn upstream_handler(req: HttpRequest, _body: web::Bytes, count: web::Data<
 }
 
 fn start_upstream(count: Arc<AtomicU64>) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let data = web::Data::new(count);
-            let server =
-                HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(upstream_handler)))
-                    .workers(2)
-                    .keep_alive(Duration::from_secs(600))
-                    .disable_signals()
-                    .bind("127.0.0.1:0")
-                    .unwrap();
-            tx.send(server.addrs()[0]).unwrap();
-            server.run().await.unwrap();
-        })
-    });
-    format!("http://{}", rx.recv().unwrap())
+    serve_on_thread(move || {
+        let data = web::Data::new(count);
+        let server =
+            HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(upstream_handler)))
+                .workers(2)
+                .keep_alive(Duration::from_secs(600))
+                .disable_signals()
+                .bind("127.0.0.1:0")
+                .unwrap();
+        let addr = server.addrs()[0];
+        (server.run(), addr)
+    })
 }
 
 /// The child: 500 requests on their grids, forever.
@@ -80,14 +79,6 @@ fn client(upstream: String) {
     });
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    fields.get(11).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--floor-client") {
@@ -107,23 +98,16 @@ fn main() {
         INTERVAL.as_secs()
     );
     std::thread::sleep(INTERVAL + Duration::from_secs(2));
-    let ticks_before = cpu_ticks(child.id());
+    let ticks_before = proc_cpu_ticks(child.id());
     let made_before = count.load(Ordering::Relaxed);
     let started = Instant::now();
     std::thread::sleep(MEASURE);
-    let ticks = cpu_ticks(child.id()) - ticks_before;
+    let ticks = proc_cpu_ticks(child.id()) - ticks_before;
     let made = count.load(Ordering::Relaxed) - made_before;
     let elapsed = started.elapsed().as_secs_f64();
     let _ = child.kill();
     let _ = child.wait();
-    let hz: f64 = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0);
-    let cpu_s = ticks as f64 / hz;
+    let cpu_s = ticks as f64 / clock_ticks();
     println!(
         "floor: {made} requests in {elapsed:.0} s, {cpu_s:.2} CPU-s: {:.3} CPU-s per 1,000 requests",
         cpu_s / made.max(1) as f64 * 1_000.0

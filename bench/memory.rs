@@ -13,7 +13,7 @@ const MIB: f64 = 1024.0 * 1024.0;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 
 mod common;
-use common::{figure, proc_status_kb, report, start_daemon, Daemon};
+use common::{figure, proc_status_kb, report, serve_on_thread, start_daemon, Daemon};
 use futures_util::StreamExt;
 
 /// One event of a chat-completions stream carrying `text`.
@@ -78,22 +78,18 @@ async fn upstream(req: HttpRequest, replies: web::Data<Replies>) -> HttpResponse
 }
 
 fn start_upstream(replies: Arc<Replies>) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let data = web::Data::from(replies);
-            let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(upstream)))
-                .workers(2)
-                .backlog(4_096)
-                .max_connections(50_000)
-                .disable_signals()
-                .bind("127.0.0.1:0")
-                .unwrap();
-            tx.send(server.addrs()[0]).unwrap();
-            server.run().await.unwrap();
-        })
-    });
-    format!("http://{}", rx.recv().unwrap())
+    serve_on_thread(move || {
+        let data = web::Data::from(replies);
+        let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(upstream)))
+            .workers(2)
+            .backlog(4_096)
+            .max_connections(50_000)
+            .disable_signals()
+            .bind("127.0.0.1:0")
+            .unwrap();
+        let addr = server.addrs()[0];
+        (server.run(), addr)
+    })
 }
 
 fn start(dir: &Path, config: &str) -> Daemon {

@@ -21,7 +21,9 @@ use llm_monitor::store::db::{self, Row};
 use llm_monitor::store::{Close, Flush, LoadHistory, ProbeResult, RegisterMonitors};
 
 mod common;
-use common::{figure, proc_status_kb, report, start_daemon, Figure};
+use common::{
+    clock_ticks, figure, proc_cpu_ticks, proc_status_kb, report, serve_on_thread, start_daemon, stat_cpu_ticks, Figure,
+};
 
 const HISTORY_MONITORS: usize = 100;
 const HISTORY_DAYS: i64 = 30;
@@ -124,24 +126,20 @@ async fn upstream_handler(req: HttpRequest, _body: web::Bytes, arrivals: web::Da
 }
 
 fn start_upstream(arrivals: Arrivals) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let data = web::Data::new(arrivals);
-            let server =
-                HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(upstream_handler)))
-                    .workers(2)
-                    .backlog(4_096)
-                    .max_connections(50_000)
-                    .keep_alive(Duration::from_secs(600))
-                    .disable_signals()
-                    .bind("127.0.0.1:0")
-                    .unwrap();
-            tx.send(server.addrs()[0]).unwrap();
-            server.run().await.unwrap();
-        })
-    });
-    format!("http://{}", rx.recv().unwrap())
+    serve_on_thread(move || {
+        let data = web::Data::new(arrivals);
+        let server =
+            HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(upstream_handler)))
+                .workers(2)
+                .backlog(4_096)
+                .max_connections(50_000)
+                .keep_alive(Duration::from_secs(600))
+                .disable_signals()
+                .bind("127.0.0.1:0")
+                .unwrap();
+        let addr = server.addrs()[0];
+        (server.run(), addr)
+    })
 }
 
 fn agent() -> ureq::Agent {
@@ -224,36 +222,15 @@ fn load(url: &str, threads: usize, duration: Duration, gzip: bool) -> (f64, u64)
     (done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64(), errors.load(Ordering::Relaxed))
 }
 
-fn proc_cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
 /// CPU ticks of each thread of `pid`, by thread name.
 fn thread_ticks(pid: u32) -> HashMap<String, u64> {
     let mut out = HashMap::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
         let path = task.path();
         let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default().trim().to_string();
-        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else { continue };
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
-        *out.entry(name).or_insert(0) += ticks;
+        *out.entry(name).or_insert(0) += stat_cpu_ticks(&path.join("stat").to_string_lossy());
     }
     out
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 fn history_phase(figures: &mut Vec<Figure>, dir: &Path) {
@@ -560,6 +537,26 @@ impl Measured {
     fn none_lost(&self) -> bool {
         self.made == self.stored && self.doubled == 0 && self.missing == 0 && self.clean_exit
     }
+
+    /// The row every probing phase ends with: no probe lost or doubled.
+    fn none_lost_figure(&self) -> Figure {
+        figure(
+            "  probes: made / stored / green / doubled / monitors never probed",
+            format!("{} / {} / {} / {} / {}", self.made, self.stored, self.greens, self.doubled, self.missing),
+            "made = stored, 0 doubled, 0 missing",
+            Some(self.none_lost()),
+        )
+    }
+
+    /// Peak RSS, sampled and VmHWM, against `limit_mb` (none: for reference).
+    fn rss_figure(&self, target: &str, limit_mb: Option<f64>) -> Figure {
+        figure(
+            "  daemon RSS peak (sampled / VmHWM)",
+            format!("{:.1} / {:.1} MB", self.rss_peak_mb, self.hwm_mb),
+            target,
+            limit_mb.map(|limit| self.hwm_mb <= limit),
+        )
+    }
 }
 
 fn run_workload(w: &Workload, dir: &Path) -> Measured {
@@ -717,18 +714,8 @@ fn probing_phase(figures: &mut Vec<Figure>, dir: &Path) {
         "<= 25 %",
         Some(m.cpu_share <= 25.0),
     ));
-    figures.push(figure(
-        "  daemon RSS peak (sampled / VmHWM)",
-        format!("{:.1} / {:.1} MB", m.rss_peak_mb, m.hwm_mb),
-        "<= 64 MB",
-        Some(m.hwm_mb <= 64.0),
-    ));
-    figures.push(figure(
-        "  probes: made / stored / green / doubled / monitors never probed",
-        format!("{} / {} / {} / {} / {}", m.made, m.stored, m.greens, m.doubled, m.missing),
-        "made = stored, 0 doubled, 0 missing",
-        Some(m.none_lost()),
-    ));
+    figures.push(m.rss_figure("<= 64 MB", Some(64.0)));
+    figures.push(m.none_lost_figure());
 }
 
 /// The workload of the side-by-side run with Uptime Kuma 2.5.3 (issue 10): 500 monitors every
@@ -764,18 +751,8 @@ fn kuma_phase(figures: &mut Vec<Figure>, dir: &Path) {
         "p99 <= 20 ms",
         Some(m.lateness_p99 <= 20.0),
     ));
-    figures.push(figure(
-        "  daemon RSS peak (sampled / VmHWM)",
-        format!("{:.1} / {:.1} MB", m.rss_peak_mb, m.hwm_mb),
-        "(Kuma 2.5.3: 232.8 MiB)",
-        None,
-    ));
-    figures.push(figure(
-        "  probes: made / stored / green / doubled / monitors never probed",
-        format!("{} / {} / {} / {} / {}", m.made, m.stored, m.greens, m.doubled, m.missing),
-        "made = stored, 0 doubled, 0 missing",
-        Some(m.none_lost()),
-    ));
+    figures.push(m.rss_figure("(Kuma 2.5.3: 232.8 MiB)", None));
+    figures.push(m.none_lost_figure());
 }
 
 /// 10,000 monitors every 10 s on the 2-core machine (issue 10).
@@ -804,23 +781,13 @@ fn ten_thousand_phase(figures: &mut Vec<Figure>, dir: &Path) {
         "<= 50 %",
         Some(m.cpu_share <= 50.0),
     ));
-    figures.push(figure(
-        "  daemon RSS peak (sampled / VmHWM)",
-        format!("{:.1} / {:.1} MB", m.rss_peak_mb, m.hwm_mb),
-        "<= 128 MB",
-        Some(m.hwm_mb <= 128.0),
-    ));
-    figures.push(figure(
-        "  probes: made / stored / green / doubled / monitors never probed",
-        format!("{} / {} / {} / {} / {}", m.made, m.stored, m.greens, m.doubled, m.missing),
-        "made = stored, 0 doubled, 0 missing",
-        Some(m.none_lost()),
-    ));
+    figures.push(m.rss_figure("<= 128 MB", Some(128.0)));
+    figures.push(m.none_lost_figure());
 }
 
 fn main() {
     if std::env::args().any(|a| a == "--help") {
-        println!("cargo bench --bench scale   runs every phase (about 5 minutes on 2 cores)");
+        println!("cargo bench --bench scale   runs every phase (about 10 minutes on 2 cores)");
         return;
     }
     // The 10,000-monitor phase holds 10,000 connections at each end.

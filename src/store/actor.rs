@@ -242,9 +242,6 @@ impl StoreActor {
     /// The batch at the writer was written (`written`) or refused: settles the drops it owes.
     fn settle_owed(&mut self, written: bool) {
         let owed = std::mem::take(&mut self.owed);
-        if owed == 0 {
-            return;
-        }
         if written {
             // Those rows are stored, so the cap holds without dropping anything.
             return;
@@ -465,6 +462,24 @@ impl StoreActor {
         self.arm_flush(ctx);
     }
 
+    /// The answer to a `Flush` or `Close`: what `wait` resolves to, or after `deadline` how many
+    /// results were not written (`when`: "in time", "before closing").
+    fn answer_by(
+        &self,
+        wait: oneshot::Receiver<Result<(), String>>,
+        deadline: Duration,
+        when: &'static str,
+    ) -> ResponseFuture<Result<(), String>> {
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            match actix_rt::time::timeout(deadline, wait).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err("the store stopped".to_string()),
+                Err(_) => Err(format!("{} results were not written {when}", metrics.store_queue.get())),
+            }
+        })
+    }
+
     /// `at_start_up`: the purge that follows a start goes by the newest result stored before
     /// it, not by results this run has stored since (which carry the same clock).
     fn start_purge(&mut self, at_start_up: bool) {
@@ -636,15 +651,7 @@ impl Handler<Flush> for StoreActor {
             self.flushes.push(done);
             self.pump(ctx);
         }
-        let deadline = msg.deadline;
-        let metrics = self.metrics.clone();
-        Box::pin(async move {
-            match actix_rt::time::timeout(deadline, wait).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err("the store stopped".to_string()),
-                Err(_) => Err(format!("{} results were not written in time", metrics.store_queue.get())),
-            }
-        })
+        self.answer_by(wait, msg.deadline, "in time")
     }
 }
 
@@ -655,15 +662,7 @@ impl Handler<Close> for StoreActor {
         let (done, wait) = oneshot::channel();
         self.closing = Some(done);
         self.after_work(ctx);
-        let deadline = msg.deadline;
-        let metrics = self.metrics.clone();
-        Box::pin(async move {
-            match actix_rt::time::timeout(deadline, wait).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err("the store stopped".to_string()),
-                Err(_) => Err(format!("{} results were not written before closing", metrics.store_queue.get())),
-            }
-        })
+        self.answer_by(wait, msg.deadline, "before closing")
     }
 }
 
@@ -811,23 +810,23 @@ mod tests {
             // A probe on the clock that is ahead, stored before the purge: it does not count.
             let ahead = clock.shared().now();
             inbox.send(result(ahead, Status::Green, 100));
-            // The start-up purge runs STARTUP_PURGE_DELAY after start; the flush after it
-            // waits for it to finish.
-            actix_rt::time::sleep(STARTUP_PURGE_DELAY + Duration::from_millis(300)).await;
-            store.send(Flush { deadline: Duration::from_secs(5) }).await.unwrap().unwrap();
-            while store.send(GetStoreHealth).await.unwrap().writable.is_none() {
-                actix_rt::time::sleep(Duration::from_millis(20)).await;
-            }
-            let model = model(&store).await;
-            let mut conn = db::open(&path).unwrap();
-            let stored: Vec<i64> =
-                db::rollups_since(&mut conn, 0).unwrap().iter().map(|(_, hour, _)| hour * HOUR).collect();
+            // The start-up purge runs STARTUP_PURGE_DELAY after the load: wait (with a
+            // deadline) until the database shows what it should leave; a purge that removes
+            // more never gets there.
             let ahead_hour = ahead.div_euclid(HOUR) * HOUR;
-            assert_eq!(
-                stored,
-                vec![(MIDNIGHT - 6 * 86_400), (MIDNIGHT - 86_400), ahead_hour],
-                "only what was 10 days before the newest stored before the start went"
-            );
+            let expected = vec![(MIDNIGHT - 6 * 86_400), (MIDNIGHT - 86_400), ahead_hour];
+            let mut conn = db::open(&path).unwrap();
+            let hours = |conn: &mut diesel::SqliteConnection| -> Vec<i64> {
+                db::rollups_since(conn, 0).unwrap().iter().map(|(_, hour, _)| hour * HOUR).collect()
+            };
+            let deadline = Instant::now() + STARTUP_PURGE_DELAY + Duration::from_secs(5);
+            while hours(&mut conn) != expected && Instant::now() < deadline {
+                actix_rt::time::sleep(Duration::from_millis(50)).await;
+            }
+            store.send(Flush { deadline: Duration::from_secs(5) }).await.unwrap().unwrap();
+            let model = model(&store).await;
+            let stored = hours(&mut conn);
+            assert_eq!(stored, expected, "only what was 10 days before the newest stored before the start went");
             assert_eq!(model.latest.as_ref().map(|r| r.ts), Some(ahead));
             let days = buckets(&model, Period::Month, clock.shared().now()).len();
             assert_eq!(days, 1, "of the last 30 days of a clock 30 days ahead, only today has a result");

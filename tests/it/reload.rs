@@ -112,14 +112,20 @@ fn a_removed_monitors_probe_in_flight_is_not_stored() {
     assert_eq!(stored as usize, started - 1, "the probe in flight at removal was stored");
 }
 
-#[test]
-fn a_changed_include_file_changes_the_body() {
-    let up = upstream::start();
+/// One monitor every second whose body is `!include data/body.json`, which holds `{"v":1}`.
+fn included_body_workspace(up: &Upstream) -> Workspace {
     let ws = Workspace::new(&format!(
         "monitors:\n  - {{provider: r, service: inc, url: \"{}/m/inc\", method: POST, interval: 1s, body: \"!include data/body.json\"}}\n",
         up.base
     ));
     ws.write_data("body.json", r#"{"v":1}"#);
+    ws
+}
+
+#[test]
+fn a_changed_include_file_changes_the_body() {
+    let up = upstream::start();
+    let ws = included_body_workspace(&up);
     let daemon = ws.start();
     wait_for("a probe with body v1", Duration::from_secs(10), || {
         up.log.for_path("/m/inc").iter().any(|r| r.body == r#"{"v":1}"#).then_some(())
@@ -226,11 +232,7 @@ fn a_data_folder_created_after_start_is_watched() {
 #[test]
 fn a_data_folder_swapped_for_another_is_watched() {
     let up = upstream::start();
-    let ws = Workspace::new(&format!(
-        "monitors:\n  - {{provider: r, service: inc, url: \"{}/m/inc\", method: POST, interval: 1s, body: \"!include data/body.json\"}}\n",
-        up.base
-    ));
-    ws.write_data("body.json", r#"{"v":1}"#);
+    let ws = included_body_workspace(&up);
     let daemon = ws.start();
     let sent = |body: &'static str| {
         wait_for(&format!("a probe with body {body}"), Duration::from_secs(10), || {
@@ -321,11 +323,7 @@ fn systemd_notify_protocol() {
 #[test]
 fn reading_the_config_or_its_includes_never_reloads() {
     let up = upstream::start();
-    let ws = Workspace::new(&format!(
-        "monitors:\n  - {{provider: r, service: inc, url: \"{}/m/inc\", method: POST, interval: 1s, body: \"!include data/body.json\"}}\n",
-        up.base
-    ));
-    ws.write_data("body.json", r#"{"v":1}"#);
+    let ws = included_body_workspace(&up);
     let daemon = ws.start();
     wait_probes(&up, "inc", 2);
     // Every read of the files a file event causes is counted, whether it changed anything or not.
