@@ -1,6 +1,7 @@
 //! llm-monitor: probes LLM API endpoints on an interval, classifies each result
 //! green / yellow / red, stores the history in SQLite and serves it over HTTP.
 
+pub mod alert;
 pub mod api;
 pub mod app;
 pub mod clock;

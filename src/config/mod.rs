@@ -155,6 +155,8 @@ pub struct Config {
     /// Enabled monitors, in config order.
     pub monitors: Vec<Monitor>,
     pub disabled: usize,
+    /// `public_url`, `alerts:` and `maintenance:`, and each monitor's alert settings.
+    pub alerts: crate::alert::AlertConfig,
     /// Things that load but are probably not what the operator meant.
     pub warnings: Vec<String>,
 }

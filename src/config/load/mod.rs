@@ -310,6 +310,7 @@ fn parse(
         cors,
         monitors,
         disabled,
+        alerts: crate::alert::AlertConfig::default(),
         warnings,
     })
 }
