@@ -57,6 +57,8 @@ pub struct AlertConfig {
     pub maintenance: Vec<Maintenance>,
     /// Each enabled monitor's own settings (channels and thresholds), resolved.
     pub monitors: std::collections::HashMap<MonitorKey, MonitorAlerts>,
+    /// The config-wide redactor (every monitor's and every channel's secrets).
+    pub redactor: crate::secret::SharedRedactor,
 }
 
 impl Default for AlertConfig {
@@ -76,6 +78,7 @@ impl Default for AlertConfig {
             default_channels: Vec::new(),
             maintenance: Vec::new(),
             monitors: std::collections::HashMap::new(),
+            redactor: Default::default(),
         }
     }
 }
@@ -116,15 +119,37 @@ pub enum Tls {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChannelKind {
-    Webhook { url: Secret, secret: Option<Secret> },
-    Slack { url: Secret },
-    Discord { url: Secret },
-    Telegram { bot_token: Secret, chat_id: String, api_url: String },
-    Feishu { url: Secret, secret: Option<Secret> },
-    Dingtalk { url: Secret, secret: Option<Secret> },
-    Wecom { url: Secret },
+    Webhook {
+        url: Secret,
+        secret: Option<Secret>,
+    },
+    Slack {
+        url: Secret,
+    },
+    Discord {
+        url: Secret,
+    },
+    Telegram {
+        bot_token: Secret,
+        chat_id: String,
+        api_url: String,
+    },
+    Feishu {
+        url: Secret,
+        secret: Option<Secret>,
+    },
+    Dingtalk {
+        url: Secret,
+        secret: Option<Secret>,
+    },
+    Wecom {
+        url: Secret,
+    },
     /// `url` is the server and topic (`https://ntfy.sh/my-topic`).
-    Ntfy { url: Secret, token: Option<Secret> },
+    Ntfy {
+        url: Secret,
+        token: Option<Secret>,
+    },
     Email {
         host: String,
         port: u16,

@@ -2,6 +2,7 @@
 //! API-key env overrides and `{{API_KEY}}` placeholders. Every problem is collected and
 //! reported at once, each naming the monitor and the field.
 
+mod alerts;
 mod checks;
 mod env;
 mod fields;
@@ -20,6 +21,7 @@ use checks::{check_database, check_interval, check_listen, check_timeout, parse_
 use fields::{describe, Errors, Fields};
 use monitor::{parse_monitor, MonitorContext, Shared};
 
+pub use alerts::alert_env_name;
 pub use env::env_var_names;
 pub(crate) use files::read_include;
 
@@ -54,6 +56,9 @@ const GLOBAL_KEYS: &[&str] = &[
     "retention",
     "degraded_weight",
     "cors",
+    "public_url",
+    "alerts",
+    "maintenance",
     "monitors",
 ];
 pub(super) const MONITOR_KEYS: &[&str] = &[
@@ -78,6 +83,9 @@ pub(super) const MONITOR_KEYS: &[&str] = &[
     "success_contains",
     "fresh_connection",
     "disabled",
+    "alerts",
+    "failure_threshold",
+    "success_threshold",
 ];
 pub(super) const CORS_KEYS: &[&str] = &["allowed_origins"];
 
@@ -271,6 +279,8 @@ fn parse(
     let mut monitors = Vec::new();
     let mut disabled = 0;
     let mut shared = Shared::default();
+    let mut alerts = alerts::parse_alerts(&alerts::AlertInput { root: &top, env }, &mut shared.secrets, &mut errors);
+    let mut enabled = Vec::new();
     match top.raw("monitors") {
         None => warnings.push("no monitors configured: nothing will be probed".to_string()),
         Some(Value::Sequence(items)) => {
@@ -284,6 +294,9 @@ fn parse(
                 if is_disabled {
                     disabled += 1;
                 } else {
+                    if let Value::Mapping(map) = item {
+                        enabled.push((index, map, monitor.key.clone(), format!("monitors[{index}] {}", monitor.key)));
+                    }
                     monitors.push(monitor);
                 }
             }
@@ -291,6 +304,7 @@ fn parse(
         Some(other) => errors.push("", "monitors", format!("must be a list, found {}", describe(other))),
     }
 
+    alerts.monitors = alerts::monitor_alerts(&alerts, &enabled, &mut errors);
     let redactor = Redactor::new(&shared.secrets);
     if !errors.lines.is_empty() {
         return Err(ConfigErrors(errors.lines.iter().map(|line| redactor.redact(line)).collect()));
@@ -301,6 +315,7 @@ fn parse(
     for monitor in &mut monitors {
         monitor.redactor = redactor.clone();
     }
+    alerts.redactor = redactor;
     Ok(Config {
         path: path.to_path_buf(),
         listen,
@@ -310,7 +325,7 @@ fn parse(
         cors,
         monitors,
         disabled,
-        alerts: crate::alert::AlertConfig::default(),
+        alerts,
         warnings,
     })
 }
