@@ -77,6 +77,8 @@ impl ProbeResult {
             model: self.measured.model,
             prompt_tokens: self.measured.prompt_tokens.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
             completion_tokens: self.measured.completion_tokens.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+            // Marked by the writer, which knows the maintenance windows.
+            maintenance: false,
         };
         (self.key, row)
     }
@@ -289,7 +291,7 @@ impl StoreActor {
         self.changed();
         for row in rows {
             let model = self.model_mut(row.monitor_id);
-            model.history.add(row.ts, row.status, i64::from(row.latency_ms), row.ttft_ms.map(i64::from));
+            model.history.add(row.ts, row.agg_status(), i64::from(row.latency_ms), row.ttft_ms.map(i64::from));
             // The last written is the latest, whatever its time (the clock may have stepped back).
             model.latest = Some(row.clone());
         }

@@ -70,7 +70,7 @@ fn rebuild_rollups(conn: &mut SqliteConnection) -> Result<(), StoreError> {
         // In slices of the rowid range: memory stays bounded by the aggregates, not the rows.
         let mut after = i64::MIN;
         loop {
-            let rows: Vec<(i64, i32, i64, i16, i32, Option<i32>)> = probes::table
+            let rows: Vec<(i64, i32, i64, i16, i32, Option<i32>, i16)> = probes::table
                 .filter(probes::id.gt(after))
                 .order(probes::id)
                 .limit(100_000)
@@ -81,13 +81,14 @@ fn rebuild_rollups(conn: &mut SqliteConnection) -> Result<(), StoreError> {
                     probes::status,
                     probes::latency_ms,
                     probes::ttft_ms,
+                    probes::maintenance,
                 ))
                 .load(conn)?;
             let Some(last) = rows.last() else { break };
             after = last.0;
-            for (rowid, monitor, ts, status, latency, ttft) in rows {
+            for (rowid, monitor, ts, status, latency, ttft, maintenance) in rows {
                 hourly.entry((monitor, ts.div_euclid(HOUR))).or_default().add(
-                    status,
+                    if maintenance != 0 { super::rollup::MAINTENANCE } else { status },
                     latency.into(),
                     ttft.map(i64::from),
                 );
@@ -163,6 +164,19 @@ pub struct Row {
     pub model: Option<String>,
     pub prompt_tokens: Option<i64>,
     pub completion_tokens: Option<i64>,
+    /// Made inside a maintenance window.
+    pub maintenance: bool,
+}
+
+impl Row {
+    /// The status the aggregates count this probe under.
+    pub fn agg_status(&self) -> i16 {
+        if self.maintenance {
+            super::rollup::MAINTENANCE
+        } else {
+            self.status
+        }
+    }
 }
 
 /// What the writer remembers between batches, so a batch is writes only: the recent hourly
@@ -223,6 +237,7 @@ struct RollupRow {
     latency_sum: i64,
     latency_sketch: Vec<u8>,
     ttft_sketch: Vec<u8>,
+    maintenance: i64,
 }
 
 impl RollupRow {
@@ -231,6 +246,7 @@ impl RollupRow {
             green: self.green.max(0) as u64,
             yellow: self.yellow.max(0) as u64,
             red: self.red.max(0) as u64,
+            maintenance: self.maintenance.max(0) as u64,
             latency_sum: self.latency_sum.max(0) as u64,
             latency: Sketch::decode(&self.latency_sketch),
             ttft: Sketch::decode(&self.ttft_sketch),
@@ -255,6 +271,7 @@ fn write_rollup(conn: &mut SqliteConnection, monitor: i32, hour: i64, agg: &Agg)
             rollups::latency_sum.eq(agg.latency_sum as i64),
             rollups::latency_sketch.eq(agg.latency.encode()),
             rollups::ttft_sketch.eq(agg.ttft.encode()),
+            rollups::maintenance.eq(agg.maintenance as i64),
         ))
         .execute(conn)
 }
@@ -314,6 +331,7 @@ pub fn insert_staged(conn: &mut SqliteConnection, rows: &[Row], cache: &WriteCac
                     probes::completion_tokens.eq(row.completion_tokens),
                     probes::detail.eq(row.detail.as_deref()),
                     probes::connect_ms.eq(row.connect_ms),
+                    probes::maintenance.eq(i16::from(row.maintenance)),
                 ))
                 .returning(probes::id)
                 .get_result(conn)?;
@@ -324,7 +342,7 @@ pub fn insert_staged(conn: &mut SqliteConnection, rows: &[Row], cache: &WriteCac
         let mut hourly: BTreeMap<(i32, i64), Agg> = BTreeMap::new();
         for row in rows {
             hourly.entry((row.monitor_id, row.ts.div_euclid(HOUR))).or_default().add(
-                row.status,
+                row.agg_status(),
                 row.latency_ms.into(),
                 row.ttft_ms.map(i64::from),
             );
@@ -368,6 +386,7 @@ type ProbeColumns = (
     Option<i64>,
     Option<String>,
     Option<i32>,
+    i16,
 );
 
 fn row_of(c: ProbeColumns) -> Row {
@@ -386,6 +405,7 @@ fn row_of(c: ProbeColumns) -> Row {
         completion,
         detail,
         connect_ms,
+        maintenance,
     ) = c;
     Row {
         monitor_id,
@@ -402,6 +422,7 @@ fn row_of(c: ProbeColumns) -> Row {
         model,
         prompt_tokens: prompt,
         completion_tokens: completion,
+        maintenance: maintenance != 0,
     }
 }
 
@@ -425,6 +446,7 @@ pub fn latest_rows(conn: &mut SqliteConnection) -> Result<Vec<Row>, StoreError> 
             probes::completion_tokens,
             probes::detail,
             probes::connect_ms,
+            probes::maintenance,
         ))
         .load(conn)?;
     Ok(rows.into_iter().map(row_of).collect())
@@ -457,17 +479,17 @@ pub fn rollups_between(
 /// Raw samples of a monitor within `window`. A full scan (raw probes have no index): for tests
 /// and checks, not for serving.
 pub fn samples(conn: &mut SqliteConnection, monitor_id: i32, window: &Window) -> Result<Vec<Sample>, StoreError> {
-    let rows: Vec<(i64, i16, i32, Option<i32>)> = probes::table
+    let rows: Vec<(i64, i16, i32, Option<i32>, i16)> = probes::table
         .filter(probes::monitor_id.eq(monitor_id))
         .filter(probes::ts.ge(window.first_start))
         .filter(probes::ts.lt(window.end()))
-        .select((probes::ts, probes::status, probes::latency_ms, probes::ttft_ms))
+        .select((probes::ts, probes::status, probes::latency_ms, probes::ttft_ms, probes::maintenance))
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(ts, status, latency, ttft)| Sample {
+        .map(|(ts, status, latency, ttft, maintenance)| Sample {
             ts,
-            status,
+            status: if maintenance != 0 { super::rollup::MAINTENANCE } else { status },
             latency_ms: i64::from(latency),
             ttft_ms: ttft.map(i64::from),
         })

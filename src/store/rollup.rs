@@ -10,6 +10,9 @@ use super::timeline::{self, Bucket, Counts, Period};
 
 pub const HOUR: i64 = 3_600;
 pub const DAY: i64 = 86_400;
+/// The status an aggregate counts a probe under when it was made inside a maintenance window
+/// (never stored as a probe's status: the probe keeps its colour and a mark).
+pub const MAINTENANCE: i16 = 3;
 
 /// Everything a timeline bucket needs about the probes in it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,6 +20,8 @@ pub struct Agg {
     pub green: u64,
     pub yellow: u64,
     pub red: u64,
+    /// Probes made inside a maintenance window: in no colour, so out of availability and uptime.
+    pub maintenance: u64,
     /// Sum of the latency of non-red probes.
     pub latency_sum: u64,
     /// Latency of non-red probes.
@@ -31,6 +36,10 @@ impl Agg {
             0 => self.red += 1,
             1 => self.green += 1,
             2 => self.yellow += 1,
+            MAINTENANCE => {
+                self.maintenance += 1;
+                return;
+            }
             _ => return,
         }
         if status != 0 {
@@ -47,13 +56,19 @@ impl Agg {
         self.green += other.green;
         self.yellow += other.yellow;
         self.red += other.red;
+        self.maintenance += other.maintenance;
         self.latency_sum += other.latency_sum;
         self.latency.merge(&other.latency);
         self.ttft.merge(&other.ttft);
     }
 
     pub fn counts(&self) -> Counts {
-        Counts { green: self.green as i64, yellow: self.yellow as i64, red: self.red as i64 }
+        Counts {
+            green: self.green as i64,
+            yellow: self.yellow as i64,
+            red: self.red as i64,
+            maintenance: self.maintenance as i64,
+        }
     }
 }
 

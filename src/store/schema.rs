@@ -28,6 +28,7 @@ diesel::table! {
         completion_tokens -> Nullable<BigInt>,
         detail -> Nullable<Text>,
         connect_ms -> Nullable<Integer>,
+        maintenance -> SmallInt,
     }
 }
 
@@ -41,6 +42,7 @@ diesel::table! {
         latency_sum -> BigInt,
         latency_sketch -> Binary,
         ttft_sketch -> Binary,
+        maintenance -> BigInt,
     }
 }
 
@@ -66,4 +68,49 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(monitors, probes, rollups, latest, models, meta);
+diesel::table! {
+    alert_state (monitor_id) {
+        monitor_id -> Integer,
+        state -> Text,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        time -> BigInt,
+        kind -> Text,
+        provider -> Nullable<Text>,
+        service -> Nullable<Text>,
+        channel -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        event_id -> BigInt,
+        channel -> Text,
+        message -> Text,
+        created_at -> BigInt,
+        not_before -> BigInt,
+        state -> SmallInt,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        done_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    monitors,
+    probes,
+    rollups,
+    latest,
+    models,
+    meta,
+    alert_state,
+    events,
+    outbox
+);

@@ -121,6 +121,8 @@ pub struct Counts {
     pub green: i64,
     pub yellow: i64,
     pub red: i64,
+    /// Probes inside a maintenance window (counted in no colour).
+    pub maintenance: i64,
 }
 
 impl Counts {
@@ -128,6 +130,7 @@ impl Counts {
         self.green += other.green;
         self.yellow += other.yellow;
         self.red += other.red;
+        self.maintenance += other.maintenance;
     }
 
     pub fn total(&self) -> i64 {
@@ -142,7 +145,8 @@ impl Counts {
         round2(100.0 * (self.green as f64 + self.yellow as f64 * degraded_weight) / self.total() as f64)
     }
 
-    /// The worst colour seen: red over yellow over green; -1 when empty.
+    /// The worst colour seen: red over yellow over green; -2 when every probe was in
+    /// maintenance; -1 when empty.
     pub fn worst_status(&self) -> i16 {
         if self.red > 0 {
             0
@@ -150,6 +154,8 @@ impl Counts {
             2
         } else if self.green > 0 {
             1
+        } else if self.maintenance > 0 {
+            -2
         } else {
             -1
         }
@@ -186,6 +192,10 @@ pub fn build(window: &Window, samples: &[Sample], degraded_weight: f64) -> (Vec<
             0 => c.red += 1,
             1 => c.green += 1,
             2 => c.yellow += 1,
+            super::rollup::MAINTENANCE => {
+                c.maintenance += 1;
+                continue;
+            }
             _ => continue,
         }
         if sample.status != 0 {
@@ -325,7 +335,10 @@ mod tests {
         assert_eq!((b[22].status, b[22].latency), (2, (5_000 + 7_000) / 60));
         assert_eq!(b[22].availability, round2(100.0 * (50.0 + 7.0) / 60.0));
         // red dominates; red latency is left out of the mean
-        assert_eq!((b[21].status, b[21].latency, b[21].counts), (0, 300, Counts { green: 3, yellow: 1, red: 1 }));
+        assert_eq!(
+            (b[21].status, b[21].latency, b[21].counts),
+            (0, 300, Counts { green: 3, yellow: 1, red: 1, maintenance: 0 })
+        );
         assert_eq!(b[21].availability, 74.0);
         assert_eq!((b[20].status, b[20].latency, b[20].availability), (0, 0, 0.0));
         assert_eq!(b[19].status, -1);
@@ -354,5 +367,25 @@ mod tests {
         let (b, uptime) = build(&w, &[sample(NOW, 9, 1, None)], 0.7);
         assert!(b.iter().all(|b| b.counts.total() == 0));
         assert_eq!(uptime, -1.0);
+    }
+
+    #[test]
+    fn maintenance_probes_count_in_no_colour_and_a_bucket_of_only_them_is_minus_two() {
+        let window = Period::Day.window(NOW);
+        let hour = |h: i64| window.first_start + h * 3_600 + 60;
+        let m = crate::store::rollup::MAINTENANCE;
+        let samples = [
+            sample(hour(20), m, 100, None),
+            sample(hour(20) + 1, m, 100, None),
+            sample(hour(21), m, 100, None),
+            sample(hour(21) + 1, 1, 100, None),
+            sample(hour(21) + 2, 0, 100, None),
+        ];
+        let (b, uptime) = build(&window, &samples, 0.7);
+        assert_eq!((b[20].status, b[20].availability, b[20].counts.maintenance), (-2, -1.0, 2));
+        assert_eq!((b[21].status, b[21].availability, b[21].counts.total()), (0, 50.0, 2));
+        assert_eq!(uptime, 50.0);
+        let (_, only_maintenance) = build(&window, &samples[..3], 0.7);
+        assert_eq!(only_maintenance, -1.0);
     }
 }
