@@ -88,6 +88,7 @@ fn generate_history(path: &Path, now: i64) -> (Vec<MonitorKey>, usize, Duration)
                 model: (status != 0).then(|| models[i % 3].to_string()),
                 prompt_tokens: (status != 0).then_some(24),
                 completion_tokens: (status != 0).then_some(2 + (rng.next() % 4) as i64),
+                maintenance: false,
             });
             if batch.len() == 20_000 {
                 db::insert(&mut conn, &batch).unwrap();
@@ -445,8 +446,14 @@ fn ingest_phase(figures: &mut Vec<Figure>, dir: &Path) {
     let (elapsed, stored) = actix_rt::System::new().block_on(async move {
         let conn = db::open(&path).unwrap();
         let retention = Duration::from_secs(30 * 86_400);
-        let (store, inbox) =
-            llm_monitor::store::start(conn, llm_monitor::clock::system(), retention, 0.7, Default::default());
+        let (store, inbox) = llm_monitor::store::start(
+            conn,
+            llm_monitor::clock::system(),
+            retention,
+            0.7,
+            Default::default(),
+            Default::default(),
+        );
         store.send(LoadHistory).await.unwrap().unwrap();
         let keys: Vec<MonitorKey> = (0..2_000).map(|i| MonitorKey::new("ingest", &format!("m{i}"), "")).collect();
         store.do_send(RegisterMonitors { keys: keys.clone(), degraded_weight: 0.7, retention });

@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+use crate::alert::delivery::{Delivery, StopDelivery, STOP_GRACE};
 use crate::api::{self, AppState};
 use crate::clock::SharedClock;
 use crate::config::{duration, Config};
 use crate::metrics::Metrics;
-use crate::store::{db, Close, Flush, LoadHistory, RegisterMonitors};
-use crate::supervisor::{Shutdown, Supervisor};
+use crate::store::{db, Close, ConfigureAlertsFor, Flush, LoadHistory, RegisterMonitors};
+use crate::supervisor::{AttachDelivery, Shutdown, Supervisor};
 use crate::systemd::{notify_systemd, watchdog};
 use sd_notify::NotifyState;
 
@@ -57,8 +58,18 @@ pub async fn run_with_clock(config: Config, clock: SharedClock) -> Result<(), Ru
     let metrics = Arc::new(Metrics::new());
     metrics.reloaded("startup", true, clock.now());
     // diesel blocks: the one connection lives on a thread of its own.
-    let (store, inbox) =
-        crate::store::start(conn, clock.clone(), config.retention, config.degraded_weight, metrics.clone());
+    let alerts = Arc::new(config.alerts.clone());
+    let (store, inbox) = crate::store::start(
+        conn,
+        clock.clone(),
+        config.retention,
+        config.degraded_weight,
+        metrics.clone(),
+        alerts.clone(),
+    );
+    // Before the history loads: messages left in the outbox go to it as the store reads them.
+    let delivery = Delivery::new(alerts.clone(), store.clone().recipient(), clock.clone(), metrics.clone()).start();
+    store.do_send(ConfigureAlertsFor { config: alerts, delivery: Some(delivery.clone().recipient()) });
     match store.send(LoadHistory).timeout(LOAD_TIMEOUT).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(RunError::Other(format!("cannot read the history: {e}"))),
@@ -80,8 +91,16 @@ pub async fn run_with_clock(config: Config, clock: SharedClock) -> Result<(), Ru
     };
     let supervisor =
         Supervisor::new(config.clone(), store.clone(), inbox, hangups, metrics.clone(), clock.clone()).start();
+    supervisor.do_send(AttachDelivery(delivery.clone()));
     let metrics_for_exit = metrics.clone();
-    let state = AppState { clock, store: store.clone(), supervisor: supervisor.clone(), metrics, started };
+    let state = AppState {
+        clock,
+        store: store.clone(),
+        supervisor: supervisor.clone(),
+        delivery: Some(delivery.clone()),
+        metrics,
+        started,
+    };
     let address = listener.local_addr().map_err(|e| RunError::Other(e.to_string()))?;
     let server = api::serve(listener, state, config.cors.clone())
         .map_err(|source| RunError::Listen { listen: config.listen.clone(), source })?;
@@ -127,6 +146,10 @@ pub async fn run_with_clock(config: Config, clock: SharedClock) -> Result<(), Ru
     let drain = Duration::from_secs(300 + 10);
     if let Err(e) = supervisor.send(Shutdown).timeout(drain).await {
         log::error!("shutdown: the probes did not all finish within {} ({e})", duration::format(drain));
+    }
+    *stage.lock().unwrap_or_else(|e| e.into_inner()) = "finishing the alert messages being sent";
+    if let Err(e) = delivery.send(StopDelivery).timeout(STOP_GRACE + Duration::from_secs(1)).await {
+        log::error!("shutdown: alert delivery did not answer: {e}");
     }
     *stage.lock().unwrap_or_else(|e| e.into_inner()) = "writing the last results";
     match store.send(Flush { deadline: FLUSH_DEADLINE }).timeout(FLUSH_DEADLINE + Duration::from_secs(5)).await {

@@ -41,6 +41,12 @@ struct ReloadLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    channel: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -70,6 +76,7 @@ pub struct Metrics {
     pub store_dropped: Counter,
     pub probes_in_flight: Gauge,
     pub config_file_checks: Counter,
+    notifications: Family<NotificationLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -131,6 +138,12 @@ impl Metrics {
             Unit::Seconds,
             reload_success_time.clone(),
         );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Alert messages by channel and result: sent, failed (an attempt; retried) or given_up",
+            notifications.clone(),
+        );
         let store_queue = Gauge::default();
         registry.register("store_queue_depth", "Results waiting to be written", store_queue.clone());
         let store_write_errors = Counter::default();
@@ -171,7 +184,13 @@ impl Metrics {
             store_dropped,
             probes_in_flight,
             config_file_checks,
+            notifications,
         }
+    }
+
+    /// One alert message outcome on `channel`: `sent`, `failed` (an attempt) or `given_up`.
+    pub fn notification(&self, channel: &str, result: &'static str) {
+        self.notifications.get_or_create(&NotificationLabels { channel: channel.to_string(), result }).inc();
     }
 
     /// Records one classified probe.

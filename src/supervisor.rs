@@ -8,12 +8,13 @@ use actix::prelude::*;
 use actix_rt::signal::unix::Signal;
 use futures_util::future::join_all;
 
+use crate::alert::delivery::{Delivery, Reconfigure};
 use crate::clock::SharedClock;
 use crate::config::watch::{ConfigActor, GetReloadStatus, ReloadStatus};
 use crate::config::{diff, Config, Monitor, MonitorKey};
 use crate::metrics::Metrics;
 use crate::probe::{Drain, ProbeActor, Retire, UpdateMonitor, UpdateRedactor};
-use crate::store::{Inbox, RegisterMonitors, StoreActor};
+use crate::store::{ConfigureAlertsFor, Inbox, RegisterMonitors, StoreActor};
 
 pub struct Supervisor {
     config: Config,
@@ -28,6 +29,8 @@ pub struct Supervisor {
     inbox: Inbox,
     config_actor: Option<Addr<ConfigActor>>,
     probes: HashMap<MonitorKey, Addr<ProbeActor>>,
+    /// Sends alert messages; told of every new alert configuration.
+    delivery: Option<Addr<Delivery>>,
     stopping: bool,
 }
 
@@ -51,6 +54,7 @@ impl Supervisor {
             inbox,
             config_actor: None,
             probes: HashMap::new(),
+            delivery: None,
             stopping: false,
         }
     }
@@ -128,6 +132,15 @@ impl Handler<ApplyConfig> for Supervisor {
                 log::warn!("open files: {warning}");
             }
         }
+        if new.alerts != self.config.alerts {
+            // Diff-applied: the engine keeps every monitor's state; only settings change.
+            let alerts = Arc::new(new.alerts.clone());
+            self.store.do_send(ConfigureAlertsFor { config: alerts.clone(), delivery: None });
+            if let Some(delivery) = &self.delivery {
+                delivery.do_send(Reconfigure(alerts));
+            }
+            log::info!("alerts: settings changed, applied from now on");
+        }
         let changes = diff(&self.config.monitors, &new.monitors);
         for key in &changes.removed {
             if let Some(actor) = self.probes.remove(key) {
@@ -165,6 +178,19 @@ impl Handler<ApplyConfig> for Supervisor {
         }
         self.config = new;
         Ok(ApplySummary { added: changes.added.len(), changed: changes.changed.len(), removed: changes.removed.len() })
+    }
+}
+
+/// The delivery actor, to tell of new alert settings.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachDelivery(pub Addr<Delivery>);
+
+impl Handler<AttachDelivery> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttachDelivery, _: &mut Context<Self>) {
+        self.delivery = Some(msg.0);
     }
 }
 

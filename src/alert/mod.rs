@@ -10,7 +10,11 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{MonitorKey, Reason, Status};
 use crate::secret::Secret;
 
+pub mod delivery;
+pub mod engine;
 pub mod maintenance;
+pub mod message;
+pub mod send;
 
 pub use maintenance::{Maintenance, Recurrence};
 

@@ -7,6 +7,7 @@ use serde_json::json;
 use std::time::Duration;
 
 use super::AppState;
+use crate::alert::delivery::GetDeliveryHealth;
 use crate::store::GetStoreHealth;
 use crate::supervisor::GetConfigState;
 
@@ -24,6 +25,10 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         ),
     };
     let config = state.supervisor.send(GetConfigState).timeout(HEALTH_TIMEOUT).await.ok();
+    let alerts = match &state.delivery {
+        Some(delivery) => delivery.send(GetDeliveryHealth).timeout(HEALTH_TIMEOUT).await.ok(),
+        None => None,
+    };
     // Only the store decides: a slow or failed reload does not stop serving or storing.
     let ok = status == "ok";
     let body = json!({
@@ -32,6 +37,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         "uptime_seconds": state.started.elapsed().as_secs(),
         "store": store,
         "config": config,
+        "alerts": alerts,
     });
     let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     HttpResponse::build(code).json(body)
@@ -53,13 +59,26 @@ mod tests {
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let clock = crate::clock::system();
         let conn = crate::store::db::open(&dir.path().join("t.db")).unwrap();
-        let (store, inbox) =
-            crate::store::start(conn, clock.clone(), config.retention, config.degraded_weight, metrics.clone());
+        let (store, inbox) = crate::store::start(
+            conn,
+            clock.clone(),
+            config.retention,
+            config.degraded_weight,
+            metrics.clone(),
+            Arc::new(config.alerts.clone()),
+        );
         store.send(LoadHistory).await.unwrap().unwrap();
         let supervisor =
             crate::supervisor::Supervisor::new(config, store.clone(), inbox, None, metrics.clone(), clock.clone())
                 .start();
-        let state = AppState { clock, store: store.clone(), supervisor, metrics, started: std::time::Instant::now() };
+        let state = AppState {
+            clock,
+            store: store.clone(),
+            supervisor,
+            delivery: None,
+            metrics,
+            started: std::time::Instant::now(),
+        };
         let ask = |state: AppState| async move {
             let response = health(web::Data::new(state)).await;
             let code = response.status();

@@ -2,6 +2,7 @@
 
 pub mod badge;
 pub mod conn;
+mod events;
 mod health;
 pub mod status;
 mod web_page;
@@ -26,6 +27,7 @@ pub struct AppState {
     pub clock: crate::clock::SharedClock,
     pub store: Addr<StoreActor>,
     pub supervisor: Addr<Supervisor>,
+    pub delivery: Option<Addr<crate::alert::delivery::Delivery>>,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
 }
@@ -45,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .into()
     }))
     .service(read_only("/api/status").to(status::status))
+    .service(read_only("/api/events").to(events::events))
     .service(read_only("/health").to(health::health))
     .service(read_only("/metrics").to(metrics))
     .service(read_only("/api/badge/{provider}/{file}").to(badge::badge))

@@ -74,6 +74,7 @@ pub fn monitor_status(
         current_status: model.and_then(|m| m.latest.as_ref()).map(CurrentStatus::from),
         uptime,
         timeline,
+        maintenance: MaintenanceStatus::default(),
     }
 }
 
@@ -89,7 +90,11 @@ pub fn answer(snapshot: &Snapshot, q: &Query) -> Vec<MonitorStatus> {
                 && matches(&q.service, &key.service)
                 && matches(&q.channel, &key.channel)
         })
-        .map(|(key, model)| monitor_status(key, model.as_deref(), q.period, q.now, snapshot.degraded_weight))
+        .map(|(key, model)| {
+            let mut status = monitor_status(key, model.as_deref(), q.period, q.now, snapshot.degraded_weight);
+            status.maintenance = MaintenanceStatus::of(&snapshot.maintenance, key, q.now);
+            status
+        })
         .collect()
 }
 
@@ -282,4 +287,35 @@ pub struct MonitorStatus {
     pub current_status: Option<CurrentStatus>,
     pub uptime: f64,
     pub timeline: Vec<timeline::Bucket>,
+    pub maintenance: MaintenanceStatus,
+}
+
+/// The maintenance window covering a monitor now, and the next one to start.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MaintenanceStatus {
+    pub current: Option<MaintenanceWindow>,
+    pub next: Option<MaintenanceWindow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MaintenanceWindow {
+    pub name: String,
+    /// Unix seconds.
+    pub start: i64,
+    pub end: i64,
+}
+
+impl MaintenanceStatus {
+    pub fn of(windows: &[crate::alert::Maintenance], key: &crate::domain::MonitorKey, now: i64) -> Self {
+        use crate::alert::maintenance;
+        let window = |(w, start, end): (&crate::alert::Maintenance, i64, i64)| MaintenanceWindow {
+            name: w.name.clone(),
+            start,
+            end,
+        };
+        MaintenanceStatus {
+            current: maintenance::current(windows, key, now).map(window),
+            next: maintenance::next(windows, key, now).map(window),
+        }
+    }
 }

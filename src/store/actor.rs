@@ -13,11 +13,16 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use super::alerts::{DeliveryUpdate, OutboxRow};
 use super::db::Row;
 use super::inbox::{Collect, Queue, COLLECT_AT};
 use super::model::{MonitorModel, Snapshot};
 use super::rollup::{Agg, DAY, HOUR};
-use super::writer::{CloseDatabase, Load, PurgeStep, TryWrite, WriteBatch, Writer};
+use super::writer::{
+    CloseDatabase, ConfigureAlerts, Load, PurgeStep, ReadEvents, TryWrite, WriteBatch, Writer, RECENT_EVENTS,
+};
+use crate::alert::engine::Event;
+use crate::alert::AlertConfig;
 use crate::clock::SharedClock;
 use crate::domain::{MonitorKey, Reason, Status};
 use crate::metrics::Metrics;
@@ -134,6 +139,36 @@ pub struct Close {
     pub deadline: Duration,
 }
 
+/// What the outbox got and lost in a commit, for the delivery actor.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct OutboxChanged {
+    pub added: Vec<OutboxRow>,
+    /// Events whose pending messages were withdrawn.
+    pub suppressed: Vec<i64>,
+}
+
+/// Where committed outbox messages go (the delivery actor), and the alert configuration.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ConfigureAlertsFor {
+    pub config: Arc<AlertConfig>,
+    pub delivery: Option<Recipient<OutboxChanged>>,
+}
+
+/// Delivery's record of an attempt, written with the next batch.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Delivered(pub DeliveryUpdate);
+
+/// `/api/events`: up to `limit` events after `since_id`, oldest first, and whether more follow.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(Vec<Event>, bool), String>")]
+pub struct QueryEvents {
+    pub since_id: i64,
+    pub limit: usize,
+}
+
 struct Purge {
     before: i64,
     from: i64,
@@ -178,6 +213,16 @@ pub struct StoreActor {
     closing: Option<Waiter>,
     /// Where the ProbeActors leave results (see [`Inbox`](super::inbox::Inbox)).
     inbox: Arc<Queue>,
+    /// Delivery records waiting to be written, and those in the batch at the writer.
+    deliveries: Vec<DeliveryUpdate>,
+    batch_deliveries: Vec<DeliveryUpdate>,
+    /// The alert engine needs a batch (even an empty one) at this time (unix seconds).
+    alerts_due: Option<i64>,
+    alerts_timer: Option<SpawnHandle>,
+    delivery: Option<Recipient<OutboxChanged>>,
+    /// The newest events, oldest first (at most [`RECENT_EVENTS`]).
+    events: VecDeque<Event>,
+    maintenance: Arc<[crate::alert::Maintenance]>,
 }
 
 impl StoreActor {
@@ -216,6 +261,13 @@ impl StoreActor {
             flushes: Vec::new(),
             closing: None,
             inbox: Arc::default(),
+            deliveries: Vec::new(),
+            batch_deliveries: Vec::new(),
+            alerts_due: None,
+            alerts_timer: None,
+            delivery: None,
+            events: VecDeque::new(),
+            maintenance: Arc::from(Vec::new()),
         }
     }
 
@@ -225,7 +277,46 @@ impl StoreActor {
     }
 
     fn waiting(&self) -> usize {
-        self.pending.len() + self.batch.len() + self.inbox.len()
+        self.pending.len() + self.batch.len() + self.inbox.len() + self.deliveries.len() + self.batch_deliveries.len()
+    }
+
+    /// The alert engine wants a look at `due` (unix seconds): a timer brings an empty batch then.
+    fn schedule_alerts(&mut self, due: Option<i64>, ctx: &mut Context<Self>) {
+        self.alerts_due = due;
+        if let Some(handle) = self.alerts_timer.take() {
+            ctx.cancel_future(handle);
+        }
+        let Some(due) = due else { return };
+        let wait = Duration::from_millis(((due - self.clock.now()).max(0) as u64).saturating_mul(1_000).min(3_600_000));
+        self.alerts_timer = Some(ctx.run_later(wait, |act, ctx| {
+            act.alerts_timer = None;
+            act.pump(ctx);
+            // Not reached yet (a timer capped at an hour, or a clock set back): wait again.
+            if act.alerts_due.is_some_and(|d| d > act.clock.now()) && act.alerts_timer.is_none() {
+                act.schedule_alerts(act.alerts_due, ctx);
+            }
+        }));
+    }
+
+    fn alerts_due_now(&self) -> bool {
+        self.alerts_due.is_some_and(|due| due <= self.clock.now())
+    }
+
+    /// What a commit recorded and queued: events kept for the API, messages to delivery.
+    fn remember_alerts(&mut self, events: Vec<Event>, added: Vec<OutboxRow>, suppressed: Vec<i64>) {
+        for event in events {
+            self.events.push_back(event);
+        }
+        while self.events.len() > RECENT_EVENTS as usize {
+            self.events.pop_front();
+        }
+        if added.is_empty() && suppressed.is_empty() {
+            return;
+        }
+        match &self.delivery {
+            Some(delivery) => delivery.do_send(OutboxChanged { added, suppressed }),
+            None => log::debug!("alerts: {} messages queued with no delivery running", added.len()),
+        }
     }
 
     /// Takes a result into the queue for the writer; at [`MAX_PENDING`] the oldest goes.
@@ -308,20 +399,30 @@ impl StoreActor {
         if flushing {
             self.collect();
         }
-        if !self.pending.is_empty() && (self.due || flushing || self.pending.len() >= FLUSH_AT) {
+        let results_due = !self.pending.is_empty() && (self.due || flushing || self.pending.len() >= FLUSH_AT);
+        let deliveries_due = !self.deliveries.is_empty() && (self.due || flushing);
+        if results_due || deliveries_due || self.alerts_due_now() {
             self.due = false;
             let take = self.pending.len().min(BATCH_MAX);
             self.batch = self.pending.drain(..take).collect();
+            self.batch_deliveries = std::mem::take(&mut self.deliveries);
             self.busy = true;
-            let request = self.writer.send(WriteBatch { rows: self.batch.clone() });
+            let request = self.writer.send(WriteBatch {
+                rows: self.batch.clone(),
+                deliveries: self.batch_deliveries.clone(),
+                now: self.clock.now(),
+            });
             ctx.spawn(request.into_actor(self).map(|reply, act, ctx| {
                 act.busy = false;
                 match reply.map_err(|e| format!("the writer did not answer: {e}")).and_then(|r| r) {
                     Ok(written) => {
                         act.batch.clear();
+                        act.batch_deliveries.clear();
                         act.settle_owed(true);
                         act.ids.extend(written.ids);
                         act.remember(&written.rows);
+                        act.remember_alerts(written.events, written.outbox, written.suppressed);
+                        act.schedule_alerts(written.next_due, ctx);
                         act.succeeded();
                     }
                     Err(e) => {
@@ -330,6 +431,9 @@ impl StoreActor {
                         for row in std::mem::take(&mut act.batch).into_iter().rev() {
                             act.pending.push_front(row);
                         }
+                        let mut deliveries = std::mem::take(&mut act.batch_deliveries);
+                        deliveries.append(&mut act.deliveries);
+                        act.deliveries = deliveries;
                         act.settle_owed(false);
                         act.due = true;
                         act.failed(&format!("writing results failed, will retry: {e}"));
@@ -397,7 +501,7 @@ impl StoreActor {
     /// Results go to the writer at most [`FLUSH_EVERY`] after they came: the timer runs while
     /// any wait, so an idle store does not wake up.
     fn arm_flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flush_armed || (self.pending.is_empty() && self.inbox.is_empty()) {
+        if self.flush_armed || (self.pending.is_empty() && self.inbox.is_empty() && self.deliveries.is_empty()) {
             return;
         }
         self.flush_armed = true;
@@ -535,7 +639,12 @@ impl StoreActor {
             .iter()
             .map(|key| (key.clone(), self.ids.get(key).and_then(|id| self.models.get(id)).cloned()))
             .collect();
-        let snapshot = Arc::new(Snapshot { version: self.version, degraded_weight: self.degraded_weight, monitors });
+        let snapshot = Arc::new(Snapshot {
+            version: self.version,
+            degraded_weight: self.degraded_weight,
+            monitors,
+            maintenance: self.maintenance.clone(),
+        });
         self.snapshot = Some(snapshot.clone());
         snapshot
     }
@@ -588,8 +697,9 @@ impl Handler<LoadHistory> for StoreActor {
     type Result = ResponseActFuture<Self, Result<(), String>>;
 
     fn handle(&mut self, _: LoadHistory, _: &mut Context<Self>) -> Self::Result {
-        let first_hour = self.clock.now().div_euclid(HOUR) - 31 * 24;
-        let load = self.writer.send(Load { first_hour });
+        let now = self.clock.now();
+        let first_hour = now.div_euclid(HOUR) - 31 * 24;
+        let load = self.writer.send(Load { first_hour, now });
         Box::pin(load.into_actor(self).map(|reply, act, ctx| {
             let loaded = reply.map_err(|e| format!("the writer did not answer: {e}"))??;
             // The start-up purge goes by the newest result loaded here, so it is scheduled only
@@ -611,6 +721,13 @@ impl Handler<LoadHistory> for StoreActor {
             }
             act.changed();
             log::debug!("store: loaded {} hourly rollups of {} monitors", loaded.rollups.len(), act.models.len());
+            let alerts = loaded.alerts;
+            if !alerts.pending.is_empty() {
+                log::info!("alerts: {} messages from before the restart wait to be sent", alerts.pending.len());
+            }
+            act.events = alerts.events.into();
+            act.remember_alerts(Vec::new(), alerts.pending, Vec::new());
+            act.schedule_alerts(loaded.next_due, ctx);
             match loaded.writable {
                 Ok(()) => act.succeeded(),
                 Err(e) => act.failed(&format!("the database refuses writes: {e}")),
@@ -637,6 +754,57 @@ impl Handler<GetStoreHealth> for StoreActor {
             pending: self.waiting(),
             dropped: self.dropped,
             last_error: self.last_error.clone(),
+        })
+    }
+}
+
+impl Handler<ConfigureAlertsFor> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ConfigureAlertsFor, ctx: &mut Context<Self>) {
+        if msg.delivery.is_some() {
+            self.delivery = msg.delivery;
+        }
+        self.maintenance = Arc::from(msg.config.maintenance.clone());
+        self.changed();
+        let request = self.writer.send(ConfigureAlerts { config: msg.config, now: self.clock.now() });
+        ctx.spawn(request.into_actor(self).map(|reply, act, ctx| {
+            if let Ok(due) = reply {
+                act.schedule_alerts(due, ctx);
+            }
+        }));
+    }
+}
+
+impl Handler<Delivered> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Delivered, ctx: &mut Context<Self>) {
+        self.deliveries.push(msg.0);
+        self.arm_flush(ctx);
+    }
+}
+
+impl Handler<QueryEvents> for StoreActor {
+    type Result = ResponseFuture<Result<(Vec<Event>, bool), String>>;
+
+    fn handle(&mut self, msg: QueryEvents, _: &mut Context<Self>) -> Self::Result {
+        let limit = msg.limit.max(1);
+        // Memory holds the newest events without a gap: enough unless asked from before them.
+        let first_held = self.events.front().map(|e| e.id);
+        if first_held.is_none_or(|first| msg.since_id >= first - 1) {
+            let mut data: Vec<Event> =
+                self.events.iter().filter(|e| e.id > msg.since_id).take(limit + 1).cloned().collect();
+            let more = data.len() > limit;
+            data.truncate(limit);
+            return Box::pin(async move { Ok((data, more)) });
+        }
+        let read = self.writer.send(ReadEvents { since_id: msg.since_id, limit: limit as i64 + 1 });
+        Box::pin(async move {
+            let mut data = read.await.map_err(|e| format!("the store did not answer: {e}"))??;
+            let more = data.len() > limit;
+            data.truncate(limit);
+            Ok((data, more))
         })
     }
 }
@@ -705,7 +873,7 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let conn = db::open(path).unwrap();
         let retention = Duration::from_secs(retention_days * 86_400);
-        let (addr, inbox) = super::super::start(conn, clock.shared(), retention, 0.5, metrics.clone());
+        let (addr, inbox) = super::super::start(conn, clock.shared(), retention, 0.5, metrics.clone(), Arc::default());
         addr.do_send(RegisterMonitors { keys: vec![key()], degraded_weight: 0.5, retention });
         (addr, inbox, metrics)
     }

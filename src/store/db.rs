@@ -556,6 +556,7 @@ pub fn purge_step(
         diesel::delete(rollups::table.filter(rollups::hour.lt(before / HOUR))).execute(conn)?;
         // Pointers to purged probes would dangle (and rowids can be reused once a table empties).
         diesel::delete(latest::table.filter(latest::ts.lt(before))).execute(conn)?;
+        super::alerts::purge(conn, before)?;
         // Model names no probe refers to any more; only checked when there are suspiciously many
         // (an upstream inventing a name per reply), as it reads the whole table.
         let models: i64 = models::table.count().get_result(conn)?;

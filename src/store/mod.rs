@@ -2,6 +2,7 @@
 //! the Writer behind it (the one thread that runs diesel), over SQLite.
 
 pub mod actor;
+pub mod alerts;
 pub mod db;
 pub mod inbox;
 pub mod model;
@@ -12,8 +13,8 @@ pub mod timeline;
 pub mod writer;
 
 pub use actor::{
-    Close, Flush, GetSnapshot, GetStoreHealth, LoadHistory, ProbeResult, RegisterMonitors, StoreActor, StoreHealth,
-    MAX_PENDING,
+    Close, ConfigureAlertsFor, Delivered, Flush, GetSnapshot, GetStoreHealth, LoadHistory, OutboxChanged, ProbeResult,
+    QueryEvents, RegisterMonitors, StoreActor, StoreHealth, MAX_PENDING,
 };
 pub use inbox::Inbox;
 pub use model::{MonitorModel, Snapshot};
@@ -27,12 +28,13 @@ pub fn start(
     retention: std::time::Duration,
     degraded_weight: f64,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    alerts: std::sync::Arc<crate::alert::AlertConfig>,
 ) -> (actix::Addr<StoreActor>, Inbox) {
     use actix::Actor;
     let conn = std::sync::Mutex::new(Some(conn));
     let thread = || std::thread::Builder::new().name("store-writer".into());
     let writer = actix::SyncArbiter::start_with_thread_builder(1, thread, move || {
-        Writer::new(conn.lock().unwrap_or_else(|e| e.into_inner()).take().expect("one writer thread"))
+        Writer::new(conn.lock().unwrap_or_else(|e| e.into_inner()).take().expect("one writer thread"), alerts.clone())
     });
     let actor = StoreActor::new(writer, clock, retention, degraded_weight, metrics);
     let queue = actor.queue();

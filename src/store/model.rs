@@ -24,4 +24,6 @@ pub struct Snapshot {
     pub version: u64,
     pub degraded_weight: f64,
     pub monitors: Vec<(MonitorKey, Option<Arc<MonitorModel>>)>,
+    /// The configured maintenance windows (for each monitor's `maintenance` in the API).
+    pub maintenance: Arc<[crate::alert::Maintenance]>,
 }

@@ -1,0 +1,951 @@
+//! The alert state machine, pure: results and ticks in, state changes, events and outbox
+//! messages out. The store's writer runs it inside the transaction that stores the results, and
+//! keeps what it decided only once that transaction commits ([`Engine::apply`]), so the state,
+//! the events and the messages are never out of step with the stored history.
+//!
+//! Per monitor: `ok` -> `firing` after `failure_threshold` consecutive failing probes (a
+//! monitor red from its first probe fires too), `firing` -> `ok` after `success_threshold`
+//! consecutive non-failing ones. Inside a maintenance window nothing fires, resolves or
+//! reminds; at its end the counters decide, so only a real change is reported.
+
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::maintenance;
+use super::{AlertConfig, EventKind, Message, MonitorAlerts, MonitorName};
+use crate::domain::{MonitorKey, Reason, Status};
+
+/// A monitor's alert state, as stored (JSON in `alert_state`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MonitorState {
+    pub firing: bool,
+    pub fail_streak: u32,
+    pub ok_streak: u32,
+    /// The first failing probe of the current failing streak.
+    pub streak_started_at: Option<i64>,
+    /// While firing: when the outage began (its streak's first failing probe).
+    pub started_at: Option<i64>,
+    /// The event id of the down that opened this outage.
+    pub down_event: Option<i64>,
+    /// The channels the down went (or goes) to: the resolved and reminders follow it there.
+    pub down_channels: Vec<String>,
+    /// When the last message about this outage was decided (the down or a reminder).
+    pub last_message_at: Option<i64>,
+    /// Reminders count from here when later than the last message (the end of a maintenance
+    /// window: what was already down is not re-announced as it ends).
+    pub remind_from: Option<i64>,
+    /// Folded into the current storm: its own down was not sent, so neither is its resolved.
+    pub in_storm: bool,
+    /// The last failing probe: what reminders say.
+    pub last_status: Option<i16>,
+    pub last_reason: Option<String>,
+    pub last_detail: Option<String>,
+}
+
+impl MonitorState {
+    fn is_active(&self) -> bool {
+        self.firing || self.fail_streak > 0
+    }
+}
+
+/// A storm in progress (stored as part of [`Global`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StormState {
+    pub event: i64,
+    pub started_at: i64,
+    /// Members folded in and not yet recovered.
+    pub members: Vec<MonitorName>,
+    /// Every monitor it counted.
+    pub all: Vec<MonitorName>,
+    pub channels: Vec<String>,
+}
+
+/// What the engine keeps besides per-monitor state (stored as JSON in `meta`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Global {
+    pub storm: Option<StormState>,
+    /// Maintenance occurrences open at the last look: (window name, start).
+    pub open_windows: BTreeSet<(String, i64)>,
+}
+
+/// One state change, as `/api/events` serves it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    pub provider: Option<String>,
+    pub service: Option<String>,
+    pub channel: Option<String>,
+    pub reason: Option<String>,
+    pub detail: Option<String>,
+    pub time: i64,
+}
+
+/// A message for the outbox: one channel, not before `not_before`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub channel: String,
+    pub message: Message,
+    pub not_before: i64,
+}
+
+/// A probe result as the engine needs it.
+#[derive(Debug, Clone)]
+pub struct Observed<'a> {
+    pub key: &'a MonitorKey,
+    pub ts: i64,
+    pub status: Status,
+    pub reason: Reason,
+    pub detail: Option<&'a str>,
+}
+
+/// What one batch (or tick) decided, to write in its transaction and [`Engine::apply`] after.
+#[derive(Debug, Default)]
+pub struct Decided {
+    pub events: Vec<Event>,
+    pub outbox: Vec<Outgoing>,
+    /// Events whose pending messages are withdrawn (downs folded into a storm).
+    pub suppress: Vec<i64>,
+    /// Monitors whose state changed, with the new state.
+    pub states: HashMap<MonitorKey, MonitorState>,
+    /// The new global state, if it changed.
+    pub global: Option<Global>,
+    next_event: i64,
+}
+
+impl Decided {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.states.is_empty() && self.global.is_none() && self.suppress.is_empty()
+    }
+}
+
+pub struct Engine {
+    config: Arc<AlertConfig>,
+    states: HashMap<MonitorKey, MonitorState>,
+    /// Monitors firing or failing (a subset of `states`' keys): what reminders and storms
+    /// look through.
+    active: HashSet<MonitorKey>,
+    global: Global,
+    next_event: i64,
+}
+
+impl Engine {
+    pub fn new(config: Arc<AlertConfig>) -> Self {
+        Engine { config, states: HashMap::new(), active: HashSet::new(), global: Global::default(), next_event: 1 }
+    }
+
+    /// What the database holds, at start-up.
+    pub fn load(&mut self, states: Vec<(MonitorKey, MonitorState)>, global: Global, last_event: i64) {
+        self.active = states.iter().filter(|(_, s)| s.is_active()).map(|(k, _)| k.clone()).collect();
+        self.states = states.into_iter().collect();
+        self.global = global;
+        self.next_event = last_event + 1;
+    }
+
+    /// A new configuration: thresholds and channels apply from the next probe on; nothing
+    /// firing is dropped or sent again.
+    pub fn configure(&mut self, config: Arc<AlertConfig>) {
+        self.config = config;
+    }
+
+    pub fn config(&self) -> &AlertConfig {
+        &self.config
+    }
+
+    pub fn state(&self, key: &MonitorKey) -> Option<&MonitorState> {
+        self.states.get(key)
+    }
+
+    /// Whether `key` is inside a maintenance window at `t`.
+    pub fn in_maintenance(&self, key: &MonitorKey, t: i64) -> bool {
+        maintenance::current(&self.config.maintenance, key, t).is_some()
+    }
+
+    /// Runs `results` (in the order their probes ended) and then the clock up to `now`.
+    pub fn decide(&self, results: &[Observed<'_>], now: i64) -> Decided {
+        let mut run =
+            Run { engine: self, decided: Decided { next_event: self.next_event, ..Decided::default() }, global: None };
+        // Windows first: what a window's end reports comes before what later probes change.
+        run.windows(now);
+        for result in results {
+            run.observe(result, now);
+        }
+        run.tick(now);
+        let mut decided = run.decided;
+        decided.global = run.global;
+        decided
+    }
+
+    /// What a committed [`Decided`] changed.
+    pub fn apply(&mut self, decided: &Decided) {
+        for (key, state) in &decided.states {
+            if state.is_active() {
+                self.active.insert(key.clone());
+            } else {
+                self.active.remove(key);
+            }
+            self.states.insert(key.clone(), state.clone());
+        }
+        if let Some(global) = &decided.global {
+            self.global = global.clone();
+        }
+        self.next_event = decided.next_event;
+    }
+
+    /// When the engine next has something to do without a probe (a reminder, a maintenance
+    /// window opening or closing, a storm to close), if ever.
+    pub fn next_due(&self, now: i64) -> Option<i64> {
+        let mut due: Option<i64> = None;
+        let mut consider = |t: i64| due = Some(due.map_or(t, |d| d.min(t)));
+        if let Some(every) = self.config.remind_every {
+            for key in &self.active {
+                let Some(state) = self.states.get(key) else { continue };
+                if let Some(t) = remind_due(state, every.as_secs() as i64) {
+                    consider(t.max(now + 1));
+                }
+            }
+        }
+        for window in &self.config.maintenance {
+            if let Some((_, end)) = window.open_at(now) {
+                consider(end);
+            }
+            if let Some((start, _)) = window.next_after(now) {
+                consider(start);
+            }
+        }
+        for (name, start) in &self.global.open_windows {
+            let still = self.config.maintenance.iter().any(|w| &w.name == name && w.open_at(now) == w.open_at(*start));
+            if !still {
+                consider(now);
+            }
+        }
+        if self.global.storm.as_ref().is_some_and(|s| s.members.is_empty()) {
+            consider(now);
+        }
+        due
+    }
+}
+
+fn remind_due(state: &MonitorState, every: i64) -> Option<i64> {
+    if !state.firing || state.down_channels.is_empty() || state.in_storm {
+        return None;
+    }
+    let from = state.last_message_at?.max(state.remind_from.unwrap_or(i64::MIN));
+    Some(from + every)
+}
+
+/// One batch's decisions in progress: reads through to the engine, writes to `decided`.
+struct Run<'a> {
+    engine: &'a Engine,
+    decided: Decided,
+    global: Option<Global>,
+}
+
+impl Run<'_> {
+    fn config(&self) -> &AlertConfig {
+        &self.engine.config
+    }
+
+    fn state(&self, key: &MonitorKey) -> MonitorState {
+        self.decided.states.get(key).or_else(|| self.engine.states.get(key)).cloned().unwrap_or_default()
+    }
+
+    fn global(&mut self) -> &mut Global {
+        self.global.get_or_insert_with(|| self.engine.global.clone())
+    }
+
+    fn global_ref(&self) -> &Global {
+        self.global.as_ref().unwrap_or(&self.engine.global)
+    }
+
+    fn settings(&self, key: &MonitorKey) -> Cow<'_, MonitorAlerts> {
+        let config = self.config();
+        match config.monitors.get(key) {
+            Some(settings) => Cow::Borrowed(settings),
+            // A monitor no longer configured (a late result): counted, never messaged.
+            None => Cow::Owned(MonitorAlerts {
+                channels: Vec::new(),
+                failure_threshold: config.failure_threshold,
+                success_threshold: config.success_threshold,
+            }),
+        }
+    }
+
+    fn event(
+        &mut self,
+        kind: EventKind,
+        key: Option<&MonitorKey>,
+        reason: Option<String>,
+        detail: Option<String>,
+        time: i64,
+    ) -> i64 {
+        let id = self.decided.next_event;
+        self.decided.next_event += 1;
+        self.decided.events.push(Event {
+            id,
+            kind,
+            provider: key.map(|k| k.provider.clone()),
+            service: key.map(|k| k.service.clone()),
+            channel: key.map(|k| k.channel.clone()),
+            reason,
+            detail,
+            time,
+        });
+        id
+    }
+
+    fn send(&mut self, channels: &[String], message: &Message, not_before: i64) {
+        for channel in channels {
+            self.decided.outbox.push(Outgoing { channel: channel.clone(), message: message.clone(), not_before });
+        }
+    }
+
+    fn observe(&mut self, result: &Observed<'_>, now: i64) {
+        let failing = result.status == Status::Red || (self.config().on_yellow && result.status == Status::Yellow);
+        let before = self.state(result.key);
+        let mut state = before.clone();
+        let (fail_cap, ok_cap) = {
+            let settings = self.settings(result.key);
+            (settings.failure_threshold.max(1), settings.success_threshold.max(1))
+        };
+        if failing {
+            // Counted only as far as they matter, so a steady monitor's state stays the same
+            // (and is not written again with every probe).
+            state.fail_streak = state.fail_streak.saturating_add(1).min(fail_cap);
+            state.ok_streak = 0;
+            if state.fail_streak == 1 {
+                state.streak_started_at = Some(result.ts);
+            }
+            state.last_status = Some(result.status.into());
+            state.last_reason = Some(result.reason.as_str().to_string());
+            state.last_detail = result.detail.map(str::to_string);
+        } else {
+            state.ok_streak = state.ok_streak.saturating_add(1).min(ok_cap);
+            state.fail_streak = 0;
+            state.streak_started_at = None;
+            if state.in_storm && !state.firing {
+                // Counted in a storm while failing, recovered before it fired.
+                state.in_storm = false;
+                self.leave_storm(result.key);
+            }
+        }
+        let in_maintenance = self.engine.in_maintenance(result.key, result.ts);
+        if !in_maintenance {
+            self.evaluate(result.key, &mut state, result.ts, now);
+        }
+        if state != before {
+            self.decided.states.insert(result.key.clone(), state);
+        }
+    }
+
+    /// Fires or resolves `key` if its counters say so.
+    fn evaluate(&mut self, key: &MonitorKey, state: &mut MonitorState, ts: i64, now: i64) {
+        let (fires, resolves) = {
+            let settings = self.settings(key);
+            (
+                !state.firing && state.fail_streak >= settings.failure_threshold,
+                state.firing && state.ok_streak >= settings.success_threshold,
+            )
+        };
+        if fires {
+            let settings = self.settings(key).into_owned();
+            self.fire(key, state, &settings, ts, now);
+        } else if resolves {
+            self.resolve(key, state, ts);
+        }
+    }
+
+    fn fire(&mut self, key: &MonitorKey, state: &mut MonitorState, settings: &MonitorAlerts, ts: i64, now: i64) {
+        let started_at = state.streak_started_at.unwrap_or(ts);
+        state.firing = true;
+        state.started_at = Some(started_at);
+        state.last_message_at = Some(now);
+        state.remind_from = None;
+        let id = self.event(EventKind::Down, Some(key), state.last_reason.clone(), state.last_detail.clone(), ts);
+        state.down_event = Some(id);
+        let name = MonitorName::from(key);
+        let counted = self.global_ref().storm.as_ref().is_some_and(|s| s.members.iter().any(|m| same(m, &name)));
+        state.in_storm &= counted;
+        if state.in_storm {
+            // Counted in the storm while it was failing: the storm's summary spoke for it.
+            state.down_channels.clear();
+            return;
+        }
+        state.down_channels = settings.channels.clone();
+        let message = Message {
+            id,
+            event: EventKind::Down,
+            monitor: Some(MonitorName::from(key)),
+            monitors: Vec::new(),
+            status: state.last_status.and_then(Status::from_i16).map(|s| s.name().to_string()),
+            reason: state.last_reason.clone(),
+            detail: state.last_detail.clone(),
+            started_at: Some(started_at),
+            resolved_at: None,
+            time: ts,
+        };
+        let storm = self.config().storm.clone();
+        let storms_on = storm.min_monitors > 0 && self.config().monitors.len() >= storm.min_monitors as usize;
+        if !storms_on {
+            self.send(&settings.channels, &message, now);
+            return;
+        }
+        let window = storm.window.as_secs() as i64;
+        // Joins a storm in progress if its streak began within the storm's window.
+        if let Some(current) = &self.global_ref().storm {
+            if started_at <= current.started_at + window {
+                state.in_storm = true;
+                let global = self.global();
+                let storm_state = global.storm.as_mut().expect("a storm in progress");
+                storm_state.members.push(MonitorName::from(key));
+                storm_state.all.push(MonitorName::from(key));
+                for channel in &settings.channels {
+                    if !storm_state.channels.contains(channel) {
+                        storm_state.channels.push(channel.clone());
+                    }
+                }
+                return;
+            }
+        }
+        // Held for the window: a storm may yet fold it in.
+        self.send(&settings.channels, &message, now + window);
+        if self.global_ref().storm.is_some() {
+            return;
+        }
+        let since = ts - window;
+        // Counted: monitors firing or failing whose failing streak began within the window.
+        let mut candidates: Vec<(MonitorKey, MonitorState)> = vec![(key.clone(), state.clone())];
+        let keys: HashSet<&MonitorKey> = self.engine.active.iter().chain(self.decided.states.keys()).collect();
+        for other in keys {
+            if other == key {
+                continue;
+            }
+            let s = self.state(other);
+            let began = if s.firing { s.started_at } else { s.streak_started_at };
+            if (s.firing || s.fail_streak > 0) && !s.in_storm && began.is_some_and(|t| t >= since) {
+                candidates.push((other.clone(), s));
+            }
+        }
+        let total = self.config().monitors.len().max(1);
+        if candidates.len() < storm.min_monitors as usize
+            || (candidates.len() as f64) < storm.min_fraction * total as f64
+        {
+            return;
+        }
+        // A storm: one summary instead of each down still held back.
+        candidates.sort_by(|a, b| a.0.to_string().cmp(&b.0.to_string()));
+        let mut channels: Vec<String> = Vec::new();
+        let mut members = Vec::new();
+        let mut first_started = ts;
+        for (member, mut s) in candidates {
+            for channel in &self.settings(&member).channels {
+                if !channels.contains(channel) {
+                    channels.push(channel.clone());
+                }
+            }
+            // Its down is still held (decided within the window): withdrawn, and so is its
+            // resolved. One not firing yet is folded in before it fires.
+            let held = !s.firing || s.last_message_at.is_some_and(|t| t + window > now);
+            if held {
+                if let Some(event) = s.down_event {
+                    // Decided in this batch (not written yet) or earlier (pending in the outbox).
+                    self.decided.outbox.retain(|o| o.message.id != event);
+                    self.decided.suppress.push(event);
+                }
+                s.in_storm = true;
+                s.down_channels.clear();
+            }
+            first_started = first_started.min(s.started_at.or(s.streak_started_at).unwrap_or(ts));
+            members.push(MonitorName::from(&member));
+            if member == *key {
+                *state = s;
+            } else {
+                self.decided.states.insert(member, s);
+            }
+        }
+        let started = members.len();
+        let names: Vec<String> = members.iter().map(display).collect();
+        let detail = format!("{started} monitors down: {}", names.join(", "));
+        let id =
+            self.event(EventKind::StormDown, None, None, Some(crate::secret::prefix(&detail, 1_000).to_string()), ts);
+        let message = Message {
+            id,
+            event: EventKind::StormDown,
+            monitor: None,
+            monitors: members.clone(),
+            status: Some("red".to_string()),
+            reason: None,
+            detail: None,
+            started_at: Some(first_started),
+            resolved_at: None,
+            time: ts,
+        };
+        self.send(&channels, &message, now);
+        // Only those folded in wait for the storm's end; the others resolve on their own.
+        let waiting: Vec<MonitorName> = members
+            .iter()
+            .cloned()
+            .filter(|m| {
+                let k = MonitorKey::new(&m.provider, &m.service, &m.channel);
+                if k == *key {
+                    state.in_storm
+                } else {
+                    self.decided.states.get(&k).is_some_and(|s| s.in_storm)
+                }
+            })
+            .collect();
+        self.global().storm = Some(StormState { event: id, started_at: ts, members: waiting, all: members, channels });
+    }
+
+    fn resolve(&mut self, key: &MonitorKey, state: &mut MonitorState, ts: i64) {
+        let started_at = state.started_at;
+        let id = self.event(EventKind::Up, Some(key), Some(Reason::Ok.as_str().to_string()), None, ts);
+        if self.config().send_resolved && !state.in_storm {
+            let message = Message {
+                id,
+                event: EventKind::Up,
+                monitor: Some(MonitorName::from(key)),
+                monitors: Vec::new(),
+                status: Some(Status::Green.name().to_string()),
+                reason: Some(Reason::Ok.as_str().to_string()),
+                detail: None,
+                started_at,
+                resolved_at: Some(ts),
+                time: ts,
+            };
+            let channels = std::mem::take(&mut state.down_channels);
+            self.send(&channels, &message, ts.max(0));
+        }
+        if state.in_storm {
+            self.leave_storm(key);
+        }
+        *state = MonitorState { ok_streak: state.ok_streak, ..MonitorState::default() };
+    }
+
+    fn leave_storm(&mut self, key: &MonitorKey) {
+        let name = MonitorName::from(key);
+        if let Some(storm) = self.global().storm.as_mut() {
+            storm.members.retain(|m| !same(m, &name));
+        }
+    }
+
+    /// Time-driven work at `now`: maintenance windows opening and closing, reminders, a storm
+    /// whose monitors have all recovered.
+    fn tick(&mut self, now: i64) {
+        if let Some(every) = self.config().remind_every {
+            let every = every.as_secs() as i64;
+            let mut keys: Vec<MonitorKey> = self.engine.active.iter().cloned().collect();
+            keys.extend(self.decided.states.keys().cloned());
+            keys.sort_by(|a, b| a.normalized().cmp(b.normalized()));
+            keys.dedup();
+            for key in keys {
+                let mut state = self.state(&key);
+                let Some(due) = remind_due(&state, every) else { continue };
+                if due > now || self.engine.in_maintenance(&key, now) {
+                    continue;
+                }
+                let id = self.event(
+                    EventKind::Reminder,
+                    Some(&key),
+                    state.last_reason.clone(),
+                    state.last_detail.clone(),
+                    now,
+                );
+                let message = Message {
+                    id,
+                    event: EventKind::Reminder,
+                    monitor: Some(MonitorName::from(&key)),
+                    monitors: Vec::new(),
+                    status: state.last_status.and_then(Status::from_i16).map(|s| s.name().to_string()),
+                    reason: state.last_reason.clone(),
+                    detail: state.last_detail.clone(),
+                    started_at: state.started_at,
+                    resolved_at: None,
+                    time: now,
+                };
+                let channels = state.down_channels.clone();
+                self.send(&channels, &message, now);
+                state.last_message_at = Some(now);
+                self.decided.states.insert(key, state);
+            }
+        }
+        self.end_storm(now);
+    }
+
+    fn end_storm(&mut self, now: i64) {
+        // Members no longer configured never recover: they leave the storm.
+        let configured = &self.engine.config.monitors;
+        let stale = self.global_ref().storm.as_ref().is_some_and(|s| {
+            s.members.iter().any(|m| !configured.contains_key(&MonitorKey::new(&m.provider, &m.service, &m.channel)))
+        });
+        if stale {
+            if let Some(storm) = self.global().storm.as_mut() {
+                storm
+                    .members
+                    .retain(|m| configured.contains_key(&MonitorKey::new(&m.provider, &m.service, &m.channel)));
+            }
+        }
+        let over = self.global_ref().storm.as_ref().is_some_and(|s| s.members.is_empty());
+        if !over {
+            return;
+        }
+        let storm = self.global().storm.take().expect("a storm");
+        let detail = format!("{} monitors recovered", storm.all.len());
+        let id = self.event(EventKind::StormUp, None, None, Some(detail), now);
+        if self.config().send_resolved {
+            let message = Message {
+                id,
+                event: EventKind::StormUp,
+                monitor: None,
+                monitors: storm.all.clone(),
+                status: Some("green".to_string()),
+                reason: None,
+                detail: None,
+                started_at: Some(storm.started_at),
+                resolved_at: Some(now),
+                time: now,
+            };
+            self.send(&storm.channels, &message, now);
+        }
+    }
+
+    /// Maintenance windows opening and closing at `now`: each start and end is an event; at an
+    /// end every monitor it covered is judged again by its counters.
+    fn windows(&mut self, now: i64) {
+        let config = self.engine.config.clone();
+        let mut open_now: BTreeSet<(String, i64)> = BTreeSet::new();
+        for window in &config.maintenance {
+            if let Some((start, _)) = window.open_at(now) {
+                open_now.insert((window.name.clone(), start));
+            }
+        }
+        let before = self.global_ref().open_windows.clone();
+        if before == open_now {
+            return;
+        }
+        for (name, start) in open_now.difference(&before) {
+            let detail = config.maintenance.iter().find(|w| &w.name == name).map(describe_window);
+            self.event(EventKind::MaintenanceStart, None, Some(name.clone()), detail, *start);
+        }
+        let ended: Vec<(String, i64)> = before.difference(&open_now).cloned().collect();
+        for (name, start) in &ended {
+            let window = config.maintenance.iter().find(|w| &w.name == name);
+            let end = window.and_then(|w| w.open_at(*start).map(|(_, e)| e)).filter(|e| *e <= now).unwrap_or(now);
+            self.event(EventKind::MaintenanceEnd, None, Some(name.clone()), window.map(describe_window), end);
+            // Every monitor it covered (that no other window still covers) is judged now.
+            let mut keys: Vec<MonitorKey> = config.monitors.keys().cloned().collect();
+            keys.sort_by(|a, b| a.normalized().cmp(b.normalized()));
+            for key in keys {
+                if window.is_some_and(|w| !w.covers(&key)) || self.engine.in_maintenance(&key, now) {
+                    continue;
+                }
+                let mut state = self.state(&key);
+                let was_firing = state.firing;
+                self.evaluate(&key, &mut state, now, now);
+                if was_firing && state.firing {
+                    // Down before and still down: nothing new, and no reminder for the window.
+                    state.remind_from = Some(now);
+                }
+                if state != self.state(&key) {
+                    self.decided.states.insert(key, state);
+                }
+            }
+        }
+        self.global().open_windows = open_now;
+    }
+}
+
+fn describe_window(window: &maintenance::Maintenance) -> String {
+    window.name.clone()
+}
+
+fn same(a: &MonitorName, b: &MonitorName) -> bool {
+    a.provider.eq_ignore_ascii_case(&b.provider)
+        && a.service.eq_ignore_ascii_case(&b.service)
+        && a.channel.eq_ignore_ascii_case(&b.channel)
+}
+
+fn display(name: &MonitorName) -> String {
+    MonitorKey::new(&name.provider, &name.service, &name.channel).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::alert::maintenance::{Maintenance, Pattern, Recurrence};
+    use crate::alert::Storm;
+
+    const T0: i64 = 1_800_000_000;
+
+    fn key(i: usize) -> MonitorKey {
+        MonitorKey::new("p", &format!("s{i}"), "")
+    }
+
+    fn config(monitors: usize, channels: &[&str], tweak: impl FnOnce(&mut AlertConfig)) -> Arc<AlertConfig> {
+        let mut config = AlertConfig { storm: Storm { min_monitors: 0, ..Storm::default() }, ..AlertConfig::default() };
+        for i in 0..monitors {
+            config.monitors.insert(
+                key(i),
+                MonitorAlerts {
+                    channels: channels.iter().map(|c| c.to_string()).collect(),
+                    failure_threshold: 2,
+                    success_threshold: 2,
+                },
+            );
+        }
+        tweak(&mut config);
+        Arc::new(config)
+    }
+
+    /// Feeds results through an engine, committing each step, and keeps what was decided.
+    struct Harness {
+        engine: Engine,
+        events: Vec<Event>,
+        outbox: Vec<Outgoing>,
+        suppressed: Vec<i64>,
+    }
+
+    impl Harness {
+        fn new(config: Arc<AlertConfig>) -> Self {
+            Harness { engine: Engine::new(config), events: Vec::new(), outbox: Vec::new(), suppressed: Vec::new() }
+        }
+
+        fn step(&mut self, results: &[(usize, Status)], ts: i64) {
+            let keys: Vec<MonitorKey> = results.iter().map(|(i, _)| key(*i)).collect();
+            let observed: Vec<Observed<'_>> = results
+                .iter()
+                .zip(&keys)
+                .map(|((_, status), key)| Observed {
+                    key,
+                    ts,
+                    status: *status,
+                    reason: if *status == Status::Red { Reason::ServerError } else { Reason::Ok },
+                    detail: (*status == Status::Red).then_some("HTTP 500"),
+                })
+                .collect();
+            let decided = self.engine.decide(&observed, ts);
+            self.engine.apply(&decided);
+            self.events.extend(decided.events.iter().cloned());
+            self.suppressed.extend(decided.suppress.iter().copied());
+            self.outbox.retain(|o| !decided.suppress.contains(&o.message.id));
+            self.outbox.extend(decided.outbox.iter().cloned());
+        }
+
+        fn kinds(&self) -> Vec<&'static str> {
+            self.events.iter().map(|e| e.kind.as_str()).collect()
+        }
+
+        fn sent(&self) -> Vec<(&'static str, String)> {
+            self.outbox.iter().map(|o| (o.message.event.as_str(), o.channel.clone())).collect()
+        }
+
+        /// A restart: a new engine with what the database would hold.
+        fn restart(&mut self) {
+            let states: Vec<(MonitorKey, MonitorState)> = self
+                .engine
+                .states
+                .iter()
+                .map(|(k, s)| (k.clone(), serde_json::from_str(&serde_json::to_string(s).unwrap()).unwrap()))
+                .collect();
+            let global = serde_json::from_str(&serde_json::to_string(&self.engine.global).unwrap()).unwrap();
+            let last = self.engine.next_event - 1;
+            let mut engine = Engine::new(self.engine.config.clone());
+            engine.load(states, global, last);
+            self.engine = engine;
+        }
+    }
+
+    use Status::{Green, Red, Yellow};
+
+    #[test]
+    fn flapping_below_the_threshold_sends_nothing() {
+        let mut h = Harness::new(config(1, &["ops"], |_| {}));
+        for (i, status) in [Red, Green, Red, Green, Red, Yellow, Red, Green].into_iter().enumerate() {
+            h.step(&[(0, status)], T0 + i as i64 * 60);
+        }
+        assert!(h.events.is_empty() && h.outbox.is_empty(), "{:?}", h.events);
+        // The state of a steady green monitor is not rewritten with every probe.
+        h.step(&[(0, Green)], T0 + 540);
+        let decided = h.engine.decide(
+            &[Observed { key: &key(0), ts: T0 + 600, status: Green, reason: Reason::Ok, detail: None }],
+            T0 + 600,
+        );
+        assert!(decided.states.is_empty());
+    }
+
+    #[test]
+    fn red_from_the_first_probe_fires_and_resolves_once() {
+        let mut h = Harness::new(config(1, &["ops", "tg"], |_| {}));
+        h.step(&[(0, Red)], T0);
+        assert!(h.events.is_empty());
+        h.step(&[(0, Red)], T0 + 60);
+        assert_eq!(h.kinds(), ["down"]);
+        assert_eq!(h.sent(), [("down", "ops".to_string()), ("down", "tg".to_string())]);
+        let down = &h.outbox[0].message;
+        assert_eq!(
+            (down.started_at, down.reason.as_deref(), down.detail.as_deref()),
+            (Some(T0), Some("server_error"), Some("HTTP 500"))
+        );
+        h.step(&[(0, Red)], T0 + 120);
+        h.step(&[(0, Green)], T0 + 180);
+        assert_eq!(h.kinds(), ["down"]);
+        h.step(&[(0, Green)], T0 + 240);
+        assert_eq!(h.kinds(), ["down", "up"]);
+        let up = &h.outbox[2].message;
+        assert_eq!(
+            (up.event, up.started_at, up.resolved_at, up.duration_s()),
+            (EventKind::Up, Some(T0), Some(T0 + 240), Some(240))
+        );
+        assert_eq!(h.outbox.len(), 4);
+        // Thresholds of 1: the very first red probe fires.
+        let mut h =
+            Harness::new(config(1, &["ops"], |c| c.monitors.values_mut().for_each(|m| m.failure_threshold = 1)));
+        h.step(&[(0, Red)], T0);
+        assert_eq!(h.kinds(), ["down"]);
+    }
+
+    #[test]
+    fn yellow_counts_only_with_on_red_yellow() {
+        let mut h = Harness::new(config(1, &["ops"], |_| {}));
+        h.step(&[(0, Yellow)], T0);
+        h.step(&[(0, Yellow)], T0 + 60);
+        assert!(h.events.is_empty());
+        let mut h = Harness::new(config(1, &["ops"], |c| c.on_yellow = true));
+        h.step(&[(0, Yellow)], T0);
+        h.step(&[(0, Yellow)], T0 + 60);
+        assert_eq!(h.kinds(), ["down"]);
+    }
+
+    #[test]
+    fn restarts_while_firing_send_nothing_new_and_then_one_resolved() {
+        let mut h = Harness::new(config(1, &["ops"], |c| c.remind_every = Some(Duration::from_secs(3_600))));
+        h.step(&[(0, Red)], T0);
+        h.step(&[(0, Red)], T0 + 60);
+        h.restart();
+        h.step(&[(0, Red)], T0 + 120);
+        h.restart();
+        h.step(&[(0, Red)], T0 + 180);
+        assert_eq!(h.kinds(), ["down"]);
+        // The reminder is due an hour after the down, not an hour after the restart, nor at it.
+        assert_eq!(h.engine.next_due(T0 + 180), Some(T0 + 60 + 3_600));
+        h.step(&[], T0 + 60 + 3_599);
+        assert_eq!(h.kinds(), ["down"]);
+        h.step(&[], T0 + 60 + 3_600);
+        assert_eq!(h.kinds(), ["down", "reminder"]);
+        h.restart();
+        h.step(&[], T0 + 60 + 3_700);
+        assert_eq!(h.kinds(), ["down", "reminder"]);
+        h.step(&[(0, Green)], T0 + 3_800);
+        h.step(&[(0, Green)], T0 + 3_860);
+        assert_eq!(h.kinds(), ["down", "reminder", "up"]);
+        assert_eq!(h.sent().iter().filter(|(k, _)| *k == "up").count(), 1);
+    }
+
+    #[test]
+    fn a_silenced_monitor_records_events_but_sends_nothing() {
+        let mut h = Harness::new(config(1, &[], |c| c.remind_every = Some(Duration::from_secs(60))));
+        h.step(&[(0, Red)], T0);
+        h.step(&[(0, Red)], T0 + 10);
+        h.step(&[], T0 + 1_000);
+        h.step(&[(0, Green)], T0 + 1_010);
+        h.step(&[(0, Green)], T0 + 1_020);
+        assert_eq!(h.kinds(), ["down", "up"]);
+        assert!(h.outbox.is_empty());
+    }
+
+    #[test]
+    fn a_resolved_goes_where_the_down_went_even_after_a_config_change() {
+        let mut h = Harness::new(config(1, &["ops"], |_| {}));
+        h.step(&[(0, Red)], T0);
+        h.step(&[(0, Red)], T0 + 60);
+        h.engine.configure(config(1, &["tg"], |c| c.monitors.values_mut().for_each(|m| m.success_threshold = 3)));
+        h.step(&[(0, Green)], T0 + 120);
+        h.step(&[(0, Green)], T0 + 180);
+        assert_eq!(h.kinds(), ["down"], "the new success threshold applies");
+        h.step(&[(0, Green)], T0 + 240);
+        assert_eq!(h.sent(), [("down", "ops".to_string()), ("up", "ops".to_string())]);
+    }
+
+    #[test]
+    fn many_monitors_failing_together_give_one_storm_summary() {
+        let storm = Storm { min_monitors: 5, min_fraction: 0.5, window: Duration::from_secs(60) };
+        let mut h = Harness::new(config(25, &["ops"], |c| c.storm = storm));
+        let all_red: Vec<(usize, Status)> = (0..25).map(|i| (i, Red)).collect();
+        let all_green: Vec<(usize, Status)> = (0..25).map(|i| (i, Green)).collect();
+        h.step(&all_red, T0);
+        // Spread over a few seconds, as their schedules are.
+        for i in 0..25 {
+            h.step(&[(i, Red)], T0 + 1 + i as i64 / 5);
+        }
+        assert_eq!(h.kinds().iter().filter(|k| **k == "down").count(), 25, "each state change is an event");
+        assert_eq!(h.kinds().iter().filter(|k| **k == "storm_down").count(), 1);
+        assert_eq!(h.sent(), [("storm_down", "ops".to_string())], "the held downs were withdrawn");
+        assert_eq!(h.outbox[0].message.monitors.len(), 25);
+        h.step(&all_green, T0 + 120);
+        h.step(&all_green, T0 + 180);
+        assert_eq!(h.kinds().iter().filter(|k| **k == "up").count(), 25);
+        assert_eq!(h.sent(), [("storm_down", "ops".to_string()), ("storm_up", "ops".to_string())]);
+    }
+
+    #[test]
+    fn a_single_failure_among_many_is_held_for_the_window_then_sent() {
+        let storm = Storm { min_monitors: 5, min_fraction: 0.5, window: Duration::from_secs(60) };
+        let mut h = Harness::new(config(25, &["ops"], |c| c.storm = storm));
+        h.step(&[(3, Red)], T0);
+        h.step(&[(3, Red)], T0 + 10);
+        assert_eq!(h.sent(), [("down", "ops".to_string())]);
+        assert_eq!(h.outbox[0].not_before, T0 + 10 + 60);
+        // Below min_monitors (or storms off): sent at once.
+        let mut h = Harness::new(config(3, &["ops"], |c| c.storm = Storm { min_monitors: 5, ..Storm::default() }));
+        h.step(&[(0, Red)], T0);
+        h.step(&[(0, Red)], T0 + 10);
+        assert_eq!(h.outbox[0].not_before, T0 + 10);
+    }
+
+    fn window(start: i64, end: i64) -> Maintenance {
+        Maintenance {
+            name: "upgrade".into(),
+            monitors: vec![Pattern::parse("p/*").unwrap()],
+            schedule: Recurrence::Once { start, end },
+        }
+    }
+
+    #[test]
+    fn maintenance_suppresses_and_then_reports_only_real_changes() {
+        let (start, end) = (T0 + 1_000, T0 + 2_000);
+        let cfg = config(3, &["ops"], |c| {
+            c.maintenance = vec![window(start, end)];
+            c.remind_every = Some(Duration::from_secs(300));
+        });
+        let mut h = Harness::new(cfg);
+        // 0: down before, still down after. 1: down before, recovers during. 2: fails during.
+        h.step(&[(0, Red), (1, Red), (2, Green)], T0);
+        h.step(&[(0, Red), (1, Red), (2, Green)], T0 + 10);
+        assert_eq!(h.kinds(), ["down", "down"]);
+        h.step(&[(0, Red), (1, Green), (2, Red)], start + 10);
+        h.step(&[(0, Red), (1, Green), (2, Red)], start + 20);
+        h.step(&[], start + 600);
+        assert_eq!(h.kinds(), ["down", "down", "maintenance_start"], "nothing fires, resolves or reminds inside");
+        h.step(&[], end + 1);
+        assert_eq!(h.kinds(), ["down", "down", "maintenance_start", "maintenance_end", "up", "down"]);
+        let ends: Vec<(&str, Option<&str>)> =
+            h.events[4..].iter().map(|e| (e.kind.as_str(), e.service.as_deref())).collect();
+        assert_eq!(ends, [("up", Some("s1")), ("down", Some("s2"))]);
+        // Monitor 0 was down before and after: no reminder at the end, the next one a full
+        // period later.
+        h.step(&[], end + 299);
+        assert_eq!(h.kinds().iter().filter(|k| **k == "reminder").count(), 0);
+        h.step(&[], end + 1 + 300);
+        assert_eq!(h.kinds().iter().filter(|k| **k == "reminder").count(), 2, "{:?}", h.kinds());
+        // The window's start and end, once each, even across a restart.
+        h.restart();
+        h.step(&[], end + 1_000);
+        assert_eq!(h.kinds().iter().filter(|k| k.starts_with("maintenance")).count(), 2);
+    }
+}
