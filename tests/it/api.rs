@@ -104,7 +104,11 @@ fn check_timeline(entry: &Value, rows: &[Row], monitor_id: i32, generated_at: i6
     let (mut total, mut weighted) = (0i64, 0f64);
     for (bucket, (start, green, yellow, red)) in timeline.iter().zip(want) {
         assert_eq!(bucket["timestamp"], start, "{bucket}");
-        assert_eq!(bucket["counts"], serde_json::json!({"green": green, "yellow": yellow, "red": red}), "{bucket}");
+        assert_eq!(
+            bucket["counts"],
+            serde_json::json!({"green": green, "yellow": yellow, "red": red, "maintenance": 0}),
+            "{bucket}"
+        );
         let n = green + yellow + red;
         total += n;
         weighted += green as f64 + 0.5 * yellow as f64;

@@ -1,5 +1,7 @@
 //! Black-box tests: the real daemon binary against an in-process fake upstream.
 
+mod alert_channels;
+mod alerts;
 mod api;
 mod classification;
 mod config;

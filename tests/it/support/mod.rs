@@ -2,6 +2,8 @@
 //! it signals, and poll with deadlines.
 
 pub mod llm;
+pub mod receiver;
+pub mod switchboard;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,148 @@
+//! A fake upstream whose answers a test flips while the daemon runs, and a fake alert receiver
+//! that records every message and answers as the test says: one in-process server for both.
+//!
+//! `/up/{name}`: 200 with an LLM-shaped body while `name` is "green" (the default), 500 while
+//! "red"; `/flap/{name}`: red and green in turn. `/hook/{name}`: records the request and
+//! answers as `name`'s mode says: "ok" (the default; 200 `{"code":0,"errcode":0,"ok":true}`),
+//! "down" (503), "feishu-fail" (200 `{"code":19021,...}`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub hook: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    /// What the receiver answered: accepted (2xx and code 0) or not.
+    pub accepted: bool,
+}
+
+impl Message {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The webhook's `event`.
+    pub fn event(&self) -> String {
+        self.json()["event"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    switches: HashMap<String, String>,
+    flaps: HashMap<String, u64>,
+    messages: Vec<Message>,
+}
+
+pub struct Switchboard {
+    pub base: String,
+    state: Arc<Mutex<State>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for Switchboard {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        std::thread::spawn(move || actix_rt::System::new().block_on(handle.stop(false)));
+    }
+}
+
+const GREEN: &str =
+    r#"{"id":"x","model":"gpt-test","choices":[{"index":0,"message":{"role":"assistant","content":"OK"}}]}"#;
+
+async fn respond(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<State>>>) -> HttpResponse {
+    let segments: Vec<String> = req.path().trim_start_matches('/').split('/').map(str::to_string).collect();
+    let mut state = state.lock().unwrap();
+    let mode = |state: &State, name: &str, default: &str| {
+        state.switches.get(name).cloned().unwrap_or_else(|| default.to_string())
+    };
+    match segments.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["up", name] => {
+            if mode(&state, name, "green") == "red" {
+                HttpResponse::InternalServerError().body("upstream broken")
+            } else {
+                HttpResponse::Ok().content_type("application/json").body(GREEN)
+            }
+        }
+        ["flap", name] => {
+            let n = state.flaps.entry(name.to_string()).or_default();
+            *n += 1;
+            if *n % 2 == 1 {
+                HttpResponse::InternalServerError().body("blip")
+            } else {
+                HttpResponse::Ok().content_type("application/json").body(GREEN)
+            }
+        }
+        ["hook", name] => {
+            let answer = mode(&state, &format!("hook:{name}"), "ok");
+            let accepted = answer == "ok";
+            state.messages.push(Message {
+                hook: name.to_string(),
+                headers: req
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string()))
+                    .collect(),
+                body: String::from_utf8_lossy(&body).into_owned(),
+                accepted,
+            });
+            match answer.as_str() {
+                "down" => HttpResponse::ServiceUnavailable().body("receiver down"),
+                "feishu-fail" => HttpResponse::Ok().content_type("application/json").body(
+                    r#"{"code":19021,"msg":"sign match fail or timestamp is not within one hour from current time"}"#,
+                ),
+                _ => HttpResponse::Ok().content_type("application/json").body(r#"{"code":0,"errcode":0,"ok":true}"#),
+            }
+        }
+        _ => HttpResponse::NotFound().body("no such path"),
+    }
+}
+
+impl Switchboard {
+    pub fn start() -> Switchboard {
+        let state = Arc::new(Mutex::new(State::default()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let data = web::Data::new(shared);
+                let server =
+                    HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(respond)))
+                        .workers(1)
+                        .disable_signals()
+                        .bind("127.0.0.1:0")
+                        .unwrap();
+                let addr = server.addrs()[0];
+                let server = server.run();
+                tx.send((addr, server.handle())).unwrap();
+                server.await.unwrap();
+            })
+        });
+        let (addr, handle) = rx.recv_timeout(Duration::from_secs(10)).expect("switchboard did not start");
+        Switchboard { base: format!("http://{addr}"), state, handle }
+    }
+
+    /// Sets upstream `name` to "red" or "green", or hook `hook:name` to "ok", "down" or "feishu-fail".
+    pub fn set(&self, name: &str, mode: &str) {
+        self.state.lock().unwrap().switches.insert(name.to_string(), mode.to_string());
+    }
+
+    pub fn messages(&self) -> Vec<Message> {
+        self.state.lock().unwrap().messages.clone()
+    }
+
+    /// The messages `hook` accepted, as their webhook `event`s.
+    pub fn accepted_events(&self, hook: &str) -> Vec<String> {
+        self.messages().iter().filter(|m| m.hook == hook && m.accepted).map(Message::event).collect()
+    }
+}
