@@ -89,6 +89,7 @@ fn alert_test(config: &llm_monitor::config::Config, name: &str) -> ExitCode {
         started_at: None,
         resolved_at: None,
         time: now,
+        down_id: None,
     };
     let attempt = actix_rt::System::new().block_on(async {
         let ctx = RenderContext {

@@ -5,7 +5,7 @@
 //! `give_up_after` after it was queued is given up. Each outcome goes to the store, which
 //! writes it with its next batch, so a restart resumes exactly where delivery stood.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use super::send::{self, Attempt};
 use super::{AlertConfig, Channel};
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
-use crate::store::alerts::{DeliveryUpdate, OutboxRow, GIVEN_UP, PENDING, SENT};
+use crate::store::alerts::{DeliveryUpdate, OutboxRow, GIVEN_UP, PENDING, SENT, SUPPRESSED};
 use crate::store::{Delivered, OutboxChanged};
 
 const RETRY_FIRST: Duration = Duration::from_secs(5);
@@ -76,6 +76,9 @@ pub struct Delivery {
     stopping: bool,
     /// Who waits for the sends in flight to finish (at shutdown).
     idle: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// (channel, event id) of downs given up: their reminders and resolved are not sent there
+    /// (a resolved only ever follows a down the receiver got).
+    abandoned: HashSet<(String, i64)>,
 }
 
 impl Delivery {
@@ -95,6 +98,7 @@ impl Delivery {
             stats: HashMap::new(),
             stopping: false,
             idle: Vec::new(),
+            abandoned: HashSet::new(),
         }
     }
 
@@ -138,9 +142,15 @@ impl Delivery {
         if let Some(handle) = queue.timer.take() {
             ctx.cancel_future(handle);
         }
-        // Given up: too old, or the channel is no longer configured.
+        // Given up: too old, or the channel is no longer configured; and withdrawn: what
+        // follows a down given up.
         let mut given_up = Vec::new();
+        let mut withdrawn = Vec::new();
         while let Some(head) = queue.rows.front() {
+            if head.row.message.down_id.is_some_and(|down| self.abandoned.contains(&(channel.to_string(), down))) {
+                withdrawn.push(queue.rows.pop_front().expect("a head").row);
+                continue;
+            }
             let too_old = unix_now - head.row.created_at >= give_up_after;
             if !too_old && configured.is_some() {
                 break;
@@ -163,11 +173,20 @@ impl Delivery {
         while queue.sent_at.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
             queue.sent_at.pop_front();
         }
-        let rate_free_at = match limit {
-            Some(n) if queue.sent_at.len() >= n as usize => queue.sent_at.front().map(|t| *t + Duration::from_secs(60)),
-            _ => None,
-        };
+        let rate_free_at = rate_free_at(&queue.sent_at, limit);
+        for row in withdrawn {
+            log::info!(
+                "alerts: {}: {} message {} not sent: the down it follows was given up",
+                row.channel,
+                row.message.event.as_str(),
+                row.id
+            );
+            self.record(&row, SUPPRESSED, Some("the down it follows was given up".to_string()));
+        }
         for (row, why) in given_up {
+            if matches!(row.message.event, super::EventKind::Down | super::EventKind::StormDown) {
+                self.abandoned.insert((row.channel.clone(), row.message.id));
+            }
             log::error!("alerts: {}: message {} ({}) given up: {why}", row.channel, row.id, row.message.event.as_str());
             self.metrics.notification(&row.channel, "given_up");
             let stats = self.stats(channel);
@@ -240,9 +259,7 @@ impl Delivery {
         }
         // Failed: retried after a backoff (or when the receiver asked), in place, so nothing
         // behind it overtakes it.
-        let exponent = (head.row.attempts.max(1) - 1).min(16) as u32;
-        let backoff = RETRY_FIRST.saturating_mul(1 << exponent).min(RETRY_MAX);
-        let wait = attempt.retry_after.map_or(backoff, |asked| asked.min(RETRY_AFTER_MAX).max(Duration::from_secs(1)));
+        let wait = retry_wait(head.row.attempts, attempt.retry_after);
         head.next_try = Instant::now() + wait;
         head.last_error = Some(attempt.answer.clone());
         let row = head.row.clone();
@@ -259,6 +276,23 @@ impl Delivery {
         stats.failed += 1;
         stats.last_error = Some(attempt.answer.clone());
         self.record(&row, PENDING, Some(attempt.answer));
+    }
+}
+
+/// How long to wait after failed attempt number `attempts` (1 for the first): 5 s doubling to
+/// 5 min, or what the receiver asked for (between 1 s and an hour).
+fn retry_wait(attempts: i32, retry_after: Option<Duration>) -> Duration {
+    let exponent = (attempts.max(1) - 1).min(16) as u32;
+    let backoff = RETRY_FIRST.saturating_mul(1 << exponent).min(RETRY_MAX);
+    retry_after.map_or(backoff, |asked| asked.clamp(Duration::from_secs(1), RETRY_AFTER_MAX))
+}
+
+/// When a channel that takes `limit` messages a minute may send again, given when its last
+/// messages went (those of the last minute, oldest first); `None`: now.
+fn rate_free_at(sent_at: &VecDeque<Instant>, limit: Option<u32>) -> Option<Instant> {
+    match limit {
+        Some(n) if sent_at.len() >= n as usize => sent_at.front().map(|t| *t + Duration::from_secs(60)),
+        _ => None,
     }
 }
 
@@ -279,6 +313,7 @@ impl Handler<OutboxChanged> for Delivery {
     type Result = ();
 
     fn handle(&mut self, msg: OutboxChanged, ctx: &mut Context<Self>) {
+        self.abandoned.extend(msg.abandoned);
         let mut touched: Vec<String> = Vec::new();
         for row in msg.added {
             let next_try = self.in_instant(row.not_before);
@@ -382,5 +417,36 @@ impl Handler<StopDelivery> for Delivery {
                 log::warn!("shutdown: alert messages still being sent; they will be sent again after the restart");
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::ChannelKind;
+
+    #[test]
+    fn retries_back_off_from_5s_to_5min_or_as_the_receiver_asks() {
+        let waits: Vec<u64> = (1..=9).map(|n| retry_wait(n, None).as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(retry_wait(1, Some(Duration::from_secs(30))), Duration::from_secs(30));
+        assert_eq!(retry_wait(3, Some(Duration::ZERO)), Duration::from_secs(1));
+        assert_eq!(retry_wait(1, Some(Duration::from_secs(86_400))), RETRY_AFTER_MAX);
+    }
+
+    #[test]
+    fn a_channel_sends_at_most_its_limit_in_any_minute() {
+        let now = Instant::now();
+        let sent: VecDeque<Instant> = (0..20).map(|i| now + Duration::from_secs(i)).collect();
+        assert_eq!(rate_free_at(&sent, Some(20)), Some(now + Duration::from_secs(60)));
+        assert_eq!(rate_free_at(&sent, Some(21)), None);
+        assert_eq!(rate_free_at(&sent, None), None);
+        // The limits of the receivers that have one.
+        let url = crate::secret::Secret::new("https://x.test/");
+        let per_minute = |kind: ChannelKind| kind.per_minute();
+        assert_eq!(per_minute(ChannelKind::Dingtalk { url: url.clone(), secret: None }), Some(20));
+        assert_eq!(per_minute(ChannelKind::Wecom { url: url.clone() }), Some(20));
+        assert_eq!(per_minute(ChannelKind::Discord { url: url.clone() }), Some(30));
+        assert_eq!(per_minute(ChannelKind::Webhook { url, secret: None }), None);
     }
 }

@@ -204,6 +204,10 @@ impl Engine {
         if let Some(every) = self.config.remind_every {
             for key in &self.active {
                 let Some(state) = self.states.get(key) else { continue };
+                if self.in_maintenance(key, now) {
+                    // The window's end is considered below; nothing reminds inside it.
+                    continue;
+                }
                 if let Some(t) = remind_due(state, every.as_secs() as i64) {
                     consider(t.max(now + 1));
                 }
@@ -387,6 +391,7 @@ impl Run<'_> {
             started_at: Some(started_at),
             resolved_at: None,
             time: ts,
+            down_id: None,
         };
         let storm = self.config().storm.clone();
         let storms_on = storm.min_monitors > 0 && self.config().monitors.len() >= storm.min_monitors as usize;
@@ -437,7 +442,7 @@ impl Run<'_> {
             return;
         }
         // A storm: one summary instead of each down still held back.
-        candidates.sort_by(|a, b| a.0.to_string().cmp(&b.0.to_string()));
+        candidates.sort_by_key(|c| c.0.to_string());
         let mut channels: Vec<String> = Vec::new();
         let mut members = Vec::new();
         let mut first_started = ts;
@@ -483,12 +488,12 @@ impl Run<'_> {
             started_at: Some(first_started),
             resolved_at: None,
             time: ts,
+            down_id: None,
         };
         self.send(&channels, &message, now);
         // Only those folded in wait for the storm's end; the others resolve on their own.
         let waiting: Vec<MonitorName> = members
             .iter()
-            .cloned()
             .filter(|m| {
                 let k = MonitorKey::new(&m.provider, &m.service, &m.channel);
                 if k == *key {
@@ -497,6 +502,7 @@ impl Run<'_> {
                     self.decided.states.get(&k).is_some_and(|s| s.in_storm)
                 }
             })
+            .cloned()
             .collect();
         self.global().storm = Some(StormState { event: id, started_at: ts, members: waiting, all: members, channels });
     }
@@ -516,6 +522,7 @@ impl Run<'_> {
                 started_at,
                 resolved_at: Some(ts),
                 time: ts,
+                down_id: state.down_event,
             };
             let channels = std::mem::take(&mut state.down_channels);
             self.send(&channels, &message, ts.max(0));
@@ -566,6 +573,7 @@ impl Run<'_> {
                     started_at: state.started_at,
                     resolved_at: None,
                     time: now,
+                    down_id: state.down_event,
                 };
                 let channels = state.down_channels.clone();
                 self.send(&channels, &message, now);
@@ -608,6 +616,7 @@ impl Run<'_> {
                 started_at: Some(storm.started_at),
                 resolved_at: Some(now),
                 time: now,
+                down_id: Some(storm.event),
             };
             self.send(&storm.channels, &message, now);
         }
@@ -891,6 +900,38 @@ mod tests {
         h.step(&all_green, T0 + 180);
         assert_eq!(h.kinds().iter().filter(|k| **k == "up").count(), 25);
         assert_eq!(h.sent(), [("storm_down", "ops".to_string()), ("storm_up", "ops".to_string())]);
+    }
+
+    #[test]
+    fn a_storm_sends_no_reminders_and_a_member_whose_down_went_out_resolves_on_its_own() {
+        let storm = Storm { min_monitors: 5, min_fraction: 0.2, window: Duration::from_secs(60) };
+        let mut h = Harness::new(config(25, &["ops"], |c| {
+            c.storm = storm;
+            c.remind_every = Some(Duration::from_secs(30));
+        }));
+        // Monitor 0 fails alone: its down is held for the window, then goes (a delivery would
+        // send it once its not_before passes; here it is simply in the outbox, not withdrawn).
+        h.step(&[(0, Red)], T0);
+        h.step(&[(0, Red)], T0 + 10);
+        // 70 s later, five others fail together: a storm; monitor 0's streak began too long ago.
+        let five: Vec<(usize, Status)> = (1..=5).map(|i| (i, Red)).collect();
+        h.step(&five, T0 + 80);
+        h.step(&five, T0 + 90);
+        let sent: Vec<&str> = h.outbox.iter().map(|o| o.message.event.as_str()).collect();
+        assert_eq!(sent, ["down", "reminder", "storm_down"], "{:?}", h.kinds());
+        assert_eq!(h.outbox[2].message.monitors.len(), 5);
+        // Long after: reminders for monitor 0 only, none for the storm's members.
+        h.step(&[], T0 + 200);
+        assert!(h.outbox[3..].iter().all(|o| o.message.monitor.as_ref().is_some_and(|m| m.service == "s0")));
+        // Monitor 0 recovers: its own resolved; the storm ends only when its members have.
+        h.step(&[(0, Green)], T0 + 210);
+        h.step(&[(0, Green)], T0 + 220);
+        assert_eq!(h.outbox.last().map(|o| o.message.event), Some(EventKind::Up));
+        let five_green: Vec<(usize, Status)> = (1..=5).map(|i| (i, Green)).collect();
+        h.step(&five_green, T0 + 230);
+        h.step(&five_green, T0 + 240);
+        assert_eq!(h.outbox.last().map(|o| o.message.event), Some(EventKind::StormUp));
+        assert_eq!(h.outbox.iter().filter(|o| o.message.event == EventKind::Up).count(), 1);
     }
 
     #[test]

@@ -299,6 +299,7 @@ mod tests {
             started_at: Some(STARTED),
             resolved_at: None,
             time: STARTED,
+            down_id: None,
         }
     }
 

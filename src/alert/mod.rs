@@ -319,6 +319,10 @@ pub struct Message {
     pub resolved_at: Option<i64>,
     /// When this was decided (unix seconds).
     pub time: i64,
+    /// For a resolved or a reminder: the event id of the down it follows (not sent to
+    /// receivers; delivery sends neither where that down was given up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down_id: Option<i64>,
 }
 
 impl Message {

@@ -580,6 +580,7 @@ mod tests {
             started_at: Some(1_796_065_200),
             resolved_at: None,
             time: 1_796_065_260,
+            down_id: None,
         }
     }
 

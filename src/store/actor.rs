@@ -146,6 +146,8 @@ pub struct OutboxChanged {
     pub added: Vec<OutboxRow>,
     /// Events whose pending messages were withdrawn.
     pub suppressed: Vec<i64>,
+    /// (channel, event id) of downs given up before a restart.
+    pub abandoned: Vec<(String, i64)>,
 }
 
 /// Where committed outbox messages go (the delivery actor), and the alert configuration.
@@ -303,18 +305,24 @@ impl StoreActor {
     }
 
     /// What a commit recorded and queued: events kept for the API, messages to delivery.
-    fn remember_alerts(&mut self, events: Vec<Event>, added: Vec<OutboxRow>, suppressed: Vec<i64>) {
+    fn remember_alerts(
+        &mut self,
+        events: Vec<Event>,
+        added: Vec<OutboxRow>,
+        suppressed: Vec<i64>,
+        abandoned: Vec<(String, i64)>,
+    ) {
         for event in events {
             self.events.push_back(event);
         }
         while self.events.len() > RECENT_EVENTS as usize {
             self.events.pop_front();
         }
-        if added.is_empty() && suppressed.is_empty() {
+        if added.is_empty() && suppressed.is_empty() && abandoned.is_empty() {
             return;
         }
         match &self.delivery {
-            Some(delivery) => delivery.do_send(OutboxChanged { added, suppressed }),
+            Some(delivery) => delivery.do_send(OutboxChanged { added, suppressed, abandoned }),
             None => log::debug!("alerts: {} messages queued with no delivery running", added.len()),
         }
     }
@@ -421,7 +429,7 @@ impl StoreActor {
                         act.settle_owed(true);
                         act.ids.extend(written.ids);
                         act.remember(&written.rows);
-                        act.remember_alerts(written.events, written.outbox, written.suppressed);
+                        act.remember_alerts(written.events, written.outbox, written.suppressed, Vec::new());
                         act.schedule_alerts(written.next_due, ctx);
                         act.succeeded();
                     }
@@ -726,7 +734,7 @@ impl Handler<LoadHistory> for StoreActor {
                 log::info!("alerts: {} messages from before the restart wait to be sent", alerts.pending.len());
             }
             act.events = alerts.events.into();
-            act.remember_alerts(Vec::new(), alerts.pending, Vec::new());
+            act.remember_alerts(Vec::new(), alerts.pending, Vec::new(), alerts.abandoned);
             act.schedule_alerts(loaded.next_due, ctx);
             match loaded.writable {
                 Ok(()) => act.succeeded(),

@@ -52,6 +52,8 @@ pub struct AlertsLoaded {
     pub pending: Vec<OutboxRow>,
     /// The newest events, oldest first (at most `recent`).
     pub events: Vec<Event>,
+    /// (channel, event id) of downs given up: what follows them is not sent there.
+    pub abandoned: Vec<(String, i64)>,
 }
 
 pub fn load(conn: &mut SqliteConnection, recent: i64) -> Result<AlertsLoaded, StoreError> {
@@ -93,7 +95,17 @@ pub fn load(conn: &mut SqliteConnection, recent: i64) -> Result<AlertsLoaded, St
         .collect();
     let mut events = read_events_before(conn, i64::MAX, recent)?;
     events.reverse();
-    Ok(AlertsLoaded { states, global, last_event: last_event.unwrap_or(0), pending, events })
+    let given_up: Vec<(String, i64)> =
+        outbox::table.filter(outbox::state.eq(GIVEN_UP)).select((outbox::channel, outbox::event_id)).load(conn)?;
+    let downs: std::collections::HashSet<i64> = events::table
+        .filter(events::id.eq_any(given_up.iter().map(|(_, id)| *id).collect::<Vec<_>>()))
+        .filter(events::kind.eq_any([EventKind::Down.as_str(), EventKind::StormDown.as_str()]))
+        .select(events::id)
+        .load::<i64>(conn)?
+        .into_iter()
+        .collect();
+    let abandoned = given_up.into_iter().filter(|(_, id)| downs.contains(id)).collect();
+    Ok(AlertsLoaded { states, global, last_event: last_event.unwrap_or(0), pending, events, abandoned })
 }
 
 type EventColumns = (i64, i64, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
@@ -249,4 +261,57 @@ pub fn event_kinds(conn: &mut SqliteConnection) -> Result<HashMap<String, i64>, 
         *out.entry(kind).or_default() += 1;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::engine::{Decided, Engine, Observed};
+    use crate::alert::{AlertConfig, MonitorAlerts};
+    use crate::domain::{Reason, Status};
+    use std::sync::Arc;
+
+    /// Events page by id from the database; the retention purge removes old events and finished
+    /// messages, never a message still waiting.
+    #[test]
+    fn events_page_by_id_and_the_purge_keeps_what_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = super::super::db::open(&dir.path().join("t.db")).unwrap();
+        let key = MonitorKey::new("p", "s", "");
+        let mut config = AlertConfig::default();
+        config.monitors.insert(
+            key.clone(),
+            MonitorAlerts { channels: vec!["ops".into()], failure_threshold: 1, success_threshold: 1 },
+        );
+        config.storm.min_monitors = 0;
+        let mut engine = Engine::new(Arc::new(config));
+        let ids = super::super::db::monitor_ids(&mut conn, std::slice::from_ref(&key)).unwrap();
+        let id_of = |k: &MonitorKey| (k == &key).then_some(ids[0]);
+        let mut written: Vec<OutboxRow> = Vec::new();
+        // down, up, down, up, down: five events, five messages.
+        for (i, status) in [Status::Red, Status::Green, Status::Red, Status::Green, Status::Red].into_iter().enumerate()
+        {
+            let t = 1_000 + i as i64 * 100;
+            let decided: Decided =
+                engine.decide(&[Observed { key: &key, ts: t, status, reason: Reason::ServerError, detail: None }], t);
+            written.extend(write_decided(&mut conn, &decided, &id_of, t).unwrap());
+            engine.apply(&decided);
+        }
+        let all = read_events(&mut conn, 0, 100).unwrap();
+        assert_eq!(all.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["down", "up", "down", "up", "down"]);
+        let page = read_events(&mut conn, all[1].id, 2).unwrap();
+        assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [all[2].id, all[3].id]);
+        // The first four messages were sent; the last still waits.
+        let sent: Vec<DeliveryUpdate> = written[..4]
+            .iter()
+            .map(|row| DeliveryUpdate { id: row.id, state: SENT, attempts: 1, error: None, at: 1_500 })
+            .collect();
+        record_deliveries(&mut conn, &sent).unwrap();
+        purge(&mut conn, 10_000).unwrap();
+        assert!(read_events(&mut conn, 0, 100).unwrap().is_empty());
+        let loaded = load(&mut conn, 100).unwrap();
+        assert_eq!(loaded.pending.iter().map(|r| r.id).collect::<Vec<_>>(), [written[4].id]);
+        assert_eq!(loaded.states.len(), 1);
+        assert!(loaded.states[0].1.firing);
+    }
 }

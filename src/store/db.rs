@@ -62,6 +62,9 @@ pub fn open(path: &Path) -> Result<SqliteConnection, StoreError> {
     Ok(conn)
 }
 
+/// id, monitor, ts, status, latency, ttft, maintenance.
+type RebuildColumns = (i64, i32, i64, i16, i32, Option<i32>, i16);
+
 /// Recomputes every rollup and latest pointer from the raw probes (after a schema migration).
 fn rebuild_rollups(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     conn.transaction(|conn| {
@@ -70,7 +73,7 @@ fn rebuild_rollups(conn: &mut SqliteConnection) -> Result<(), StoreError> {
         // In slices of the rowid range: memory stays bounded by the aggregates, not the rows.
         let mut after = i64::MIN;
         loop {
-            let rows: Vec<(i64, i32, i64, i16, i32, Option<i32>, i16)> = probes::table
+            let rows: Vec<RebuildColumns> = probes::table
                 .filter(probes::id.gt(after))
                 .order(probes::id)
                 .limit(100_000)

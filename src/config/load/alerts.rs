@@ -372,7 +372,10 @@ fn channels(
             continue;
         }
         if let Some(kind) = parsed {
-            out.push(Channel { name, kind });
+            let channel = Channel { name, kind };
+            // The token-carrying parts of its URL too: a receiver may echo its path or query alone.
+            secrets.extend(channel.secrets());
+            out.push(channel);
         }
     }
     out
