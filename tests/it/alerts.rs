@@ -146,9 +146,16 @@ fn a_receiver_that_is_down_for_a_while_gets_every_message_exactly_once() {
     assert!(health["alerts"]["failed"].as_u64().is_some_and(|f| f >= 2), "{health}");
     assert!(health["alerts"]["channels"][0]["last_error"].as_str().is_some_and(|e| e.contains("503")), "{health}");
     assert_eq!(health["alerts"]["pending"], 1, "{health}");
-    // ...it recovers while the monitor recovers too: the down comes first, then the resolved.
-    sb.set("api", "green");
+    // A restart while it waits: the message is still owed, and goes once the receiver is back.
     sb.set("hook:main", "ok");
+    let daemon = restart(&ws, daemon);
+    wait_for("the down, after the restart", Duration::from_secs(20), || {
+        (sb.accepted_events("main") == ["down"]).then_some(())
+    });
+    let sent = daemon.metric("llm_monitor_notifications_total", &[("channel", "ops"), ("result", "sent")]);
+    assert_eq!(sent, Some(1.0), "sent by the daemon that started after the restart");
+    // ...the monitor recovers: the resolved follows the down.
+    sb.set("api", "green");
     wait_for("both messages", Duration::from_secs(40), || (sb.accepted_events("main").len() >= 2).then_some(()));
     wait_more_probes(&daemon, "api", 2);
     assert_eq!(sb.accepted_events("main"), ["down", "up"], "in order, each once");
@@ -351,4 +358,37 @@ fn the_events_api_pages_and_refuses_bad_parameters() {
         assert_eq!(answer.status, 400, "{bad}: {}", answer.text);
         assert!(answer.json()["error"]["message"].as_str().is_some(), "{bad}");
     }
+}
+
+#[test]
+fn a_message_not_delivered_in_give_up_after_is_given_up_and_its_resolved_not_sent() {
+    let sb = Switchboard::start();
+    sb.set("api", "red");
+    sb.set("hook:main", "down");
+    let ws = Workspace::new(&format!(
+        "{}monitors:\n{}",
+        alerts(&sb, "main", "  give_up_after: 3s\n"),
+        monitor(&sb, "api", "")
+    ));
+    let daemon = ws.start();
+    let metric = |result| daemon.metric("llm_monitor_notifications_total", &[("channel", "ops"), ("result", result)]);
+    wait_for("the down given up", Duration::from_secs(30), || metric("given_up").filter(|n| *n == 1.0));
+    let health = daemon.get("/health").json();
+    assert_eq!(
+        (health["alerts"]["given_up"].as_u64(), health["alerts"]["pending"].as_u64()),
+        (Some(1), Some(0)),
+        "{health}"
+    );
+    assert!(
+        health["alerts"]["channels"][0]["last_error"].as_str().is_some_and(|e| e.contains("not delivered within 3s")),
+        "{health}"
+    );
+    assert!(daemon.logs().contains("given up"), "said in the log");
+    // The receiver is back and the monitor recovers: the resolved of a down nobody got is not sent.
+    sb.set("hook:main", "ok");
+    sb.set("api", "green");
+    wait_for("the up recorded", Duration::from_secs(20), || (event_types(&daemon) == ["down", "up"]).then_some(()));
+    wait_more_probes(&daemon, "api", 2);
+    assert!(sb.accepted_events("main").is_empty(), "{:?}", sb.accepted_events("main"));
+    assert_eq!(metric("sent"), None);
 }
