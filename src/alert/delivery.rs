@@ -24,6 +24,9 @@ const RETRY_FIRST: Duration = Duration::from_secs(5);
 const RETRY_MAX: Duration = Duration::from_secs(300);
 /// A receiver's `Retry-After` is honoured up to this.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(3_600);
+/// A message the receiver refuses for good (see [`Attempt::permanent`]) is given up after this
+/// many attempts, so it does not hold back the channel's later messages for `give_up_after`.
+const PERMANENT_ATTEMPTS: i32 = 3;
 /// At shutdown, sends in flight get this long to finish (and be recorded).
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -32,6 +35,8 @@ struct Queued {
     /// Not before this (the outbox's `not_before`, or the next retry).
     next_try: Instant,
     last_error: Option<String>,
+    /// Attempts the receiver refused for good (HTTP 4xx, SMTP 5xx).
+    refused: i32,
 }
 
 #[derive(Default)]
@@ -142,7 +147,7 @@ impl Delivery {
         if let Some(handle) = queue.timer.take() {
             ctx.cancel_future(handle);
         }
-        // Given up: too old, or the channel is no longer configured; and withdrawn: what
+        // Given up: too old, refused for good, or the channel is no longer configured; and withdrawn: what
         // follows a down given up.
         let mut given_up = Vec::new();
         let mut withdrawn = Vec::new();
@@ -152,12 +157,18 @@ impl Delivery {
                 continue;
             }
             let too_old = unix_now - head.row.created_at >= give_up_after;
-            if !too_old && configured.is_some() {
+            let refused = head.refused >= PERMANENT_ATTEMPTS;
+            if !too_old && !refused && configured.is_some() {
                 break;
             }
             let head = queue.rows.pop_front().expect("a head");
             let why = if configured.is_none() {
                 "the channel is no longer configured".to_string()
+            } else if refused {
+                format!(
+                    "refused {PERMANENT_ATTEMPTS} times for good ({})",
+                    head.last_error.as_deref().unwrap_or("no answer")
+                )
             } else {
                 format!(
                     "not delivered within {} ({})",
@@ -185,6 +196,10 @@ impl Delivery {
         }
         for (row, why) in given_up {
             if matches!(row.message.event, super::EventKind::Down | super::EventKind::StormDown) {
+                // Bounded: past this many, the oldest knowledge goes (a late resolved may then go).
+                if self.abandoned.len() >= 100_000 {
+                    self.abandoned.clear();
+                }
                 self.abandoned.insert((row.channel.clone(), row.message.id));
             }
             log::error!("alerts: {}: message {} ({}) given up: {why}", row.channel, row.id, row.message.event.as_str());
@@ -262,6 +277,9 @@ impl Delivery {
         let wait = retry_wait(head.row.attempts, attempt.retry_after);
         head.next_try = Instant::now() + wait;
         head.last_error = Some(attempt.answer.clone());
+        if attempt.permanent {
+            head.refused += 1;
+        }
         let row = head.row.clone();
         log::warn!(
             "alerts: {channel}: {} message {} not delivered (attempt {}), retrying in {}: {}",
@@ -321,7 +339,7 @@ impl Handler<OutboxChanged> for Delivery {
             let queue = self.queues.entry(channel.clone()).or_default();
             // In outbox order (rows loaded at start-up and rows committed since may interleave).
             let at = queue.rows.iter().position(|q| q.row.id > row.id).unwrap_or(queue.rows.len());
-            queue.rows.insert(at, Queued { row, next_try, last_error: None });
+            queue.rows.insert(at, Queued { row, next_try, last_error: None, refused: 0 });
             if !touched.contains(&channel) {
                 touched.push(channel);
             }

@@ -18,8 +18,10 @@ use super::maintenance;
 use super::{AlertConfig, EventKind, Message, MonitorAlerts, MonitorName};
 use crate::domain::{MonitorKey, Reason, Status};
 
-/// A monitor's alert state, as stored (JSON in `alert_state`).
+/// A monitor's alert state, as stored (JSON in `alert_state`; fields added later read as
+/// their defaults).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MonitorState {
     pub firing: bool,
     pub fail_streak: u32,
@@ -37,8 +39,12 @@ pub struct MonitorState {
     /// Reminders count from here when later than the last message (the end of a maintenance
     /// window: what was already down is not re-announced as it ends).
     pub remind_from: Option<i64>,
-    /// Folded into the current storm: its own down was not sent, so neither is its resolved.
-    pub in_storm: bool,
+    /// The storm it was folded into (that storm's event id): its own down was not sent, so
+    /// neither is its resolved.
+    pub storm: Option<i64>,
+    /// Its down is held until then (storms on: a storm may still fold it in); no reminder
+    /// before.
+    pub held_until: Option<i64>,
     /// The last failing probe: what reminders say.
     pub last_status: Option<i16>,
     pub last_reason: Option<String>,
@@ -65,8 +71,13 @@ pub struct StormState {
 
 /// What the engine keeps besides per-monitor state (stored as JSON in `meta`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Global {
-    pub storm: Option<StormState>,
+    /// Storms in progress, oldest first.
+    pub storms: Vec<StormState>,
+    /// The last event id given out: ids are never reused, even after the retention purge has
+    /// removed every event.
+    pub last_event: i64,
     /// Maintenance occurrences open at the last look: (window name, start).
     pub open_windows: BTreeSet<(String, i64)>,
 }
@@ -142,8 +153,8 @@ impl Engine {
     pub fn load(&mut self, states: Vec<(MonitorKey, MonitorState)>, global: Global, last_event: i64) {
         self.active = states.iter().filter(|(_, s)| s.is_active()).map(|(k, _)| k.clone()).collect();
         self.states = states.into_iter().collect();
+        self.next_event = last_event.max(global.last_event) + 1;
         self.global = global;
-        self.next_event = last_event + 1;
     }
 
     /// A new configuration: thresholds and channels apply from the next probe on; nothing
@@ -227,7 +238,16 @@ impl Engine {
                 consider(now);
             }
         }
-        if self.global.storm.as_ref().is_some_and(|s| s.members.is_empty()) {
+        if self.global.storms.iter().any(|s| s.members.is_empty()) {
+            consider(now);
+        }
+        // A storm is decided just before the first held down would go.
+        for key in &self.active {
+            if let Some(held) = self.states.get(key).and_then(|s| s.held_until).filter(|h| *h > now) {
+                consider((held - DECIDE_BEFORE).max(now + 1));
+            }
+        }
+        if self.active.iter().any(|k| !self.config.monitors.contains_key(k)) {
             consider(now);
         }
         due
@@ -235,12 +255,19 @@ impl Engine {
 }
 
 fn remind_due(state: &MonitorState, every: i64) -> Option<i64> {
-    if !state.firing || state.down_channels.is_empty() || state.in_storm {
+    if !state.firing || state.down_channels.is_empty() || state.storm.is_some() {
         return None;
     }
     let from = state.last_message_at?.max(state.remind_from.unwrap_or(i64::MIN));
-    Some(from + every)
+    // Never before its down has gone.
+    Some((from + every).max(state.held_until.unwrap_or(i64::MIN)))
 }
+
+/// A held down is folded into a storm only while it is held by more than this: one about to go
+/// out (its batch committing, its send starting) is not called back.
+const HOLD_MARGIN: i64 = 1;
+/// Storms are decided this long before the first held down would go.
+const DECIDE_BEFORE: i64 = 2;
 
 /// One batch's decisions in progress: reads through to the engine, writes to `decided`.
 struct Run<'a> {
@@ -289,6 +316,7 @@ impl Run<'_> {
     ) -> i64 {
         let id = self.decided.next_event;
         self.decided.next_event += 1;
+        self.global().last_event = id;
         self.decided.events.push(Event {
             id,
             kind,
@@ -331,11 +359,6 @@ impl Run<'_> {
             state.ok_streak = state.ok_streak.saturating_add(1).min(ok_cap);
             state.fail_streak = 0;
             state.streak_started_at = None;
-            if state.in_storm && !state.firing {
-                // Counted in a storm while failing, recovered before it fired.
-                state.in_storm = false;
-                self.leave_storm(result.key);
-            }
         }
         let in_maintenance = self.engine.in_maintenance(result.key, result.ts);
         if !in_maintenance {
@@ -369,16 +392,10 @@ impl Run<'_> {
         state.started_at = Some(started_at);
         state.last_message_at = Some(now);
         state.remind_from = None;
+        state.storm = None;
+        state.held_until = None;
         let id = self.event(EventKind::Down, Some(key), state.last_reason.clone(), state.last_detail.clone(), ts);
         state.down_event = Some(id);
-        let name = MonitorName::from(key);
-        let counted = self.global_ref().storm.as_ref().is_some_and(|s| s.members.iter().any(|m| same(m, &name)));
-        state.in_storm &= counted;
-        if state.in_storm {
-            // Counted in the storm while it was failing: the storm's summary spoke for it.
-            state.down_channels.clear();
-            return;
-        }
         state.down_channels = settings.channels.clone();
         let message = Message {
             id,
@@ -400,51 +417,68 @@ impl Run<'_> {
             return;
         }
         let window = storm.window.as_secs() as i64;
-        // Joins a storm in progress if its streak began within the storm's window.
-        if let Some(current) = &self.global_ref().storm {
-            if started_at <= current.started_at + window {
-                state.in_storm = true;
-                let global = self.global();
-                let storm_state = global.storm.as_mut().expect("a storm in progress");
-                storm_state.members.push(MonitorName::from(key));
-                storm_state.all.push(MonitorName::from(key));
-                for channel in &settings.channels {
-                    if !storm_state.channels.contains(channel) {
-                        storm_state.channels.push(channel.clone());
-                    }
-                }
-                return;
-            }
-        }
-        // Held for the window: a storm may yet fold it in.
-        self.send(&settings.channels, &message, now + window);
-        if self.global_ref().storm.is_some() {
+        // A storm formed within the window takes in a monitor that fires now (if the storm's
+        // summary went to every channel of its own): one more of the same outage.
+        let young = self
+            .global_ref()
+            .storms
+            .iter()
+            .position(|s| s.started_at + window >= now && settings.channels.iter().all(|c| s.channels.contains(c)));
+        if let Some(index) = young {
+            let storm_state = &mut self.global().storms[index];
+            storm_state.members.push(MonitorName::from(key));
+            storm_state.all.push(MonitorName::from(key));
+            state.storm = Some(storm_state.event);
+            state.down_channels.clear();
             return;
         }
-        let since = ts - window;
-        // Counted: monitors firing or failing whose failing streak began within the window.
-        let mut candidates: Vec<(MonitorKey, MonitorState)> = vec![(key.clone(), state.clone())];
-        let keys: HashSet<&MonitorKey> = self.engine.active.iter().chain(self.decided.states.keys()).collect();
-        for other in keys {
-            if other == key {
-                continue;
-            }
-            let s = self.state(other);
-            let began = if s.firing { s.started_at } else { s.streak_started_at };
-            if (s.firing || s.fail_streak > 0) && !s.in_storm && began.is_some_and(|t| t >= since) {
-                candidates.push((other.clone(), s));
+        // Held for the window: a storm may yet fold it in.
+        state.held_until = Some(now + window);
+        self.send(&settings.channels, &message, now + window);
+    }
+
+    /// Storm detection, once the first held down is about to go: the monitors that fired
+    /// within the window (their downs still held, by more than [`HOLD_MARGIN`]: one about to go
+    /// out is not called back), in no storm yet, are counted; enough of them make a storm, and
+    /// one summary goes instead of their downs.
+    fn detect_storm(&mut self, now: i64) {
+        let storm = self.config().storm.clone();
+        if storm.min_monitors == 0 || self.config().monitors.len() < storm.min_monitors as usize {
+            return;
+        }
+        let mut keys: Vec<MonitorKey> = self
+            .engine
+            .active
+            .iter()
+            .chain(self.decided.states.keys())
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        keys.sort_by_key(|k| k.to_string());
+        let mut candidates: Vec<(MonitorKey, MonitorState)> = Vec::new();
+        let mut first_due = i64::MAX;
+        for key in keys {
+            let s = self.state(&key);
+            if let Some(held) = s.held_until.filter(|h| s.firing && s.storm.is_none() && *h > now + HOLD_MARGIN) {
+                first_due = first_due.min(held);
+                candidates.push((key, s));
             }
         }
         let total = self.config().monitors.len().max(1);
-        if candidates.len() < storm.min_monitors as usize
+        if first_due - DECIDE_BEFORE > now
+            || candidates.len() < storm.min_monitors as usize
             || (candidates.len() as f64) < storm.min_fraction * total as f64
         {
             return;
         }
-        // A storm: one summary instead of each down still held back.
-        candidates.sort_by_key(|c| c.0.to_string());
+        let ts = now;
+        let members: Vec<MonitorName> = candidates.iter().map(|(k, _)| MonitorName::from(k)).collect();
+        let names: Vec<String> = members.iter().map(display).collect();
+        let detail = format!("{} monitors down: {}", members.len(), names.join(", "));
+        let storm_id =
+            self.event(EventKind::StormDown, None, None, Some(crate::secret::prefix(&detail, 1_000).to_string()), ts);
         let mut channels: Vec<String> = Vec::new();
-        let mut members = Vec::new();
         let mut first_started = ts;
         for (member, mut s) in candidates {
             for channel in &self.settings(&member).channels {
@@ -452,33 +486,19 @@ impl Run<'_> {
                     channels.push(channel.clone());
                 }
             }
-            // Its down is still held (decided within the window): withdrawn, and so is its
-            // resolved. One not firing yet is folded in before it fires.
-            let held = !s.firing || s.last_message_at.is_some_and(|t| t + window > now);
-            if held {
-                if let Some(event) = s.down_event {
-                    // Decided in this batch (not written yet) or earlier (pending in the outbox).
-                    self.decided.outbox.retain(|o| o.message.id != event);
-                    self.decided.suppress.push(event);
-                }
-                s.in_storm = true;
-                s.down_channels.clear();
+            if let Some(event) = s.down_event {
+                // Decided in this batch (not written yet) or earlier (pending in the outbox).
+                self.decided.outbox.retain(|o| o.message.id != event);
+                self.decided.suppress.push(event);
             }
-            first_started = first_started.min(s.started_at.or(s.streak_started_at).unwrap_or(ts));
-            members.push(MonitorName::from(&member));
-            if member == *key {
-                *state = s;
-            } else {
-                self.decided.states.insert(member, s);
-            }
+            first_started = first_started.min(s.started_at.unwrap_or(ts));
+            s.storm = Some(storm_id);
+            s.held_until = None;
+            s.down_channels.clear();
+            self.decided.states.insert(member, s);
         }
-        let started = members.len();
-        let names: Vec<String> = members.iter().map(display).collect();
-        let detail = format!("{started} monitors down: {}", names.join(", "));
-        let id =
-            self.event(EventKind::StormDown, None, None, Some(crate::secret::prefix(&detail, 1_000).to_string()), ts);
         let message = Message {
-            id,
+            id: storm_id,
             event: EventKind::StormDown,
             monitor: None,
             monitors: members.clone(),
@@ -491,64 +511,76 @@ impl Run<'_> {
             down_id: None,
         };
         self.send(&channels, &message, now);
-        // Only those folded in wait for the storm's end; the others resolve on their own.
-        let waiting: Vec<MonitorName> = members
-            .iter()
-            .filter(|m| {
-                let k = MonitorKey::new(&m.provider, &m.service, &m.channel);
-                if k == *key {
-                    state.in_storm
-                } else {
-                    self.decided.states.get(&k).is_some_and(|s| s.in_storm)
-                }
-            })
-            .cloned()
-            .collect();
-        self.global().storm = Some(StormState { event: id, started_at: ts, members: waiting, all: members, channels });
+        self.global().storms.push(StormState {
+            event: storm_id,
+            started_at: now,
+            members: members.clone(),
+            all: members,
+            channels,
+        });
     }
 
     fn resolve(&mut self, key: &MonitorKey, state: &mut MonitorState, ts: i64) {
         let started_at = state.started_at;
         let id = self.event(EventKind::Up, Some(key), Some(Reason::Ok.as_str().to_string()), None, ts);
-        if self.config().send_resolved && !state.in_storm {
-            let message = Message {
-                id,
-                event: EventKind::Up,
-                monitor: Some(MonitorName::from(key)),
-                monitors: Vec::new(),
-                status: Some(Status::Green.name().to_string()),
-                reason: Some(Reason::Ok.as_str().to_string()),
-                detail: None,
-                started_at,
-                resolved_at: Some(ts),
-                time: ts,
-                down_id: state.down_event,
-            };
-            let channels = std::mem::take(&mut state.down_channels);
-            self.send(&channels, &message, ts.max(0));
-        }
-        if state.in_storm {
-            self.leave_storm(key);
+        match state.storm {
+            Some(storm) => self.leave_storm(storm, key),
+            None if self.config().send_resolved => {
+                let message = Message {
+                    id,
+                    event: EventKind::Up,
+                    monitor: Some(MonitorName::from(key)),
+                    monitors: Vec::new(),
+                    status: Some(Status::Green.name().to_string()),
+                    reason: Some(Reason::Ok.as_str().to_string()),
+                    detail: None,
+                    started_at,
+                    resolved_at: Some(ts),
+                    time: ts,
+                    down_id: state.down_event,
+                };
+                let channels = std::mem::take(&mut state.down_channels);
+                // Not before its down (still held, maybe): a channel's messages keep their order.
+                self.send(&channels, &message, state.held_until.unwrap_or(ts));
+            }
+            None => {}
         }
         *state = MonitorState { ok_streak: state.ok_streak, ..MonitorState::default() };
     }
 
-    fn leave_storm(&mut self, key: &MonitorKey) {
+    fn leave_storm(&mut self, storm: i64, key: &MonitorKey) {
         let name = MonitorName::from(key);
-        if let Some(storm) = self.global().storm.as_mut() {
+        if let Some(storm) = self.global().storms.iter_mut().find(|s| s.event == storm) {
             storm.members.retain(|m| !same(m, &name));
         }
     }
 
-    /// Time-driven work at `now`: maintenance windows opening and closing, reminders, a storm
-    /// whose monitors have all recovered.
+    /// Time-driven work at `now`: outages of monitors no longer configured closed, reminders,
+    /// storms whose monitors have all recovered.
     fn tick(&mut self, now: i64) {
+        let mut keys: Vec<MonitorKey> = self.engine.active.iter().cloned().collect();
+        keys.extend(self.decided.states.keys().cloned());
+        keys.sort_by(|a, b| a.normalized().cmp(b.normalized()));
+        keys.dedup();
+        for key in &keys {
+            if self.engine.config.monitors.contains_key(key) {
+                continue;
+            }
+            // Removed or disabled: no probe will ever resolve it, so nothing more is said of it.
+            let state = self.state(key);
+            if state.is_active() {
+                if state.firing {
+                    log::info!("alerts: {key} is no longer configured; its alert is closed without a resolved");
+                }
+                if let Some(storm) = state.storm {
+                    self.leave_storm(storm, key);
+                }
+                self.decided.states.insert(key.clone(), MonitorState::default());
+            }
+        }
+        self.detect_storm(now);
         if let Some(every) = self.config().remind_every {
             let every = every.as_secs() as i64;
-            let mut keys: Vec<MonitorKey> = self.engine.active.iter().cloned().collect();
-            keys.extend(self.decided.states.keys().cloned());
-            keys.sort_by(|a, b| a.normalized().cmp(b.normalized()));
-            keys.dedup();
             for key in keys {
                 let mut state = self.state(&key);
                 let Some(due) = remind_due(&state, every) else { continue };
@@ -581,44 +613,37 @@ impl Run<'_> {
                 self.decided.states.insert(key, state);
             }
         }
-        self.end_storm(now);
+        self.end_storms(now);
     }
 
-    fn end_storm(&mut self, now: i64) {
-        // Members no longer configured never recover: they leave the storm.
-        let configured = &self.engine.config.monitors;
-        let stale = self.global_ref().storm.as_ref().is_some_and(|s| {
-            s.members.iter().any(|m| !configured.contains_key(&MonitorKey::new(&m.provider, &m.service, &m.channel)))
-        });
-        if stale {
-            if let Some(storm) = self.global().storm.as_mut() {
-                storm
-                    .members
-                    .retain(|m| configured.contains_key(&MonitorKey::new(&m.provider, &m.service, &m.channel)));
+    fn end_storms(&mut self, now: i64) {
+        let over: Vec<StormState> = {
+            let global_storms = &self.global_ref().storms;
+            if !global_storms.iter().any(|s| s.members.is_empty()) {
+                return;
             }
-        }
-        let over = self.global_ref().storm.as_ref().is_some_and(|s| s.members.is_empty());
-        if !over {
-            return;
-        }
-        let storm = self.global().storm.take().expect("a storm");
-        let detail = format!("{} monitors recovered", storm.all.len());
-        let id = self.event(EventKind::StormUp, None, None, Some(detail), now);
-        if self.config().send_resolved {
-            let message = Message {
-                id,
-                event: EventKind::StormUp,
-                monitor: None,
-                monitors: storm.all.clone(),
-                status: Some("green".to_string()),
-                reason: None,
-                detail: None,
-                started_at: Some(storm.started_at),
-                resolved_at: Some(now),
-                time: now,
-                down_id: Some(storm.event),
-            };
-            self.send(&storm.channels, &message, now);
+            global_storms.iter().filter(|s| s.members.is_empty()).cloned().collect()
+        };
+        self.global().storms.retain(|s| !s.members.is_empty());
+        for storm in over {
+            let detail = format!("{} monitors recovered", storm.all.len());
+            let id = self.event(EventKind::StormUp, None, None, Some(detail), now);
+            if self.config().send_resolved {
+                let message = Message {
+                    id,
+                    event: EventKind::StormUp,
+                    monitor: None,
+                    monitors: storm.all.clone(),
+                    status: Some("green".to_string()),
+                    reason: None,
+                    detail: None,
+                    started_at: Some(storm.started_at),
+                    resolved_at: Some(now),
+                    time: now,
+                    down_id: Some(storm.event),
+                };
+                self.send(&storm.channels, &message, now);
+            }
         }
     }
 
@@ -744,6 +769,15 @@ mod tests {
             self.suppressed.extend(decided.suppress.iter().copied());
             self.outbox.retain(|o| !decided.suppress.contains(&o.message.id));
             self.outbox.extend(decided.outbox.iter().cloned());
+        }
+
+        /// What the daemon's timer does: a look at every time the engine asks for, up to `t`.
+        fn catch_up(&mut self, t: i64, from: i64) {
+            let mut now = from;
+            while let Some(due) = self.engine.next_due(now).filter(|d| *d < t) {
+                self.step(&[], due);
+                now = due;
+            }
         }
 
         fn kinds(&self) -> Vec<&'static str> {
@@ -892,6 +926,9 @@ mod tests {
         for i in 0..25 {
             h.step(&[(i, Red)], T0 + 1 + i as i64 / 5);
         }
+        // Just before the first held down would go, the storm is decided.
+        assert_eq!(h.engine.next_due(T0 + 6), Some(T0 + 1 + 60 - DECIDE_BEFORE));
+        h.step(&[], T0 + 59);
         assert_eq!(h.kinds().iter().filter(|k| **k == "down").count(), 25, "each state change is an event");
         assert_eq!(h.kinds().iter().filter(|k| **k == "storm_down").count(), 1);
         assert_eq!(h.sent(), [("storm_down", "ops".to_string())], "the held downs were withdrawn");
@@ -917,8 +954,9 @@ mod tests {
         let five: Vec<(usize, Status)> = (1..=5).map(|i| (i, Red)).collect();
         h.step(&five, T0 + 80);
         h.step(&five, T0 + 90);
+        h.step(&[], T0 + 148);
         let sent: Vec<&str> = h.outbox.iter().map(|o| o.message.event.as_str()).collect();
-        assert_eq!(sent, ["down", "reminder", "storm_down"], "{:?}", h.kinds());
+        assert_eq!(sent, ["down", "reminder", "storm_down", "reminder"], "{:?}", h.kinds());
         assert_eq!(h.outbox[2].message.monitors.len(), 5);
         // Long after: reminders for monitor 0 only, none for the storm's members.
         h.step(&[], T0 + 200);
@@ -947,6 +985,105 @@ mod tests {
         h.step(&[(0, Red)], T0);
         h.step(&[(0, Red)], T0 + 10);
         assert_eq!(h.outbox[0].not_before, T0 + 10);
+    }
+
+    fn all(range: std::ops::Range<usize>, status: Status) -> Vec<(usize, Status)> {
+        range.map(|i| (i, status)).collect()
+    }
+
+    #[test]
+    fn a_storm_forms_with_a_threshold_of_three_at_a_one_minute_interval() {
+        let storm = Storm { min_monitors: 5, min_fraction: 0.5, window: Duration::from_secs(60) };
+        let mut h = Harness::new(config(25, &["ops"], |c| {
+            c.storm = storm;
+            c.monitors.values_mut().for_each(|m| m.failure_threshold = 3);
+        }));
+        // Each monitor probes at its own phase (2 s apart) once a minute; all fail from T0 on.
+        let mut last = T0;
+        for round in 0..4 {
+            for i in 0..25 {
+                let t = T0 + round * 60 + i as i64 * 2;
+                h.catch_up(t, last);
+                h.step(&[(i, Red)], t);
+                last = t;
+            }
+        }
+        assert_eq!(h.kinds().iter().filter(|k| **k == "storm_down").count(), 1, "{:?}", h.kinds());
+        assert_eq!(h.sent(), [("storm_down", "ops".to_string())]);
+        assert_eq!(h.outbox[0].message.monitors.len(), 25);
+    }
+
+    #[test]
+    fn a_blip_on_many_monitors_does_not_hide_one_that_is_really_down() {
+        let storm = Storm { min_monitors: 5, min_fraction: 0.2, window: Duration::from_secs(60) };
+        let mut h = Harness::new(config(25, &["ops"], |c| {
+            c.storm = storm;
+            c.remind_every = Some(Duration::from_secs(600));
+        }));
+        h.step(&all(0..10, Red), T0);
+        h.step(&[(0, Red)], T0 + 60);
+        h.step(&all(1..10, Green), T0 + 60);
+        for t in [T0 + 120, T0 + 180, T0 + 900] {
+            h.step(&[(0, Red)], t);
+        }
+        assert_eq!(h.sent(), [("down", "ops".to_string()), ("reminder", "ops".to_string())]);
+        assert!(!h.kinds().contains(&"storm_down"));
+    }
+
+    #[test]
+    fn a_second_outage_later_is_a_storm_of_its_own_while_the_first_lingers() {
+        let storm = Storm { min_monitors: 5, min_fraction: 0.2, window: Duration::from_secs(60) };
+        let mut h = Harness::new(config(25, &["ops"], |c| c.storm = storm));
+        h.step(&all(0..5, Red), T0);
+        h.step(&all(0..5, Red), T0 + 10);
+        h.step(&[], T0 + 68);
+        // Four recover; monitor 0 stays down.
+        h.step(&all(1..5, Green), T0 + 100);
+        h.step(&all(1..5, Green), T0 + 110);
+        let day = T0 + 86_400;
+        h.step(&all(10..16, Red), day);
+        h.step(&all(10..16, Red), day + 10);
+        h.step(&[], day + 68);
+        let storms: Vec<&Outgoing> = h.outbox.iter().filter(|o| o.message.event == EventKind::StormDown).collect();
+        assert_eq!(storms.len(), 2, "{:?}", h.sent());
+        assert_eq!(storms[1].message.monitors.len(), 6);
+        assert!(!h.sent().iter().any(|(e, _)| *e == "down"), "{:?}", h.sent());
+    }
+
+    #[test]
+    fn a_monitor_removed_while_firing_is_closed_and_reminds_no_more() {
+        let mut h = Harness::new(config(2, &["ops"], |c| c.remind_every = Some(Duration::from_secs(60))));
+        h.step(&[(0, Red)], T0);
+        h.step(&[(0, Red)], T0 + 10);
+        h.engine.configure(config(2, &["ops"], |c| {
+            c.remind_every = Some(Duration::from_secs(60));
+            c.monitors.remove(&key(0));
+        }));
+        h.step(&[], T0 + 20);
+        h.step(&[], T0 + 1_000);
+        assert_eq!(h.sent(), [("down", "ops".to_string())]);
+        assert_eq!(h.engine.next_due(T0 + 1_000), None);
+        assert!(h.engine.state(&key(0)).is_some_and(|s| !s.firing));
+    }
+
+    #[test]
+    fn event_ids_are_never_reused_even_when_the_purge_removed_every_event() {
+        let mut h = Harness::new(config(1, &["ops"], |_| {}));
+        h.step(&[(0, Red)], T0);
+        h.step(&[(0, Red)], T0 + 10);
+        h.step(&[(0, Green)], T0 + 20);
+        h.step(&[(0, Green)], T0 + 30);
+        let last = h.events.last().unwrap().id;
+        // The database has no event left (all purged): the stored high-water mark still counts.
+        let states: Vec<(MonitorKey, MonitorState)> =
+            h.engine.states.iter().map(|(k, s)| (k.clone(), s.clone())).collect();
+        let global = h.engine.global.clone();
+        let mut engine = Engine::new(h.engine.config.clone());
+        engine.load(states, global, 0);
+        h.engine = engine;
+        h.step(&[(0, Red)], T0 + 40);
+        h.step(&[(0, Red)], T0 + 50);
+        assert_eq!(h.events.last().unwrap().id, last + 1);
     }
 
     fn window(start: i64, end: i64) -> Maintenance {

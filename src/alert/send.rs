@@ -44,11 +44,19 @@ pub struct Attempt {
     /// `HTTP 200: {"code":19021,"msg":"sign match fail"}` or `SMTP 250 OK` or
     /// `connection refused`; redacted with the given redactor, then cut to 300 bytes, one line.
     pub answer: String,
+    /// The receiver refused it for good (an HTTP 4xx other than 408, 425 and 429, a redirect,
+    /// an SMTP 5xx): trying again will not help.
+    pub permanent: bool,
 }
 
 impl Attempt {
     fn failed(answer: &str, redactor: &Redactor) -> Attempt {
-        Attempt { accepted: false, retry_after: None, answer: redactor.excerpt(answer, ANSWER_MAX_BYTES) }
+        Attempt {
+            accepted: false,
+            retry_after: None,
+            answer: redactor.excerpt(answer, ANSWER_MAX_BYTES),
+            permanent: false,
+        }
     }
 }
 
@@ -416,7 +424,9 @@ fn judge(rule: Rule, answer: &Answer, redactor: &Redactor) -> Attempt {
                 .or(answer.retry_after)
         })
         .flatten();
-    Attempt { accepted, retry_after, answer: redactor.excerpt(&words, ANSWER_MAX_BYTES) }
+    let permanent = !accepted
+        && ((300..400).contains(&status) || ((400..500).contains(&status) && ![408, 425, 429].contains(&status)));
+    Attempt { accepted, retry_after, answer: redactor.excerpt(&words, ANSWER_MAX_BYTES), permanent }
 }
 
 /// Email through SMTP with lettre: one connection per message.
@@ -458,21 +468,29 @@ async fn send_email(kind: &ChannelKind, message: &Message, ctx: &RenderContext<'
     }
     let transport = builder.build();
     let words = match actix_rt::time::timeout(SMTP_EXCHANGE_TIMEOUT, transport.send(email)).await {
-        Err(_) => Err(timed_out(SMTP_EXCHANGE_TIMEOUT)),
+        Err(_) => Err((timed_out(SMTP_EXCHANGE_TIMEOUT), false)),
         Ok(Ok(response)) => {
             let lines: Vec<&str> = response.message().collect();
             Ok(format!("SMTP {} {}", response.code(), lines.join(" ")))
         }
-        Ok(Err(error)) if error.is_timeout() => Err(timed_out(TIMEOUT)),
-        Ok(Err(error)) => Err(match error.status() {
-            // "permanent error (550): mailbox unavailable"
-            Some(code) => format!("SMTP {code}: {error}"),
-            None => format!("SMTP {error}"),
-        }),
+        Ok(Err(error)) if error.is_timeout() => Err((timed_out(TIMEOUT), false)),
+        Ok(Err(error)) => Err((
+            match error.status() {
+                // "permanent error (550): mailbox unavailable"
+                Some(code) => format!("SMTP {code}: {error}"),
+                None => format!("SMTP {error}"),
+            },
+            error.is_permanent(),
+        )),
     };
     match words {
-        Ok(words) => Attempt { accepted: true, retry_after: None, answer: redactor.excerpt(&words, ANSWER_MAX_BYTES) },
-        Err(words) => Attempt::failed(&words, redactor),
+        Ok(words) => Attempt {
+            accepted: true,
+            retry_after: None,
+            answer: redactor.excerpt(&words, ANSWER_MAX_BYTES),
+            permanent: false,
+        },
+        Err((words, permanent)) => Attempt { permanent, ..Attempt::failed(&words, redactor) },
     }
 }
 
@@ -609,7 +627,10 @@ mod tests {
         let url = format!("{}/hooks/in", fake.base);
         let hook = channel(ChannelKind::Webhook { url: url.into(), secret: Some("whsec-123456".into()) });
         let outcome = attempt(&hook, &down()).await;
-        assert_eq!(outcome, Attempt { accepted: true, retry_after: None, answer: "HTTP 200: ok".into() });
+        assert_eq!(
+            outcome,
+            Attempt { accepted: true, retry_after: None, answer: "HTTP 200: ok".into(), permanent: false }
+        );
         let seen = fake.next();
         assert_eq!((seen.method.as_str(), seen.target.as_str()), ("POST", "/hooks/in"));
         assert_eq!(seen.header("content-type"), Some("application/json"));
@@ -911,9 +932,22 @@ mod tests {
             Attempt {
                 accepted: false,
                 retry_after: Some(Duration::from_secs(30)),
-                answer: "HTTP 429: slow down".into()
+                answer: "HTTP 429: slow down".into(),
+                permanent: false
             }
         );
+    }
+
+    #[actix_rt::test]
+    async fn client_errors_are_permanent_server_errors_and_timeouts_are_not() {
+        for (code, permanent) in
+            [(400, true), (404, true), (403, true), (408, false), (429, false), (500, false), (503, false)]
+        {
+            let fake = receiver(code, &[], "no");
+            let hook = channel(ChannelKind::Webhook { url: format!("{}/hook", fake.base).into(), secret: None });
+            let outcome = attempt(&hook, &down()).await;
+            assert_eq!((outcome.accepted, outcome.permanent), (false, permanent), "HTTP {code}");
+        }
     }
 
     #[actix_rt::test]
@@ -923,6 +957,7 @@ mod tests {
         let outcome = attempt(&hook, &down()).await;
         assert!(!outcome.accepted);
         assert_eq!(outcome.answer, "HTTP 302: redirect refused");
+        assert!(outcome.permanent, "a redirect will not go away by retrying");
         assert_eq!(fake.next().target, "/hook");
         assert!(fake.seen.recv_timeout(Duration::from_millis(300)).is_err(), "the redirect was followed");
     }
@@ -1084,7 +1119,12 @@ mod tests {
         let outcome = attempt(&email(port, "llm-monitor <monitor@example.com>"), &down()).await;
         assert_eq!(
             outcome,
-            Attempt { accepted: true, retry_after: None, answer: "SMTP 250 2.0.0 queued as 42".into() }
+            Attempt {
+                accepted: true,
+                retry_after: None,
+                answer: "SMTP 250 2.0.0 queued as 42".into(),
+                permanent: false
+            }
         );
         let mail = mail.recv_timeout(Duration::from_secs(5)).unwrap();
         assert!(mail.commands.contains(&"MAIL FROM:<monitor@example.com>".to_string()), "{:?}", mail.commands);

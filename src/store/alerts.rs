@@ -95,17 +95,23 @@ pub fn load(conn: &mut SqliteConnection, recent: i64) -> Result<AlertsLoaded, St
         .collect();
     let mut events = read_events_before(conn, i64::MAX, recent)?;
     events.reverse();
-    let given_up: Vec<(String, i64)> =
-        outbox::table.filter(outbox::state.eq(GIVEN_UP)).select((outbox::channel, outbox::event_id)).load(conn)?;
-    let downs: std::collections::HashSet<i64> = events::table
-        .filter(events::id.eq_any(given_up.iter().map(|(_, id)| *id).collect::<Vec<_>>()))
-        .filter(events::kind.eq_any([EventKind::Down.as_str(), EventKind::StormDown.as_str()]))
-        .select(events::id)
-        .load::<i64>(conn)?
-        .into_iter()
-        .collect();
-    let abandoned = given_up.into_iter().filter(|(_, id)| downs.contains(id)).collect();
+    let abandoned = diesel::sql_query(
+        "SELECT o.channel AS channel, o.event_id AS event_id FROM outbox o JOIN events e ON e.id = o.event_id \
+         WHERE o.state = 2 AND e.kind IN ('down', 'storm_down')",
+    )
+    .load::<Abandoned>(conn)?
+    .into_iter()
+    .map(|a| (a.channel, a.event_id))
+    .collect();
     Ok(AlertsLoaded { states, global, last_event: last_event.unwrap_or(0), pending, events, abandoned })
+}
+
+#[derive(QueryableByName)]
+struct Abandoned {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    channel: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    event_id: i64,
 }
 
 type EventColumns = (i64, i64, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
@@ -233,7 +239,8 @@ pub fn write_decided(
 pub fn record_deliveries(conn: &mut SqliteConnection, updates: &[DeliveryUpdate]) -> Result<(), StoreError> {
     for update in updates {
         let done_at = (update.state != PENDING).then_some(update.at);
-        diesel::update(outbox::table.find(update.id))
+        // Only a pending row moves: one withdrawn meanwhile (folded into a storm) stays so.
+        diesel::update(outbox::table.find(update.id).filter(outbox::state.eq(PENDING)))
             .set((
                 outbox::state.eq(update.state),
                 outbox::attempts.eq(update.attempts),

@@ -392,3 +392,24 @@ fn a_message_not_delivered_in_give_up_after_is_given_up_and_its_resolved_not_sen
     assert!(sb.accepted_events("main").is_empty(), "{:?}", sb.accepted_events("main"));
     assert_eq!(metric("sent"), None);
 }
+
+#[test]
+fn a_message_refused_for_good_is_given_up_after_three_attempts_and_the_next_one_goes() {
+    let sb = Switchboard::start();
+    sb.set("api", "red");
+    sb.set("hook:main", "reject");
+    let ws = Workspace::new(&format!("{}monitors:\n{}", alerts(&sb, "main", ""), monitor(&sb, "api", "")));
+    let daemon = ws.start();
+    let metric = |result| daemon.metric("llm_monitor_notifications_total", &[("channel", "ops"), ("result", result)]);
+    wait_for("the down given up", Duration::from_secs(40), || metric("given_up").filter(|n| *n == 1.0));
+    assert_eq!(sb.messages().len(), 3, "three attempts, not 24 hours of them");
+    let health = daemon.get("/health").json();
+    let error = health["alerts"]["channels"][0]["last_error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("refused 3 times for good") && error.contains("HTTP 400"), "{health}");
+    // The channel is not blocked: the next message (a down of another outage) goes.
+    sb.set("hook:main", "ok");
+    sb.set("api", "green");
+    wait_for("recovered", Duration::from_secs(20), || (event_types(&daemon) == ["down", "up"]).then_some(()));
+    sb.set("api", "red");
+    wait_for("the second down", Duration::from_secs(20), || (sb.accepted_events("main") == ["down"]).then_some(()));
+}

@@ -443,6 +443,7 @@ fn maintenance(top: &Fields<'_>, default_tz: chrono_tz::Tz, errors: &mut Errors)
         }
     };
     let mut out = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for (index, item) in items.iter().enumerate() {
         let Value::Mapping(map) = item else {
             errors.push(&format!("maintenance[{index}]"), "", format!("must be a mapping, found {}", describe(item)));
@@ -456,6 +457,11 @@ fn maintenance(top: &Fields<'_>, default_tz: chrono_tz::Tz, errors: &mut Errors)
         fields.check_keys(MAINTENANCE_KEYS, errors);
         if name.is_empty() {
             errors.push(&place, "name", "is required");
+        } else if let Some(first) = seen.get(&name) {
+            // Windows are told apart by name (their start and end events, their state).
+            errors.push(&place, "name", format!("duplicates maintenance[{first}]"));
+        } else {
+            seen.insert(name.clone(), index);
         }
         let patterns: Vec<String> = fields.get("monitors", errors).unwrap_or_default();
         if patterns.is_empty() && errors.lines.len() == before {

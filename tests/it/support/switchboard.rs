@@ -98,6 +98,7 @@ async fn respond(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<
             });
             match answer.as_str() {
                 "down" => HttpResponse::ServiceUnavailable().body("receiver down"),
+                "reject" => HttpResponse::BadRequest().body("unknown payload"),
                 "feishu-fail" => HttpResponse::Ok().content_type("application/json").body(
                     r#"{"code":19021,"msg":"sign match fail or timestamp is not within one hour from current time"}"#,
                 ),
