@@ -6,7 +6,7 @@ const I18N = {
   en: {
     title: "LLM API status", provider: "Provider", service: "Service", sort: "Sort", all: "All",
     sort_config: "Config order", sort_uptime: "Uptime (lowest first)", sort_latency: "Latency (slowest first)",
-    green: "Normal", yellow: "Slow / limited", red: "Unavailable", nodata: "No data",
+    green: "Normal", yellow: "Slow / limited", red: "Unavailable", nodata: "No data", maintenance: "Maintenance",
     uptime: "Uptime", latency: "Latency", ttft: "TTFT", monitors: "monitors", updated: "updated",
     availability: "availability", probes: "probes", no_probe: "no probe yet", utc: "UTC",
     error: "Could not load the status", lang_switch: "中文",
@@ -20,7 +20,7 @@ const I18N = {
   zh: {
     title: "LLM 接口状态", provider: "服务商", service: "服务", sort: "排序", all: "全部",
     sort_config: "配置顺序", sort_uptime: "可用率（低在前）", sort_latency: "延迟（高在前）",
-    green: "正常", yellow: "缓慢 / 限流", red: "不可用", nodata: "无数据",
+    green: "正常", yellow: "缓慢 / 限流", red: "不可用", nodata: "无数据", maintenance: "维护中",
     uptime: "可用率", latency: "延迟", ttft: "首字延迟", monitors: "个监控", updated: "更新于",
     availability: "可用率", probes: "次探测", no_probe: "尚未探测", utc: "UTC",
     error: "无法加载状态", lang_switch: "English",
@@ -65,7 +65,7 @@ function el(tag, className, text) {
   return node;
 }
 
-const statusClass = (s) => (s === 0 || s === 1 || s === 2 ? "s" + s : "sn");
+const statusClass = (s) => (s === 0 || s === 1 || s === 2 ? "s" + s : s === -2 ? "sm" : "sn");
 const pct = (v) => (v < 0 ? "—" : v.toFixed(2) + "%");
 const ms = (v) => (v === null || v === undefined ? "—" : Math.round(v) + " ms");
 
@@ -86,6 +86,7 @@ function tooltip(bucket) {
     `${t("availability")}: ${pct(bucket.availability)}`,
     `${t("green")} ${c.green} · ${t("yellow")} ${c.yellow} · ${t("red")} ${c.red}`,
   ];
+  if (c.maintenance > 0) lines.push(`${t("maintenance")}: ${c.maintenance}`);
   if (c.green + c.yellow > 0) {
     let latency = `${t("latency")}: ${ms(bucket.latency)}`;
     if (bucket.latency_p95 !== null) latency += ` (p50 ${ms(bucket.latency_p50)}, p95 ${ms(bucket.latency_p95)})`;

@@ -39,7 +39,10 @@ fn page_workspace(quiet: &crate::support::upstream::BlackHole) -> Workspace {
                 _ => 1,
             };
             let reason = ["server_error", "ok", "slow"][status as usize].to_string();
+            // gamma's hour 5 ago was all inside a maintenance window.
+            let maintenance = i == 2 && hour == 5;
             rows.push(Row {
+                maintenance,
                 monitor_id: *id,
                 ts: t - hour * 3_600 + 60,
                 status,
@@ -295,6 +298,13 @@ fn the_status_page_in_a_real_browser() {
     let rows = wait_rows("24h", 24);
     check("24h", &rows);
     assert_eq!(rows[0]["uptimeLabel"], "Uptime");
+    // A bucket whose probes were all in maintenance has its own colour, never red.
+    let maintenance = eval(
+        r#"JSON.stringify([...document.querySelectorAll('.bar .bucket')].filter(b => b.dataset.status === '-2').map(b => [getComputedStyle(b).backgroundColor, b.title]))"#,
+    );
+    assert_eq!(maintenance.as_array().map(Vec::len), Some(1), "{maintenance}");
+    assert_eq!(maintenance[0][0], "rgb(123, 97, 201)");
+    assert!(maintenance[0][1].as_str().unwrap().contains("Maintenance: 1"), "{maintenance}");
     assert!(rows[0]["tooltip"].as_str().unwrap().contains("availability"), "{}", rows[0]["tooltip"]);
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
