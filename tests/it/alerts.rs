@@ -413,3 +413,21 @@ fn a_message_refused_for_good_is_given_up_after_three_attempts_and_the_next_one_
     sb.set("api", "red");
     wait_for("the second down", Duration::from_secs(20), || (sb.accepted_events("main") == ["down"]).then_some(()));
 }
+
+#[test]
+fn a_send_in_flight_at_shutdown_finishes_and_is_not_sent_again_after_the_restart() {
+    let sb = Switchboard::start();
+    sb.set("api", "red");
+    sb.set("hook:main", "slow");
+    let ws = Workspace::new(&format!("{}monitors:\n{}", alerts(&sb, "main", ""), monitor(&sb, "api", "")));
+    let mut daemon = ws.start();
+    // The receiver has the message and takes 2 s to answer: stop the daemon now.
+    wait_for("the send in flight", Duration::from_secs(20), || (!sb.messages().is_empty()).then_some(()));
+    daemon.signal(Signal::SIGTERM);
+    assert!(daemon.wait_exit(Duration::from_secs(30)).success(), "{}", daemon.logs());
+    assert!(!daemon.logs().contains("still being sent"), "it waited for the answer: {}", daemon.logs());
+    sb.set("hook:main", "ok");
+    let daemon = ws.start();
+    wait_more_probes(&daemon, "api", 3);
+    assert_eq!(sb.messages().len(), 1, "recorded as sent before the exit, so not sent again");
+}

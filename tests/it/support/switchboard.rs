@@ -4,7 +4,8 @@
 //! `/up/{name}`: 200 with an LLM-shaped body while `name` is "green" (the default), 500 while
 //! "red"; `/flap/{name}`: red and green in turn. `/hook/{name}`: records the request and
 //! answers as `name`'s mode says: "ok" (the default; 200 `{"code":0,"errcode":0,"ok":true}`),
-//! "down" (503), "feishu-fail" (200 `{"code":19021,...}`).
+//! "down" (503), "reject" (400, for good), "feishu-fail" (200 `{"code":19021,...}`), "slow"
+//! (200 after 2 s).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -85,7 +86,7 @@ async fn respond(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<
         }
         ["hook", name] => {
             let answer = mode(&state, &format!("hook:{name}"), "ok");
-            let accepted = answer == "ok";
+            let accepted = answer == "ok" || answer == "slow";
             state.messages.push(Message {
                 hook: name.to_string(),
                 headers: req
@@ -96,7 +97,12 @@ async fn respond(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<
                 body: String::from_utf8_lossy(&body).into_owned(),
                 accepted,
             });
+            drop(state);
             match answer.as_str() {
+                "slow" => {
+                    actix_rt::time::sleep(Duration::from_secs(2)).await;
+                    HttpResponse::Ok().content_type("application/json").body(r#"{"ok":true}"#)
+                }
                 "down" => HttpResponse::ServiceUnavailable().body("receiver down"),
                 "reject" => HttpResponse::BadRequest().body("unknown payload"),
                 "feishu-fail" => HttpResponse::Ok().content_type("application/json").body(
