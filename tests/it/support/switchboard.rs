@@ -62,12 +62,24 @@ const GREEN: &str =
     r#"{"id":"x","model":"gpt-test","choices":[{"index":0,"message":{"role":"assistant","content":"OK"}}]}"#;
 
 async fn respond(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<State>>>) -> HttpResponse {
+    // A slow receiver answers after the lock is let go.
+    match answer(&req, &body, &state) {
+        Some(response) => response,
+        None => {
+            actix_rt::time::sleep(Duration::from_secs(2)).await;
+            HttpResponse::Ok().content_type("application/json").body(r#"{"ok":true}"#)
+        }
+    }
+}
+
+/// The answer to a request, or `None` for a hook in "slow" mode.
+fn answer(req: &HttpRequest, body: &[u8], state: &Mutex<State>) -> Option<HttpResponse> {
     let segments: Vec<String> = req.path().trim_start_matches('/').split('/').map(str::to_string).collect();
     let mut state = state.lock().unwrap();
     let mode = |state: &State, name: &str, default: &str| {
         state.switches.get(name).cloned().unwrap_or_else(|| default.to_string())
     };
-    match segments.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let response = match segments.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["up", name] => {
             if mode(&state, name, "green") == "red" {
                 HttpResponse::InternalServerError().body("upstream broken")
@@ -94,15 +106,11 @@ async fn respond(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<
                     .iter()
                     .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string()))
                     .collect(),
-                body: String::from_utf8_lossy(&body).into_owned(),
+                body: String::from_utf8_lossy(body).into_owned(),
                 accepted,
             });
-            drop(state);
             match answer.as_str() {
-                "slow" => {
-                    actix_rt::time::sleep(Duration::from_secs(2)).await;
-                    HttpResponse::Ok().content_type("application/json").body(r#"{"ok":true}"#)
-                }
+                "slow" => return None,
                 "down" => HttpResponse::ServiceUnavailable().body("receiver down"),
                 "reject" => HttpResponse::BadRequest().body("unknown payload"),
                 "feishu-fail" => HttpResponse::Ok().content_type("application/json").body(
@@ -112,7 +120,8 @@ async fn respond(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<
             }
         }
         _ => HttpResponse::NotFound().body("no such path"),
-    }
+    };
+    Some(response)
 }
 
 impl Switchboard {
