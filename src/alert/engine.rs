@@ -112,6 +112,8 @@ pub struct Observed<'a> {
     pub status: Status,
     pub reason: Reason,
     pub detail: Option<&'a str>,
+    /// Made inside a maintenance window covering its monitor (the writer marks the row so).
+    pub in_maintenance: bool,
 }
 
 /// What one batch (or tick) decided, to write in its transaction and [`Engine::apply`] after.
@@ -360,8 +362,7 @@ impl Run<'_> {
             state.fail_streak = 0;
             state.streak_started_at = None;
         }
-        let in_maintenance = self.engine.in_maintenance(result.key, result.ts);
-        if !in_maintenance {
+        if !result.in_maintenance {
             self.evaluate(result.key, &mut state, result.ts, now);
         }
         if state != before {
@@ -761,6 +762,7 @@ mod tests {
                     status: *status,
                     reason: if *status == Status::Red { Reason::ServerError } else { Reason::Ok },
                     detail: (*status == Status::Red).then_some("HTTP 500"),
+                    in_maintenance: self.engine.in_maintenance(key, ts),
                 })
                 .collect();
             let decided = self.engine.decide(&observed, ts);
@@ -816,7 +818,14 @@ mod tests {
         // The state of a steady green monitor is not rewritten with every probe.
         h.step(&[(0, Green)], T0 + 540);
         let decided = h.engine.decide(
-            &[Observed { key: &key(0), ts: T0 + 600, status: Green, reason: Reason::Ok, detail: None }],
+            &[Observed {
+                key: &key(0),
+                ts: T0 + 600,
+                status: Green,
+                reason: Reason::Ok,
+                detail: None,
+                in_maintenance: false,
+            }],
             T0 + 600,
         );
         assert!(decided.states.is_empty());

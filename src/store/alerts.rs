@@ -114,61 +114,55 @@ struct Abandoned {
     event_id: i64,
 }
 
-type EventColumns = (i64, i64, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+/// A row of `events`, as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = events)]
+struct EventRow {
+    id: i64,
+    time: i64,
+    kind: String,
+    provider: Option<String>,
+    service: Option<String>,
+    channel: Option<String>,
+    reason: Option<String>,
+    detail: Option<String>,
+}
 
-fn event_of((id, time, kind, provider, service, channel, reason, detail): EventColumns) -> Event {
-    Event {
-        id,
-        kind: EventKind::parse(&kind).unwrap_or(EventKind::Down),
-        provider,
-        service,
-        channel,
-        reason,
-        detail,
-        time,
+impl From<EventRow> for Event {
+    fn from(row: EventRow) -> Event {
+        Event {
+            id: row.id,
+            kind: EventKind::parse(&row.kind).unwrap_or(EventKind::Down),
+            provider: row.provider,
+            service: row.service,
+            channel: row.channel,
+            reason: row.reason,
+            detail: row.detail,
+            time: row.time,
+        }
     }
 }
 
-const EVENT_COLUMNS: (
-    events::id,
-    events::time,
-    events::kind,
-    events::provider,
-    events::service,
-    events::channel,
-    events::reason,
-    events::detail,
-) = (
-    events::id,
-    events::time,
-    events::kind,
-    events::provider,
-    events::service,
-    events::channel,
-    events::reason,
-    events::detail,
-);
-
 /// Up to `limit` events after `since_id`, oldest first.
 pub fn read_events(conn: &mut SqliteConnection, since_id: i64, limit: i64) -> Result<Vec<Event>, StoreError> {
-    let rows: Vec<EventColumns> = events::table
+    let rows: Vec<EventRow> = events::table
         .filter(events::id.gt(since_id))
         .order(events::id)
         .limit(limit)
-        .select(EVENT_COLUMNS)
+        .select(EventRow::as_select())
         .load(conn)?;
-    Ok(rows.into_iter().map(event_of).collect())
+    Ok(rows.into_iter().map(Event::from).collect())
 }
 
 /// Up to `limit` events before `before_id`, newest first.
 fn read_events_before(conn: &mut SqliteConnection, before_id: i64, limit: i64) -> Result<Vec<Event>, StoreError> {
-    let rows: Vec<EventColumns> = events::table
+    let rows: Vec<EventRow> = events::table
         .filter(events::id.lt(before_id))
         .order(events::id.desc())
         .limit(limit)
-        .select(EVENT_COLUMNS)
+        .select(EventRow::as_select())
         .load(conn)?;
-    Ok(rows.into_iter().map(event_of).collect())
+    Ok(rows.into_iter().map(Event::from).collect())
 }
 
 /// Writes what the engine decided (inside the caller's transaction); gives the outbox rows it
@@ -299,8 +293,17 @@ mod tests {
         for (i, status) in [Status::Red, Status::Green, Status::Red, Status::Green, Status::Red].into_iter().enumerate()
         {
             let t = 1_000 + i as i64 * 100;
-            let decided: Decided =
-                engine.decide(&[Observed { key: &key, ts: t, status, reason: Reason::ServerError, detail: None }], t);
+            let decided: Decided = engine.decide(
+                &[Observed {
+                    key: &key,
+                    ts: t,
+                    status,
+                    reason: Reason::ServerError,
+                    detail: None,
+                    in_maintenance: false,
+                }],
+                t,
+            );
             written.extend(write_decided(&mut conn, &decided, &id_of, t).unwrap());
             engine.apply(&decided);
         }

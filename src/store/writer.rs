@@ -139,6 +139,7 @@ impl Handler<WriteBatch> for Writer {
                 status: Status::from_i16(row.status).unwrap_or(Status::Red),
                 reason: Reason::parse(&row.reason).unwrap_or(Reason::ServerError),
                 detail: row.detail.as_deref(),
+                in_maintenance: row.maintenance,
             })
             .collect();
         let decided = self.engine.decide(&observed, msg.now);

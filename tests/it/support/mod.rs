@@ -16,6 +16,29 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_llm-monitor");
 
+/// Runs the actix-web server `start` builds (bound to 127.0.0.1:0; it gives its address and
+/// the running server) on a thread and System of its own; gives its address and handle.
+pub fn serve_on_thread(
+    what: &str,
+    start: impl FnOnce() -> (std::net::SocketAddr, actix_web::dev::Server) + Send + 'static,
+) -> (std::net::SocketAddr, actix_web::dev::ServerHandle) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let (addr, server) = start();
+            tx.send((addr, server.handle())).unwrap();
+            server.await.unwrap();
+        })
+    });
+    rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("{what} did not start"))
+}
+
+/// Stops a server [`serve_on_thread`] started, without waiting (for `Drop`).
+pub fn stop_server(handle: &actix_web::dev::ServerHandle) {
+    let handle = handle.clone();
+    std::thread::spawn(move || actix_rt::System::new().block_on(handle.stop(false)));
+}
+
 /// Polls `f` every 50 ms until it returns `Some`, or panics naming `what` after `timeout`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;

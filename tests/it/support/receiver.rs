@@ -81,8 +81,7 @@ impl HttpReceiver {
 
 impl Drop for HttpReceiver {
     fn drop(&mut self) {
-        let handle = self.handle.clone();
-        std::thread::spawn(move || actix_rt::System::new().block_on(handle.stop(false)));
+        super::stop_server(&self.handle);
     }
 }
 
@@ -109,21 +108,14 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<State>) ->
 pub fn http(answer: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> HttpReceiver {
     let log = Arc::new(Mutex::new(Vec::new()));
     let state = web::Data::new(State { log: log.clone(), answer: Box::new(answer) });
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let server = HttpServer::new(move || App::new().app_data(state.clone()).default_service(web::to(receive)))
-                .workers(1)
-                .disable_signals()
-                .bind("127.0.0.1:0")
-                .unwrap();
-            let addr = server.addrs()[0];
-            let server = server.run();
-            tx.send((addr, server.handle())).unwrap();
-            server.await.unwrap();
-        })
+    let (addr, handle) = super::serve_on_thread("the fake receiver", move || {
+        let server = HttpServer::new(move || App::new().app_data(state.clone()).default_service(web::to(receive)))
+            .workers(1)
+            .disable_signals()
+            .bind("127.0.0.1:0")
+            .unwrap();
+        (server.addrs()[0], server.run())
     });
-    let (addr, handle) = rx.recv_timeout(Duration::from_secs(10)).expect("the fake receiver did not start");
     HttpReceiver { base: format!("http://{addr}"), log, handle }
 }
 

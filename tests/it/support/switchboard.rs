@@ -53,8 +53,7 @@ pub struct Switchboard {
 
 impl Drop for Switchboard {
     fn drop(&mut self) {
-        let handle = self.handle.clone();
-        std::thread::spawn(move || actix_rt::System::new().block_on(handle.stop(false)));
+        super::stop_server(&self.handle);
     }
 }
 
@@ -127,24 +126,15 @@ fn answer(req: &HttpRequest, body: &[u8], state: &Mutex<State>) -> Option<HttpRe
 impl Switchboard {
     pub fn start() -> Switchboard {
         let state = Arc::new(Mutex::new(State::default()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let shared = state.clone();
-        std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let data = web::Data::new(shared);
-                let server =
-                    HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(respond)))
-                        .workers(1)
-                        .disable_signals()
-                        .bind("127.0.0.1:0")
-                        .unwrap();
-                let addr = server.addrs()[0];
-                let server = server.run();
-                tx.send((addr, server.handle())).unwrap();
-                server.await.unwrap();
-            })
+        let data = web::Data::new(state.clone());
+        let (addr, handle) = super::serve_on_thread("the switchboard", move || {
+            let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(respond)))
+                .workers(1)
+                .disable_signals()
+                .bind("127.0.0.1:0")
+                .unwrap();
+            (server.addrs()[0], server.run())
         });
-        let (addr, handle) = rx.recv_timeout(Duration::from_secs(10)).expect("switchboard did not start");
         Switchboard { base: format!("http://{addr}"), state, handle }
     }
 

@@ -64,8 +64,7 @@ pub struct Upstream {
 
 impl Drop for Upstream {
     fn drop(&mut self) {
-        let handle = self.handle.clone();
-        std::thread::spawn(move || actix_rt::System::new().block_on(handle.stop(false)));
+        super::stop_server(&self.handle);
     }
 }
 
@@ -184,27 +183,19 @@ pub fn start() -> Upstream {
     let log = Log::default();
     let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = connections.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let server_log = log.clone();
-    std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let data = web::Data::new(server_log);
-            let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(respond)))
-                .on_connect(move |_, _| {
-                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                })
-                .keep_alive(Duration::from_secs(120))
-                .workers(1)
-                .disable_signals()
-                .bind("127.0.0.1:0")
-                .unwrap();
-            let addr = server.addrs()[0];
-            let server = server.run();
-            tx.send((addr, server.handle())).unwrap();
-            server.await.unwrap();
-        })
+    let data = web::Data::new(log.clone());
+    let (addr, handle) = super::serve_on_thread("the fake upstream", move || {
+        let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(respond)))
+            .on_connect(move |_, _| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            })
+            .keep_alive(Duration::from_secs(120))
+            .workers(1)
+            .disable_signals()
+            .bind("127.0.0.1:0")
+            .unwrap();
+        (server.addrs()[0], server.run())
     });
-    let (addr, handle) = rx.recv_timeout(Duration::from_secs(10)).expect("fake upstream did not start");
     Upstream { base: format!("http://{addr}"), log, connections, handle }
 }
 
