@@ -89,6 +89,7 @@ fn generate_history(path: &Path, now: i64) -> (Vec<MonitorKey>, usize, Duration)
                 prompt_tokens: (status != 0).then_some(24),
                 completion_tokens: (status != 0).then_some(2 + (rng.next() % 4) as i64),
                 maintenance: false,
+                node_id: 0,
             });
             if batch.len() == 20_000 {
                 db::insert(&mut conn, &batch).unwrap();
@@ -447,7 +448,11 @@ fn ingest_phase(figures: &mut Vec<Figure>, dir: &Path) {
         let conn = db::open(&path).unwrap();
         let retention = Duration::from_secs(30 * 86_400);
         let (store, inbox) = llm_monitor::store::start(
-            conn,
+            db::Db::Sqlite(conn),
+            llm_monitor::store::Place {
+                database: llm_monitor::config::Database::Sqlite(path.clone()),
+                node: "bench".to_string(),
+            },
             llm_monitor::clock::system(),
             retention,
             0.7,
@@ -456,7 +461,13 @@ fn ingest_phase(figures: &mut Vec<Figure>, dir: &Path) {
         );
         store.send(LoadHistory).await.unwrap().unwrap();
         let keys: Vec<MonitorKey> = (0..2_000).map(|i| MonitorKey::new("ingest", &format!("m{i}"), "")).collect();
-        store.do_send(RegisterMonitors { keys: keys.clone(), degraded_weight: 0.7, retention });
+        store.do_send(RegisterMonitors {
+            keys: keys.clone(),
+            degraded_weight: 0.7,
+            retention,
+            intervals: Default::default(),
+            quorum: Default::default(),
+        });
         let now = unix_now();
         let started = Instant::now();
         for i in 0..total {

@@ -54,13 +54,15 @@ pub async fn run_with_clock(config: Config, clock: SharedClock) -> Result<(), Ru
     // The port first: a busy one fails the start before anything else is running.
     let listener = std::net::TcpListener::bind(&config.listen)
         .map_err(|source| RunError::Listen { listen: config.listen.clone(), source })?;
-    let conn = db::open(&config.database)?;
+    let conn = db::connect(&config.database, &config.node)?;
+    log::info!("store: {} as node {:?}", config.database.shown(), config.node);
     let metrics = Arc::new(Metrics::new());
     metrics.reloaded("startup", true, clock.now());
     // diesel blocks: the one connection lives on a thread of its own.
     let alerts = Arc::new(config.alerts.clone());
     let (store, inbox) = crate::store::start(
         conn,
+        crate::store::Place { database: config.database.clone(), node: config.node.clone() },
         clock.clone(),
         config.retention,
         config.degraded_weight,
@@ -75,11 +77,7 @@ pub async fn run_with_clock(config: Config, clock: SharedClock) -> Result<(), Ru
         Ok(Err(e)) => return Err(RunError::Other(format!("cannot read the history: {e}"))),
         Err(e) => return Err(RunError::Other(format!("reading the history did not finish: {e}"))),
     }
-    store.do_send(RegisterMonitors {
-        keys: config.monitors.iter().map(|m| m.key.clone()).collect(),
-        degraded_weight: config.degraded_weight,
-        retention: config.retention,
-    });
+    store.do_send(RegisterMonitors::of(&config));
 
     // Registered now, so a `systemctl reload` right after READY=1 reloads instead of killing us.
     let hangups = match actix_rt::signal::unix::signal(actix_rt::signal::unix::SignalKind::hangup()) {
@@ -122,7 +120,7 @@ pub async fn run_with_clock(config: Config, clock: SharedClock) -> Result<(), Ru
         env!("CARGO_PKG_VERSION"),
         config.monitors.len(),
         config.disabled,
-        config.database.display(),
+        config.database.shown(),
         duration::format(config.retention),
     );
     log::info!("listening on http://{address}");

@@ -122,11 +122,7 @@ impl Handler<ApplyConfig> for Supervisor {
         }
         // The store lists the new monitors at once; it needs no database for that (a new
         // monitor gets its id with its first stored result), so a reload never waits for it.
-        self.store.do_send(RegisterMonitors {
-            keys: new.monitors.iter().map(|m| m.key.clone()).collect(),
-            degraded_weight: new.degraded_weight,
-            retention: new.retention,
-        });
+        self.store.do_send(RegisterMonitors::of(&new));
         if new.monitors.len() > self.config.monitors.len() {
             if let Some(warning) = crate::limits::check_open_files(new.monitors.len()) {
                 log::warn!("open files: {warning}");

@@ -58,9 +58,11 @@ mod tests {
         let config = crate::config::parse_str("monitors: []\n", dir.path(), &|_| None).unwrap();
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let clock = crate::clock::system();
-        let conn = crate::store::db::open(&dir.path().join("t.db")).unwrap();
+        let path = dir.path().join("t.db");
+        let conn = crate::store::db::open(&path).unwrap();
         let (store, inbox) = crate::store::start(
-            conn,
+            crate::store::sql::Db::Sqlite(conn),
+            crate::store::Place { database: crate::config::Database::Sqlite(path), node: "local".to_string() },
             clock.clone(),
             config.retention,
             config.degraded_weight,

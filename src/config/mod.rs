@@ -137,6 +137,130 @@ impl fmt::Debug for Monitor {
     }
 }
 
+/// Where history is stored: a SQLite file (the default), or a PostgreSQL server shared by
+/// several probing nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(PgUrl),
+}
+
+impl Database {
+    /// What logs and errors may show: the path, or the URL without its password.
+    pub fn shown(&self) -> String {
+        match self {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(url) => url.shown(),
+        }
+    }
+}
+
+/// A `postgres://` (or `postgresql://`) URL. Its password is a secret: `Debug` and
+/// [`PgUrl::shown`] replace it, and [`PgUrl::redact`] takes it out of any text.
+#[derive(Clone, PartialEq)]
+pub struct PgUrl {
+    url: String,
+    password: Option<String>,
+}
+
+impl PgUrl {
+    pub fn parse(text: &str) -> Result<PgUrl, String> {
+        let url = url::Url::parse(text).map_err(|_| "is not a valid postgres:// URL".to_string())?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return Err("must start with postgres:// or postgresql://".to_string());
+        }
+        if url.host_str().is_none_or(str::is_empty) && !url.query_pairs().any(|(k, _)| k == "host") {
+            return Err("names no host".to_string());
+        }
+        let password = url.password().map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned());
+        Ok(PgUrl { url: text.to_string(), password: password.filter(|p| !p.is_empty()) })
+    }
+
+    /// The URL as libpq takes it (with the password).
+    pub fn expose(&self) -> &str {
+        &self.url
+    }
+
+    pub fn shown(&self) -> String {
+        match url::Url::parse(&self.url) {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("***"));
+                }
+                let mut shown = url.to_string();
+                if url.query().is_some_and(|q| q.contains("password")) {
+                    url.set_query(None);
+                    shown = format!("{url}?...");
+                }
+                shown
+            }
+            Err(_) => "postgres://***".to_string(),
+        }
+    }
+
+    /// `text` with the password (as written, and decoded) replaced.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        if let Some(password) = &self.password {
+            out = out.replace(password.as_str(), "***");
+        }
+        if let Ok(url) = url::Url::parse(&self.url) {
+            if let Some(raw) = url.password().filter(|p| !p.is_empty()) {
+                out = out.replace(raw, "***");
+            }
+        }
+        out
+    }
+
+    /// The secrets in it, for the config-wide redactor.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.password.iter().cloned().collect();
+        if let Some(raw) = url::Url::parse(&self.url).ok().and_then(|u| u.password().map(str::to_string)) {
+            if !raw.is_empty() {
+                out.push(raw);
+            }
+        }
+        out
+    }
+}
+
+impl std::fmt::Debug for PgUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown())
+    }
+}
+
+/// `quorum`: how many of the non-stale nodes probing a monitor must see red for its combined
+/// status to be red.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quorum {
+    /// Any one node.
+    One,
+    /// More than half.
+    #[default]
+    Majority,
+    All,
+}
+
+impl Quorum {
+    /// How many of `nodes` nodes must agree (at least 1).
+    pub fn needed(self, nodes: usize) -> usize {
+        match self {
+            Quorum::One => 1,
+            Quorum::Majority => nodes / 2 + 1,
+            Quorum::All => nodes.max(1),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quorum::One => "1",
+            Quorum::Majority => "majority",
+            Quorum::All => "all",
+        }
+    }
+}
+
 /// Which origins may read the API from a browser. `["*"]` (the default) allows any.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cors {
@@ -148,7 +272,11 @@ pub struct Config {
     /// The file this was loaded from.
     pub path: PathBuf,
     pub listen: String,
-    pub database: PathBuf,
+    pub database: Database,
+    /// This daemon's probing location (`node`; default: the host name).
+    pub node: String,
+    /// How many nodes must see red for the combined status to be red.
+    pub quorum: Quorum,
     pub retention: Duration,
     pub degraded_weight: f64,
     pub cors: Cors,

@@ -302,7 +302,7 @@ impl ConfigActor {
     }
 }
 
-/// `listen`, `database` and `cors` are bound at start-up: a change is logged and the running
+/// `listen`, `database`, `node` and `cors` are bound at start-up: a change is logged and the running
 /// values are kept.
 fn keep_restart_only_settings(running: &Config, loaded: &mut Config) {
     let say = |message: String| log::warn!("{message}");
@@ -316,10 +316,17 @@ fn keep_restart_only_settings(running: &Config, loaded: &mut Config) {
     if loaded.database != running.database {
         say(format!(
             "config: database changed to {}; that needs a restart, still using {}",
-            loaded.database.display(),
-            running.database.display()
+            loaded.database.shown(),
+            running.database.shown()
         ));
         loaded.database = running.database.clone();
+    }
+    if loaded.node != running.node {
+        say(format!(
+            "config: node changed to {:?}; that needs a restart, still probing as {:?}",
+            loaded.node, running.node
+        ));
+        loaded.node = running.node.clone();
     }
     if loaded.cors != running.cors {
         say("config: cors changed; that needs a restart, keeping the running CORS policy".to_string());

@@ -14,12 +14,14 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::alerts::{DeliveryUpdate, OutboxRow};
+use super::db::RollupEntry;
 use super::db::Row;
 use super::inbox::{Collect, Queue, COLLECT_AT};
-use super::model::{MonitorModel, Snapshot};
+use super::model::{MonitorModel, Nodes, Snapshot};
 use super::rollup::{Agg, DAY, HOUR};
 use super::writer::{
-    CloseDatabase, ConfigureAlerts, Load, PurgeStep, ReadEvents, TryWrite, WriteBatch, Writer, RECENT_EVENTS,
+    CloseDatabase, ConfigureAlerts, Load, PurgeStep, ReadChanges, ReadEvents, TryWrite, WriteBatch, Writer,
+    RECENT_EVENTS,
 };
 use crate::alert::engine::Event;
 use crate::alert::AlertConfig;
@@ -48,6 +50,9 @@ const RETEST_TICK: Duration = Duration::from_secs(5);
 const PURGE_EVERY: Duration = Duration::from_secs(24 * 3_600);
 const PURGE_STEP_ROWS: i64 = 5_000;
 const STARTUP_PURGE_DELAY: Duration = Duration::from_secs(2);
+/// How often what other nodes wrote to a shared database is read (a probe shows on every node
+/// within this plus a flush).
+const READ_OTHERS_EVERY: Duration = Duration::from_millis(500);
 
 /// A probe's classified result, as the ProbeActor leaves it in the store's
 /// [`Inbox`](super::inbox::Inbox).
@@ -84,6 +89,8 @@ impl ProbeResult {
             completion_tokens: self.measured.completion_tokens.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
             // Marked by the writer, which knows the maintenance windows.
             maintenance: false,
+            // Written as the writer's node.
+            node_id: 0,
         };
         (self.key, row)
     }
@@ -97,6 +104,21 @@ pub struct RegisterMonitors {
     pub keys: Vec<MonitorKey>,
     pub degraded_weight: f64,
     pub retention: Duration,
+    /// Each monitor's interval in seconds (when this node's part of it goes stale).
+    pub intervals: HashMap<MonitorKey, i64>,
+    pub quorum: crate::config::Quorum,
+}
+
+impl RegisterMonitors {
+    pub fn of(config: &crate::config::Config) -> Self {
+        RegisterMonitors {
+            keys: config.monitors.iter().map(|m| m.key.clone()).collect(),
+            degraded_weight: config.degraded_weight,
+            retention: config.retention,
+            intervals: config.monitors.iter().map(|m| (m.key.clone(), m.interval.as_secs() as i64)).collect(),
+            quorum: config.quorum,
+        }
+    }
 }
 
 /// Reads what the database holds into memory (at start-up, before anything is served).
@@ -225,6 +247,13 @@ pub struct StoreActor {
     /// The newest events, oldest first (at most [`RECENT_EVENTS`]).
     events: VecDeque<Event>,
     maintenance: Arc<[crate::alert::Maintenance]>,
+    /// The nodes of the database and the quorum rule.
+    nodes: Arc<Nodes>,
+    intervals: Arc<HashMap<MonitorKey, i64>>,
+    /// Other nodes' write counters as last read, and whether a read is at the writer.
+    seqs: HashMap<i32, i64>,
+    reading_others: bool,
+    loaded: bool,
 }
 
 impl StoreActor {
@@ -270,6 +299,11 @@ impl StoreActor {
             delivery: None,
             events: VecDeque::new(),
             maintenance: Arc::from(Vec::new()),
+            nodes: Arc::default(),
+            intervals: Arc::default(),
+            seqs: HashMap::new(),
+            reading_others: false,
+            loaded: false,
         }
     }
 
@@ -619,22 +653,70 @@ impl StoreActor {
     /// Brings memory in line with a completed purge of everything before `before` (rounded down
     /// to the hour): older hours and days go, and the day holding the cutoff is summed again
     /// from its stored hours.
-    fn forget_purged(&mut self, before: i64, rest_of_day: &[(i32, i64, Agg)]) {
+    fn forget_purged(&mut self, before: i64, rest_of_day: &[RollupEntry]) {
         let cutoff_hour = before.div_euclid(HOUR);
         let day = (cutoff_hour * HOUR).div_euclid(DAY);
-        let mut sums: HashMap<i32, Agg> = HashMap::new();
-        for (monitor, _, agg) in rest_of_day {
-            sums.entry(*monitor).or_default().merge(agg);
+        let me = self.nodes.me;
+        let mut sums: HashMap<(i32, i32), Agg> = HashMap::new();
+        for (monitor, node, _, agg) in rest_of_day {
+            sums.entry((*monitor, *node)).or_default().merge(agg);
         }
         self.changed();
         let ids: Vec<i32> = self.models.keys().copied().collect();
         for id in ids {
             let model = self.model_mut(id);
             model.history.forget_before(cutoff_hour);
-            model.history.replace_day(day, sums.remove(&id).unwrap_or_default());
+            model.history.replace_day(day, sums.remove(&(id, me)).unwrap_or_default());
             if model.latest.as_ref().is_some_and(|row| row.ts < cutoff_hour * HOUR) {
                 model.latest = None;
             }
+            for (node, part) in &mut model.others {
+                part.history.forget_before(cutoff_hour);
+                part.history.replace_day(day, sums.remove(&(id, *node)).unwrap_or_default());
+                if part.latest.as_ref().is_some_and(|row| row.ts < cutoff_hour * HOUR) {
+                    part.latest = None;
+                }
+            }
+        }
+    }
+
+    /// Asks the writer what other nodes stored since last time (one request at a time).
+    fn read_others(&mut self, ctx: &mut Context<Self>) {
+        if !self.loaded || self.reading_others || self.closing.is_some() {
+            return;
+        }
+        self.reading_others = true;
+        let request = self.writer.send(ReadChanges { seqs: self.seqs.clone() });
+        ctx.spawn(request.into_actor(self).map(|reply, act, _| {
+            act.reading_others = false;
+            match reply {
+                Ok(Ok(changes)) => act.take_changes(changes),
+                Ok(Err(e)) => log::debug!("store: reading other nodes' results failed: {e}"),
+                Err(e) => log::debug!("store: reading other nodes' results did not finish: {e}"),
+            }
+        }));
+    }
+
+    fn take_changes(&mut self, changes: super::writer::Changes) {
+        self.seqs = changes.seqs;
+        let known = changes.nodes.len() == self.nodes.names.len()
+            && changes.nodes.iter().all(|(id, name)| self.nodes.names.get(id) == Some(name));
+        if !known {
+            Arc::make_mut(&mut self.nodes).names = changes.nodes.into_iter().collect();
+            self.changed();
+        }
+        if changes.rollups.is_empty() && changes.latest.is_empty() {
+            return;
+        }
+        self.changed();
+        let now = self.clock.now();
+        for (monitor, node, hour, agg) in changes.rollups {
+            let part = self.model_mut(monitor).others.entry(node).or_default();
+            part.history.set_hour(hour, agg, now);
+        }
+        for row in changes.latest {
+            let (monitor, node) = (row.monitor_id, row.node_id);
+            self.model_mut(monitor).others.entry(node).or_default().latest = Some(row);
         }
     }
 
@@ -652,6 +734,8 @@ impl StoreActor {
             degraded_weight: self.degraded_weight,
             monitors,
             maintenance: self.maintenance.clone(),
+            nodes: self.nodes.clone(),
+            intervals: self.intervals.clone(),
         });
         self.snapshot = Some(snapshot.clone());
         snapshot
@@ -667,9 +751,14 @@ impl Actor for StoreActor {
             act.changed();
             let ids: Vec<i32> = act.models.keys().copied().collect();
             for id in ids {
-                act.model_mut(id).history.prune(now);
+                let model = act.model_mut(id);
+                model.history.prune(now);
+                for part in model.others.values_mut() {
+                    part.history.prune(now);
+                }
             }
         });
+        ctx.run_interval(READ_OTHERS_EVERY, |act, ctx| act.read_others(ctx));
         ctx.run_interval(RETEST_TICK, |act, ctx| act.pump(ctx));
         ctx.run_interval(PURGE_EVERY, |act, ctx| {
             act.start_purge(false);
@@ -697,6 +786,10 @@ impl Handler<RegisterMonitors> for StoreActor {
         self.listed = msg.keys;
         self.degraded_weight = msg.degraded_weight;
         self.retention = msg.retention;
+        self.intervals = Arc::new(msg.intervals);
+        if self.nodes.quorum != msg.quorum {
+            Arc::make_mut(&mut self.nodes).quorum = msg.quorum;
+        }
         self.changed();
     }
 }
@@ -719,14 +812,28 @@ impl Handler<LoadHistory> for StoreActor {
             let now = act.clock.now();
             act.ids.extend(loaded.monitors);
             act.models.clear();
-            for (monitor, hour, agg) in &loaded.rollups {
-                act.model_mut(*monitor).history.add_hour(*hour, agg, now);
+            let me = loaded.node_id;
+            act.nodes = Arc::new(Nodes { me, names: loaded.nodes.into_iter().collect(), quorum: act.nodes.quorum });
+            act.seqs = loaded.seqs;
+            for (monitor, node, hour, agg) in &loaded.rollups {
+                let model = act.model_mut(*monitor);
+                if *node == me {
+                    model.history.add_hour(*hour, agg, now);
+                } else {
+                    model.others.entry(*node).or_default().history.add_hour(*hour, agg, now);
+                }
             }
-            act.newest_loaded = loaded.latest.iter().map(|row| row.ts).max();
+            act.newest_loaded = loaded.latest.iter().filter(|row| row.node_id == me).map(|row| row.ts).max();
             for row in loaded.latest {
-                let id = row.monitor_id;
-                act.model_mut(id).latest = Some(row);
+                let model = act.model_mut(row.monitor_id);
+                if row.node_id == me {
+                    model.latest = Some(row);
+                } else {
+                    let node = row.node_id;
+                    model.others.entry(node).or_default().latest = Some(row);
+                }
             }
+            act.loaded = true;
             act.changed();
             log::debug!("store: loaded {} hourly rollups of {} monitors", loaded.rollups.len(), act.models.len());
             let alerts = loaded.alerts;
@@ -881,8 +988,22 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let conn = db::open(path).unwrap();
         let retention = Duration::from_secs(retention_days * 86_400);
-        let (addr, inbox) = super::super::start(conn, clock.shared(), retention, 0.5, metrics.clone(), Arc::default());
-        addr.do_send(RegisterMonitors { keys: vec![key()], degraded_weight: 0.5, retention });
+        let (addr, inbox) = super::super::start(
+            super::super::sql::Db::Sqlite(conn),
+            super::super::Place { database: crate::config::Database::Sqlite(path.to_path_buf()), node: "local".into() },
+            clock.shared(),
+            retention,
+            0.5,
+            metrics.clone(),
+            Arc::default(),
+        );
+        addr.do_send(RegisterMonitors {
+            keys: vec![key()],
+            degraded_weight: 0.5,
+            retention,
+            intervals: HashMap::new(),
+            quorum: crate::config::Quorum::default(),
+        });
         (addr, inbox, metrics)
     }
 
@@ -995,7 +1116,7 @@ mod tests {
             let expected = vec![(MIDNIGHT - 6 * 86_400), (MIDNIGHT - 86_400), ahead_hour];
             let mut conn = db::open(&path).unwrap();
             let hours = |conn: &mut diesel::SqliteConnection| -> Vec<i64> {
-                db::rollups_since(conn, 0).unwrap().iter().map(|(_, hour, _)| hour * HOUR).collect()
+                db::rollups_since(conn, 0).unwrap().iter().map(|(_, _, hour, _)| hour * HOUR).collect()
             };
             let deadline = Instant::now() + STARTUP_PURGE_DELAY + Duration::from_secs(5);
             while hours(&mut conn) != expected && Instant::now() < deadline {

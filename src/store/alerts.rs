@@ -1,18 +1,14 @@
 //! The alert tables (`alert_state`, `events`, `outbox`) as the writer reads and writes them.
 //! What the engine decides for a batch is written here in the batch's own transaction.
 
-use std::collections::HashMap;
-
 use diesel::prelude::*;
-use diesel::SqliteConnection;
 
-use super::db::StoreError;
-use super::schema::{alert_state, events, meta, monitors, outbox};
-use crate::alert::engine::{Decided, Event, Global, MonitorState};
+use super::schema::events;
+use crate::alert::engine::{Event, Global, MonitorState};
 use crate::alert::{EventKind, Message};
 use crate::domain::MonitorKey;
 
-const GLOBAL_KEY: &str = "alert_engine";
+pub(crate) const GLOBAL_KEY: &str = "alert_engine";
 
 /// Outbox states.
 pub const PENDING: i16 = 0;
@@ -56,76 +52,26 @@ pub struct AlertsLoaded {
     pub abandoned: Vec<(String, i64)>,
 }
 
-pub fn load(conn: &mut SqliteConnection, recent: i64) -> Result<AlertsLoaded, StoreError> {
-    let rows: Vec<(String, String, String, String)> = alert_state::table
-        .inner_join(monitors::table.on(monitors::id.eq(alert_state::monitor_id)))
-        .select((monitors::provider, monitors::service, monitors::channel, alert_state::state))
-        .load(conn)?;
-    let states = rows
-        .into_iter()
-        .filter_map(|(p, s, c, json)| match serde_json::from_str::<MonitorState>(&json) {
-            Ok(state) => Some((MonitorKey::new(&p, &s, &c), state)),
-            Err(e) => {
-                log::warn!("alerts: the stored state of {p}/{s}/{c} is unreadable ({e}); starting it afresh");
-                None
-            }
-        })
-        .collect();
-    let global: Option<String> =
-        meta::table.filter(meta::key.eq(GLOBAL_KEY)).select(meta::value).first(conn).optional()?;
-    let global = global.and_then(|g| serde_json::from_str(&g).ok()).unwrap_or_default();
-    let last_event: Option<i64> = events::table.select(diesel::dsl::max(events::id)).first(conn)?;
-    let pending = outbox::table
-        .filter(outbox::state.eq(PENDING))
-        .order(outbox::id)
-        .select((
-            outbox::id,
-            outbox::channel,
-            outbox::message,
-            outbox::created_at,
-            outbox::not_before,
-            outbox::attempts,
-        ))
-        .load::<(i64, String, String, i64, i64, i32)>(conn)?
-        .into_iter()
-        .filter_map(|(id, channel, message, created_at, not_before, attempts)| {
-            let message = serde_json::from_str(&message).ok()?;
-            Some(OutboxRow { id, channel, message, created_at, not_before, attempts })
-        })
-        .collect();
-    let mut events = read_events_before(conn, i64::MAX, recent)?;
-    events.reverse();
-    let abandoned = diesel::sql_query(
-        "SELECT o.channel AS channel, o.event_id AS event_id FROM outbox o JOIN events e ON e.id = o.event_id \
-         WHERE o.state = 2 AND e.kind IN ('down', 'storm_down')",
-    )
-    .load::<Abandoned>(conn)?
-    .into_iter()
-    .map(|a| (a.channel, a.event_id))
-    .collect();
-    Ok(AlertsLoaded { states, global, last_event: last_event.unwrap_or(0), pending, events, abandoned })
-}
-
 #[derive(QueryableByName)]
-struct Abandoned {
+pub(crate) struct Abandoned {
     #[diesel(sql_type = diesel::sql_types::Text)]
-    channel: String,
+    pub(crate) channel: String,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
-    event_id: i64,
+    pub(crate) event_id: i64,
 }
 
 /// A row of `events`, as stored.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = events)]
-struct EventRow {
-    id: i64,
-    time: i64,
-    kind: String,
-    provider: Option<String>,
-    service: Option<String>,
-    channel: Option<String>,
-    reason: Option<String>,
-    detail: Option<String>,
+pub(crate) struct EventRow {
+    pub(crate) id: i64,
+    pub(crate) time: i64,
+    pub(crate) kind: String,
+    pub(crate) provider: Option<String>,
+    pub(crate) service: Option<String>,
+    pub(crate) channel: Option<String>,
+    pub(crate) reason: Option<String>,
+    pub(crate) detail: Option<String>,
 }
 
 impl From<EventRow> for Event {
@@ -143,133 +89,13 @@ impl From<EventRow> for Event {
     }
 }
 
-/// Up to `limit` events after `since_id`, oldest first.
-pub fn read_events(conn: &mut SqliteConnection, since_id: i64, limit: i64) -> Result<Vec<Event>, StoreError> {
-    let rows: Vec<EventRow> = events::table
-        .filter(events::id.gt(since_id))
-        .order(events::id)
-        .limit(limit)
-        .select(EventRow::as_select())
-        .load(conn)?;
-    Ok(rows.into_iter().map(Event::from).collect())
-}
-
-/// Up to `limit` events before `before_id`, newest first.
-fn read_events_before(conn: &mut SqliteConnection, before_id: i64, limit: i64) -> Result<Vec<Event>, StoreError> {
-    let rows: Vec<EventRow> = events::table
-        .filter(events::id.lt(before_id))
-        .order(events::id.desc())
-        .limit(limit)
-        .select(EventRow::as_select())
-        .load(conn)?;
-    Ok(rows.into_iter().map(Event::from).collect())
-}
-
-/// Writes what the engine decided (inside the caller's transaction); gives the outbox rows it
-/// added, with their ids.
-pub fn write_decided(
-    conn: &mut SqliteConnection,
-    decided: &Decided,
-    id_of: &dyn Fn(&MonitorKey) -> Option<i32>,
-    now: i64,
-) -> Result<Vec<OutboxRow>, StoreError> {
-    for (key, state) in &decided.states {
-        let Some(monitor_id) = id_of(key) else { continue };
-        let json = serde_json::to_string(state).unwrap_or_default();
-        diesel::replace_into(alert_state::table)
-            .values((alert_state::monitor_id.eq(monitor_id), alert_state::state.eq(json)))
-            .execute(conn)?;
-    }
-    for event in &decided.events {
-        diesel::insert_into(events::table)
-            .values((
-                events::id.eq(event.id),
-                events::time.eq(event.time),
-                events::kind.eq(event.kind.as_str()),
-                events::provider.eq(&event.provider),
-                events::service.eq(&event.service),
-                events::channel.eq(&event.channel),
-                events::reason.eq(&event.reason),
-                events::detail.eq(&event.detail),
-            ))
-            .execute(conn)?;
-    }
-    if !decided.suppress.is_empty() {
-        diesel::update(
-            outbox::table.filter(outbox::event_id.eq_any(&decided.suppress)).filter(outbox::state.eq(PENDING)),
-        )
-        .set((outbox::state.eq(SUPPRESSED), outbox::done_at.eq(now)))
-        .execute(conn)?;
-    }
-    let mut added = Vec::with_capacity(decided.outbox.len());
-    for outgoing in &decided.outbox {
-        let json = serde_json::to_string(&outgoing.message).unwrap_or_default();
-        let id: i64 = diesel::insert_into(outbox::table)
-            .values((
-                outbox::event_id.eq(outgoing.message.id),
-                outbox::channel.eq(&outgoing.channel),
-                outbox::message.eq(json),
-                outbox::created_at.eq(now),
-                outbox::not_before.eq(outgoing.not_before),
-            ))
-            .returning(outbox::id)
-            .get_result(conn)?;
-        added.push(OutboxRow {
-            id,
-            channel: outgoing.channel.clone(),
-            message: outgoing.message.clone(),
-            created_at: now,
-            not_before: outgoing.not_before,
-            attempts: 0,
-        });
-    }
-    if let Some(global) = &decided.global {
-        let json = serde_json::to_string(global).unwrap_or_default();
-        diesel::replace_into(meta::table).values((meta::key.eq(GLOBAL_KEY), meta::value.eq(json))).execute(conn)?;
-    }
-    Ok(added)
-}
-
-pub fn record_deliveries(conn: &mut SqliteConnection, updates: &[DeliveryUpdate]) -> Result<(), StoreError> {
-    for update in updates {
-        let done_at = (update.state != PENDING).then_some(update.at);
-        // Only a pending row moves: one withdrawn meanwhile (folded into a storm) stays so.
-        diesel::update(outbox::table.find(update.id).filter(outbox::state.eq(PENDING)))
-            .set((
-                outbox::state.eq(update.state),
-                outbox::attempts.eq(update.attempts),
-                outbox::last_error.eq(&update.error),
-                outbox::done_at.eq(done_at),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
-}
-
-/// Forgets events, and finished outbox rows, older than `before`.
-pub fn purge(conn: &mut SqliteConnection, before: i64) -> Result<(), StoreError> {
-    diesel::delete(events::table.filter(events::time.lt(before))).execute(conn)?;
-    diesel::delete(outbox::table.filter(outbox::state.ne(PENDING)).filter(outbox::created_at.lt(before)))
-        .execute(conn)?;
-    Ok(())
-}
-
-/// Event counts by kind (for tests and tools).
-pub fn event_kinds(conn: &mut SqliteConnection) -> Result<HashMap<String, i64>, StoreError> {
-    let rows: Vec<String> = events::table.select(events::kind).load(conn)?;
-    let mut out = HashMap::new();
-    for kind in rows {
-        *out.entry(kind).or_default() += 1;
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::alert::engine::{Decided, Engine, Observed};
     use crate::alert::{AlertConfig, MonitorAlerts};
     use crate::domain::{Reason, Status};
+    use crate::store::sql::sqlite::{load, purge_alerts as purge, read_events, record_deliveries, write_decided};
     use std::sync::Arc;
 
     /// Events page by id from the database; the retention purge removes old events and finished

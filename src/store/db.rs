@@ -1,34 +1,79 @@
-//! Blocking database access (diesel + SQLite). Only the StoreActor calls these at run time;
-//! tests and benchmarks use them to prepare a database directly.
+//! Blocking database access (diesel; SQLite or PostgreSQL). Only the Writer calls these at run
+//! time; tests and benchmarks use them to prepare a database directly. The statements are in
+//! `sql/ops.rs`, compiled for both backends; this module opens databases and holds the types.
+//! The free functions re-exported here are SQLite's (what tests and benchmarks prepare).
 //!
 //! Layout: `probes` is an append-only table without indexes (about 30 bytes a probe); every
 //! insert also updates the hourly `rollups` and the `latest` pointer of each monitor in the
 //! same transaction, so queries and start-up never scan raw history.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use super::rollup::{Agg, HOUR};
-use super::schema::{latest, meta, models, monitors, probes, rollups};
+use super::alerts::{DeliveryUpdate, OutboxRow};
+use super::rollup::Agg;
+use super::schema::{meta, rollups};
 use super::sketch::Sketch;
-use super::timeline::{Sample, Window};
-use crate::config::MonitorKey;
+pub use super::sql::sqlite::{
+    insert, insert_staged, latest, latest_rows, monitor_ids, monitors, ping, purge, purge_step, rollups_between,
+    rollups_since, samples,
+};
+pub use super::sql::{self as sql, Db};
+use crate::alert::engine::Decided;
+use crate::config::{Database, MonitorKey};
 use crate::probe::Reason;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations_postgres");
 
 /// Probes reach the store out of time order by at most a probe's timeout (5 min) plus a batch;
 /// purging looks this far past its cutoff so no old row is left behind.
-const MAX_DISORDER_SECS: i64 = 900;
+pub const MAX_DISORDER_SECS: i64 = 900;
+
+/// The node a database made before nodes existed holds its history under (SQLite's only node,
+/// until the daemon names it), and the node test helpers write as.
+pub const LOCAL_NODE: i32 = 1;
+
+/// Which node writes, and its write counter for this batch (see `rollups.seq`).
+#[derive(Debug, Clone, Copy)]
+pub struct Writing {
+    pub node: i32,
+    pub seq: i64,
+}
+
+/// An hourly rollup as stored: (monitor, node, hour, aggregate).
+pub type RollupEntry = (i32, i32, i64, Agg);
+
+/// What one writer batch holds (see `sql::ops::write_batch`).
+pub struct Batch<'a> {
+    pub rows: Vec<(MonitorKey, Row)>,
+    /// Monitors to give ids to first.
+    pub wanted: Vec<MonitorKey>,
+    pub known: &'a HashMap<MonitorKey, i32>,
+    pub cache: &'a WriteCache,
+    pub decided: Option<&'a Decided>,
+    pub deliveries: &'a [DeliveryUpdate],
+    pub now: i64,
+    pub writing: Writing,
+}
+
+pub struct BatchWritten {
+    pub rows: Vec<Row>,
+    pub ids: Vec<(MonitorKey, i32)>,
+    pub outbox: Vec<OutboxRow>,
+    pub staged: Staged,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database {path}: {message}")]
     Open { path: String, message: String },
+    #[error("{0}")]
+    Other(String),
     #[error("database query failed: {0}")]
     Query(#[from] diesel::result::Error),
 }
@@ -57,100 +102,11 @@ pub fn open(path: &Path) -> Result<SqliteConnection, StoreError> {
     let rebuild: Option<String> =
         meta::table.filter(meta::key.eq("rebuild_rollups")).select(meta::value).first(&mut conn).optional()?;
     if rebuild.is_some() {
-        rebuild_rollups(&mut conn)?;
+        super::sql::sqlite::rebuild_rollups(&mut conn)?;
     }
     Ok(conn)
 }
 
-/// id, monitor, ts, status, latency, ttft, maintenance.
-type RebuildColumns = (i64, i32, i64, i16, i32, Option<i32>, i16);
-
-/// Recomputes every rollup and latest pointer from the raw probes (after a schema migration).
-fn rebuild_rollups(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    conn.transaction(|conn| {
-        let mut hourly: BTreeMap<(i32, i64), Agg> = BTreeMap::new();
-        let mut newest: HashMap<i32, (i64, i64)> = HashMap::new();
-        // In slices of the rowid range: memory stays bounded by the aggregates, not the rows.
-        let mut after = i64::MIN;
-        loop {
-            let rows: Vec<RebuildColumns> = probes::table
-                .filter(probes::id.gt(after))
-                .order(probes::id)
-                .limit(100_000)
-                .select((
-                    probes::id,
-                    probes::monitor_id,
-                    probes::ts,
-                    probes::status,
-                    probes::latency_ms,
-                    probes::ttft_ms,
-                    probes::maintenance,
-                ))
-                .load(conn)?;
-            let Some(last) = rows.last() else { break };
-            after = last.0;
-            for (rowid, monitor, ts, status, latency, ttft, maintenance) in rows {
-                hourly.entry((monitor, ts.div_euclid(HOUR))).or_default().add(
-                    if maintenance != 0 { super::rollup::MAINTENANCE } else { status },
-                    latency.into(),
-                    ttft.map(i64::from),
-                );
-                let entry = newest.entry(monitor).or_insert((ts, rowid));
-                if (ts, rowid) > *entry {
-                    *entry = (ts, rowid);
-                }
-            }
-        }
-        diesel::delete(rollups::table).execute(conn)?;
-        for ((monitor, hour), agg) in &hourly {
-            write_rollup(conn, *monitor, *hour, agg)?;
-        }
-        diesel::delete(latest::table).execute(conn)?;
-        for (monitor, (ts, rowid)) in newest {
-            diesel::insert_into(latest::table)
-                .values((latest::monitor_id.eq(monitor), latest::ts.eq(ts), latest::probe_id.eq(rowid)))
-                .execute(conn)?;
-        }
-        diesel::delete(meta::table.filter(meta::key.eq("rebuild_rollups"))).execute(conn)?;
-        log::info!("store: rollups rebuilt for {} monitor-hours", hourly.len());
-        Ok(())
-    })
-}
-
-/// The id of each monitor, inserting the ones the database has not seen yet.
-pub fn monitor_ids(conn: &mut SqliteConnection, keys: &[MonitorKey]) -> Result<Vec<i32>, StoreError> {
-    conn.transaction(|conn| {
-        keys.iter()
-            .map(|key| {
-                diesel::insert_into(monitors::table)
-                    .values((
-                        monitors::provider.eq(&key.provider),
-                        monitors::service.eq(&key.service),
-                        monitors::channel.eq(&key.channel),
-                    ))
-                    .on_conflict_do_nothing()
-                    .execute(conn)?;
-                // The columns are COLLATE NOCASE, so this finds the row however it was spelled.
-                monitors::table
-                    .filter(monitors::provider.eq(&key.provider))
-                    .filter(monitors::service.eq(&key.service))
-                    .filter(monitors::channel.eq(&key.channel))
-                    .select(monitors::id)
-                    .first::<i32>(conn)
-            })
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .map_err(StoreError::from)
-}
-
-/// Every monitor the database knows, with its id.
-pub fn monitors(conn: &mut SqliteConnection) -> Result<Vec<(MonitorKey, i32)>, StoreError> {
-    let rows: Vec<(i32, String, String, String)> =
-        monitors::table.select((monitors::id, monitors::provider, monitors::service, monitors::channel)).load(conn)?;
-    Ok(rows.into_iter().map(|(id, p, s, c)| (MonitorKey::new(&p, &s, &c), id)).collect())
-}
-
-/// One probe result, as the rest of the daemon speaks of it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Row {
     pub monitor_id: i32,
@@ -169,6 +125,8 @@ pub struct Row {
     pub completion_tokens: Option<i64>,
     /// Made inside a maintenance window.
     pub maintenance: bool,
+    /// The node that made it (set on rows read back; a batch is written as the writer's node).
+    pub node_id: i32,
 }
 
 impl Row {
@@ -188,9 +146,9 @@ impl Row {
 /// those tables (a purge).
 #[derive(Debug, Default)]
 pub struct WriteCache {
-    rollups: HashMap<(i32, i64), Agg>,
+    pub(crate) rollups: HashMap<(i32, i64), Agg>,
     newest_hour: i64,
-    models: HashMap<String, i32>,
+    pub(crate) models: HashMap<String, i32>,
 }
 
 impl WriteCache {
@@ -219,20 +177,11 @@ impl WriteCache {
     }
 }
 
-fn model_id(conn: &mut SqliteConnection, name: &str, cache: &mut HashMap<String, i32>) -> QueryResult<i32> {
-    if let Some(id) = cache.get(name) {
-        return Ok(*id);
-    }
-    diesel::insert_into(models::table).values(models::name.eq(name)).on_conflict_do_nothing().execute(conn)?;
-    let id = models::table.filter(models::name.eq(name)).select(models::id).first(conn)?;
-    cache.insert(name.to_string(), id);
-    Ok(id)
-}
-
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = rollups)]
-struct RollupRow {
+pub(crate) struct RollupRow {
     monitor_id: i32,
+    node_id: i32,
     hour: i64,
     green: i64,
     yellow: i64,
@@ -241,10 +190,15 @@ struct RollupRow {
     latency_sketch: Vec<u8>,
     ttft_sketch: Vec<u8>,
     maintenance: i64,
+    pub(crate) seq: i64,
 }
 
 impl RollupRow {
-    fn agg(&self) -> Agg {
+    pub(crate) fn entry(&self) -> RollupEntry {
+        (self.monitor_id, self.node_id, self.hour, self.agg())
+    }
+
+    pub(crate) fn agg(&self) -> Agg {
         Agg {
             green: self.green.max(0) as u64,
             yellow: self.yellow.max(0) as u64,
@@ -257,124 +211,13 @@ impl RollupRow {
     }
 }
 
-fn read_rollup(conn: &mut SqliteConnection, monitor: i32, hour: i64) -> QueryResult<Option<Agg>> {
-    let row: Option<RollupRow> =
-        rollups::table.find((monitor, hour)).select(RollupRow::as_select()).first(conn).optional()?;
-    Ok(row.map(|r| r.agg()))
-}
-
-fn write_rollup(conn: &mut SqliteConnection, monitor: i32, hour: i64, agg: &Agg) -> QueryResult<usize> {
-    diesel::replace_into(rollups::table)
-        .values((
-            rollups::monitor_id.eq(monitor),
-            rollups::hour.eq(hour),
-            rollups::green.eq(agg.green as i64),
-            rollups::yellow.eq(agg.yellow as i64),
-            rollups::red.eq(agg.red as i64),
-            rollups::latency_sum.eq(agg.latency_sum as i64),
-            rollups::latency_sketch.eq(agg.latency.encode()),
-            rollups::ttft_sketch.eq(agg.ttft.encode()),
-            rollups::maintenance.eq(agg.maintenance as i64),
-        ))
-        .execute(conn)
-}
-
-/// Inserts `rows` in one transaction, with their rollups and latest pointers. `rows` come in
-/// the order their probes ended: each monitor's latest is its last row here, whatever its time
-/// (after the clock steps back, the current probe has an older time than the one before). They
-/// are stored in time order, which purging relies on (give or take 15 minutes, as live probes
-/// are); a row much older than those stored before it is purged only once retention has passed
-/// since it was written.
-pub fn insert(conn: &mut SqliteConnection, rows: &[Row]) -> Result<(), StoreError> {
-    insert_staged(conn, rows, &WriteCache::default()).map(drop)
-}
-
-/// What a batch wrote that a [`WriteCache`] keeps, to [`WriteCache::apply`] once it committed.
 #[derive(Debug, Default)]
 pub struct Staged {
-    rollups: Vec<((i32, i64), Agg)>,
-    models: HashMap<String, i32>,
+    pub(crate) rollups: Vec<((i32, i64), Agg)>,
+    pub(crate) models: HashMap<String, i32>,
 }
 
-/// [`insert`], with what earlier batches left in `cache`. Every statement is one diesel
-/// prepares once per connection and reuses: one INSERT per row, one rollup and one latest
-/// pointer per monitor and hour touched. The caller applies the result to `cache` once the
-/// outermost transaction has committed (a failed commit must leave the cache as it was).
-pub fn insert_staged(conn: &mut SqliteConnection, rows: &[Row], cache: &WriteCache) -> Result<Staged, StoreError> {
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by_key(|&i| rows[i].ts);
-    let last_of: HashMap<i32, usize> = rows.iter().enumerate().map(|(i, r)| (r.monitor_id, i)).collect();
-    conn.transaction(|conn| {
-        let mut models = HashMap::new();
-        let mut newest: HashMap<i32, (i64, i64)> = HashMap::new();
-        for &i in &order {
-            let row = &rows[i];
-            let reason = Reason::parse(&row.reason).unwrap_or(Reason::ServerError).code();
-            let model_id = match row.model.as_deref() {
-                Some(name) => match cache.models.get(name) {
-                    Some(id) => Some(*id),
-                    None => Some(model_id(conn, name, &mut models)?),
-                },
-                None => None,
-            };
-            let tps_x10 = row.tokens_per_s.map(|t| (t * 10.0).round().clamp(0.0, f64::from(i32::MAX)) as i32);
-            let id: i64 = diesel::insert_into(probes::table)
-                .values((
-                    probes::monitor_id.eq(row.monitor_id),
-                    probes::ts.eq(row.ts),
-                    probes::status.eq(row.status),
-                    probes::latency_ms.eq(row.latency_ms),
-                    probes::reason.eq(reason),
-                    probes::http_code.eq(row.http_code),
-                    probes::ttfb_ms.eq(row.ttfb_ms),
-                    probes::ttft_ms.eq(row.ttft_ms),
-                    probes::tps_x10.eq(tps_x10),
-                    probes::model_id.eq(model_id),
-                    probes::prompt_tokens.eq(row.prompt_tokens),
-                    probes::completion_tokens.eq(row.completion_tokens),
-                    probes::detail.eq(row.detail.as_deref()),
-                    probes::connect_ms.eq(row.connect_ms),
-                    probes::maintenance.eq(i16::from(row.maintenance)),
-                ))
-                .returning(probes::id)
-                .get_result(conn)?;
-            if last_of.get(&row.monitor_id) == Some(&i) {
-                newest.insert(row.monitor_id, (row.ts, id));
-            }
-        }
-        let mut hourly: BTreeMap<(i32, i64), Agg> = BTreeMap::new();
-        for row in rows {
-            hourly.entry((row.monitor_id, row.ts.div_euclid(HOUR))).or_default().add(
-                row.agg_status(),
-                row.latency_ms.into(),
-                row.ttft_ms.map(i64::from),
-            );
-        }
-        let mut written = Vec::with_capacity(hourly.len());
-        for ((monitor, hour), delta) in hourly {
-            let mut agg = match cache.rollups.get(&(monitor, hour)) {
-                Some(agg) => agg.clone(),
-                None => read_rollup(conn, monitor, hour)?.unwrap_or_default(),
-            };
-            agg.merge(&delta);
-            write_rollup(conn, monitor, hour, &agg)?;
-            written.push(((monitor, hour), agg));
-        }
-        for (monitor, (ts, id)) in newest {
-            // The last written, not the latest timestamp: after the clock steps back, the newest
-            // probe has an older time than the one before it, and is still the current one.
-            diesel::insert_into(latest::table)
-                .values((latest::monitor_id.eq(monitor), latest::ts.eq(ts), latest::probe_id.eq(id)))
-                .on_conflict(latest::monitor_id)
-                .do_update()
-                .set((latest::ts.eq(ts), latest::probe_id.eq(id)))
-                .execute(conn)?;
-        }
-        Ok(Staged { rollups: written, models })
-    })
-}
-
-type ProbeColumns = (
+pub(crate) type ProbeColumns = (
     i32,
     i64,
     i16,
@@ -392,7 +235,7 @@ type ProbeColumns = (
     i16,
 );
 
-fn row_of(c: ProbeColumns) -> Row {
+pub(crate) fn row_of(c: ProbeColumns) -> Row {
     let (
         monitor_id,
         ts,
@@ -426,103 +269,39 @@ fn row_of(c: ProbeColumns) -> Row {
         prompt_tokens: prompt,
         completion_tokens: completion,
         maintenance: maintenance != 0,
+        node_id: 0,
     }
 }
 
-/// The newest probe of every monitor that has one.
-pub fn latest_rows(conn: &mut SqliteConnection) -> Result<Vec<Row>, StoreError> {
-    let rows: Vec<ProbeColumns> = latest::table
-        .inner_join(probes::table.on(probes::id.eq(latest::probe_id)))
-        .left_join(models::table.on(probes::model_id.eq(models::id.nullable())))
-        .select((
-            probes::monitor_id,
-            probes::ts,
-            probes::status,
-            probes::latency_ms,
-            probes::reason,
-            probes::http_code,
-            probes::ttfb_ms,
-            probes::ttft_ms,
-            probes::tps_x10,
-            models::name.nullable(),
-            probes::prompt_tokens,
-            probes::completion_tokens,
-            probes::detail,
-            probes::connect_ms,
-            probes::maintenance,
-        ))
-        .load(conn)?;
-    Ok(rows.into_iter().map(row_of).collect())
-}
-
-/// The newest probe of one monitor.
-pub fn latest(conn: &mut SqliteConnection, monitor_id: i32) -> Result<Option<Row>, StoreError> {
-    Ok(latest_rows(conn)?.into_iter().find(|r| r.monitor_id == monitor_id))
-}
-
-/// Every hourly rollup from `first_hour` on (hours since the epoch): (monitor, hour, aggregate).
-pub fn rollups_since(conn: &mut SqliteConnection, first_hour: i64) -> Result<Vec<(i32, i64, Agg)>, StoreError> {
-    rollups_between(conn, first_hour, i64::MAX)
-}
-
-/// The hourly rollups of hours `first_hour..=last_hour`: (monitor, hour, aggregate).
-pub fn rollups_between(
-    conn: &mut SqliteConnection,
-    first_hour: i64,
-    last_hour: i64,
-) -> Result<Vec<(i32, i64, Agg)>, StoreError> {
-    let rows: Vec<RollupRow> = rollups::table
-        .filter(rollups::hour.ge(first_hour))
-        .filter(rollups::hour.le(last_hour))
-        .select(RollupRow::as_select())
-        .load(conn)?;
-    Ok(rows.iter().map(|r| (r.monitor_id, r.hour, r.agg())).collect())
-}
-
-/// Raw samples of a monitor within `window`. A full scan (raw probes have no index): for tests
-/// and checks, not for serving.
-pub fn samples(conn: &mut SqliteConnection, monitor_id: i32, window: &Window) -> Result<Vec<Sample>, StoreError> {
-    let rows: Vec<(i64, i16, i32, Option<i32>, i16)> = probes::table
-        .filter(probes::monitor_id.eq(monitor_id))
-        .filter(probes::ts.ge(window.first_start))
-        .filter(probes::ts.lt(window.end()))
-        .select((probes::ts, probes::status, probes::latency_ms, probes::ttft_ms, probes::maintenance))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(ts, status, latency, ttft, maintenance)| Sample {
-            ts,
-            status: if maintenance != 0 { super::rollup::MAINTENANCE } else { status },
-            latency_ms: i64::from(latency),
-            ttft_ms: ttft.map(i64::from),
-        })
-        .collect())
-}
-
-/// The first rowid whose probe is at or after `ts` (probes are appended in near time order),
-/// found by binary search over the rowid b-tree; one past the last rowid if there is none.
-fn first_rowid_at(conn: &mut SqliteConnection, ts: i64) -> QueryResult<i64> {
-    let bounds: (Option<i64>, Option<i64>) =
-        probes::table.select((diesel::dsl::min(probes::id), diesel::dsl::max(probes::id))).first(conn)?;
-    let (Some(mut low), Some(max)) = bounds else { return Ok(0) };
-    let mut high = max + 1;
-    while low < high {
-        let middle = low + (high - low) / 2;
-        let row: Option<(i64, i64)> = probes::table
-            .filter(probes::id.ge(middle))
-            .order(probes::id)
-            .select((probes::id, probes::ts))
-            .first(conn)
-            .optional()?;
-        match row {
-            Some((_, row_ts)) if row_ts < ts => low = middle + 1,
-            _ => high = middle,
-        }
+/// Opens the configured database: a SQLite file ([`open`]) or a PostgreSQL server
+/// ([`open_postgres`]).
+pub fn connect(database: &Database, node: &str) -> Result<Db, StoreError> {
+    match database {
+        Database::Sqlite(path) => open(path).map(Db::Sqlite),
+        Database::Postgres(url) => open_postgres(url, node).map(Db::Pg),
     }
-    Ok(low)
 }
 
-/// How far a purge got.
+/// Connects to PostgreSQL at `url` as node `node` (its `application_name` is
+/// `llm-monitor/<node>`), creating the schema in an empty database. Errors never show the
+/// password.
+pub fn open_postgres(url: &crate::config::PgUrl, node: &str) -> Result<diesel::PgConnection, StoreError> {
+    let fail = |message: String| StoreError::Open { path: url.shown(), message: url.redact(&message) };
+    let mut conn = diesel::PgConnection::establish(url.expose()).map_err(|e| fail(e.to_string()))?;
+    let name = format!("llm-monitor/{node}").replace('\'', "''");
+    conn.batch_execute(&format!(
+        "SET application_name = '{name}'; SET statement_timeout = '60s'; SET lock_timeout = '10s';"
+    ))
+    .map_err(|e| fail(format!("setting up: {e}")))?;
+    // Two nodes starting at once must not both create the schema.
+    conn.batch_execute("SELECT pg_advisory_lock(7406350612)").map_err(|e| fail(format!("migrating: {e}")))?;
+    let migrated = conn.run_pending_migrations(PG_MIGRATIONS).map(drop).map_err(|e| fail(format!("migrating: {e}")));
+    let unlocked = conn.batch_execute("SELECT pg_advisory_unlock(7406350612)");
+    migrated?;
+    unlocked.map_err(|e| fail(format!("migrating: {e}")))?;
+    Ok(conn)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PurgeProgress {
     pub deleted: usize,
@@ -530,70 +309,10 @@ pub struct PurgeProgress {
     pub next: Option<i64>,
 }
 
-/// One step of purging probes older than `before` (rounded down to the hour, so that the
-/// hourly rollups and the raw rows always cover the same probes): looks at up to `limit`
-/// rowids from `from` on. The last step also deletes the rollups of the purged hours.
-pub fn purge_step(
-    conn: &mut SqliteConnection,
-    before: i64,
-    from: i64,
-    limit: i64,
-) -> Result<PurgeProgress, StoreError> {
-    let before = before.div_euclid(HOUR) * HOUR;
-    conn.transaction(|conn| {
-        let end = first_rowid_at(conn, before + MAX_DISORDER_SECS)?;
-        let first: Option<i64> = probes::table.select(diesel::dsl::min(probes::id)).first(conn)?;
-        let start = first.unwrap_or(end).max(from);
-        let stop = end.min(start.saturating_add(limit.max(1)));
-        let deleted = if start < stop {
-            diesel::delete(
-                probes::table.filter(probes::id.ge(start)).filter(probes::id.lt(stop)).filter(probes::ts.lt(before)),
-            )
-            .execute(conn)?
-        } else {
-            0
-        };
-        if stop < end {
-            return Ok(PurgeProgress { deleted, next: Some(stop) });
-        }
-        diesel::delete(rollups::table.filter(rollups::hour.lt(before / HOUR))).execute(conn)?;
-        // Pointers to purged probes would dangle (and rowids can be reused once a table empties).
-        diesel::delete(latest::table.filter(latest::ts.lt(before))).execute(conn)?;
-        super::alerts::purge(conn, before)?;
-        // Model names no probe refers to any more; only checked when there are suspiciously many
-        // (an upstream inventing a name per reply), as it reads the whole table.
-        let models: i64 = models::table.count().get_result(conn)?;
-        if models > 1_000 {
-            diesel::sql_query(
-                "DELETE FROM models WHERE id NOT IN (SELECT DISTINCT model_id FROM probes WHERE model_id IS NOT NULL)",
-            )
-            .execute(conn)?;
-        }
-        Ok(PurgeProgress { deleted, next: None })
-    })
-}
-
-/// Purges everything older than `before` in one go (for tests and tools; the StoreActor steps).
-pub fn purge(conn: &mut SqliteConnection, before: i64) -> Result<usize, StoreError> {
-    let (mut from, mut total) = (0, 0);
-    loop {
-        let step = purge_step(conn, before, from, 10_000)?;
-        total += step.deleted;
-        match step.next {
-            Some(next) => from = next,
-            None => return Ok(total),
-        }
-    }
-}
-
-/// A cheap round trip that fails when the database cannot be read.
-pub fn ping(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    diesel::sql_query("SELECT 1").execute(conn).map(|_| ()).map_err(StoreError::from)
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::rollup::History;
+    use super::super::schema::probes;
     use super::super::timeline::{build, Period};
     use super::*;
 
@@ -639,12 +358,12 @@ mod tests {
             ..row(ids[1], now + 1, 0, 60)
         };
         insert(&mut conn, std::slice::from_ref(&full)).unwrap();
-        assert_eq!(latest(&mut conn, ids[1]).unwrap().unwrap(), full);
+        assert_eq!(latest(&mut conn, ids[1]).unwrap().unwrap(), Row { node_id: LOCAL_NODE, ..full });
     }
 
     fn timeline_from_rollups(conn: &mut SqliteConnection, monitor: i32, period: Period, now: i64) -> Vec<String> {
         let mut history = History::default();
-        for (m, hour, agg) in rollups_since(conn, 0).unwrap() {
+        for (m, _, hour, agg) in rollups_since(conn, 0).unwrap() {
             if m == monitor {
                 history.add_hour(hour, &agg, now);
             }
@@ -741,7 +460,7 @@ mod tests {
         };
         let write = |conn: &mut SqliteConnection, rows: &[Row], cache: &mut WriteCache, commit: bool| {
             let staged = conn.transaction(|conn| {
-                let staged = insert_staged(conn, rows, cache)?;
+                let staged = insert_staged(conn, rows, cache, Writing { node: LOCAL_NODE, seq: 0 })?;
                 if commit {
                     Ok(staged)
                 } else {

@@ -3,6 +3,7 @@
 //! every monitor at once (a clone of pointers) and works on it on its own thread while the
 //! store goes on.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::db::Row;
@@ -10,11 +11,35 @@ use super::rollup::History;
 use crate::domain::MonitorKey;
 
 /// One monitor's recent aggregates (hours of the last two days, days of the last 31) and its
-/// latest probe.
+/// latest probe, as this node made them; and the same of every other node that probes it
+/// (read from a shared PostgreSQL database).
 #[derive(Debug, Clone, Default)]
 pub struct MonitorModel {
     pub history: History,
     pub latest: Option<Row>,
+    /// Other nodes' parts, by node id.
+    pub others: BTreeMap<i32, NodePart>,
+}
+
+/// What one other node stored of a monitor.
+#[derive(Debug, Clone, Default)]
+pub struct NodePart {
+    pub history: History,
+    pub latest: Option<Row>,
+}
+
+/// The nodes of the database: this one's id and every node's name.
+#[derive(Debug, Clone, Default)]
+pub struct Nodes {
+    pub me: i32,
+    pub names: HashMap<i32, String>,
+    pub quorum: crate::config::Quorum,
+}
+
+impl Nodes {
+    pub fn name(&self, id: i32) -> String {
+        self.names.get(&id).cloned().unwrap_or_else(|| format!("node-{id}"))
+    }
 }
 
 /// The listed monitors, in config order, each with its model (`None` before its first stored
@@ -26,4 +51,8 @@ pub struct Snapshot {
     pub monitors: Vec<(MonitorKey, Option<Arc<MonitorModel>>)>,
     /// The configured maintenance windows (for each monitor's `maintenance` in the API).
     pub maintenance: Arc<[crate::alert::Maintenance]>,
+    /// The nodes, and the quorum rule that combines them.
+    pub nodes: Arc<Nodes>,
+    /// Each listed monitor's interval here (what makes this node's part stale), by key.
+    pub intervals: Arc<HashMap<MonitorKey, i64>>,
 }

@@ -93,6 +93,37 @@ impl History {
         }
     }
 
+    /// Sets an hour's aggregate as stored (another node's, read back whole) and sums its day
+    /// again from its hours. Only hours whose whole day is still held are taken (changes come
+    /// for the current hour and late results for the one before).
+    pub fn set_hour(&mut self, hour: i64, agg: Agg, now: i64) {
+        let day = (hour * HOUR).div_euclid(DAY);
+        let first_hour = day * (DAY / HOUR);
+        if first_hour < now.div_euclid(HOUR) - 48 {
+            return;
+        }
+        self.hours.insert(hour, agg);
+        let mut sum = Agg::default();
+        for (_, agg) in self.hours.range(first_hour..first_hour + DAY / HOUR) {
+            sum.merge(agg);
+        }
+        self.days.insert(day, sum);
+    }
+
+    /// The hour's aggregate, if held.
+    pub fn hour(&self, hour: i64) -> Option<&Agg> {
+        self.hours.get(&hour)
+    }
+
+    /// The aggregate of a period's bucket (an hour for 24 h, a day otherwise), if held.
+    pub fn bucket(&self, period: Period, index: i64) -> Option<&Agg> {
+        if period == Period::Day {
+            self.hours.get(&index)
+        } else {
+            self.days.get(&index)
+        }
+    }
+
     /// Forgets everything before `hour` (after a purge): whole hours and days go; the day holding
     /// `hour` is left for [`History::replace_day`] to sum again from the hours still stored.
     pub fn forget_before(&mut self, hour: i64) {

@@ -29,12 +29,14 @@ diesel::table! {
         detail -> Nullable<Text>,
         connect_ms -> Nullable<Integer>,
         maintenance -> SmallInt,
+        node_id -> Integer,
     }
 }
 
 diesel::table! {
-    rollups (monitor_id, hour) {
+    rollups (monitor_id, node_id, hour) {
         monitor_id -> Integer,
+        node_id -> Integer,
         hour -> BigInt,
         green -> BigInt,
         yellow -> BigInt,
@@ -43,14 +45,25 @@ diesel::table! {
         latency_sketch -> Binary,
         ttft_sketch -> Binary,
         maintenance -> BigInt,
+        /// The writing node's counter at the last write (what other nodes read after).
+        seq -> BigInt,
     }
 }
 
 diesel::table! {
-    latest (monitor_id) {
+    latest (monitor_id, node_id) {
         monitor_id -> Integer,
+        node_id -> Integer,
         ts -> BigInt,
         probe_id -> BigInt,
+        seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    nodes (id) {
+        id -> Integer,
+        name -> Text,
     }
 }
 
@@ -85,6 +98,7 @@ diesel::table! {
         channel -> Nullable<Text>,
         reason -> Nullable<Text>,
         detail -> Nullable<Text>,
+        node -> Nullable<Text>,
     }
 }
 
@@ -105,6 +119,7 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(
     monitors,
+    nodes,
     probes,
     rollups,
     latest,

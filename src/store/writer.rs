@@ -9,14 +9,13 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use diesel::connection::SimpleConnection;
-use diesel::prelude::*;
-use diesel::SqliteConnection;
 
-use super::alerts::{self, AlertsLoaded, DeliveryUpdate, OutboxRow};
-use super::db::{self, PurgeProgress, Row};
-use super::rollup::Agg;
+use super::alerts::{AlertsLoaded, DeliveryUpdate, OutboxRow};
+use super::db::{self, Batch, Db, PurgeProgress, RollupEntry, Row, Writing};
 use crate::alert::engine::{Engine, Event, Observed};
 use crate::alert::AlertConfig;
+use crate::config::Database;
+use crate::dispatch;
 use crate::domain::MonitorKey;
 use crate::domain::{Reason, Status};
 
@@ -24,7 +23,14 @@ use crate::domain::{Reason, Status};
 pub const BUSY_TIMEOUT_MS: u32 = 200;
 
 pub struct Writer {
-    conn: Option<SqliteConnection>,
+    conn: Option<Db>,
+    /// Where to connect again after PostgreSQL dropped the connection (`None`: never).
+    reconnect: Option<Database>,
+    closed: bool,
+    /// This daemon's node: its name, its id in the database, its write counter.
+    node: String,
+    node_id: i32,
+    seq: i64,
     /// Monitor ids already known to the database.
     ids: HashMap<MonitorKey, i32>,
     /// Recent rollups and model ids as stored, so a batch needs no reads.
@@ -34,15 +40,55 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn new(mut conn: SqliteConnection, alerts: Arc<AlertConfig>) -> Self {
-        if let Err(e) = conn.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};")) {
-            log::warn!("store: cannot shorten the busy timeout: {e}");
+    pub fn new(mut conn: Db, database: Database, node: String, alerts: Arc<AlertConfig>) -> Self {
+        if let Db::Sqlite(conn) = &mut conn {
+            if let Err(e) = conn.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};")) {
+                log::warn!("store: cannot shorten the busy timeout: {e}");
+            }
         }
-        Writer { conn: Some(conn), ids: HashMap::new(), cache: db::WriteCache::default(), engine: Engine::new(alerts) }
+        let reconnect = matches!(database, Database::Postgres(_)).then_some(database);
+        Writer {
+            conn: Some(conn),
+            reconnect,
+            closed: false,
+            node,
+            node_id: db::LOCAL_NODE,
+            seq: 0,
+            ids: HashMap::new(),
+            cache: db::WriteCache::default(),
+            engine: Engine::new(alerts),
+        }
     }
 
-    fn conn(&mut self) -> Result<&mut SqliteConnection, String> {
+    /// The connection; after PostgreSQL dropped it, a new one (the error names the database,
+    /// never its password).
+    fn conn(&mut self) -> Result<&mut Db, String> {
+        if self.closed {
+            return Err("the database is closed".to_string());
+        }
+        if self.conn.is_none() {
+            let database = self.reconnect.as_ref().ok_or_else(|| "the database is closed".to_string())?;
+            let db = db::connect(database, &self.node).map_err(|e| e.to_string())?;
+            log::info!("store: connected to {} again", database.shown());
+            self.conn = Some(db);
+        }
         self.conn.as_mut().ok_or_else(|| "the database is closed".to_string())
+    }
+
+    /// After a failed statement: a PostgreSQL connection that no longer answers is let go, so
+    /// the next attempt connects again. Returns the error, password removed.
+    fn failed(&mut self, error: String) -> String {
+        if let (Some(Db::Pg(_)), Some(Database::Postgres(url))) = (&mut self.conn, &self.reconnect) {
+            let url = url.clone();
+            let alive = self.conn.as_mut().is_some_and(|db| dispatch!(db, ping()).is_ok());
+            if !alive {
+                self.conn = None;
+                // What the writer caches mirrors a database it can no longer see for certain.
+                self.cache.clear();
+            }
+            return url.redact(&error);
+        }
+        error
     }
 }
 
@@ -65,8 +111,13 @@ pub const RECENT_EVENTS: i64 = 10_000;
 pub struct Loaded {
     /// Whether the database takes writes (a write lock taken and let go).
     pub writable: Result<(), String>,
+    /// This node's id, and every node's (id, name).
+    pub node_id: i32,
+    pub nodes: Vec<(i32, String)>,
+    /// Where reading other nodes' changes starts (their write counters as loaded).
+    pub seqs: HashMap<i32, i64>,
     pub monitors: Vec<(MonitorKey, i32)>,
-    pub rollups: Vec<(i32, i64, Agg)>,
+    pub rollups: Vec<RollupEntry>,
     pub latest: Vec<Row>,
     /// The alert state, the outbox's pending messages and the newest events.
     pub alerts: AlertsLoaded,
@@ -77,16 +128,30 @@ impl Handler<Load> for Writer {
     type Result = Result<Loaded, String>;
 
     fn handle(&mut self, msg: Load, _: &mut SyncContext<Self>) -> Self::Result {
+        let node = self.node.clone();
         let conn = self.conn()?;
-        let monitors = db::monitors(conn).map_err(|e| e.to_string())?;
-        let rollups = db::rollups_since(conn, msg.first_hour).map_err(|e| e.to_string())?;
-        let latest = db::latest_rows(conn).map_err(|e| e.to_string())?;
-        let mut alerts = alerts::load(conn, RECENT_EVENTS).map_err(|e| e.to_string())?;
-        let writable = try_write(conn);
+        // SQLite has one node (its file is this daemon's alone): all of its history is this
+        // node's, whatever it is called now. A shared PostgreSQL database names its nodes.
+        let (node_id, nodes) = match conn {
+            Db::Sqlite(_) => (db::LOCAL_NODE, vec![(db::LOCAL_NODE, node)]),
+            Db::Pg(pg) => {
+                let id = db::sql::pg::claim_node(pg, &node).map_err(|e| e.to_string())?;
+                (id, db::sql::pg::nodes(pg).map_err(|e| e.to_string())?)
+            }
+        };
+        let seq = dispatch!(conn, last_seq(node_id)).map_err(|e| e.to_string())?;
+        let monitors = dispatch!(conn, monitors()).map_err(|e| e.to_string())?;
+        let rollups = dispatch!(conn, rollups_since(msg.first_hour)).map_err(|e| e.to_string())?;
+        let latest = dispatch!(conn, latest_rows()).map_err(|e| e.to_string())?;
+        let mut alerts = dispatch!(conn, load(RECENT_EVENTS)).map_err(|e| e.to_string())?;
+        let writable = conn.try_write();
+        let seqs = nodes.iter().map(|(id, _)| (*id, 0)).collect();
+        self.node_id = node_id;
+        self.seq = seq;
         self.ids.extend(monitors.iter().cloned());
         self.engine.load(std::mem::take(&mut alerts.states), alerts.global.clone(), alerts.last_event);
         let next_due = self.engine.next_due(msg.now);
-        Ok(Loaded { writable, monitors, rollups, latest, alerts, next_due })
+        Ok(Loaded { writable, node_id, nodes, seqs, monitors, rollups, latest, alerts, next_due })
     }
 }
 
@@ -144,43 +209,35 @@ impl Handler<WriteBatch> for Writer {
             .collect();
         let decided = self.engine.decide(&observed, msg.now);
         drop(observed);
+        let mut wanted = unknown;
+        for key in decided.states.keys() {
+            if !self.ids.contains_key(key) && !wanted.contains(key) {
+                wanted.push(key.clone());
+            }
+        }
+        let now = msg.now;
+        let writing = Writing { node: self.node_id, seq: self.seq + 1 };
+        self.conn()?;
         let Writer { conn, ids: known, cache, .. } = self;
         let conn = conn.as_mut().ok_or_else(|| "the database is closed".to_string())?;
-        let now = msg.now;
-        let written = conn
-            .transaction::<_, db::StoreError, _>(|conn| {
-                let mut wanted = unknown.clone();
-                for key in decided.states.keys() {
-                    if !known.contains_key(key) && !wanted.contains(key) {
-                        wanted.push(key.clone());
-                    }
-                }
-                let new_ids = db::monitor_ids(conn, &wanted)?;
-                let ids: Vec<(MonitorKey, i32)> = wanted.iter().cloned().zip(new_ids).collect();
-                let id_of = |key: &MonitorKey| {
-                    known.get(key).copied().or_else(|| ids.iter().find(|(k, _)| k == key).map(|(_, id)| *id))
-                };
-                let rows: Vec<Row> = rows
-                    .into_iter()
-                    .map(|(key, row)| Row { monitor_id: id_of(&key).unwrap_or_default(), ..row })
-                    .collect();
-                let staged = db::insert_staged(conn, &rows, cache)?;
-                let outbox = alerts::write_decided(conn, &decided, &id_of, now)?;
-                alerts::record_deliveries(conn, &msg.deliveries)?;
-                let written = Written {
-                    rows,
-                    ids,
-                    events: decided.events.clone(),
-                    outbox,
-                    suppressed: decided.suppress.clone(),
-                    next_due: None,
-                };
-                Ok((written, staged))
-            })
-            .map_err(|e| e.to_string())?;
+        let batch =
+            Batch { rows, wanted, known, cache, decided: Some(&decided), deliveries: &msg.deliveries, now, writing };
+        let done = match dispatch!(conn, write_batch(batch)) {
+            Ok(done) => done,
+            Err(e) => return Err(self.failed(e.to_string())),
+        };
+        self.seq = writing.seq;
+        let mut written = Written {
+            rows: done.rows,
+            ids: done.ids,
+            events: decided.events.clone(),
+            outbox: done.outbox,
+            suppressed: decided.suppress.clone(),
+            next_due: None,
+        };
+        let staged = done.staged;
         // Committed: the cache and the engine may say so now.
-        let (mut written, staged) = written;
-        cache.apply(staged);
+        self.cache.apply(staged);
         self.engine.apply(&decided);
         self.ids.extend(written.ids.iter().cloned());
         written.next_due = self.engine.next_due(now);
@@ -217,7 +274,8 @@ impl Handler<ReadEvents> for Writer {
     type Result = Result<Vec<Event>, String>;
 
     fn handle(&mut self, msg: ReadEvents, _: &mut SyncContext<Self>) -> Self::Result {
-        alerts::read_events(self.conn()?, msg.since_id, msg.limit).map_err(|e| e.to_string())
+        let conn = self.conn()?;
+        dispatch!(conn, read_events(msg.since_id, msg.limit)).map_err(|e| e.to_string())
     }
 }
 
@@ -235,7 +293,7 @@ pub struct PurgeStep {
 
 pub struct Purged {
     pub progress: PurgeProgress,
-    pub rest_of_day: Vec<(i32, i64, Agg)>,
+    pub rest_of_day: Vec<RollupEntry>,
 }
 
 impl Handler<PurgeStep> for Writer {
@@ -246,9 +304,14 @@ impl Handler<PurgeStep> for Writer {
         // is read again.
         self.cache.clear();
         let conn = self.conn()?;
-        let progress = db::purge_step(conn, msg.before, msg.from, msg.limit).map_err(|e| e.to_string())?;
+        let step = dispatch!(conn, purge_step(msg.before, msg.from, msg.limit)).map_err(|e| e.to_string());
+        let progress = match step {
+            Ok(progress) => progress,
+            Err(e) => return Err(self.failed(e)),
+        };
+        let conn = self.conn()?;
         let rest_of_day = if progress.next.is_none() {
-            db::rollups_between(conn, msg.cutoff_hours.0, msg.cutoff_hours.1).map_err(|e| e.to_string())?
+            dispatch!(conn, rollups_between(msg.cutoff_hours.0, msg.cutoff_hours.1)).map_err(|e| e.to_string())?
         } else {
             Vec::new()
         };
@@ -265,16 +328,9 @@ impl Handler<TryWrite> for Writer {
     type Result = Result<(), String>;
 
     fn handle(&mut self, _: TryWrite, _: &mut SyncContext<Self>) -> Self::Result {
-        try_write(self.conn()?)
+        let result = self.conn()?.try_write();
+        result.map_err(|e| self.failed(e))
     }
-}
-
-fn try_write(conn: &mut SqliteConnection) -> Result<(), String> {
-    conn.batch_execute("BEGIN IMMEDIATE; ROLLBACK;").map_err(|e| {
-        // A failed BEGIN leaves no transaction; a failed ROLLBACK after a BEGIN would.
-        let _ = conn.batch_execute("ROLLBACK;");
-        format!("database query failed: {e}")
-    })
 }
 
 /// Close the database (a WAL checkpoint into the main file); nothing is written after.
@@ -287,5 +343,51 @@ impl Handler<CloseDatabase> for Writer {
 
     fn handle(&mut self, _: CloseDatabase, _: &mut SyncContext<Self>) {
         self.conn = None;
+        self.closed = true;
+    }
+}
+
+/// What the other nodes wrote since their write counters were `seqs` (nodes missing from
+/// `seqs` are read from the start).
+#[derive(Message)]
+#[rtype(result = "Result<Changes, String>")]
+pub struct ReadChanges {
+    pub seqs: HashMap<i32, i64>,
+}
+
+pub struct Changes {
+    pub nodes: Vec<(i32, String)>,
+    pub rollups: Vec<RollupEntry>,
+    pub latest: Vec<Row>,
+    pub seqs: HashMap<i32, i64>,
+}
+
+impl Handler<ReadChanges> for Writer {
+    type Result = Result<Changes, String>;
+
+    fn handle(&mut self, msg: ReadChanges, _: &mut SyncContext<Self>) -> Self::Result {
+        let me = self.node_id;
+        let conn = self.conn()?;
+        if let Db::Sqlite(_) = conn {
+            return Ok(Changes {
+                nodes: vec![(me, self.node.clone())],
+                rollups: Vec::new(),
+                latest: Vec::new(),
+                seqs: msg.seqs,
+            });
+        }
+        let read = (|| {
+            let nodes = dispatch!(conn, nodes())?;
+            let mut changes = Changes { nodes, rollups: Vec::new(), latest: Vec::new(), seqs: msg.seqs };
+            for (node, _) in changes.nodes.iter().filter(|(id, _)| *id != me) {
+                let since = changes.seqs.get(node).copied().unwrap_or(0);
+                let (rollups, latest, seq) = dispatch!(conn, changes_since(*node, since))?;
+                changes.rollups.extend(rollups);
+                changes.latest.extend(latest);
+                changes.seqs.insert(*node, seq);
+            }
+            Ok::<_, db::StoreError>(changes)
+        })();
+        read.map_err(|e| self.failed(e.to_string()))
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_yaml::Value;
 
 use super::duration;
-use super::{Config, Redactor, SharedRedactor};
+use super::{Config, Database, PgUrl, Quorum, Redactor, SharedRedactor};
 use checks::{check_database, check_interval, check_listen, check_timeout, parse_cors};
 use fields::{describe, Errors, Fields};
 use monitor::{parse_monitor, MonitorContext, Shared};
@@ -49,6 +49,8 @@ pub const CHALLENGE_PLACEHOLDER: &str = "{{CHALLENGE}}";
 const GLOBAL_KEYS: &[&str] = &[
     "listen",
     "database",
+    "node",
+    "quorum",
     "interval",
     "timeout",
     "slow_latency",
@@ -232,10 +234,37 @@ fn parse(
             value
         }
     };
-    let database = top.get::<String>("database", &mut errors).unwrap_or_else(|| DEFAULT_DATABASE.to_string());
-    if let Err(e) = check_database(&database) {
-        errors.push("", "database", e);
-    }
+    let database = match env("MONITOR_DATABASE_URL").filter(|v| !v.is_empty()) {
+        Some(url) => parse_database(&url, "MONITOR_DATABASE_URL", &mut errors),
+        None => {
+            let value = top.get::<String>("database", &mut errors).unwrap_or_else(|| DEFAULT_DATABASE.to_string());
+            parse_database(&value, "database", &mut errors)
+        }
+    };
+    let database_secrets = match &database {
+        Database::Postgres(url) => url.secrets(),
+        Database::Sqlite(_) => Vec::new(),
+    };
+    let node = match top.get::<String>("node", &mut errors) {
+        Some(name) => {
+            if let Err(e) = check_node(&name) {
+                errors.push("", "node", e);
+            }
+            name
+        }
+        None => default_node_name(),
+    };
+    let quorum = match top.map.get("quorum") {
+        None => Quorum::default(),
+        Some(Value::Number(n)) if n.as_u64() == Some(1) => Quorum::One,
+        Some(Value::String(text)) if text == "1" => Quorum::One,
+        Some(Value::String(text)) if text == "majority" => Quorum::Majority,
+        Some(Value::String(text)) if text == "all" => Quorum::All,
+        Some(other) => {
+            errors.push("", "quorum", format!("must be 1, \"majority\" or \"all\", found {}", describe(other)));
+            Quorum::default()
+        }
+    };
     let globals = Globals {
         interval: top.duration("interval", false, &mut errors).unwrap_or(DEFAULT_INTERVAL),
         timeout: top.duration("timeout", false, &mut errors).unwrap_or(DEFAULT_TIMEOUT),
@@ -279,6 +308,7 @@ fn parse(
     let mut monitors = Vec::new();
     let mut disabled = 0;
     let mut shared = Shared::default();
+    shared.secrets.extend(database_secrets);
     let mut alerts = alerts::parse_alerts(&alerts::AlertInput { root: &top, env }, &mut shared.secrets, &mut errors);
     let mut enabled = Vec::new();
     match top.raw("monitors") {
@@ -319,7 +349,9 @@ fn parse(
     Ok(Config {
         path: path.to_path_buf(),
         listen,
-        database: PathBuf::from(database),
+        database,
+        node,
+        quorum,
         retention,
         degraded_weight,
         cors,
@@ -328,6 +360,54 @@ fn parse(
         alerts,
         warnings,
     })
+}
+
+/// `database`: a `postgres://` URL, or a SQLite file path.
+fn parse_database(value: &str, key: &str, errors: &mut Errors) -> Database {
+    if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+        match PgUrl::parse(value) {
+            Ok(url) => return Database::Postgres(url),
+            Err(e) => {
+                errors.push("", key, e);
+                return Database::Sqlite(PathBuf::from(DEFAULT_DATABASE));
+            }
+        }
+    }
+    if let Err(e) = check_database(value) {
+        errors.push("", key, e);
+    }
+    Database::Sqlite(PathBuf::from(value))
+}
+
+/// A node name is shown in the API and the status page and sent to PostgreSQL.
+fn check_node(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("must be 1 to 64 characters".to_string());
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        return Err(format!("{name:?} may hold only letters, digits, '-', '_' and '.'"));
+    }
+    Ok(())
+}
+
+/// The host name (the default `node`), or "local" when it cannot be read.
+pub fn default_node_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer we own.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let name = if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).split('.').next().unwrap_or("").to_string()
+    } else {
+        String::new()
+    };
+    let cleaned: String =
+        name.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).take(64).collect();
+    if cleaned.is_empty() {
+        "local".to_string()
+    } else {
+        cleaned
+    }
 }
 
 #[cfg(test)]

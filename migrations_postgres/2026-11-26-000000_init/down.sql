@@ -1,0 +1,1 @@
+DROP TABLE outbox, events, alert_state, meta, latest, rollups, probes, models, nodes, monitors;

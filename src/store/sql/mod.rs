@@ -1,0 +1,58 @@
+//! The two backends: SQLite (the default, a file) and PostgreSQL (shared by several probing
+//! nodes). `ops.rs` holds every statement once and is compiled into both modules below, each
+//! with its own connection type; [`Db`] is an open connection of either kind, and dispatches.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+
+pub mod pg;
+pub mod sqlite;
+
+/// An open database connection.
+pub enum Db {
+    Sqlite(diesel::SqliteConnection),
+    Pg(diesel::PgConnection),
+}
+
+/// Runs `$f` of the backend's module on the connection: `dispatch!(db, f(a, b))`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! dispatch {
+    ($db:expr, $f:ident ( $($arg:expr),* $(,)? )) => {
+        match $db {
+            $crate::store::sql::Db::Sqlite(conn) => $crate::store::sql::sqlite::$f(conn, $($arg),*),
+            $crate::store::sql::Db::Pg(conn) => $crate::store::sql::pg::$f(conn, $($arg),*),
+        }
+    };
+}
+
+impl Db {
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Pg(_) => "postgres",
+        }
+    }
+
+    /// Whether the database takes writes now. SQLite: takes the write lock and lets it go.
+    /// PostgreSQL: a round trip on a primary (a standby in recovery refuses writes).
+    pub fn try_write(&mut self) -> Result<(), String> {
+        match self {
+            Db::Sqlite(conn) => conn.batch_execute("BEGIN IMMEDIATE; ROLLBACK;").map_err(|e| {
+                // A failed BEGIN leaves no transaction; a failed ROLLBACK after a BEGIN would.
+                let _ = conn.batch_execute("ROLLBACK;");
+                format!("database query failed: {e}")
+            }),
+            Db::Pg(conn) => {
+                let standby: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>("pg_is_in_recovery()"))
+                    .get_result(conn)
+                    .map_err(|e| format!("database query failed: {e}"))?;
+                if standby {
+                    Err("the database is a standby in recovery (read-only)".to_string())
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
