@@ -90,6 +90,7 @@ fn generate_history(path: &Path, now: i64) -> (Vec<MonitorKey>, usize, Duration)
                 completion_tokens: (status != 0).then_some(2 + (rng.next() % 4) as i64),
                 maintenance: false,
                 node_id: 0,
+                interval_s: None,
             });
             if batch.len() == 20_000 {
                 db::insert(&mut conn, &batch).unwrap();

@@ -36,6 +36,8 @@ CREATE TABLE latest_new (
     ts INTEGER NOT NULL,
     probe_id INTEGER NOT NULL,
     seq INTEGER NOT NULL DEFAULT 0,
+    -- The monitor's interval on that node, seconds (3 of them without a probe: stale).
+    interval_s INTEGER,
     PRIMARY KEY (monitor_id, node_id)
 );
 INSERT INTO latest_new (monitor_id, node_id, ts, probe_id) SELECT monitor_id, 1, ts, probe_id FROM latest;

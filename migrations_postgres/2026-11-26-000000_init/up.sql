@@ -63,6 +63,7 @@ CREATE TABLE latest (
     ts BIGINT NOT NULL,
     probe_id BIGINT NOT NULL,
     seq BIGINT NOT NULL DEFAULT 0,
+    interval_s INTEGER,
     PRIMARY KEY (monitor_id, node_id)
 );
 

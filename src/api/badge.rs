@@ -158,7 +158,9 @@ pub async fn badge(req: HttpRequest, state: web::Data<AppState>, path: web::Path
     let Some((key, model)) = snapshot.monitors.iter().find(|(key, _)| *key == wanted) else {
         return svg(StatusCode::NOT_FOUND, render(&name, "not found", GREY));
     };
-    let monitor = monitor_status(key, model.as_deref(), period, state.clock.now(), snapshot.degraded_weight);
+    let view =
+        super::status::View { nodes: &snapshot.nodes, interval: snapshot.intervals.get(key).copied(), only: None };
+    let monitor = monitor_status(key, model.as_deref(), view, period, state.clock.now(), snapshot.degraded_weight);
     let label = params.label.unwrap_or_else(|| if uptime { format!("{name} {}", period.as_str()) } else { name });
     let body = if uptime {
         let (message, color) = uptime_message(monitor.uptime);

@@ -12,9 +12,10 @@ use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::{json_error, AppState, ACTOR_TIMEOUT};
+use crate::store::combine::{self, Part};
 use crate::store::db::Row;
 use crate::store::timeline::{self, Period};
-use crate::store::{GetSnapshot, MonitorModel, Snapshot};
+use crate::store::{GetSnapshot, MonitorModel, Nodes, Snapshot};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +24,7 @@ pub struct StatusParams {
     provider: Option<String>,
     service: Option<String>,
     channel: Option<String>,
+    node: Option<String>,
 }
 
 /// One `/api/status` question: filters compare case-insensitively; `now` is unix seconds.
@@ -32,6 +34,8 @@ pub struct Query {
     pub provider: Option<String>,
     pub service: Option<String>,
     pub channel: Option<String>,
+    /// `node=`: that node's probes only.
+    pub node: Option<String>,
     pub now: i64,
 }
 
@@ -52,37 +56,112 @@ fn parse(params: StatusParams, now: i64) -> Result<Query, String> {
         provider: filter("provider", params.provider)?,
         service: filter("service", params.service)?,
         channel: params.channel,
+        node: filter("node", params.node)?,
         now,
     })
 }
 
-/// One monitor's entry, from its part of the read model.
+/// How to read a monitor's model: the nodes and quorum, this node's interval for it, and
+/// whether to answer from one node's probes only.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    pub nodes: &'a Nodes,
+    /// The monitor's interval on this node (seconds), if this node probes it.
+    pub interval: Option<i64>,
+    /// Answer from this node's probes only (`?node=`).
+    pub only: Option<i32>,
+}
+
+/// Every node's part of a monitor: this node's first, then the others by id.
+fn parts<'a>(model: &'a MonitorModel, view: &View<'_>) -> Vec<Part<'a>> {
+    let mine = Part {
+        node: view.nodes.me,
+        history: &model.history,
+        latest: model.latest.as_ref(),
+        interval: view.interval.or_else(|| model.latest.as_ref().and_then(|r| r.interval_s).map(i64::from)),
+    };
+    let others = model.others.iter().map(|(node, part)| Part {
+        node: *node,
+        history: &part.history,
+        latest: part.latest.as_ref(),
+        interval: part.latest.as_ref().and_then(|r| r.interval_s).map(i64::from),
+    });
+    let has_mine = model.latest.is_some() || view.interval.is_some() || model.history != Default::default();
+    has_mine.then_some(mine).into_iter().chain(others).collect()
+}
+
+/// One monitor's entry, from its part of the read model: combined over the nodes under the
+/// quorum rule (or one node's, with `view.only`), with each node's own status in `nodes`.
 pub fn monitor_status(
     key: &crate::domain::MonitorKey,
     model: Option<&MonitorModel>,
+    view: View<'_>,
     period: Period,
     now: i64,
     degraded_weight: f64,
 ) -> MonitorStatus {
-    let empty = crate::store::rollup::History::default();
-    let history = model.map_or(&empty, |m| &m.history);
-    let (timeline, uptime) = history.timeline(period, now, degraded_weight);
+    let empty = MonitorModel::default();
+    let model = model.unwrap_or(&empty);
+    let all = parts(model, &view);
+    let chosen: Vec<Part<'_>> = match view.only {
+        Some(node) => all.iter().copied().filter(|p| p.node == node).collect(),
+        None => all.clone(),
+    };
+    let histories: Vec<&crate::store::rollup::History> = chosen.iter().map(|p| p.history).collect();
+    let (timeline, uptime) = if histories.is_empty() {
+        crate::store::rollup::History::default().timeline(period, now, degraded_weight)
+    } else {
+        combine::timeline(&histories, view.nodes.quorum, period, now, degraded_weight)
+    };
+    let current = match (view.only, chosen.as_slice()) {
+        // One node asked for, or only one probing: its latest, as ever (stale or not).
+        (Some(_), [part]) | (None, [part]) => part.latest,
+        _ => combine::current(&chosen, view.nodes.quorum, now),
+    };
+    let nodes = all
+        .iter()
+        .map(|part| {
+            let stale = part.stale(now);
+            let (_, uptime) = part.history.timeline(period, now, degraded_weight);
+            let status = NodeStatus {
+                current_status: if stale { None } else { part.latest.map(|row| CurrentStatus::of(row, view.nodes)) },
+                uptime,
+                stale,
+                last_probe: part.latest.map(|row| row.ts),
+            };
+            (view.nodes.name(part.node), status)
+        })
+        .collect();
     MonitorStatus {
         provider: key.provider.clone(),
         service: key.service.clone(),
         channel: key.channel.clone(),
-        current_status: model.and_then(|m| m.latest.as_ref()).map(CurrentStatus::from),
+        current_status: current.map(|row| CurrentStatus::of(row, view.nodes)),
         uptime,
         timeline,
         maintenance: MaintenanceStatus::default(),
+        nodes,
     }
 }
 
-/// The answer's entries: the listed monitors that match the filters, in config order.
-pub fn answer(snapshot: &Snapshot, q: &Query) -> Vec<MonitorStatus> {
+/// The answer's entries: the listed monitors that match the filters, in config order (then
+/// those only other nodes probe). An unknown `node` is an error.
+pub fn answer(snapshot: &Snapshot, q: &Query) -> Result<Vec<MonitorStatus>, String> {
+    let only = match &q.node {
+        None => None,
+        Some(name) => Some(
+            snapshot
+                .nodes
+                .names
+                .iter()
+                .find(|(_, n)| n.as_str() == name.as_str())
+                .map(|(id, _)| *id)
+                .ok_or_else(|| format!("node {name:?} is not a node of this database"))?,
+        ),
+    };
     let matches =
         |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f.eq_ignore_ascii_case(value));
-    snapshot
+    Ok(snapshot
         .monitors
         .iter()
         .filter(|(key, _)| {
@@ -91,11 +170,12 @@ pub fn answer(snapshot: &Snapshot, q: &Query) -> Vec<MonitorStatus> {
                 && matches(&q.channel, &key.channel)
         })
         .map(|(key, model)| {
-            let mut status = monitor_status(key, model.as_deref(), q.period, q.now, snapshot.degraded_weight);
+            let view = View { nodes: &snapshot.nodes, interval: snapshot.intervals.get(key).copied(), only };
+            let mut status = monitor_status(key, model.as_deref(), view, q.period, q.now, snapshot.degraded_weight);
             status.maintenance = MaintenanceStatus::of(&snapshot.maintenance, key, q.now);
             status
         })
-        .collect()
+        .collect())
 }
 
 /// Fast compression: a 600 KB answer shrinks about tenfold in a few milliseconds, once per
@@ -112,7 +192,7 @@ fn gzip(json: &[u8]) -> bytes::Bytes {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct AnswerKey {
     period: &'static str,
-    filters: [Option<String>; 3],
+    filters: [Option<String>; 4],
     now: i64,
     version: u64,
 }
@@ -131,11 +211,11 @@ thread_local! {
 }
 
 /// The serialized answer to `q` from `snapshot`, reused within the same second and version.
-fn serialized(snapshot: &Snapshot, q: &Query, want_gzip: bool) -> Result<Serialized, String> {
+fn serialized(snapshot: &Snapshot, q: &Query, want_gzip: bool) -> Result<Result<Serialized, String>, String> {
     let lower = |f: &Option<String>| f.as_ref().map(|s| s.to_ascii_lowercase());
     let key = AnswerKey {
         period: q.period.as_str(),
-        filters: [lower(&q.provider), lower(&q.service), lower(&q.channel)],
+        filters: [lower(&q.provider), lower(&q.service), lower(&q.channel), q.node.clone()],
         now: q.now,
         version: snapshot.version,
     };
@@ -148,9 +228,12 @@ fn serialized(snapshot: &Snapshot, q: &Query, want_gzip: bool) -> Result<Seriali
         Some(hit.clone())
     });
     if let Some(hit) = cached {
-        return Ok(hit);
+        return Ok(Ok(hit));
     }
-    let data = answer(snapshot, q);
+    let data = match answer(snapshot, q) {
+        Ok(data) => data,
+        Err(invalid) => return Ok(Err(invalid)),
+    };
     let body =
         StatusBody { meta: Meta { period: q.period.as_str(), count: data.len(), generated_at: q.now }, data: &data };
     let json = bytes::Bytes::from(serde_json::to_vec(&body).map_err(|e| e.to_string())?);
@@ -162,7 +245,7 @@ fn serialized(snapshot: &Snapshot, q: &Query, want_gzip: bool) -> Result<Seriali
         }
         answers.insert(key, fresh.clone());
     });
-    Ok(fresh)
+    Ok(Ok(fresh))
 }
 
 /// Whether the client prefers gzip to an uncompressed body (it halves nothing, it divides a
@@ -190,7 +273,8 @@ pub async fn status(req: HttpRequest, state: web::Data<AppState>, params: web::Q
         }
     };
     match serialized(&snapshot, &query, gzip) {
-        Ok(answer) => {
+        Ok(Err(invalid)) => json_error(StatusCode::BAD_REQUEST, "invalid_param", invalid),
+        Ok(Ok(answer)) => {
             let mut response = HttpResponse::Ok();
             response.content_type("application/json").insert_header((header::VARY, "Accept-Encoding"));
             match answer.gzip.filter(|_| gzip) {
@@ -208,6 +292,8 @@ pub async fn status(req: HttpRequest, state: web::Data<AppState>, params: web::Q
 /// The latest probe of a monitor, as `/api/status` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct CurrentStatus {
+    /// The node whose probe this is.
+    pub node: String,
     pub status: i16,
     pub latency: i64,
     pub timestamp: i64,
@@ -236,9 +322,10 @@ pub struct CurrentStatus {
     pub completion_tokens: Option<i64>,
 }
 
-impl From<&Row> for CurrentStatus {
-    fn from(row: &Row) -> Self {
+impl CurrentStatus {
+    pub fn of(row: &Row, nodes: &Nodes) -> Self {
         CurrentStatus {
+            node: nodes.name(if row.node_id == 0 { nodes.me } else { row.node_id }),
             status: row.status,
             latency: i64::from(row.latency_ms),
             timestamp: row.ts,
@@ -288,6 +375,21 @@ pub struct MonitorStatus {
     pub uptime: f64,
     pub timeline: Vec<timeline::Bucket>,
     pub maintenance: MaintenanceStatus,
+    /// Each node's own view of the monitor, by node name.
+    pub nodes: std::collections::BTreeMap<String, NodeStatus>,
+}
+
+/// One node's part of a monitor in `/api/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    /// Its latest probe; `null` when it is stale.
+    pub current_status: Option<CurrentStatus>,
+    /// Its own uptime over the period.
+    pub uptime: f64,
+    /// It has stored nothing for this monitor for 3 of its intervals: left out of the quorum.
+    pub stale: bool,
+    /// When its newest probe of this monitor was made (unix seconds), even when stale.
+    pub last_probe: Option<i64>,
 }
 
 /// The maintenance window covering a monitor now, and the next one to start.

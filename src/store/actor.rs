@@ -53,6 +53,9 @@ const STARTUP_PURGE_DELAY: Duration = Duration::from_secs(2);
 /// How often what other nodes wrote to a shared database is read (a probe shows on every node
 /// within this plus a flush).
 const READ_OTHERS_EVERY: Duration = Duration::from_millis(500);
+/// A monitor this node does not probe is listed while another node has probed it this recently
+/// (seconds).
+const OTHERS_LISTED_FOR: i64 = 86_400;
 
 /// A probe's classified result, as the ProbeActor leaves it in the store's
 /// [`Inbox`](super::inbox::Inbox).
@@ -91,6 +94,8 @@ impl ProbeResult {
             maintenance: false,
             // Written as the writer's node.
             node_id: 0,
+            // Set by the store, which knows the intervals.
+            interval_s: None,
         };
         (self.key, row)
     }
@@ -371,7 +376,9 @@ impl StoreActor {
                 self.dropped_some(1);
             }
         }
-        self.pending.push_back(result.row());
+        let (key, mut row) = result.row();
+        row.interval_s = self.intervals.get(&key).map(|s| i32::try_from(*s).unwrap_or(i32::MAX));
+        self.pending.push_back((key, row));
     }
 
     /// The batch at the writer was written (`written`) or refused: settles the drops it owes.
@@ -699,6 +706,10 @@ impl StoreActor {
 
     fn take_changes(&mut self, changes: super::writer::Changes) {
         self.seqs = changes.seqs;
+        if !changes.monitors.is_empty() {
+            self.ids.extend(changes.monitors);
+            self.changed();
+        }
         let known = changes.nodes.len() == self.nodes.names.len()
             && changes.nodes.iter().all(|(id, name)| self.nodes.names.get(id) == Some(name));
         if !known {
@@ -724,11 +735,27 @@ impl StoreActor {
         if let Some(snapshot) = &self.snapshot {
             return snapshot.clone();
         }
-        let monitors = self
+        let mut monitors: Vec<(MonitorKey, Option<Arc<MonitorModel>>)> = self
             .listed
             .iter()
             .map(|key| (key.clone(), self.ids.get(key).and_then(|id| self.models.get(id)).cloned()))
             .collect();
+        // Then the monitors only other nodes probe (a probe of theirs in the last day), by name.
+        let listed: std::collections::HashSet<i32> =
+            self.listed.iter().filter_map(|key| self.ids.get(key).copied()).collect();
+        let recent = self.clock.now() - OTHERS_LISTED_FOR;
+        let mut extra: Vec<(MonitorKey, Option<Arc<MonitorModel>>)> = self
+            .ids
+            .iter()
+            .filter(|(_, id)| !listed.contains(id))
+            .filter_map(|(key, id)| {
+                let model = self.models.get(id)?;
+                let probed = model.others.values().any(|p| p.latest.as_ref().is_some_and(|row| row.ts >= recent));
+                probed.then(|| (key.clone(), Some(model.clone())))
+            })
+            .collect();
+        extra.sort_by_key(|(key, _)| key.to_string());
+        monitors.extend(extra);
         let snapshot = Arc::new(Snapshot {
             version: self.version,
             degraded_weight: self.degraded_weight,

@@ -127,6 +127,8 @@ pub struct Row {
     pub maintenance: bool,
     /// The node that made it (set on rows read back; a batch is written as the writer's node).
     pub node_id: i32,
+    /// The monitor's interval on that node, seconds (kept with the latest probe only).
+    pub interval_s: Option<i32>,
 }
 
 impl Row {
@@ -270,6 +272,7 @@ pub(crate) fn row_of(c: ProbeColumns) -> Row {
         completion_tokens: completion,
         maintenance: maintenance != 0,
         node_id: 0,
+        interval_s: None,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod actor;
 pub mod alerts;
+pub mod combine;
 pub mod db;
 pub mod inbox;
 pub mod model;
@@ -18,7 +19,7 @@ pub use actor::{
     QueryEvents, RegisterMonitors, StoreActor, StoreHealth, MAX_PENDING,
 };
 pub use inbox::Inbox;
-pub use model::{MonitorModel, Snapshot};
+pub use model::{MonitorModel, NodePart, Nodes, Snapshot};
 pub use writer::Writer;
 
 /// Where the store keeps history: the configured database (to connect again after PostgreSQL

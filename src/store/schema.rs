@@ -57,6 +57,7 @@ diesel::table! {
         ts -> BigInt,
         probe_id -> BigInt,
         seq -> BigInt,
+        interval_s -> Nullable<Integer>,
     }
 }
 

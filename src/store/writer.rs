@@ -357,6 +357,8 @@ pub struct ReadChanges {
 
 pub struct Changes {
     pub nodes: Vec<(i32, String)>,
+    /// Every monitor of the database, when the changes name one this node did not know.
+    pub monitors: Vec<(MonitorKey, i32)>,
     pub rollups: Vec<RollupEntry>,
     pub latest: Vec<Row>,
     pub seqs: HashMap<i32, i64>,
@@ -371,6 +373,7 @@ impl Handler<ReadChanges> for Writer {
         if let Db::Sqlite(_) = conn {
             return Ok(Changes {
                 nodes: vec![(me, self.node.clone())],
+                monitors: Vec::new(),
                 rollups: Vec::new(),
                 latest: Vec::new(),
                 seqs: msg.seqs,
@@ -378,7 +381,8 @@ impl Handler<ReadChanges> for Writer {
         }
         let read = (|| {
             let nodes = dispatch!(conn, nodes())?;
-            let mut changes = Changes { nodes, rollups: Vec::new(), latest: Vec::new(), seqs: msg.seqs };
+            let mut changes =
+                Changes { nodes, monitors: Vec::new(), rollups: Vec::new(), latest: Vec::new(), seqs: msg.seqs };
             for (node, _) in changes.nodes.iter().filter(|(id, _)| *id != me) {
                 let since = changes.seqs.get(node).copied().unwrap_or(0);
                 let (rollups, latest, seq) = dispatch!(conn, changes_since(*node, since))?;
@@ -388,6 +392,14 @@ impl Handler<ReadChanges> for Writer {
             }
             Ok::<_, db::StoreError>(changes)
         })();
-        read.map_err(|e| self.failed(e.to_string()))
+        let mut changes = read.map_err(|e| self.failed(e.to_string()))?;
+        let known: std::collections::HashSet<i32> = self.ids.values().copied().collect();
+        let mut named = changes.rollups.iter().map(|r| r.0).chain(changes.latest.iter().map(|r| r.monitor_id));
+        if named.any(|id| !known.contains(&id)) {
+            let conn = self.conn()?;
+            changes.monitors = dispatch!(conn, monitors()).map_err(|e| e.to_string())?;
+            self.ids.extend(changes.monitors.iter().cloned());
+        }
+        Ok(changes)
     }
 }

@@ -7,6 +7,7 @@ mod classification;
 mod config;
 mod lifecycle;
 mod llm;
+mod nodes;
 mod prometheus;
 mod reload;
 mod secrets;

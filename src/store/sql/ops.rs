@@ -226,7 +226,7 @@ pub fn insert_staged(
     let last_of: HashMap<i32, usize> = rows.iter().enumerate().map(|(i, r)| (r.monitor_id, i)).collect();
     conn.transaction(|conn| {
         let mut models = HashMap::new();
-        let mut newest: HashMap<i32, (i64, i64)> = HashMap::new();
+        let mut newest: HashMap<i32, (i64, i64, Option<i32>)> = HashMap::new();
         for &i in &order {
             let row = &rows[i];
             let reason = Reason::parse(&row.reason).unwrap_or(Reason::ServerError).code();
@@ -260,7 +260,7 @@ pub fn insert_staged(
                 .returning(probes::id)
                 .get_result(conn)?;
             if last_of.get(&row.monitor_id) == Some(&i) {
-                newest.insert(row.monitor_id, (row.ts, id));
+                newest.insert(row.monitor_id, (row.ts, id, row.interval_s));
             }
         }
         let mut hourly: BTreeMap<(i32, i64), Agg> = BTreeMap::new();
@@ -281,10 +281,11 @@ pub fn insert_staged(
             write_rollup(conn, (monitor, node, hour), &agg, seq)?;
             written.push(((monitor, hour), agg));
         }
-        for (monitor, (ts, id)) in newest {
+        for (monitor, (ts, id, interval)) in newest {
             // The last written, not the latest timestamp: after the clock steps back, the newest
             // probe has an older time than the one before it, and is still the current one.
-            let values = (latest::ts.eq(ts), latest::probe_id.eq(id), latest::seq.eq(seq));
+            let values =
+                (latest::ts.eq(ts), latest::probe_id.eq(id), latest::seq.eq(seq), latest::interval_s.eq(interval));
             diesel::insert_into(latest::table)
                 .values((latest::monitor_id.eq(monitor), latest::node_id.eq(node), values))
                 .on_conflict((latest::monitor_id, latest::node_id))
@@ -325,13 +326,14 @@ fn latest_where(conn: &mut Conn, changed: Option<(i32, i64)>) -> Result<Vec<Row>
                 probes::maintenance,
             ),
             latest::node_id,
+            latest::interval_s,
         ))
         .into_boxed();
     if let Some((node, seq)) = changed {
         query = query.filter(latest::node_id.eq(node)).filter(latest::seq.gt(seq));
     }
-    let rows: Vec<(ProbeColumns, i32)> = query.load(conn)?;
-    Ok(rows.into_iter().map(|(c, node)| Row { node_id: node, ..row_of(c) }).collect())
+    let rows: Vec<(ProbeColumns, i32, Option<i32>)> = query.load(conn)?;
+    Ok(rows.into_iter().map(|(c, node_id, interval_s)| Row { node_id, interval_s, ..row_of(c) }).collect())
 }
 
 /// The newest probe of one monitor.

@@ -2,6 +2,7 @@
 //! it signals, and poll with deadlines.
 
 pub mod llm;
+pub mod pg;
 pub mod receiver;
 pub mod switchboard;
 pub mod upstream;
