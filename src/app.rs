@@ -71,13 +71,26 @@ pub async fn run_with_clock(config: Config, clock: SharedClock) -> Result<(), Ru
     );
     // Before the history loads: messages left in the outbox go to it as the store reads them.
     let delivery = Delivery::new(alerts.clone(), store.clone().recipient(), clock.clone(), metrics.clone()).start();
-    store.do_send(ConfigureAlertsFor { config: alerts, delivery: Some(delivery.clone().recipient()) });
+    store.do_send(ConfigureAlertsFor {
+        config: alerts,
+        delivery: Some(delivery.clone().recipient()),
+        lead: Some(delivery.clone().recipient()),
+    });
     match store.send(LoadHistory).timeout(LOAD_TIMEOUT).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(RunError::Other(format!("cannot read the history: {e}"))),
         Err(e) => return Err(RunError::Other(format!("reading the history did not finish: {e}"))),
     }
     store.do_send(RegisterMonitors::of(&config));
+    // Several nodes on one PostgreSQL: the single-writer duties go to the holder of a lock.
+    let leader_lock = match &config.database {
+        crate::config::Database::Postgres(url) => Some(crate::store::leader::LeaderLock::start(
+            url.clone(),
+            config.node.clone(),
+            store.clone().recipient(),
+        )),
+        crate::config::Database::Sqlite(_) => None,
+    };
 
     // Registered now, so a `systemctl reload` right after READY=1 reloads instead of killing us.
     let hangups = match actix_rt::signal::unix::signal(actix_rt::signal::unix::SignalKind::hangup()) {
@@ -148,6 +161,10 @@ pub async fn run_with_clock(config: Config, clock: SharedClock) -> Result<(), Ru
     *stage.lock().unwrap_or_else(|e| e.into_inner()) = "finishing the alert messages being sent";
     if let Err(e) = delivery.send(StopDelivery).timeout(STOP_GRACE + Duration::from_secs(1)).await {
         log::error!("shutdown: alert delivery did not answer: {e}");
+    }
+    // Another node may take the single-writer duties over at once.
+    if let Some(lock) = leader_lock {
+        lock.release();
     }
     *stage.lock().unwrap_or_else(|e| e.into_inner()) = "writing the last results";
     match store.send(Flush { deadline: FLUSH_DEADLINE }).timeout(FLUSH_DEADLINE + Duration::from_secs(5)).await {

@@ -131,7 +131,7 @@ impl Handler<ApplyConfig> for Supervisor {
         if new.alerts != self.config.alerts {
             // Diff-applied: the engine keeps every monitor's state; only settings change.
             let alerts = Arc::new(new.alerts.clone());
-            self.store.do_send(ConfigureAlertsFor { config: alerts.clone(), delivery: None });
+            self.store.do_send(ConfigureAlertsFor { config: alerts.clone(), delivery: None, lead: None });
             if let Some(delivery) = &self.delivery {
                 delivery.do_send(Reconfigure(alerts));
             }

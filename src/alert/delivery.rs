@@ -79,6 +79,8 @@ pub struct Delivery {
     queues: HashMap<String, ChannelQueue>,
     stats: HashMap<String, ChannelHealth>,
     stopping: bool,
+    /// Another node leads: nothing is sent from here.
+    standby: bool,
     /// Who waits for the sends in flight to finish (at shutdown).
     idle: Vec<tokio::sync::oneshot::Sender<()>>,
     /// (channel, event id) of downs given up: their reminders and resolved are not sent there
@@ -102,6 +104,7 @@ impl Delivery {
             queues: HashMap::new(),
             stats: HashMap::new(),
             stopping: false,
+            standby: false,
             idle: Vec::new(),
             abandoned: HashSet::new(),
         }
@@ -133,7 +136,7 @@ impl Delivery {
 
     /// Sends the head of `channel`'s queue if it is due, or sets a timer for when it is.
     fn pump(&mut self, channel: &str, ctx: &mut Context<Self>) {
-        if self.stopping {
+        if self.stopping || self.standby {
             return;
         }
         let now = Instant::now();
@@ -337,6 +340,9 @@ impl Handler<OutboxChanged> for Delivery {
             let next_try = self.in_instant(row.not_before);
             let channel = row.channel.clone();
             let queue = self.queues.entry(channel.clone()).or_default();
+            if queue.rows.iter().any(|q| q.row.id == row.id) {
+                continue;
+            }
             // In outbox order (rows loaded at start-up and rows committed since may interleave).
             let at = queue.rows.iter().position(|q| q.row.id > row.id).unwrap_or(queue.rows.len());
             queue.rows.insert(at, Queued { row, next_try, last_error: None, refused: 0 });
@@ -410,6 +416,29 @@ impl Handler<GetDeliveryHealth> for Delivery {
             given_up: channels.iter().map(|c| c.given_up).sum(),
             channels,
         })
+    }
+}
+
+/// Whether this node is the leader (several nodes on one database: only the leader sends).
+/// `Lead(false)`: the queues are dropped (the next leader loads what waits from the shared
+/// outbox); a send in flight finishes and its outcome is recorded, and nothing more is tried.
+/// `Lead(true)`: sending resumes with what the store hands over.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Lead(pub bool);
+
+impl Handler<Lead> for Delivery {
+    type Result = ();
+
+    fn handle(&mut self, Lead(leader): Lead, _: &mut Context<Self>) {
+        self.standby = !leader;
+        if !leader {
+            for queue in self.queues.values_mut() {
+                let keep = usize::from(queue.in_flight && !queue.rows.is_empty());
+                queue.rows.truncate(keep);
+            }
+            self.abandoned.clear();
+        }
     }
 }
 

@@ -15,13 +15,16 @@ use crate::supervisor::GetConfigState;
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let (status, store) = match state.store.send(GetStoreHealth).timeout(HEALTH_TIMEOUT).await {
+    let (status, store, node) = match state.store.send(GetStoreHealth).timeout(HEALTH_TIMEOUT).await {
         // Not yet known (nothing written or tested since start-up) counts as able.
-        Ok(h) if h.writable != Some(false) => ("ok", json!(h)),
-        Ok(h) => ("unavailable", json!(h)),
+        Ok(h) => {
+            let node = json!({"name": h.node.0, "leader": h.node.1});
+            (if h.writable != Some(false) { "ok" } else { "unavailable" }, json!(h), node)
+        }
         Err(e) => (
             "unknown",
             json!({"writable": null, "pending": null, "dropped": null, "last_error": format!("the store did not answer: {e}")}),
+            json!(null),
         ),
     };
     let config = state.supervisor.send(GetConfigState).timeout(HEALTH_TIMEOUT).await.ok();
@@ -35,6 +38,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
+        "node": node,
         "store": store,
         "config": config,
         "alerts": alerts,

@@ -176,9 +176,14 @@ impl PgUrl {
         Ok(PgUrl { url: text.to_string(), password: password.filter(|p| !p.is_empty()) })
     }
 
-    /// The URL as libpq takes it (with the password).
-    pub fn expose(&self) -> &str {
-        &self.url
+    /// The URL as libpq takes it (with the password), with a connect timeout (10 s) unless it
+    /// sets one: a database that does not answer must not hold a connection attempt forever.
+    pub fn expose(&self) -> String {
+        if self.url.contains("connect_timeout=") {
+            return self.url.clone();
+        }
+        let separator = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{separator}connect_timeout=10", self.url)
     }
 
     pub fn shown(&self) -> String {

@@ -145,6 +145,9 @@ pub struct StoreHealth {
     /// Results dropped because too many were waiting.
     pub dropped: u64,
     pub last_error: Option<String>,
+    /// This node's name and whether it leads (shown as `/health`'s `node`).
+    #[serde(skip)]
+    pub node: (String, bool),
 }
 
 #[derive(Debug, Message)]
@@ -183,6 +186,8 @@ pub struct OutboxChanged {
 pub struct ConfigureAlertsFor {
     pub config: Arc<AlertConfig>,
     pub delivery: Option<Recipient<OutboxChanged>>,
+    /// Told whether this node leads (only the leader sends).
+    pub lead: Option<Recipient<crate::alert::delivery::Lead>>,
 }
 
 /// Delivery's record of an attempt, written with the next batch.
@@ -259,6 +264,14 @@ pub struct StoreActor {
     seqs: HashMap<i32, i64>,
     reading_others: bool,
     loaded: bool,
+    /// This node runs the single-writer duties (purge, alerts): SQLite always, PostgreSQL
+    /// while it holds the leader lock.
+    leader: bool,
+    /// What the leader lock said last (a takeover completes only if it still holds).
+    lock_held: bool,
+    /// Other nodes' probes for the leader's alert engine, until the next batch.
+    foreign: Vec<(MonitorKey, Row)>,
+    lead: Option<Recipient<crate::alert::delivery::Lead>>,
 }
 
 impl StoreActor {
@@ -309,6 +322,10 @@ impl StoreActor {
             seqs: HashMap::new(),
             reading_others: false,
             loaded: false,
+            leader: false,
+            lock_held: false,
+            foreign: Vec::new(),
+            lead: None,
         }
     }
 
@@ -450,16 +467,22 @@ impl StoreActor {
         }
         let results_due = !self.pending.is_empty() && (self.due || flushing || self.pending.len() >= FLUSH_AT);
         let deliveries_due = !self.deliveries.is_empty() && (self.due || flushing);
-        if results_due || deliveries_due || self.alerts_due_now() {
+        let foreign_due = !self.foreign.is_empty();
+        if results_due || deliveries_due || foreign_due || self.alerts_due_now() {
             self.due = false;
             let take = self.pending.len().min(BATCH_MAX);
             self.batch = self.pending.drain(..take).collect();
             self.batch_deliveries = std::mem::take(&mut self.deliveries);
+            // Only the leader's engine reads them; a batch that fails does not retry them
+            // (newer ones follow within a second).
+            let foreign = std::mem::take(&mut self.foreign);
             self.busy = true;
             let request = self.writer.send(WriteBatch {
                 rows: self.batch.clone(),
                 deliveries: self.batch_deliveries.clone(),
                 now: self.clock.now(),
+                foreign,
+                quorum: self.nodes.quorum,
             });
             ctx.spawn(request.into_actor(self).map(|reply, act, ctx| {
                 act.busy = false;
@@ -492,7 +515,7 @@ impl StoreActor {
             }));
             return;
         }
-        if let Some(purge) = &self.purge {
+        if let Some(purge) = self.purge.as_ref().filter(|_| self.leader) {
             let cutoff_hour = purge.before.div_euclid(HOUR);
             let day = (cutoff_hour * HOUR).div_euclid(DAY);
             let step = PurgeStep {
@@ -638,7 +661,7 @@ impl StoreActor {
     /// `at_start_up`: the purge that follows a start goes by the newest result stored before
     /// it, not by results this run has stored since (which carry the same clock).
     fn start_purge(&mut self, at_start_up: bool) {
-        if self.purge.is_some() {
+        if self.purge.is_some() || !self.leader {
             return;
         }
         let retention = self.retention.as_secs() as i64;
@@ -693,7 +716,8 @@ impl StoreActor {
             return;
         }
         self.reading_others = true;
-        let request = self.writer.send(ReadChanges { seqs: self.seqs.clone() });
+        let events_after = self.events.back().map_or(0, |e| e.id);
+        let request = self.writer.send(ReadChanges { seqs: self.seqs.clone(), events_after });
         ctx.spawn(request.into_actor(self).map(|reply, act, _| {
             act.reading_others = false;
             match reply {
@@ -706,6 +730,27 @@ impl StoreActor {
 
     fn take_changes(&mut self, changes: super::writer::Changes) {
         self.seqs = changes.seqs;
+        let newest = self.events.back().map_or(0, |e| e.id);
+        let events: Vec<Event> = changes.events.into_iter().filter(|e| e.id > newest).collect();
+        if !events.is_empty() {
+            self.remember_alerts(events, Vec::new(), Vec::new(), Vec::new());
+        }
+        if self.leader {
+            // The engine follows the combined status: other nodes' probes count too.
+            let keys: HashMap<i32, &MonitorKey> = self.ids.iter().map(|(k, id)| (*id, k)).collect();
+            for row in &changes.latest {
+                let key = match keys.get(&row.monitor_id) {
+                    Some(key) => (*key).clone(),
+                    None => match changes.monitors.iter().find(|(_, id)| *id == row.monitor_id) {
+                        Some((key, _)) => key.clone(),
+                        None => continue,
+                    },
+                };
+                if self.foreign.len() < MAX_PENDING {
+                    self.foreign.push((key, row.clone()));
+                }
+            }
+        }
         if !changes.monitors.is_empty() {
             self.ids.extend(changes.monitors);
             self.changed();
@@ -868,8 +913,12 @@ impl Handler<LoadHistory> for StoreActor {
                 log::info!("alerts: {} messages from before the restart wait to be sent", alerts.pending.len());
             }
             act.events = alerts.events.into();
-            act.remember_alerts(Vec::new(), alerts.pending, Vec::new(), alerts.abandoned);
-            act.schedule_alerts(loaded.next_due, ctx);
+            // A shared database's outbox is the leader's to send (handed over at a takeover).
+            act.leader = !loaded.shared;
+            if act.leader {
+                act.remember_alerts(Vec::new(), alerts.pending, Vec::new(), alerts.abandoned);
+                act.schedule_alerts(loaded.next_due, ctx);
+            }
             match loaded.writable {
                 Ok(()) => act.succeeded(),
                 Err(e) => act.failed(&format!("the database refuses writes: {e}")),
@@ -896,6 +945,7 @@ impl Handler<GetStoreHealth> for StoreActor {
             pending: self.waiting(),
             dropped: self.dropped,
             last_error: self.last_error.clone(),
+            node: (self.nodes.name(self.nodes.me), self.leader),
         })
     }
 }
@@ -907,12 +957,70 @@ impl Handler<ConfigureAlertsFor> for StoreActor {
         if msg.delivery.is_some() {
             self.delivery = msg.delivery;
         }
+        if msg.lead.is_some() {
+            self.lead = msg.lead;
+        }
         self.maintenance = Arc::from(msg.config.maintenance.clone());
         self.changed();
         let request = self.writer.send(ConfigureAlerts { config: msg.config, now: self.clock.now() });
         ctx.spawn(request.into_actor(self).map(|reply, act, ctx| {
             if let Ok(due) = reply {
                 act.schedule_alerts(due, ctx);
+            }
+        }));
+    }
+}
+
+impl Handler<super::leader::Leadership> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, super::leader::Leadership(leader): super::leader::Leadership, ctx: &mut Context<Self>) {
+        self.lock_held = leader;
+        if leader == self.leader {
+            return;
+        }
+        if !leader {
+            self.leader = false;
+            self.purge = None;
+            self.foreign.clear();
+            if let Some(timer) = self.alerts_timer.take() {
+                ctx.cancel_future(timer);
+            }
+            self.alerts_due = None;
+            self.writer.do_send(super::writer::StepDown);
+            if let Some(lead) = &self.lead {
+                lead.do_send(crate::alert::delivery::Lead(false));
+            }
+            return;
+        }
+        let request = self.writer.send(super::writer::TakeLead { now: self.clock.now() });
+        ctx.spawn(request.into_actor(self).map(|reply, act, ctx| {
+            match reply.map_err(|e| e.to_string()).and_then(|r| r) {
+                // The lock went again meanwhile: the step-down was already said.
+                Ok(_) if !act.lock_held => act.writer.do_send(super::writer::StepDown),
+                Ok((alerts, next_due)) => {
+                    act.leader = true;
+                    if let Some(lead) = &act.lead {
+                        lead.do_send(crate::alert::delivery::Lead(true));
+                    }
+                    if !alerts.pending.is_empty() {
+                        log::info!("alerts: taking over {} messages waiting to be sent", alerts.pending.len());
+                    }
+                    act.remember_alerts(Vec::new(), alerts.pending, Vec::new(), alerts.abandoned);
+                    act.schedule_alerts(next_due, ctx);
+                    // The duties start now: the retention purge first.
+                    act.start_purge(false);
+                    act.pump(ctx);
+                }
+                Err(e) => {
+                    log::error!("leader: cannot take over the alert state: {e}; trying again");
+                    // Counted as not leading until it works: the lock thread says so again.
+                    ctx.run_later(Duration::from_secs(2), |act, ctx| {
+                        if act.lock_held {
+                            ctx.address().do_send(super::leader::Leadership(true));
+                        }
+                    });
+                }
             }
         }));
     }

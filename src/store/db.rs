@@ -290,7 +290,7 @@ pub fn connect(database: &Database, node: &str) -> Result<Db, StoreError> {
 /// password.
 pub fn open_postgres(url: &crate::config::PgUrl, node: &str) -> Result<diesel::PgConnection, StoreError> {
     let fail = |message: String| StoreError::Open { path: url.shown(), message: url.redact(&message) };
-    let mut conn = diesel::PgConnection::establish(url.expose()).map_err(|e| fail(e.to_string()))?;
+    let mut conn = diesel::PgConnection::establish(&url.expose()).map_err(|e| fail(e.to_string()))?;
     let name = format!("llm-monitor/{node}").replace('\'', "''");
     conn.batch_execute(&format!(
         "SET application_name = '{name}'; SET statement_timeout = '60s'; SET lock_timeout = '10s';"

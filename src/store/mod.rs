@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod combine;
 pub mod db;
 pub mod inbox;
+pub mod leader;
 pub mod model;
 pub mod rollup;
 pub mod schema;

@@ -12,12 +12,13 @@ use diesel::connection::SimpleConnection;
 
 use super::alerts::{AlertsLoaded, DeliveryUpdate, OutboxRow};
 use super::db::{self, Batch, Db, PurgeProgress, RollupEntry, Row, Writing};
-use crate::alert::engine::{Engine, Event, Observed};
+use crate::alert::engine::{Decided, Engine, Event, Observed};
 use crate::alert::AlertConfig;
 use crate::config::Database;
 use crate::dispatch;
 use crate::domain::MonitorKey;
 use crate::domain::{Reason, Status};
+use std::collections::BTreeMap;
 
 /// How long one attempt waits for another process's lock (an operator's `sqlite3`, a backup).
 pub const BUSY_TIMEOUT_MS: u32 = 200;
@@ -35,8 +36,33 @@ pub struct Writer {
     ids: HashMap<MonitorKey, i32>,
     /// Recent rollups and model ids as stored, so a batch needs no reads.
     cache: db::WriteCache,
-    /// The alert state machine: run in each batch's transaction, kept once it commits.
+    /// The alert state machine: run in each batch's transaction, kept once it commits (only
+    /// on the leader).
     engine: Engine,
+    /// Whether this node runs the single-writer duties (SQLite: always).
+    leader: bool,
+    /// What each node last saw of each monitor, for the combined status the engine follows.
+    seen: HashMap<MonitorKey, BTreeMap<i32, Seen>>,
+}
+
+/// A node's latest probe of a monitor, as the combined status needs it.
+#[derive(Debug, Clone)]
+struct Seen {
+    ts: i64,
+    status: Status,
+    reason: Reason,
+    detail: Option<String>,
+    interval: Option<i64>,
+}
+
+/// An observation for the engine, owned (the engine borrows).
+struct Combined {
+    key: MonitorKey,
+    ts: i64,
+    status: Status,
+    reason: Reason,
+    detail: Option<String>,
+    in_maintenance: bool,
 }
 
 impl Writer {
@@ -47,7 +73,10 @@ impl Writer {
             }
         }
         let reconnect = matches!(database, Database::Postgres(_)).then_some(database);
+        let leader = reconnect.is_none();
         Writer {
+            leader,
+            seen: HashMap::new(),
             conn: Some(conn),
             reconnect,
             closed: false,
@@ -92,6 +121,42 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// Takes a node's probe into what each node last saw, and gives the monitor's combined
+    /// status at the probe's time under `quorum` (see `store::combine`): with one node, that
+    /// node's own result.
+    fn observe(&mut self, key: &MonitorKey, node: i32, row: &Row, quorum: crate::config::Quorum) -> Combined {
+        let status = Status::from_i16(row.status).unwrap_or(Status::Red);
+        let reason = Reason::parse(&row.reason).unwrap_or(Reason::ServerError);
+        let nodes = self.seen.entry(key.clone()).or_default();
+        nodes.insert(
+            node,
+            Seen { ts: row.ts, status, reason, detail: row.detail.clone(), interval: row.interval_s.map(i64::from) },
+        );
+        let t = row.ts;
+        let live: Vec<&Seen> = nodes
+            .values()
+            .filter(|s| s.interval.is_none_or(|i| s.ts >= t - super::combine::STALE_INTERVALS * i.max(1)))
+            .collect();
+        let red: Vec<&&Seen> = live.iter().filter(|s| s.status == Status::Red).collect();
+        let chosen: &Seen = if !red.is_empty() && red.len() >= quorum.needed(live.len()) {
+            red.iter().max_by_key(|s| s.ts).copied().copied().unwrap_or(live[0])
+        } else {
+            let worst = if live.iter().any(|s| s.status == Status::Yellow) { Status::Yellow } else { Status::Green };
+            live.iter().filter(|s| s.status == worst).max_by_key(|s| s.ts).copied().unwrap_or(live[0])
+        };
+        let chosen = chosen.clone();
+        Combined {
+            key: key.clone(),
+            ts: row.ts,
+            status: chosen.status,
+            reason: chosen.reason,
+            detail: chosen.detail,
+            in_maintenance: row.maintenance,
+        }
+    }
+}
+
 impl Actor for Writer {
     type Context = SyncContext<Self>;
 }
@@ -111,6 +176,8 @@ pub const RECENT_EVENTS: i64 = 10_000;
 pub struct Loaded {
     /// Whether the database takes writes (a write lock taken and let go).
     pub writable: Result<(), String>,
+    /// The database is shared (PostgreSQL): leadership comes from the lock.
+    pub shared: bool,
     /// This node's id, and every node's (id, name).
     pub node_id: i32,
     pub nodes: Vec<(i32, String)>,
@@ -151,7 +218,8 @@ impl Handler<Load> for Writer {
         self.ids.extend(monitors.iter().cloned());
         self.engine.load(std::mem::take(&mut alerts.states), alerts.global.clone(), alerts.last_event);
         let next_due = self.engine.next_due(msg.now);
-        Ok(Loaded { writable, node_id, nodes, seqs, monitors, rollups, latest, alerts, next_due })
+        let shared = self.reconnect.is_some();
+        Ok(Loaded { writable, shared, node_id, nodes, seqs, monitors, rollups, latest, alerts, next_due })
     }
 }
 
@@ -165,6 +233,10 @@ pub struct WriteBatch {
     pub deliveries: Vec<DeliveryUpdate>,
     /// The time of the batch: what the alert engine's clock says (reminders, windows).
     pub now: i64,
+    /// Other nodes' latest probes since the last batch (the leader's engine follows the
+    /// combined status), and the quorum rule.
+    pub foreign: Vec<(MonitorKey, Row)>,
+    pub quorum: crate::config::Quorum,
 }
 
 /// A committed batch: its rows with their monitor ids, and the ids it gave out.
@@ -196,19 +268,31 @@ impl Handler<WriteBatch> for Writer {
         for (key, row) in &mut rows {
             row.maintenance = self.engine.in_maintenance(key, row.ts);
         }
-        let observed: Vec<Observed<'_>> = rows
-            .iter()
-            .map(|(key, row)| Observed {
-                key,
-                ts: row.ts,
-                status: Status::from_i16(row.status).unwrap_or(Status::Red),
-                reason: Reason::parse(&row.reason).unwrap_or(Reason::ServerError),
-                detail: row.detail.as_deref(),
-                in_maintenance: row.maintenance,
-            })
-            .collect();
-        let decided = self.engine.decide(&observed, msg.now);
-        drop(observed);
+        let decided = if self.leader {
+            // Own results and other nodes' in time order, each as the combined status then.
+            let me = self.node_id;
+            let mut all: Vec<(i32, &MonitorKey, &Row)> = rows.iter().map(|(key, row)| (me, key, row)).collect();
+            all.extend(msg.foreign.iter().map(|(key, row)| (row.node_id, key, row)));
+            all.sort_by_key(|(_, _, row)| row.ts);
+            let all: Vec<(i32, MonitorKey, Row)> =
+                all.into_iter().map(|(node, key, row)| (node, key.clone(), row.clone())).collect();
+            let combined: Vec<Combined> =
+                all.iter().map(|(node, key, row)| self.observe(key, *node, row, msg.quorum)).collect();
+            let observed: Vec<Observed<'_>> = combined
+                .iter()
+                .map(|c| Observed {
+                    key: &c.key,
+                    ts: c.ts,
+                    status: c.status,
+                    reason: c.reason,
+                    detail: c.detail.as_deref(),
+                    in_maintenance: c.in_maintenance,
+                })
+                .collect();
+            self.engine.decide(&observed, msg.now)
+        } else {
+            Decided::default()
+        };
         let mut wanted = unknown;
         for key in decided.states.keys() {
             if !self.ids.contains_key(key) && !wanted.contains(key) {
@@ -353,6 +437,8 @@ impl Handler<CloseDatabase> for Writer {
 #[rtype(result = "Result<Changes, String>")]
 pub struct ReadChanges {
     pub seqs: HashMap<i32, i64>,
+    /// Events after this id (the leader's, for `/api/events` on every node).
+    pub events_after: i64,
 }
 
 pub struct Changes {
@@ -362,6 +448,7 @@ pub struct Changes {
     pub rollups: Vec<RollupEntry>,
     pub latest: Vec<Row>,
     pub seqs: HashMap<i32, i64>,
+    pub events: Vec<Event>,
 }
 
 impl Handler<ReadChanges> for Writer {
@@ -377,12 +464,20 @@ impl Handler<ReadChanges> for Writer {
                 rollups: Vec::new(),
                 latest: Vec::new(),
                 seqs: msg.seqs,
+                events: Vec::new(),
             });
         }
         let read = (|| {
             let nodes = dispatch!(conn, nodes())?;
-            let mut changes =
-                Changes { nodes, monitors: Vec::new(), rollups: Vec::new(), latest: Vec::new(), seqs: msg.seqs };
+            let events = dispatch!(conn, read_events(msg.events_after, 1_000))?;
+            let mut changes = Changes {
+                nodes,
+                monitors: Vec::new(),
+                rollups: Vec::new(),
+                latest: Vec::new(),
+                seqs: msg.seqs,
+                events,
+            };
             for (node, _) in changes.nodes.iter().filter(|(id, _)| *id != me) {
                 let since = changes.seqs.get(node).copied().unwrap_or(0);
                 let (rollups, latest, seq) = dispatch!(conn, changes_since(*node, since))?;
@@ -401,5 +496,39 @@ impl Handler<ReadChanges> for Writer {
             self.ids.extend(changes.monitors.iter().cloned());
         }
         Ok(changes)
+    }
+}
+
+/// This node became the leader: the alert state as the last leader left it is loaded, and
+/// what waits in the outbox is handed over.
+#[derive(Message)]
+#[rtype(result = "Result<(AlertsLoaded, Option<i64>), String>")]
+pub struct TakeLead {
+    pub now: i64,
+}
+
+impl Handler<TakeLead> for Writer {
+    type Result = Result<(AlertsLoaded, Option<i64>), String>;
+
+    fn handle(&mut self, msg: TakeLead, _: &mut SyncContext<Self>) -> Self::Result {
+        let conn = self.conn()?;
+        let loaded = dispatch!(conn, load(RECENT_EVENTS)).map_err(|e| e.to_string());
+        let mut alerts = loaded.map_err(|e| self.failed(e))?;
+        self.engine.load(std::mem::take(&mut alerts.states), alerts.global.clone(), alerts.last_event);
+        self.leader = true;
+        Ok((alerts, self.engine.next_due(msg.now)))
+    }
+}
+
+/// Another node leads now: the engine stops deciding.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StepDown;
+
+impl Handler<StepDown> for Writer {
+    type Result = ();
+
+    fn handle(&mut self, _: StepDown, _: &mut SyncContext<Self>) {
+        self.leader = false;
     }
 }
