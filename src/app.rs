@@ -84,11 +84,9 @@ pub async fn run_with_clock(config: Config, clock: SharedClock) -> Result<(), Ru
     store.do_send(RegisterMonitors::of(&config));
     // Several nodes on one PostgreSQL: the single-writer duties go to the holder of a lock.
     let leader_lock = match &config.database {
-        crate::config::Database::Postgres(url) => Some(crate::store::leader::LeaderLock::start(
-            url.clone(),
-            config.node.clone(),
-            store.clone().recipient(),
-        )),
+        crate::config::Database::Postgres(url) => {
+            Some(crate::store::leader::LeaderLock::start(url.clone(), config.node.clone(), store.clone().recipient()))
+        }
         crate::config::Database::Sqlite(_) => None,
     };
 

@@ -388,7 +388,7 @@ impl Handler<PurgeStep> for Writer {
         // is read again.
         self.cache.clear();
         let conn = self.conn()?;
-        let step = dispatch!(conn, purge_step(msg.before, msg.from, msg.limit)).map_err(|e| e.to_string());
+        let step = super::sql::purge_step(conn, msg.before, msg.from, msg.limit).map_err(|e| e.to_string());
         let progress = match step {
             Ok(progress) => progress,
             Err(e) => return Err(self.failed(e)),

@@ -185,3 +185,116 @@ fn a_node_that_loses_the_database_keeps_probing_and_loses_nothing() {
     assert_eq!(pg::PgServer::count(&url, "probes"), probed, "{}", daemon.logs());
     assert!(!daemon.logs().contains(PASSWORD));
 }
+
+/// Old probes of a monitor no node probes, stored as node `archive` (what the purge removes).
+fn store_old_probes(url: &str, count: usize) {
+    use llm_monitor::store::db::{self, Row, WriteCache, Writing};
+    use llm_monitor::store::sql::pg;
+    let pg_url = llm_monitor::config::PgUrl::parse(url).unwrap();
+    let mut conn = db::open_postgres(&pg_url, "archive").unwrap();
+    let node = pg::claim_node(&mut conn, "archive").unwrap();
+    let ids = pg::monitor_ids(&mut conn, &[llm_monitor::config::MonitorKey::new("old", "gone", "")]).unwrap();
+    let old =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 - 40 * 86_400;
+    let rows: Vec<Row> = (0..count)
+        .map(|i| Row {
+            monitor_id: ids[0],
+            ts: old + i as i64,
+            status: 1,
+            latency_ms: 100,
+            reason: "ok".into(),
+            http_code: 200,
+            ..Row::default()
+        })
+        .collect();
+    pg::insert_staged(&mut conn, &rows, &WriteCache::default(), Writing { node, seq: 1 }).unwrap();
+}
+
+#[test]
+fn killing_the_leader_hands_purge_and_alerts_to_another_node_and_nothing_is_sent_twice() {
+    use crate::support::switchboard::Switchboard;
+    let Some(server) = pg::server("killing_the_leader") else { return };
+    let url = server.database();
+    let sb = Switchboard::start();
+    let config = |name: &str| {
+        format!(
+            "node: {name}\nalerts:\n  failure_threshold: 2\n  success_threshold: 2\n  storm: {{min_monitors: 0}}\n  channels:\n    - {{name: ops, type: webhook, url: \"{base}/hook/ops\"}}\n  default_channels: [ops]\nmonitors:\n  - {{provider: relay, service: a, url: \"{base}/up/a\", method: GET, interval: 1s, timeout: 2s, slow_latency: 1s}}\n",
+            base = sb.base
+        )
+    };
+    let leader_of = |daemon: &Daemon| daemon.get("/health").json()["node"]["leader"] == true;
+    let ws_alpha = Workspace::new(&config("alpha"));
+    let mut alpha = ws_alpha.start_with_env(&[("MONITOR_DATABASE_URL", &url)]);
+    wait_for("alpha to lead", Duration::from_secs(10), || leader_of(&alpha).then_some(()));
+    let others: Vec<(Workspace, Daemon)> = ["beta", "gamma"]
+        .iter()
+        .map(|name| {
+            let ws = Workspace::new(&config(name));
+            let daemon = ws.start_with_env(&[("MONITOR_DATABASE_URL", &url)]);
+            (ws, daemon)
+        })
+        .collect();
+    for (_, daemon) in &others {
+        wait_nodes_relay(daemon, &["alpha", "beta", "gamma"]);
+        let health = daemon.get("/health").json();
+        assert_eq!(health["node"]["leader"], false, "{health}");
+    }
+    assert_eq!(alpha.get("/health").json()["node"]["name"], "alpha");
+
+    // Down, sent once by the leader.
+    sb.set("a", "red");
+    wait_for("the down message", Duration::from_secs(20), || {
+        sb.accepted_events("ops").contains(&"down".to_string()).then_some(())
+    });
+    wait_for("the down recorded as sent", Duration::from_secs(10), || {
+        (pg::PgServer::count(&url, "outbox WHERE state = 1") >= 1).then_some(())
+    });
+    // Every node's /api/events shows it (the leader wrote it).
+    for (_, daemon) in &others {
+        wait_for("the down event on another node", Duration::from_secs(5), || {
+            let events = daemon.get("/api/events").json();
+            events["data"].as_array().unwrap().iter().any(|e| e["type"] == "down").then_some(())
+        });
+    }
+
+    // History only the purge removes, then the leader dies.
+    store_old_probes(&url, 500);
+    assert_eq!(pg::PgServer::count(&url, "probes WHERE node_id = (SELECT id FROM nodes WHERE name = 'archive')"), 500);
+    alpha.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = alpha.wait_exit(Duration::from_secs(10));
+    let killed = Instant::now();
+    let new_leader = wait_for("another node to lead", Duration::from_secs(30), || {
+        others.iter().position(|(_, daemon)| leader_of(daemon))
+    });
+    // It purges (within 30 s of the death) ...
+    wait_for("the new leader's purge", Duration::from_secs(30), || {
+        (pg::PgServer::count(&url, "probes WHERE ts < extract(epoch from now())::bigint - 35 * 86400") == 0)
+            .then_some(())
+    });
+    assert!(killed.elapsed() <= Duration::from_secs(30), "takeover and purge took {:?}", killed.elapsed());
+    // ... and sends what comes next, exactly once.
+    sb.set("a", "green");
+    wait_for("the up message", Duration::from_secs(30), || {
+        sb.accepted_events("ops").contains(&"up".to_string()).then_some(())
+    });
+    let leader = &others[new_leader].1;
+    let sent = sb.accepted_events("ops");
+    assert_eq!(sent.iter().filter(|e| *e == "down").count(), 1, "{sent:?}\n{}", leader.logs());
+    assert_eq!(sent.iter().filter(|e| *e == "up").count(), 1, "{sent:?}\n{}", leader.logs());
+    let events = leader.get("/api/events").json();
+    let kinds: Vec<&str> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .filter(|k| *k == "down" || *k == "up")
+        .collect();
+    assert_eq!(kinds, ["down", "up"], "{events}");
+}
+
+fn wait_nodes_relay(daemon: &Daemon, names: &[&str]) -> Value {
+    wait_for(&format!("nodes {names:?} in the answer"), Duration::from_secs(20), || {
+        let monitor = daemon.monitor("relay", "a");
+        names.iter().all(|n| !monitor["nodes"][n]["current_status"].is_null()).then_some(monitor)
+    })
+}

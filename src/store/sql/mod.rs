@@ -56,3 +56,35 @@ impl Db {
         }
     }
 }
+
+/// One step of the retention purge. SQLite walks the id range (see `ops::purge_step`);
+/// PostgreSQL, where several nodes' ids interleave and copied history comes late, deletes up
+/// to `limit` probes older than the cutoff found through the BRIN index on `ts`, each step its
+/// own short transaction, so writers never wait on it.
+pub fn purge_step(
+    db: &mut Db,
+    before: i64,
+    from: i64,
+    limit: i64,
+) -> Result<crate::store::db::PurgeProgress, crate::store::db::StoreError> {
+    use crate::store::db::PurgeProgress;
+    use crate::store::rollup::HOUR;
+    match db {
+        Db::Sqlite(conn) => sqlite::purge_step(conn, before, from, limit),
+        Db::Pg(conn) => {
+            let before = before.div_euclid(HOUR) * HOUR;
+            conn.transaction(|conn| {
+                let deleted =
+                    diesel::sql_query("DELETE FROM probes WHERE id IN (SELECT id FROM probes WHERE ts < $1 LIMIT $2)")
+                        .bind::<diesel::sql_types::BigInt, _>(before)
+                        .bind::<diesel::sql_types::BigInt, _>(limit.max(1))
+                        .execute(conn)?;
+                if deleted as i64 >= limit.max(1) {
+                    return Ok(PurgeProgress { deleted, next: Some(from + 1) });
+                }
+                pg::purge_finish(conn, before)?;
+                Ok(PurgeProgress { deleted, next: None })
+            })
+        }
+    }
+}

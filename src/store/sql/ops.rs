@@ -420,21 +420,29 @@ pub fn purge_step(conn: &mut Conn, before: i64, from: i64, limit: i64) -> Result
         if stop < end {
             return Ok(PurgeProgress { deleted, next: Some(stop) });
         }
-        diesel::delete(rollups::table.filter(rollups::hour.lt(before / HOUR))).execute(conn)?;
-        // Pointers to purged probes would dangle (and rowids can be reused once a table empties).
-        diesel::delete(latest::table.filter(latest::ts.lt(before))).execute(conn)?;
-        purge_alerts(conn, before)?;
-        // Model names no probe refers to any more; only checked when there are suspiciously many
-        // (an upstream inventing a name per reply), as it reads the whole table.
-        let models: i64 = models::table.count().get_result(conn)?;
-        if models > 1_000 {
-            diesel::sql_query(
-                "DELETE FROM models WHERE id NOT IN (SELECT DISTINCT model_id FROM probes WHERE model_id IS NOT NULL)",
-            )
-            .execute(conn)?;
-        }
+        purge_finish(conn, before)?;
         Ok(PurgeProgress { deleted, next: None })
     })
+}
+
+/// The last step of a purge of everything before `before` (a whole hour): the rollups of the
+/// purged hours, latest pointers to purged probes, old events and sent messages, and (when
+/// suspiciously many) model names no probe refers to.
+pub fn purge_finish(conn: &mut Conn, before: i64) -> Result<(), StoreError> {
+    diesel::delete(rollups::table.filter(rollups::hour.lt(before / HOUR))).execute(conn)?;
+    // Pointers to purged probes would dangle (and rowids can be reused once a table empties).
+    diesel::delete(latest::table.filter(latest::ts.lt(before))).execute(conn)?;
+    purge_alerts(conn, before)?;
+    // Model names no probe refers to any more; only checked when there are suspiciously many
+    // (an upstream inventing a name per reply), as it reads the whole table.
+    let models: i64 = models::table.count().get_result(conn)?;
+    if models > 1_000 {
+        diesel::sql_query(
+            "DELETE FROM models WHERE id NOT IN (SELECT DISTINCT model_id FROM probes WHERE model_id IS NOT NULL)",
+        )
+        .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Purges everything older than `before` in one go (for tests and tools; the StoreActor steps).
