@@ -90,6 +90,7 @@ fn alert_test(config: &llm_monitor::config::Config, name: &str) -> ExitCode {
         resolved_at: None,
         time: now,
         down_id: None,
+        node: None,
     };
     let attempt = actix_rt::System::new().block_on(async {
         let ctx = RenderContext {

@@ -80,6 +80,18 @@ pub struct Global {
     pub last_event: i64,
     /// Maintenance occurrences open at the last look: (window name, start).
     pub open_windows: BTreeSet<(String, i64)>,
+    /// Probing nodes silent at the last look (several nodes on one database).
+    pub lost_nodes: BTreeSet<String>,
+}
+
+/// What the leader sees of another probing node: whether every monitor it probes is stale,
+/// and since when (its newest probe's time plus 3 of its intervals), or when it came back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeSeen {
+    pub name: String,
+    pub silent: bool,
+    /// When it went silent, or when its first probe after that was made (unix seconds).
+    pub at: i64,
 }
 
 /// One state change, as `/api/events` serves it.
@@ -94,6 +106,9 @@ pub struct Event {
     pub reason: Option<String>,
     pub detail: Option<String>,
     pub time: i64,
+    /// The probing node, for node_lost and node_back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// A message for the outbox: one channel, not before `not_before`.
@@ -180,8 +195,14 @@ impl Engine {
 
     /// Runs `results` (in the order their probes ended) and then the clock up to `now`.
     pub fn decide(&self, results: &[Observed<'_>], now: i64) -> Decided {
+        self.decide_with_nodes(results, &[], now)
+    }
+
+    /// [`Engine::decide`], and the probing nodes lost or back since the last look.
+    pub fn decide_with_nodes(&self, results: &[Observed<'_>], nodes: &[NodeSeen], now: i64) -> Decided {
         let mut run =
             Run { engine: self, decided: Decided { next_event: self.next_event, ..Decided::default() }, global: None };
+        run.nodes(nodes);
         // Windows first: what a window's end reports comes before what later probes change.
         run.windows(now);
         for result in results {
@@ -328,8 +349,62 @@ impl Run<'_> {
             reason,
             detail,
             time,
+            node: None,
         });
         id
+    }
+
+    /// A node lost or back: an event (empty provider, service and channel; its `node`), and a
+    /// message to the default channels.
+    fn node_event(&mut self, kind: EventKind, node: &NodeSeen) {
+        let id = self.decided.next_event;
+        self.decided.next_event += 1;
+        self.global().last_event = id;
+        let detail = match kind {
+            EventKind::NodeLost => format!("node {} stored no probe for 3 of its intervals", node.name),
+            _ => format!("node {} stores probes again", node.name),
+        };
+        self.decided.events.push(Event {
+            id,
+            kind,
+            provider: Some(String::new()),
+            service: Some(String::new()),
+            channel: Some(String::new()),
+            reason: None,
+            detail: Some(detail.clone()),
+            time: node.at,
+            node: Some(node.name.clone()),
+        });
+        let message = Message {
+            id,
+            event: kind,
+            monitor: None,
+            monitors: Vec::new(),
+            status: None,
+            reason: None,
+            detail: Some(detail),
+            started_at: None,
+            resolved_at: None,
+            time: node.at,
+            down_id: None,
+            node: Some(node.name.clone()),
+        };
+        let channels = self.config().default_channels.clone();
+        self.send(&channels, &message, node.at);
+    }
+
+    /// Nodes gone silent or back since the last look: one event each way.
+    fn nodes(&mut self, nodes: &[NodeSeen]) {
+        for node in nodes {
+            let lost = self.global_ref().lost_nodes.contains(&node.name);
+            if node.silent && !lost {
+                self.node_event(EventKind::NodeLost, node);
+                self.global().lost_nodes.insert(node.name.clone());
+            } else if !node.silent && lost {
+                self.node_event(EventKind::NodeBack, node);
+                self.global().lost_nodes.remove(&node.name);
+            }
+        }
     }
 
     fn send(&mut self, channels: &[String], message: &Message, not_before: i64) {
@@ -410,6 +485,7 @@ impl Run<'_> {
             resolved_at: None,
             time: ts,
             down_id: None,
+            node: None,
         };
         let storm = self.config().storm.clone();
         let storms_on = storm.min_monitors > 0 && self.config().monitors.len() >= storm.min_monitors as usize;
@@ -510,6 +586,7 @@ impl Run<'_> {
             resolved_at: None,
             time: ts,
             down_id: None,
+            node: None,
         };
         self.send(&channels, &message, now);
         self.global().storms.push(StormState {
@@ -539,6 +616,7 @@ impl Run<'_> {
                     resolved_at: Some(ts),
                     time: ts,
                     down_id: state.down_event,
+                    node: None,
                 };
                 let channels = std::mem::take(&mut state.down_channels);
                 // Not before its down (still held, maybe): a channel's messages keep their order.
@@ -607,6 +685,7 @@ impl Run<'_> {
                     resolved_at: None,
                     time: now,
                     down_id: state.down_event,
+                    node: None,
                 };
                 let channels = state.down_channels.clone();
                 self.send(&channels, &message, now);
@@ -642,6 +721,7 @@ impl Run<'_> {
                     resolved_at: Some(now),
                     time: now,
                     down_id: Some(storm.event),
+                    node: None,
                 };
                 self.send(&storm.channels, &message, now);
             }

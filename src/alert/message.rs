@@ -145,6 +145,8 @@ pub fn format_time(unix_s: i64, timezone: chrono_tz::Tz) -> String {
 struct View {
     event: &'static str,
     monitor: Option<String>,
+    /// The probing node (node_lost, node_back).
+    node: Option<String>,
     /// A storm's monitors, at most [`STORM_LIST_MAX`].
     monitors: Vec<String>,
     /// How many of a storm's monitors are not listed.
@@ -177,6 +179,7 @@ impl View {
         View {
             event: message.event.as_str(),
             monitor: message.monitor.as_ref().map(monitor_label),
+            node: message.node.clone(),
             monitors: message.monitors.iter().take(STORM_LIST_MAX).map(monitor_label).collect(),
             more: message.monitors.len().saturating_sub(STORM_LIST_MAX),
             count: message.monitors.len(),
@@ -300,6 +303,7 @@ mod tests {
             resolved_at: None,
             time: STARTED,
             down_id: None,
+            node: None,
         }
     }
 

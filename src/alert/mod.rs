@@ -249,11 +249,15 @@ pub enum EventKind {
     StormUp,
     MaintenanceStart,
     MaintenanceEnd,
+    /// A probing node stored nothing for 3 of its intervals (several nodes on one database).
+    NodeLost,
+    /// A lost node stored a probe again.
+    NodeBack,
     Test,
 }
 
 impl EventKind {
-    pub const STORED: [EventKind; 7] = [
+    pub const STORED: [EventKind; 9] = [
         EventKind::Down,
         EventKind::Up,
         EventKind::Reminder,
@@ -261,6 +265,8 @@ impl EventKind {
         EventKind::StormUp,
         EventKind::MaintenanceStart,
         EventKind::MaintenanceEnd,
+        EventKind::NodeLost,
+        EventKind::NodeBack,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -272,6 +278,8 @@ impl EventKind {
             EventKind::StormUp => "storm_up",
             EventKind::MaintenanceStart => "maintenance_start",
             EventKind::MaintenanceEnd => "maintenance_end",
+            EventKind::NodeLost => "node_lost",
+            EventKind::NodeBack => "node_back",
             EventKind::Test => "test",
         }
     }
@@ -323,6 +331,9 @@ pub struct Message {
     /// receivers; delivery sends neither where that down was given up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub down_id: Option<i64>,
+    /// The probing node, for node_lost and node_back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl Message {

@@ -129,6 +129,9 @@ struct WebhookBody<'a> {
     monitor: Option<&'a MonitorName>,
     #[serde(skip_serializing_if = "Option::is_none")]
     monitors: Option<&'a [MonitorName]>,
+    /// The probing node, for node_lost and node_back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<&'a str>,
     status: Option<&'a str>,
     reason: Option<&'a str>,
     detail: Option<&'a str>,
@@ -154,6 +157,7 @@ fn build_request(kind: &ChannelKind, message: &Message, ctx: &RenderContext, now
                 event: message.event.as_str(),
                 monitor: message.monitor.as_ref(),
                 monitors: storm.then_some(message.monitors.as_slice()),
+                node: message.node.as_deref(),
                 status: message.status.as_deref(),
                 reason: message.reason.as_deref(),
                 detail: message.detail.as_deref(),
@@ -599,6 +603,7 @@ mod tests {
             resolved_at: None,
             time: 1_796_065_260,
             down_id: None,
+            node: None,
         }
     }
 

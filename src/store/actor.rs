@@ -272,6 +272,9 @@ pub struct StoreActor {
     /// Other nodes' probes for the leader's alert engine, until the next batch.
     foreign: Vec<(MonitorKey, Row)>,
     lead: Option<Recipient<crate::alert::delivery::Lead>>,
+    /// Silent nodes at the last look, and whether the engine must hear of a change.
+    silent_nodes: Vec<String>,
+    nodes_due: bool,
 }
 
 impl StoreActor {
@@ -326,6 +329,8 @@ impl StoreActor {
             lock_held: false,
             foreign: Vec::new(),
             lead: None,
+            silent_nodes: Vec::new(),
+            nodes_due: false,
         }
     }
 
@@ -467,7 +472,7 @@ impl StoreActor {
         }
         let results_due = !self.pending.is_empty() && (self.due || flushing || self.pending.len() >= FLUSH_AT);
         let deliveries_due = !self.deliveries.is_empty() && (self.due || flushing);
-        let foreign_due = !self.foreign.is_empty();
+        let foreign_due = !self.foreign.is_empty() || self.nodes_due;
         if results_due || deliveries_due || foreign_due || self.alerts_due_now() {
             self.due = false;
             let take = self.pending.len().min(BATCH_MAX);
@@ -476,6 +481,8 @@ impl StoreActor {
             // Only the leader's engine reads them; a batch that fails does not retry them
             // (newer ones follow within a second).
             let foreign = std::mem::take(&mut self.foreign);
+            let nodes = if self.leader { self.liveness() } else { Vec::new() };
+            self.nodes_due = false;
             self.busy = true;
             let request = self.writer.send(WriteBatch {
                 rows: self.batch.clone(),
@@ -483,6 +490,7 @@ impl StoreActor {
                 now: self.clock.now(),
                 foreign,
                 quorum: self.nodes.quorum,
+                nodes,
             });
             ctx.spawn(request.into_actor(self).map(|reply, act, ctx| {
                 act.busy = false;
@@ -710,8 +718,42 @@ impl StoreActor {
         }
     }
 
+    /// The other nodes, each silent when every monitor it probes is stale (3 of its intervals
+    /// without a stored probe), with when it went silent or when it last stored one.
+    fn liveness(&self) -> Vec<crate::alert::engine::NodeSeen> {
+        let now = self.clock.now();
+        let mut by_node: HashMap<i32, (bool, i64)> = HashMap::new();
+        for model in self.models.values() {
+            for (node, part) in &model.others {
+                let Some(row) = &part.latest else { continue };
+                let interval = i64::from(row.interval_s.unwrap_or(60).max(1));
+                let silent_from = row.ts + super::combine::STALE_INTERVALS * interval;
+                let live = silent_from >= now;
+                let entry = by_node.entry(*node).or_insert((false, i64::MIN));
+                entry.0 |= live;
+                entry.1 = entry.1.max(if live { row.ts } else { silent_from });
+            }
+        }
+        let mut seen: Vec<crate::alert::engine::NodeSeen> = by_node
+            .into_iter()
+            .filter(|(node, _)| *node != self.nodes.me)
+            .map(|(node, (live, at))| crate::alert::engine::NodeSeen { name: self.nodes.name(node), silent: !live, at })
+            .collect();
+        seen.sort_by(|a, b| a.name.cmp(&b.name));
+        seen
+    }
+
     /// Asks the writer what other nodes stored since last time (one request at a time).
     fn read_others(&mut self, ctx: &mut Context<Self>) {
+        if self.leader {
+            let silent: Vec<String> = self.liveness().into_iter().filter(|n| n.silent).map(|n| n.name).collect();
+            if silent != self.silent_nodes {
+                // A node went silent or came back: the engine hears of it at once.
+                self.silent_nodes = silent;
+                self.nodes_due = true;
+                self.pump(ctx);
+            }
+        }
         if !self.loaded || self.reading_others || self.closing.is_some() {
             return;
         }

@@ -72,6 +72,7 @@ pub(crate) struct EventRow {
     pub(crate) channel: Option<String>,
     pub(crate) reason: Option<String>,
     pub(crate) detail: Option<String>,
+    pub(crate) node: Option<String>,
 }
 
 impl From<EventRow> for Event {
@@ -85,6 +86,7 @@ impl From<EventRow> for Event {
             reason: row.reason,
             detail: row.detail,
             time: row.time,
+            node: row.node,
         }
     }
 }

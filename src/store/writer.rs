@@ -207,12 +207,17 @@ impl Handler<Load> for Writer {
             }
         };
         let seq = dispatch!(conn, last_seq(node_id)).map_err(|e| e.to_string())?;
+        // Other nodes' counters before their rows: what they write meanwhile is read again
+        // (a rollup read twice is the same rollup), never missed.
+        let mut seqs = HashMap::new();
+        for (id, _) in nodes.iter().filter(|(id, _)| *id != node_id) {
+            seqs.insert(*id, dispatch!(conn, last_seq(*id)).map_err(|e| e.to_string())?);
+        }
         let monitors = dispatch!(conn, monitors()).map_err(|e| e.to_string())?;
         let rollups = dispatch!(conn, rollups_since(msg.first_hour)).map_err(|e| e.to_string())?;
         let latest = dispatch!(conn, latest_rows()).map_err(|e| e.to_string())?;
         let mut alerts = dispatch!(conn, load(RECENT_EVENTS)).map_err(|e| e.to_string())?;
         let writable = conn.try_write();
-        let seqs = nodes.iter().map(|(id, _)| (*id, 0)).collect();
         self.node_id = node_id;
         self.seq = seq;
         self.ids.extend(monitors.iter().cloned());
@@ -237,6 +242,8 @@ pub struct WriteBatch {
     /// combined status), and the quorum rule.
     pub foreign: Vec<(MonitorKey, Row)>,
     pub quorum: crate::config::Quorum,
+    /// The other probing nodes as the leader sees them (lost and back).
+    pub nodes: Vec<crate::alert::engine::NodeSeen>,
 }
 
 /// A committed batch: its rows with their monitor ids, and the ids it gave out.
@@ -289,7 +296,7 @@ impl Handler<WriteBatch> for Writer {
                     in_maintenance: c.in_maintenance,
                 })
                 .collect();
-            self.engine.decide(&observed, msg.now)
+            self.engine.decide_with_nodes(&observed, &msg.nodes, msg.now)
         } else {
             Decided::default()
         };

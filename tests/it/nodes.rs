@@ -10,12 +10,18 @@ use crate::support::pg::{self, PASSWORD};
 use crate::support::upstream::{self, Upstream};
 use crate::support::{wait_for, Daemon, Workspace};
 
-/// A node's config: one monitor `r/a` probing `path` every second.
+/// A node's config: one monitor `r/a` probing `path` every second; alerts (after 2 failing
+/// probes) to a webhook at the upstream's `/m/hook`.
 fn node_config(name: &str, up: &Upstream, path: &str, quorum: &str) -> String {
     format!(
-        "node: {name}\nquorum: {quorum}\nmonitors:\n  - {{provider: r, service: a, url: \"{}{path}\", method: GET, interval: 1s}}\n",
-        up.base
+        "node: {name}\nquorum: {quorum}\nalerts:\n  failure_threshold: 2\n  storm: {{min_monitors: 0}}\n  channels:\n    - {{name: ops, type: webhook, url: \"{base}/m/hook\"}}\n  default_channels: [ops]\nmonitors:\n  - {{provider: r, service: a, url: \"{base}{path}\", method: GET, interval: 1s}}\n",
+        base = up.base
     )
+}
+
+fn event_types(daemon: &Daemon) -> Vec<String> {
+    let events = daemon.get("/api/events").json();
+    events["data"].as_array().unwrap().iter().filter_map(|e| e["type"].as_str().map(str::to_string)).collect()
 }
 
 struct Node {
@@ -44,6 +50,9 @@ fn three_nodes_see_each_other_and_a_minority_red_is_not_red_under_majority() {
     let url = server.database();
     let up = upstream::start();
     let alpha = start_node(&url, "alpha", &up, "/m/a", "majority");
+    wait_for("alpha to lead", Duration::from_secs(10), || {
+        (alpha.daemon.get("/health").json()["node"]["leader"] == true).then_some(())
+    });
     let beta = start_node(&url, "beta", &up, "/m/a", "majority");
     // gamma's route to the relay is broken: every probe of it is red.
     let gamma = start_node(&url, "gamma", &up, "/status/500", "majority");
@@ -92,6 +101,13 @@ fn three_nodes_see_each_other_and_a_minority_red_is_not_red_under_majority() {
     let lag = started.elapsed();
     assert!(lag <= Duration::from_secs(2), "alpha's probe reached the other nodes after {lag:?}");
 
+    // The leader's alerts follow the combined status: gamma's bad route pages no one.
+    let gamma_red_probes = |n: usize| up.log.for_path("/status/500").len() >= n;
+    let seen = up.log.for_path("/status/500").len();
+    wait_for("5 more red probes from gamma", Duration::from_secs(15), || gamma_red_probes(seen + 5).then_some(()));
+    assert!(!event_types(&alpha.daemon).contains(&"down".to_string()), "{:?}", event_types(&alpha.daemon));
+    assert!(up.log.for_path("/m/hook").is_empty());
+
     // Under `quorum: 1` (a reload on alpha only), one red node is enough.
     alpha.ws.write_config(&node_config("alpha", &up, "/m/a", "1"));
     wait_for("combined red under quorum 1", Duration::from_secs(10), || {
@@ -103,6 +119,11 @@ fn three_nodes_see_each_other_and_a_minority_red_is_not_red_under_majority() {
     assert_eq!(last["status"], 0, "{last}");
     // beta still says majority: up.
     assert_eq!(beta.daemon.monitor("r", "a")["current_status"]["status"], 1);
+    // alpha leads, so its rule decides alerts: now the relay is down for it, and it says so.
+    wait_for("a down alert", Duration::from_secs(15), || (!up.log.for_path("/m/hook").is_empty()).then_some(()));
+    wait_for("the down event on beta", Duration::from_secs(10), || {
+        event_types(&beta.daemon).contains(&"down".to_string()).then_some(())
+    });
 
     // The password appears nowhere: not in /health, not in any log.
     for node in [&alpha, &beta, &gamma] {
@@ -115,28 +136,61 @@ fn three_nodes_see_each_other_and_a_minority_red_is_not_red_under_majority() {
 }
 
 #[test]
-fn a_killed_node_goes_stale_and_is_never_counted_red() {
+fn a_killed_node_goes_stale_is_never_counted_red_and_is_reported_lost_then_back() {
     let Some(server) = pg::server("a_killed_node_goes_stale") else { return };
     let url = server.database();
     let up = upstream::start();
     let alpha = start_node(&url, "alpha", &up, "/m/a", "1");
-    let gamma = start_node(&url, "gamma", &up, "/status/500", "1");
+    wait_for("alpha to lead", Duration::from_secs(10), || {
+        (alpha.daemon.get("/health").json()["node"]["leader"] == true).then_some(())
+    });
+    let mut gamma = start_node(&url, "gamma", &up, "/status/500", "1");
     wait_nodes(&alpha.daemon, &["alpha", "gamma"]);
     // Under quorum 1, gamma's red makes the combined status red.
     wait_for("combined red", Duration::from_secs(10), || {
         (alpha.daemon.monitor("r", "a")["current_status"]["status"] == 0).then_some(())
     });
     gamma.daemon.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = gamma.daemon.wait_exit(Duration::from_secs(10));
     // 3 intervals (1 s) without a probe from gamma: stale, out of the quorum.
     let monitor = wait_for("gamma stale", Duration::from_secs(15), || {
         let monitor = alpha.daemon.monitor("r", "a");
         (monitor["nodes"]["gamma"]["stale"] == true).then_some(monitor)
     });
+    let stale_at = Instant::now();
     assert!(monitor["nodes"]["gamma"]["current_status"].is_null(), "{monitor}");
     assert!(monitor["nodes"]["gamma"]["last_probe"].as_i64().is_some(), "{monitor}");
     wait_for("combined green without gamma", Duration::from_secs(5), || {
         (alpha.daemon.monitor("r", "a")["current_status"]["status"] == 1).then_some(())
     });
+    // One "node lost" event, with the node and no monitor, within 30 s of going stale.
+    let node_events = |daemon: &Daemon| -> Vec<Value> {
+        let events = daemon.get("/api/events").json();
+        events["data"].as_array().unwrap().iter().filter(|e| e["node"].is_string()).cloned().collect()
+    };
+    let lost = wait_for("a node_lost event", Duration::from_secs(30), || {
+        let events = node_events(&alpha.daemon);
+        (!events.is_empty()).then_some(events)
+    });
+    assert!(stale_at.elapsed() <= Duration::from_secs(30));
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0]["type"], "node_lost");
+    assert_eq!(lost[0]["node"], "gamma");
+    assert_eq!(lost[0]["provider"], "");
+    assert_eq!(lost[0]["service"], "");
+    assert_eq!(lost[0]["channel"], "");
+    // gamma comes back: one "node back".
+    gamma.daemon = gamma.ws.start_with_env(&[("MONITOR_DATABASE_URL", &url)]);
+    let back = wait_for("a node_back event", Duration::from_secs(30), || {
+        let events = node_events(&alpha.daemon);
+        (events.len() >= 2).then_some(events)
+    });
+    assert_eq!(back[1]["type"], "node_back", "{back:?}");
+    assert_eq!(back[1]["node"], "gamma");
+    // And no more than that, a while later.
+    let monitor = wait_nodes(&alpha.daemon, &["alpha", "gamma"]);
+    assert_eq!(monitor["nodes"]["gamma"]["stale"], false);
+    assert_eq!(node_events(&alpha.daemon).len(), 2);
 }
 
 #[test]

@@ -564,6 +564,7 @@ pub fn write_decided(
                 events::channel.eq(&event.channel),
                 events::reason.eq(&event.reason),
                 events::detail.eq(&event.detail),
+                events::node.eq(&event.node),
             ))
             .execute(conn)?;
     }
