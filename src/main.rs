@@ -25,6 +25,22 @@ enum Command {
         /// The channel's `name` in `alerts.channels`.
         channel: String,
     },
+    /// Copy a SQLite history into PostgreSQL (the schema is created in an empty database).
+    /// Resumable and idempotent: run it again after an interruption, or after it finished.
+    /// Needs no config file.
+    MigrateStore {
+        /// The SQLite database to copy (it is only read; its schema is brought up to date).
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL URL; default: the environment's MONITOR_DATABASE_URL (which keeps the
+        /// password out of `ps`).
+        #[arg(long)]
+        to: Option<String>,
+        /// The node the copied probes belong to; default: the host name (the daemon's default
+        /// `node`).
+        #[arg(long)]
+        node: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -32,6 +48,9 @@ fn main() -> ExitCode {
     llm_monitor::logging::init();
     if rustls::crypto::ring::default_provider().install_default().is_err() {
         log::debug!("a TLS crypto provider was already installed");
+    }
+    if let Some(Command::MigrateStore { from, to, node }) = &cli.command {
+        return migrate_store(from, to.as_deref(), node.as_deref());
     }
     // `check` and the daemon run the same validation: what one accepts the other starts with.
     let config = match llm_monitor::config::load(&cli.config) {
@@ -107,5 +126,50 @@ fn alert_test(config: &llm_monitor::config::Config, name: &str) -> ExitCode {
     } else {
         println!("{name}: NOT accepted");
         ExitCode::FAILURE
+    }
+}
+
+/// `migrate-store`: copies a SQLite history into PostgreSQL, with a progress bar.
+fn migrate_store(from: &std::path::Path, to: Option<&str>, node: Option<&str>) -> ExitCode {
+    let url = match to.map(str::to_string).or_else(|| std::env::var("MONITOR_DATABASE_URL").ok()) {
+        Some(url) if !url.is_empty() => url,
+        _ => {
+            eprintln!("migrate-store: give --to postgres://... or set MONITOR_DATABASE_URL");
+            return ExitCode::FAILURE;
+        }
+    };
+    let url = match llm_monitor::config::PgUrl::parse(&url) {
+        Ok(url) => url,
+        Err(e) => {
+            eprintln!("migrate-store: the target {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let node = node.map_or_else(llm_monitor::config::default_node_name, str::to_string);
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} probes ({percent}%, {per_sec}, {eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let result = llm_monitor::store::migrate::migrate_store(from, &url, &node, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    match result {
+        Ok(copied) => {
+            println!(
+                "migrate-store: {} probes copied to {} as node {node:?} ({} copied before), {} events",
+                copied.probes,
+                url.shown(),
+                copied.skipped,
+                copied.events
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("migrate-store: {}", url.redact(&e.to_string()));
+            ExitCode::FAILURE
+        }
     }
 }

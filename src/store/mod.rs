@@ -7,6 +7,7 @@ pub mod combine;
 pub mod db;
 pub mod inbox;
 pub mod leader;
+pub mod migrate;
 pub mod model;
 pub mod rollup;
 pub mod schema;

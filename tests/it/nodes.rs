@@ -352,3 +352,135 @@ fn wait_nodes_relay(daemon: &Daemon, names: &[&str]) -> Value {
         names.iter().all(|n| !monitor["nodes"][n]["current_status"].is_null()).then_some(monitor)
     })
 }
+
+/// A config whose monitors never store a probe while a test runs (a black hole, a 5 min
+/// timeout, a 24 h interval): the history is what the test wrote.
+fn quiet_config(node: &str, black_hole: &str) -> String {
+    format!(
+        "node: {node}\ninterval: 24h\ntimeout: 5m\nslow_latency: 4m\nmonitors:\n  - {{provider: Hist, service: chat, url: \"{black_hole}\", method: GET}}\n  - {{provider: hist, service: code, channel: vip, url: \"{black_hole}\", method: GET}}\n"
+    )
+}
+
+/// 30 days of probes every 2 minutes for two monitors, with red and yellow spells and LLM
+/// figures, written to the SQLite database as the daemon would.
+fn generate_history(path: &std::path::Path) -> usize {
+    use llm_monitor::store::db::{self, Row};
+    let mut conn = db::open(path).unwrap();
+    let keys = [
+        llm_monitor::config::MonitorKey::new("Hist", "chat", ""),
+        llm_monitor::config::MonitorKey::new("hist", "code", "vip"),
+    ];
+    let ids = db::monitor_ids(&mut conn, &keys).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let mut rows = Vec::new();
+    let mut x: u64 = 7;
+    for step in 0..(30 * 720) {
+        let ts = now - 30 * 86_400 + step * 120;
+        for (n, id) in ids.iter().enumerate() {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let status = match (x >> 33) % 50 {
+                0 => 0,
+                1 | 2 => 2,
+                _ => 1,
+            };
+            let latency = 200 + ((x >> 40) % 2_000) as i32;
+            rows.push(Row {
+                monitor_id: *id,
+                ts: ts + n as i64,
+                status,
+                latency_ms: latency,
+                reason: if status == 0 { "server_error".into() } else { "ok".into() },
+                http_code: if status == 0 { 502 } else { 200 },
+                detail: (status == 0).then(|| "HTTP 502".to_string()),
+                ttft_ms: (status != 0).then_some(latency / 2),
+                tokens_per_s: (status != 0).then_some(42.5),
+                model: (status != 0).then(|| format!("model-{}", (x >> 20) % 3)),
+                prompt_tokens: (status != 0).then_some(12),
+                completion_tokens: (status != 0).then_some(2),
+                ..Row::default()
+            });
+        }
+    }
+    for chunk in rows.chunks(5_000) {
+        db::insert(&mut conn, chunk).unwrap();
+    }
+    rows.len()
+}
+
+fn migrate(ws: &Workspace, url: &str, node: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_llm-monitor"))
+        .args(["migrate-store", "--from"])
+        .arg(ws.db_path())
+        .args(["--node", node])
+        .env("MONITOR_DATABASE_URL", url)
+        .output()
+        .unwrap()
+}
+
+/// The `/api/status` answer without `meta.generated_at`.
+fn answer_without_time(daemon: &Daemon, query: &str) -> Value {
+    let mut answer = daemon.status(query);
+    answer["meta"].as_object_mut().unwrap().remove("generated_at");
+    answer
+}
+
+#[test]
+fn migrate_store_copies_30_days_once_and_both_stores_answer_the_same() {
+    let Some(server) = pg::server("migrate_store_copies_30_days") else { return };
+    let url = server.database();
+    let quiet = upstream::black_hole();
+    let ws = Workspace::new(&quiet_config("n1", &quiet.url));
+    let rows = generate_history(&ws.db_path());
+
+    let first = migrate(&ws, &url, "n1");
+    let said = String::from_utf8_lossy(&first.stdout).to_string() + &String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{said}");
+    assert!(said.contains(&format!("{rows} probes copied")), "{said}");
+    assert!(!said.contains(PASSWORD), "{said}");
+    assert_eq!(pg::PgServer::count(&url, "probes"), rows as i64);
+    // Again: nothing more.
+    let again = migrate(&ws, &url, "n1");
+    let said = String::from_utf8_lossy(&again.stdout).to_string();
+    assert!(again.status.success(), "{said}");
+    assert!(said.contains(&format!("0 probes copied to postgres://monitor:***@{}", server.address)), "{said}");
+    assert_eq!(pg::PgServer::count(&url, "probes"), rows as i64);
+
+    let on_sqlite = ws.start();
+    let ws_pg = Workspace::new(&quiet_config("n1", &quiet.url));
+    let on_pg = ws_pg.start_with_env(&[("MONITOR_DATABASE_URL", &url)]);
+    for query in ["?period=24h", "?period=7d", "?period=30d", "?period=30d&provider=hist&service=code"] {
+        // Asked of both within one second (answers are per second).
+        let (a, b) = wait_for("both answers in one second", Duration::from_secs(10), || {
+            let a = answer_without_time(&on_sqlite, query);
+            let b = answer_without_time(&on_pg, query);
+            (a == b).then_some((a, b))
+        });
+        assert_eq!(a, b, "{query}");
+        assert!(a["data"][0]["uptime"].as_f64().unwrap() < 100.0, "{a}");
+    }
+}
+
+#[test]
+fn migrate_store_resumes_where_it_was_cut_off() {
+    let Some(server) = pg::server("migrate_store_resumes") else { return };
+    let url = server.database();
+    let quiet = upstream::black_hole();
+    let ws = Workspace::new(&quiet_config("n1", &quiet.url));
+    let rows = generate_history(&ws.db_path()) as u64;
+    let target = llm_monitor::config::PgUrl::parse(&url).unwrap();
+    // Cut off after the second slice.
+    let cut = std::panic::catch_unwind(|| {
+        let mut slices = 0;
+        llm_monitor::store::migrate::migrate_store(&ws.db_path(), &target, "n1", |_, _| {
+            slices += 1;
+            assert!(slices <= 2, "cut off");
+        })
+    });
+    assert!(cut.is_err());
+    let copied = pg::PgServer::count(&url, "probes") as u64;
+    assert_eq!(copied, 2 * llm_monitor::store::migrate::SLICE as u64);
+    let rest = llm_monitor::store::migrate::migrate_store(&ws.db_path(), &target, "n1", |_, _| {}).unwrap();
+    assert_eq!(rest.skipped, copied);
+    assert_eq!(rest.probes, rows - copied);
+    assert_eq!(pg::PgServer::count(&url, "probes") as u64, rows);
+}

@@ -670,3 +670,76 @@ pub fn write_batch(
         Ok(crate::store::db::BatchWritten { rows, ids, outbox, staged })
     })
 }
+
+/// Up to `limit` probes with an id above `after`, in id order, with their ids (what
+/// `migrate-store` copies).
+pub fn probes_after(conn: &mut Conn, after: i64, limit: i64) -> Result<Vec<(i64, Row)>, StoreError> {
+    let rows: Vec<(i64, ProbeColumns)> = probes::table
+        .left_join(models::table.on(probes::model_id.eq(models::id.nullable())))
+        .filter(probes::id.gt(after))
+        .order(probes::id)
+        .limit(limit)
+        .select((
+            probes::id,
+            (
+                probes::monitor_id,
+                probes::ts,
+                probes::status,
+                probes::latency_ms,
+                probes::reason,
+                probes::http_code,
+                probes::ttfb_ms,
+                probes::ttft_ms,
+                probes::tps_x10,
+                models::name.nullable(),
+                probes::prompt_tokens,
+                probes::completion_tokens,
+                probes::detail,
+                probes::connect_ms,
+                probes::maintenance,
+            ),
+        ))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(id, c)| (id, row_of(c))).collect())
+}
+
+/// How many probes the database holds.
+pub fn probe_count(conn: &mut Conn) -> Result<i64, StoreError> {
+    Ok(probes::table.count().get_result(conn)?)
+}
+
+/// Stores events as they are (ids kept; an id already there is left alone).
+pub fn insert_events(conn: &mut Conn, list: &[Event]) -> Result<usize, StoreError> {
+    let mut added = 0;
+    for event in list {
+        added += diesel::insert_into(events::table)
+            .values((
+                events::id.eq(event.id),
+                events::time.eq(event.time),
+                events::kind.eq(event.kind.as_str()),
+                events::provider.eq(&event.provider),
+                events::service.eq(&event.service),
+                events::channel.eq(&event.channel),
+                events::reason.eq(&event.reason),
+                events::detail.eq(&event.detail),
+                events::node.eq(&event.node),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)?;
+    }
+    Ok(added)
+}
+
+pub fn meta_get(conn: &mut Conn, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(meta::table.filter(meta::key.eq(key)).select(meta::value).first(conn).optional()?)
+}
+
+pub fn meta_set(conn: &mut Conn, key: &str, value: &str) -> Result<(), StoreError> {
+    diesel::insert_into(meta::table)
+        .values((meta::key.eq(key), meta::value.eq(value)))
+        .on_conflict(meta::key)
+        .do_update()
+        .set(meta::value.eq(value))
+        .execute(conn)?;
+    Ok(())
+}
