@@ -10,6 +10,7 @@ const I18N = {
     uptime: "Uptime", latency: "Latency", ttft: "TTFT", monitors: "monitors", updated: "updated",
     availability: "availability", probes: "probes", no_probe: "no probe yet", utc: "UTC",
     error: "Could not load the status", lang_switch: "中文",
+    node: "Node", combined: "All nodes (combined)", stale: "stale",
     reasons: {
       ok: "OK", slow: "Slow", rate_limited: "Rate limited", content_mismatch: "Bad content",
       auth_error: "Auth error", client_error: "Client error", server_error: "Server error",
@@ -24,6 +25,7 @@ const I18N = {
     uptime: "可用率", latency: "延迟", ttft: "首字延迟", monitors: "个监控", updated: "更新于",
     availability: "可用率", probes: "次探测", no_probe: "尚未探测", utc: "UTC",
     error: "无法加载状态", lang_switch: "English",
+    node: "节点", combined: "全部节点（综合）", stale: "失联",
     reasons: {
       ok: "正常", slow: "缓慢", rate_limited: "限流", content_mismatch: "内容异常",
       auth_error: "鉴权失败", client_error: "请求错误", server_error: "服务端错误",
@@ -51,7 +53,7 @@ const state = {
   period: saved("period", "24h"),
   lang: saved("lang", CHOICES.lang(navigator.language) ?? "en"),
   theme: saved("theme", matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light"),
-  provider: "", service: "", sort: "config",
+  provider: "", service: "", sort: "config", node: "", nodes: [],
   data: null, generatedAt: null,
 };
 const remember = (key) => { try { localStorage.setItem("llm-monitor." + key, state[key]); } catch (_) { /* storage blocked */ } };
@@ -160,6 +162,22 @@ function row(m) {
     ticks.append(el("span", null, m.timeline[0].time), el("span", null, m.timeline[m.timeline.length - 1].time));
   }
   node.append(head, bar, ticks);
+  // Several probing nodes: each one's own view, under the combined one.
+  const names = Object.keys(m.nodes || {});
+  if (!state.node && names.length > 1) {
+    const line = el("div", "nodes");
+    names.forEach((name) => {
+      const part = m.nodes[name];
+      const s = part.stale || !part.current_status ? -1 : part.current_status.status;
+      const chip = el("span", "node-chip");
+      chip.dataset.node = name;
+      chip.dataset.status = String(s);
+      chip.dataset.stale = String(part.stale);
+      chip.append(el("i", "dot " + statusClass(s)), el("span", null, ` ${name} `), el("b", null, part.stale ? t("stale") : pct(part.uptime)));
+      line.append(chip);
+    });
+    node.append(line);
+  }
   return node;
 }
 
@@ -169,6 +187,10 @@ function render() {
   const monitors = state.data;
   fillSelect($("filter-provider"), [...new Set(monitors.map((m) => m.provider))], state.provider);
   fillSelect($("filter-service"), [...new Set(monitors.map((m) => m.service))], state.service);
+  // The node switch, once the answer names more than one node (kept while one is chosen).
+  if (!state.node) state.nodes = [...new Set(monitors.flatMap((m) => Object.keys(m.nodes || {})))].sort();
+  fillSelect($("node"), state.nodes, state.node);
+  $("node-switch").hidden = state.nodes.length < 2;
   const shown = sorted(monitors).filter((m) =>
     (!state.provider || m.provider === state.provider) && (!state.service || m.service === state.service));
   $("rows").replaceChildren(...shown.map(row));
@@ -178,7 +200,8 @@ function render() {
 
 async function load() {
   try {
-    const response = await fetch(`/api/status?period=${encodeURIComponent(state.period)}`, { cache: "no-store" });
+    const node = state.node ? `&node=${encodeURIComponent(state.node)}` : "";
+    const response = await fetch(`/api/status?period=${encodeURIComponent(state.period)}${node}`, { cache: "no-store" });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const body = await response.json();
     state.data = body.data;
@@ -189,7 +212,7 @@ async function load() {
     $("error").hidden = false;
   }
   render();
-  document.body.dataset.loaded = state.period;
+  document.body.dataset.loaded = state.period + (state.node ? "@" + state.node : "");
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -201,6 +224,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("filter-provider").addEventListener("change", (e) => { state.provider = e.target.value; render(); });
   $("filter-service").addEventListener("change", (e) => { state.service = e.target.value; render(); });
   $("sort").addEventListener("change", (e) => { state.sort = e.target.value; render(); });
+  $("node").addEventListener("change", (e) => { state.node = e.target.value; load(); });
   applyStaticTexts();
   load();
   setInterval(load, 30000);

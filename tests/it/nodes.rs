@@ -484,3 +484,76 @@ fn migrate_store_resumes_where_it_was_cut_off() {
     assert_eq!(rest.probes, rows - copied);
     assert_eq!(pg::PgServer::count(&url, "probes") as u64, rows);
 }
+
+/// The status page with two nodes: each monitor shows every node's own status under the
+/// combined one, and the node switch shows one node's view.
+#[test]
+fn the_status_page_shows_each_node_and_switches_between_them() {
+    use headless_chrome::{Browser, LaunchOptions};
+    let Some(server) = pg::server("the_status_page_shows_each_node") else { return };
+    let Some(path) = crate::web::chromium() else {
+        if std::env::var_os("LLM_MONITOR_REQUIRE_BROWSER").is_some() {
+            panic!("LLM_MONITOR_REQUIRE_BROWSER is set but no Chromium was found (apt-get install chromium)");
+        }
+        eprintln!("SKIPPED the_status_page_shows_each_node: no Chromium");
+        return;
+    };
+    let url = server.database();
+    let up = upstream::start();
+    let alpha = start_node(&url, "alpha", &up, "/m/a", "majority");
+    let _gamma = start_node(&url, "gamma", &up, "/status/500", "majority");
+    wait_nodes(&alpha.daemon, &["alpha", "gamma"]);
+
+    let profile = tempfile::tempdir().unwrap();
+    let args: Vec<String> = [
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        &format!("--user-data-dir={}", profile.path().display()),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let options = LaunchOptions::default_builder()
+        .path(Some(path))
+        .headless(true)
+        .sandbox(false)
+        .idle_browser_timeout(Duration::from_secs(120))
+        .args(args.iter().map(std::ffi::OsStr::new).collect())
+        .build()
+        .unwrap();
+    let browser = Browser::new(options).expect("Chromium starts");
+    let tab = browser.new_tab().unwrap();
+    tab.navigate_to(&format!("{}/?lang=en", alpha.daemon.base)).unwrap().wait_until_navigated().unwrap();
+    let eval = |js: &str| -> Value {
+        let result = tab.evaluate(js, false).unwrap_or_else(|e| panic!("{js}: {e}"));
+        let text = result.value.and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| "null".into());
+        serde_json::from_str(&text).unwrap()
+    };
+    let chips = wait_for("a chip per node", Duration::from_secs(20), || {
+        let chips = eval(
+            r#"JSON.stringify([...document.querySelectorAll('.monitor-row .node-chip')].map(c => [c.dataset.node, Number(c.dataset.status)]))"#,
+        );
+        (chips.as_array().map(Vec::len) == Some(2)).then_some(chips)
+    });
+    assert_eq!(chips, serde_json::json!([["alpha", 1], ["gamma", 0]]));
+    // Combined (majority of two needs both): not red.
+    let combined = eval("JSON.stringify(Number(document.querySelector('.monitor-row').dataset.status))");
+    assert_eq!(combined, 1);
+    let options = eval(
+        r#"JSON.stringify([document.getElementById('node-switch').hidden, [...document.getElementById('node').options].map(o => o.value)])"#,
+    );
+    assert_eq!(options, serde_json::json!([false, ["", "alpha", "gamma"]]));
+    // gamma's own view.
+    eval("(() => { const s = document.getElementById('node'); s.value = 'gamma'; s.dispatchEvent(new Event('change')); return '1'; })()");
+    wait_for("gamma's view", Duration::from_secs(10), || {
+        let loaded = eval("JSON.stringify(document.body.dataset.loaded || '')");
+        let status = eval("JSON.stringify(Number(document.querySelector('.monitor-row').dataset.status))");
+        (loaded == "24h@gamma" && status == 0).then_some(())
+    });
+    assert_eq!(eval("JSON.stringify(document.querySelectorAll('.node-chip').length)"), 0);
+}

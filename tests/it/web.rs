@@ -196,7 +196,7 @@ fn metrics_count_the_probes_the_upstream_saw() {
     });
 }
 
-fn chromium() -> Option<std::path::PathBuf> {
+pub(crate) fn chromium() -> Option<std::path::PathBuf> {
     let candidates = [
         std::env::var("LLM_MONITOR_CHROMIUM").unwrap_or_default(),
         "/usr/bin/chromium".into(),
