@@ -275,6 +275,8 @@ pub struct StoreActor {
     /// Silent nodes at the last look, and whether the engine must hear of a change.
     silent_nodes: Vec<String>,
     nodes_due: bool,
+    /// The start-up purge has not run yet (on a shared database it waits for the lead).
+    startup_purge_pending: bool,
 }
 
 impl StoreActor {
@@ -331,6 +333,7 @@ impl StoreActor {
             lead: None,
             silent_nodes: Vec::new(),
             nodes_due: false,
+            startup_purge_pending: false,
         }
     }
 
@@ -672,6 +675,7 @@ impl StoreActor {
         if self.purge.is_some() || !self.leader {
             return;
         }
+        self.startup_purge_pending = false;
         let retention = self.retention.as_secs() as i64;
         // Never beyond the newest stored probe minus retention: a clock set ahead at start-up
         // must not delete history still within retention of what was stored.
@@ -919,6 +923,7 @@ impl Handler<LoadHistory> for StoreActor {
             let loaded = reply.map_err(|e| format!("the writer did not answer: {e}"))??;
             // The start-up purge goes by the newest result loaded here, so it is scheduled only
             // now, and a moment later, so the daemon answers its first requests first.
+            act.startup_purge_pending = true;
             ctx.run_later(STARTUP_PURGE_DELAY, |act, ctx| {
                 act.start_purge(true);
                 act.pump(ctx);
@@ -1050,8 +1055,9 @@ impl Handler<super::leader::Leadership> for StoreActor {
                     }
                     act.remember_alerts(Vec::new(), alerts.pending, Vec::new(), alerts.abandoned);
                     act.schedule_alerts(next_due, ctx);
-                    // The duties start now: the retention purge first.
-                    act.start_purge(false);
+                    // The duties start now: the retention purge first (going by the history
+                    // loaded at start-up if the start-up purge was not this node's to run).
+                    act.start_purge(act.startup_purge_pending);
                     act.pump(ctx);
                 }
                 Err(e) => {

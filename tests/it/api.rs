@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use llm_monitor::config::MonitorKey;
-use llm_monitor::store::db::{self, Row};
+use llm_monitor::store::db::Row;
 
 use crate::support::{wait_for, Workspace};
 
@@ -48,10 +48,8 @@ struct History {
 fn history() -> History {
     let quiet = crate::support::upstream::black_hole();
     let ws = Workspace::new(&config(&quiet.url));
-    let mut conn = db::open(&ws.db_path()).unwrap();
-    let ids =
-        db::monitor_ids(&mut conn, &[MonitorKey::new("Hist", "chat", ""), MonitorKey::new("hist", "code", "vip")])
-            .unwrap();
+    let mut conn = ws.db();
+    let ids = conn.monitor_ids(&[MonitorKey::new("Hist", "chat", ""), MonitorKey::new("hist", "code", "vip")]).unwrap();
     let t = now();
     let h = 3_600;
     let d = 86_400;
@@ -76,7 +74,7 @@ fn history() -> History {
     // Written as the daemon would have: in the order the probes ended.
     let mut written = [rows.clone(), vec![expired]].concat();
     written.sort_by_key(|r| r.ts);
-    db::insert(&mut conn, &written).unwrap();
+    conn.insert(&written).unwrap();
     rows.retain(|r| r.ts > t - 45 * d);
     History { ws, rows, _quiet: quiet }
 }
@@ -183,16 +181,12 @@ fn retention_purges_expired_history_at_start_up() {
     let _daemon = ws.start();
     // Purging goes by whole hours.
     let cutoff = (now() - 30 * 86_400) / 3_600 * 3_600;
-    wait_for("the purge", Duration::from_secs(10), || {
-        let mut conn = db::open(&ws.db_path()).unwrap();
-        use llm_monitor::store::schema::probes::dsl::*;
-        let old: i64 = probes.filter(ts.lt(cutoff)).count().get_result(&mut conn).unwrap();
-        let kept: i64 = probes.count().get_result(&mut conn).unwrap();
-        (old == 0).then_some(kept)
-    });
-    let mut conn = db::open(&ws.db_path()).unwrap();
     use llm_monitor::store::schema::probes::dsl::*;
-    let kept: i64 = probes.count().get_result(&mut conn).unwrap();
+    wait_for("the purge", Duration::from_secs(10), || {
+        let old: i64 = crate::with_store!(ws, |conn| probes.filter(ts.lt(cutoff)).count().get_result(conn).unwrap());
+        (old == 0).then_some(())
+    });
+    let kept: i64 = crate::with_store!(ws, |conn| probes.count().get_result(conn).unwrap());
     assert_eq!(kept, rows.len() as i64, "only the expired row goes");
 }
 

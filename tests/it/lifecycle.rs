@@ -11,9 +11,8 @@ use crate::support::{probe_count, wait_for, Workspace};
 
 /// Every stored row as (status, reason).
 fn stored_rows(ws: &Workspace) -> Vec<(i16, String)> {
-    let mut conn = llm_monitor::store::db::open(&ws.db_path()).unwrap();
     use llm_monitor::store::schema::probes::dsl::*;
-    let rows: Vec<(i16, i16)> = probes.select((status, reason)).load(&mut conn).unwrap();
+    let rows: Vec<(i16, i16)> = crate::with_store!(ws, |conn| probes.select((status, reason)).load(conn).unwrap());
     rows.into_iter().map(|(s, r)| (s, llm_monitor::probe::Reason::from_code(r).unwrap().as_str().to_string())).collect()
 }
 
@@ -103,7 +102,7 @@ fn sigterm_lets_the_probe_in_flight_finish_and_stores_it() {
     // The daemon exits only after the database is closed: SQLite then checkpoints the WAL into
     // the database file and removes it.
     let wal = ws.db_path().with_extension("db-wal");
-    assert!(!wal.exists(), "{} is still there after the exit", wal.display());
+    assert!(ws.database.is_some() || !wal.exists(), "{} is still there after the exit", wal.display());
 
     let requests = up.log.for_path("/delay/1500");
     assert!(requests.iter().all(|r| r.finished.is_some()));
@@ -132,9 +131,15 @@ fn a_store_that_cannot_write_turns_health_503_and_loses_nothing() {
     assert_eq!(daemon.get("/health").status, 200);
     daemon.wait_current("w", "s", Duration::from_secs(10));
 
-    let mut conn = llm_monitor::store::db::open(&ws.db_path()).unwrap();
-    conn.batch_execute("CREATE TRIGGER block_writes BEFORE INSERT ON probes BEGIN SELECT RAISE(ABORT, 'writes blocked by the test'); END;")
-        .unwrap();
+    // A trigger refuses every insert (SQLite's RAISE, or PostgreSQL's plpgsql).
+    let sqlite = "CREATE TRIGGER block_writes BEFORE INSERT ON probes BEGIN SELECT RAISE(ABORT, 'writes blocked by the test'); END;";
+    let postgres = "CREATE FUNCTION block_writes() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'writes blocked by the test'; END $$ LANGUAGE plpgsql; \
+                    CREATE TRIGGER block_writes BEFORE INSERT ON probes FOR EACH ROW EXECUTE FUNCTION block_writes();";
+    let mut store = ws.store();
+    match &mut store {
+        crate::support::Store::Sqlite(conn) => conn.batch_execute(sqlite).unwrap(),
+        crate::support::Store::Pg(conn) => conn.batch_execute(postgres).unwrap(),
+    }
     let health = wait_for("health to turn 503", Duration::from_secs(10), || {
         let r = daemon.get("/health");
         (r.status == 503).then(|| r.json())
@@ -150,7 +155,10 @@ fn a_store_that_cannot_write_turns_health_503_and_loses_nothing() {
     assert!(pending >= 3, "results wait while the database refuses them: {pending}");
     let made_while_blocked = up.log.for_path("/ok").len();
 
-    conn.batch_execute("DROP TRIGGER block_writes;").unwrap();
+    match &mut store {
+        crate::support::Store::Sqlite(conn) => conn.batch_execute("DROP TRIGGER block_writes;").unwrap(),
+        crate::support::Store::Pg(conn) => conn.batch_execute("DROP TRIGGER block_writes ON probes;").unwrap(),
+    }
     wait_for("health to recover", Duration::from_secs(10), || (daemon.get("/health").status == 200).then_some(()));
     let stored = probe_count(&daemon.monitor("w", "s"));
     assert!(stored as usize >= made_while_blocked, "{stored} stored, {made_while_blocked} made");
@@ -289,14 +297,13 @@ fn shutdown_waits_for_a_probe_by_the_timeout_a_reload_gave_it() {
     let status = daemon.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "exit {status}: {}", daemon.logs());
     assert!(!daemon.logs().contains("did not all finish"), "{}", daemon.logs());
-    let mut conn = llm_monitor::store::db::open(&ws.db_path()).unwrap();
-    let long: Vec<(i16, i32)> = diesel::sql_query(
+    let stored: Vec<StatusLatency> = crate::with_store!(ws, |conn| {
+        diesel::sql_query(
         "SELECT p.status AS status, p.latency_ms AS latency_ms FROM probes p JOIN monitors m ON m.id = p.monitor_id WHERE m.provider = 'long'",
     )
-    .load::<StatusLatency>(&mut conn)
+    .load::<StatusLatency>(conn)
     .unwrap()
-    .into_iter()
-    .map(|r| (r.status, r.latency_ms))
-    .collect();
+    });
+    let long: Vec<(i16, i32)> = stored.into_iter().map(|r| (r.status, r.latency_ms)).collect();
     assert!(long.iter().any(|(s, l)| *s == 1 && *l >= 14_000), "the 14 s probe was stored green: {long:?}");
 }

@@ -429,7 +429,7 @@ fn migrate_store_copies_30_days_once_and_both_stores_answer_the_same() {
     let Some(server) = pg::server("migrate_store_copies_30_days") else { return };
     let url = server.database();
     let quiet = upstream::black_hole();
-    let ws = Workspace::new(&quiet_config("n1", &quiet.url));
+    let ws = Workspace::sqlite(&quiet_config("n1", &quiet.url));
     let rows = generate_history(&ws.db_path());
 
     let first = migrate(&ws, &url, "n1");
@@ -465,7 +465,7 @@ fn migrate_store_resumes_where_it_was_cut_off() {
     let Some(server) = pg::server("migrate_store_resumes") else { return };
     let url = server.database();
     let quiet = upstream::black_hole();
-    let ws = Workspace::new(&quiet_config("n1", &quiet.url));
+    let ws = Workspace::sqlite(&quiet_config("n1", &quiet.url));
     let rows = generate_history(&ws.db_path()) as u64;
     let target = llm_monitor::config::PgUrl::parse(&url).unwrap();
     // Cut off after the second slice.

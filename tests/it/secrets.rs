@@ -96,10 +96,30 @@ fn a_key_echoed_in_any_field_is_never_served_stored_or_logged() {
     assert!(!logs.lines().any(|l| l.starts_with("[2030-01-01T00:00:00Z")), "a forged log line");
     drop(daemon);
     let mut stored = Vec::new();
-    for entry in std::fs::read_dir(ws.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.file_name().unwrap().to_string_lossy().starts_with("monitor.db") {
-            stored.extend(std::fs::read(&path).unwrap());
+    if ws.database.is_none() {
+        // SQLite: every byte of the database files.
+        for entry in std::fs::read_dir(ws.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().unwrap().to_string_lossy().starts_with("monitor.db") {
+                stored.extend(std::fs::read(&path).unwrap());
+            }
+        }
+    } else {
+        // PostgreSQL: every text the daemon stores.
+        #[derive(diesel::QueryableByName)]
+        struct Text {
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            t: Option<String>,
+        }
+        let query = "SELECT detail AS t FROM probes UNION ALL SELECT name FROM models UNION ALL SELECT name FROM nodes \
+                     UNION ALL SELECT provider || service || channel FROM monitors UNION ALL SELECT value FROM meta \
+                     UNION ALL SELECT coalesce(detail, '') || coalesce(reason, '') FROM events \
+                     UNION ALL SELECT message || coalesce(last_error, '') FROM outbox UNION ALL SELECT state FROM alert_state";
+        let texts: Vec<Text> =
+            crate::with_store!(ws, |conn| diesel::RunQueryDsl::load(diesel::sql_query(query), conn).unwrap());
+        for text in texts.into_iter().flat_map(|t| t.t) {
+            stored.extend(text.into_bytes());
+            stored.push(b'\n');
         }
     }
     assert!(!stored.is_empty());

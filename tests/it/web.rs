@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use llm_monitor::config::MonitorKey;
-use llm_monitor::store::db::{self, Row};
+use llm_monitor::store::db::Row;
 
 use crate::support::upstream;
 use crate::support::{http_get, wait_for, Workspace};
@@ -25,9 +25,9 @@ fn page_workspace(quiet: &crate::support::upstream::BlackHole) -> Workspace {
         config.push_str(&format!("  - {{provider: {p}, service: {s}, url: \"{}\", method: GET}}\n", quiet.url));
     }
     let ws = Workspace::new(&config);
-    let mut conn = db::open(&ws.db_path()).unwrap();
+    let mut conn = ws.db();
     let keys: Vec<MonitorKey> = monitors[..3].iter().map(|(p, s)| MonitorKey::new(p, s, "")).collect();
-    let ids = db::monitor_ids(&mut conn, &keys).unwrap();
+    let ids = conn.monitor_ids(&keys).unwrap();
     let t = now();
     let mut rows = Vec::new();
     for hour in 1..60 {
@@ -67,7 +67,7 @@ fn page_workspace(quiet: &crate::support::upstream::BlackHole) -> Workspace {
             ..Row::default()
         });
     }
-    db::insert(&mut conn, &rows).unwrap();
+    conn.insert(&rows).unwrap();
     ws
 }
 

@@ -27,6 +27,19 @@ macro_rules! dispatch {
 }
 
 impl Db {
+    /// The id of each monitor, given in the database if new (see `ops::monitor_ids`).
+    pub fn monitor_ids(
+        &mut self,
+        keys: &[crate::domain::MonitorKey],
+    ) -> Result<Vec<i32>, crate::store::db::StoreError> {
+        crate::dispatch!(self, monitor_ids(keys))
+    }
+
+    /// Stores probes as the first node's (what tests and tools prepare).
+    pub fn insert(&mut self, rows: &[crate::store::db::Row]) -> Result<(), crate::store::db::StoreError> {
+        crate::dispatch!(self, insert(rows))
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Db::Sqlite(_) => "sqlite",

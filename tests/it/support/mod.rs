@@ -118,18 +118,94 @@ pub fn raw_http(
     (status, headers, raw[split + 4..].to_vec())
 }
 
-/// A temp dir holding `config.yaml`, `data/` and the database.
+/// Whether this run's daemons store in PostgreSQL: `LLM_MONITOR_TEST_BACKEND=postgres` runs
+/// the whole suite so (each workspace gets a database of its own on the server that
+/// `LLM_MONITOR_TEST_POSTGRES` names, as `.ci/run` sets up).
+pub fn on_postgres() -> bool {
+    std::env::var("LLM_MONITOR_TEST_BACKEND").is_ok_and(|v| v == "postgres")
+}
+
+/// For a test of SQLite itself (its locks, its files): `true`, after saying SKIPPED, when the
+/// suite runs on PostgreSQL (where `nodes.rs` tests the same behaviour).
+pub fn sqlite_only(test: &str) -> bool {
+    if on_postgres() {
+        eprintln!("SKIPPED on PostgreSQL {test}: it tests SQLite's own locks or files");
+    }
+    on_postgres()
+}
+
+/// An open connection to a workspace's database, either kind; [`with_store!`] runs the same
+/// diesel code on either.
+pub enum Store {
+    Sqlite(diesel::SqliteConnection),
+    Pg(diesel::PgConnection),
+}
+
+/// `with_store!(ws, |conn| body)`: `body` with `conn` the workspace's database connection
+/// (SQLite or PostgreSQL), compiled for both.
+#[macro_export]
+macro_rules! with_store {
+    ($ws:expr, |$conn:ident| $body:expr) => {
+        match $ws.store() {
+            $crate::support::Store::Sqlite(mut c) => {
+                let $conn = &mut c;
+                $body
+            }
+            $crate::support::Store::Pg(mut c) => {
+                let $conn = &mut c;
+                $body
+            }
+        }
+    };
+}
+
+/// A temp dir holding `config.yaml`, `data/` and the database (or, on PostgreSQL, the URL of
+/// a database of its own).
 pub struct Workspace {
     pub dir: tempfile::TempDir,
+    pub database: Option<String>,
 }
 
 impl Workspace {
     pub fn new(config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("data")).unwrap();
-        let ws = Workspace { dir };
+        let database = on_postgres().then(|| {
+            let server = pg::server("the suite on PostgreSQL")
+                .expect("LLM_MONITOR_TEST_BACKEND=postgres needs LLM_MONITOR_TEST_POSTGRES or a local PostgreSQL");
+            server.database()
+        });
+        let ws = Workspace { dir, database };
         ws.write_config(config);
         ws
+    }
+
+    /// A workspace on SQLite whatever the suite runs on (a test of SQLite's own history).
+    pub fn sqlite(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        let ws = Workspace { dir, database: None };
+        ws.write_config(config);
+        ws
+    }
+
+    /// The database, as the daemon has it: the SQLite file or the PostgreSQL database.
+    pub fn store(&self) -> Store {
+        match &self.database {
+            Some(url) => {
+                let url = llm_monitor::config::PgUrl::parse(url).unwrap();
+                Store::Pg(llm_monitor::store::db::open_postgres(&url, "test").unwrap())
+            }
+            None => Store::Sqlite(llm_monitor::store::db::open(&self.db_path()).unwrap()),
+        }
+    }
+
+    /// [`Workspace::store`] as a [`llm_monitor::store::sql::Db`] (to prepare history).
+    pub fn db(&self) -> llm_monitor::store::sql::Db {
+        match self.store() {
+            Store::Sqlite(c) => llm_monitor::store::sql::Db::Sqlite(c),
+            Store::Pg(c) => llm_monitor::store::sql::Db::Pg(c),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -146,7 +222,8 @@ impl Workspace {
 
     /// Writes the config atomically (temp file + rename), as editors do.
     pub fn write_config(&self, config: &str) {
-        self.write_raw(&format!("listen: \"127.0.0.1:0\"\ndatabase: \"{}\"\n{config}", self.db_path().display()));
+        let database = self.database.clone().unwrap_or_else(|| self.db_path().display().to_string());
+        self.write_raw(&format!("listen: \"127.0.0.1:0\"\ndatabase: \"{database}\"\n{config}"));
     }
 
     /// Writes exactly `text` as the config file, by rename.
