@@ -276,15 +276,20 @@ fn a_burst_of_20_saves_ends_in_the_last_config() {
 }
 
 #[test]
-fn listen_and_database_changes_need_a_restart() {
+fn listen_database_and_node_changes_need_a_restart() {
     let up = upstream::start();
     let ws = Workspace::new(&format!("monitors:\n{}", m("a", &up, "1s")));
     let daemon = ws.start();
-    ws.write_raw(&format!("listen: \"127.0.0.1:1\"\ndatabase: \"elsewhere.db\"\nmonitors:\n{}", m("a", &up, "2s")));
+    ws.write_raw(&format!(
+        "listen: \"127.0.0.1:1\"\ndatabase: \"elsewhere.db\"\nnode: elsewhere\nmonitors:\n{}",
+        m("a", &up, "2s")
+    ));
     wait_for("the reload", Duration::from_secs(5), || daemon.logs().contains("reload succeeded").then_some(()));
     let logs = daemon.logs();
     assert!(logs.contains("listen changed to \"127.0.0.1:1\"; that needs a restart"), "{logs}");
     assert!(logs.contains("database changed to elsewhere.db; that needs a restart"), "{logs}");
+    assert!(logs.contains("node changed to \"elsewhere\"; that needs a restart"), "{logs}");
+    assert_ne!(daemon.get("/health").json()["node"]["name"], "elsewhere");
     assert_eq!(daemon.get("/health").status, 200, "still serving on the old address");
     assert!(!ws.path().join("elsewhere.db").exists());
 }

@@ -373,6 +373,10 @@ fn parse_database(value: &str, key: &str, errors: &mut Errors) -> Database {
             }
         }
     }
+    if value.contains("://") {
+        errors.push("", key, "a URL must start with postgres:// or postgresql:// (otherwise: a SQLite file path)");
+        return Database::Sqlite(PathBuf::from(DEFAULT_DATABASE));
+    }
     if let Err(e) = check_database(value) {
         errors.push("", key, e);
     }
@@ -385,7 +389,7 @@ fn check_node(name: &str) -> Result<(), String> {
         return Err("must be 1 to 64 characters".to_string());
     }
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-        return Err(format!("{name:?} may hold only letters, digits, '-', '_' and '.'"));
+        return Err("may hold only letters, digits, '-', '_' and '.'".to_string());
     }
     Ok(())
 }
@@ -675,6 +679,48 @@ mod tests {
         nix::unistd::mkfifo(&dir.path().join("config.yaml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
         let errors = load_with_env(&dir.path().join("config.yaml"), &|_| None).unwrap_err();
         assert!(errors.0[0].ends_with("is not a regular file"), "{errors}");
+    }
+
+    /// `database` takes a path or a postgres:// URL, `MONITOR_DATABASE_URL` wins over the file,
+    /// and the URL's password is a secret: in the redactor, never in `shown()` or `Debug`.
+    #[test]
+    fn database_node_and_quorum() {
+        let dir = tempfile::tempdir().unwrap();
+        let parse = |text: &str, env: &dyn Fn(&str) -> Option<String>| parse_str(text, dir.path(), env);
+        let sqlite = parse("monitors: []\n", &|_| None).unwrap();
+        assert_eq!(sqlite.database, Database::Sqlite(PathBuf::from("monitor.db")));
+        assert_eq!(sqlite.quorum, Quorum::Majority);
+        assert_eq!(sqlite.node, default_node_name());
+        let url = "postgres://monitor:s3cr%40t-pw@db.internal:5433/llm?sslmode=require";
+        let from_env = |name: &str| (name == "MONITOR_DATABASE_URL").then(|| url.to_string());
+        let pg = parse("database: other.db\nnode: fra-1\nquorum: 1\nmonitors: []\n", &from_env).unwrap();
+        let Database::Postgres(pg_url) = &pg.database else { panic!("{:?}", pg.database) };
+        assert_eq!(pg_url.shown(), "postgres://monitor:***@db.internal:5433/llm?sslmode=require");
+        assert_eq!(
+            format!("{:?}", pg.database),
+            "Postgres(postgres://monitor:***@db.internal:5433/llm?sslmode=require)"
+        );
+        assert!(pg_url.expose().contains("s3cr%40t-pw") && pg_url.expose().ends_with("&connect_timeout=10"));
+        assert_eq!(pg.node, "fra-1");
+        assert_eq!(pg.quorum, Quorum::One);
+        // Decoded or not, the password is redacted wherever it appears.
+        let said = pg.alerts.redactor.redact("auth failed for s3cr@t-pw (s3cr%40t-pw)");
+        assert!(!said.contains("s3cr"), "{said}");
+        assert_eq!(pg_url.redact("password s3cr@t-pw refused"), "password *** refused");
+        for (text, quorum) in
+            [("quorum: all", Quorum::All), ("quorum: majority", Quorum::Majority), ("quorum: \"1\"", Quorum::One)]
+        {
+            assert_eq!(parse(&format!("{text}\nmonitors: []\n"), &|_| None).unwrap().quorum, quorum);
+        }
+        let bad = parse("database: \"mysql://u:pw@db.internal/x\"\nmonitors: []\n", &|_| None).unwrap_err();
+        assert!(bad.to_string().contains("database: a URL must start with postgres://"), "{bad}");
+        assert!(!bad.to_string().contains("pw"), "{bad}");
+        let errors = parse("monitors: []\n", &|name: &str| {
+            (name == "MONITOR_DATABASE_URL").then(|| "postgres://u:pw@/x".to_string())
+        })
+        .unwrap_err();
+        assert!(errors.to_string().contains("MONITOR_DATABASE_URL: is not a valid postgres:// URL"), "{errors}");
+        assert!(!errors.to_string().contains("pw"), "{errors}");
     }
 
     /// One fixture per mistake under tests/fixtures/invalid/, each starting with
