@@ -54,8 +54,14 @@ fn three_nodes_see_each_other_and_a_minority_red_is_not_red_under_majority() {
         (alpha.daemon.get("/health").json()["node"]["leader"] == true).then_some(())
     });
     let beta = start_node(&url, "beta", &up, "/m/a", "majority");
-    // gamma's route to the relay is broken: every probe of it is red.
-    let gamma = start_node(&url, "gamma", &up, "/status/500", "majority");
+    // gamma's route to the relay is broken: every probe of it is red. It also probes a monitor
+    // no other node has.
+    let ws_gamma = Workspace::new(&format!(
+        "{}  - {{provider: r, service: only-gamma, url: \"{}/m/og\", method: GET, interval: 1s}}\n",
+        node_config("gamma", &up, "/status/500", "majority"),
+        up.base
+    ));
+    let gamma = Node { daemon: ws_gamma.start_with_env(&[("MONITOR_DATABASE_URL", &url)]), ws: ws_gamma };
 
     for node in [&alpha, &beta, &gamma] {
         let monitor = wait_nodes(&node.daemon, &["alpha", "beta", "gamma"]);
@@ -72,6 +78,20 @@ fn three_nodes_see_each_other_and_a_minority_red_is_not_red_under_majority() {
         assert!(monitor["uptime"].as_f64().unwrap() > 99.0, "{monitor}");
         // gamma's own uptime is its own.
         assert!(monitor["nodes"]["gamma"]["uptime"].as_f64().unwrap() < 1.0, "{monitor}");
+    }
+
+    // A monitor only gamma probes is listed on every node, after the configured ones.
+    wait_for("gamma's own monitor on alpha", Duration::from_secs(10), || {
+        (alpha.daemon.listed() == ["r/a", "r/only-gamma"]).then_some(())
+    });
+    // /metrics counts a node's own probes: alpha never saw a server error, gamma did.
+    assert_eq!(alpha.daemon.metric("llm_monitor_probes_total", &[("reason", "server_error")]), None);
+    assert!(gamma.daemon.metric("llm_monitor_probes_total", &[("reason", "server_error")]).unwrap_or(0.0) >= 1.0);
+    // Each node's connections say whose they are.
+    let admin = url.rsplit_once('/').unwrap().0.to_string() + "/postgres";
+    for name in ["alpha", "beta", "gamma"] {
+        let filter = format!("pg_stat_activity WHERE application_name = 'llm-monitor/{name}'");
+        assert!(pg::PgServer::count(&admin, &filter) >= 2, "{name}: its writer and its leader lock");
     }
 
     // ?node= answers the same shape from that node's probes only.
@@ -179,6 +199,16 @@ fn a_killed_node_goes_stale_is_never_counted_red_and_is_reported_lost_then_back(
     assert_eq!(lost[0]["provider"], "");
     assert_eq!(lost[0]["service"], "");
     assert_eq!(lost[0]["channel"], "");
+    // ... and sent to the default channels.
+    let hook_events = || -> Vec<Value> {
+        up.log.for_path("/m/hook").iter().filter_map(|r| serde_json::from_str::<Value>(&r.body).ok()).collect()
+    };
+    let sent = wait_for("the node_lost message", Duration::from_secs(10), || {
+        let sent: Vec<Value> = hook_events().into_iter().filter(|m| m["event"] == "node_lost").collect();
+        (!sent.is_empty()).then_some(sent)
+    });
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["node"], "gamma");
     // gamma comes back: one "node back".
     gamma.daemon = gamma.ws.start_with_env(&[("MONITOR_DATABASE_URL", &url)]);
     let back = wait_for("a node_back event", Duration::from_secs(30), || {
@@ -438,6 +468,21 @@ fn migrate_store_copies_30_days_once_and_both_stores_answer_the_same() {
     assert!(said.contains(&format!("{rows} probes copied")), "{said}");
     assert!(!said.contains(PASSWORD), "{said}");
     assert_eq!(pg::PgServer::count(&url, "probes"), rows as i64);
+    // On a terminal it draws a progress bar (run again under `script`, a pseudo-terminal:
+    // nothing left to copy, so the bar is at its end).
+    if std::path::Path::new("/usr/bin/script").exists() {
+        let command =
+            format!("{} migrate-store --from {} --node n1", env!("CARGO_BIN_EXE_llm-monitor"), ws.db_path().display());
+        let shown = std::process::Command::new("/usr/bin/script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("MONITOR_DATABASE_URL", &url)
+            .output()
+            .unwrap();
+        let screen = String::from_utf8_lossy(&shown.stdout).to_string();
+        assert!(shown.status.success(), "{screen}");
+        assert!(screen.contains(&format!("{rows}/{rows} probes")), "{screen}");
+        assert!(!screen.contains(PASSWORD), "{screen}");
+    }
     // Again: nothing more.
     let again = migrate(&ws, &url, "n1");
     let said = String::from_utf8_lossy(&again.stdout).to_string();
@@ -556,4 +601,48 @@ fn the_status_page_shows_each_node_and_switches_between_them() {
         (loaded == "24h@gamma" && status == 0).then_some(())
     });
     assert_eq!(eval("JSON.stringify(document.querySelectorAll('.node-chip').length)"), 0);
+}
+
+/// Nodes starting together on an empty database create the schema once, without tripping over
+/// each other.
+#[test]
+fn nodes_starting_together_create_the_schema_once() {
+    let Some(server) = pg::server("nodes_starting_together") else { return };
+    let url = llm_monitor::config::PgUrl::parse(&server.database()).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || llm_monitor::store::db::open_postgres(&url, &format!("n{i}")).map(drop))
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap().unwrap();
+    }
+    assert_eq!(pg::PgServer::count(&url.expose(), "__diesel_schema_migrations"), 1);
+}
+
+/// TLS is built in: asking for it of a server without it fails for the server's reason, not
+/// because the client cannot.
+#[test]
+fn the_postgres_client_speaks_tls() {
+    let Some(server) = pg::server("the_postgres_client_speaks_tls") else { return };
+    let url = server.database() + "?sslmode=require";
+    let url = llm_monitor::config::PgUrl::parse(&url).unwrap();
+    let error = llm_monitor::store::db::open_postgres(&url, "tls").map(drop).unwrap_err().to_string();
+    assert!(error.contains("server does not support SSL"), "{error}");
+    assert!(!error.contains(PASSWORD), "{error}");
+}
+
+/// A node that cannot reach its database at start-up exits, saying so without the password.
+#[test]
+fn a_node_without_its_database_at_start_up_exits_with_the_error() {
+    let port = crate::support::upstream::closed_port();
+    let ws = Workspace::new("node: lonely\nmonitors: []\n");
+    let url = format!("postgres://monitor:{PASSWORD}@127.0.0.1:{port}/llm_monitor");
+    let mut daemon = ws.spawn_with_env(&[("MONITOR_DATABASE_URL", &url)]);
+    let exit = daemon.wait_exit(Duration::from_secs(20));
+    assert!(!exit.success());
+    let logs = daemon.logs();
+    assert!(logs.contains(&format!("postgres://monitor:***@127.0.0.1:{port}/llm_monitor")), "{logs}");
+    assert!(!logs.contains(PASSWORD), "{logs}");
 }
