@@ -348,6 +348,8 @@ impl StoreActor {
 
     /// The alert engine wants a look at `due` (unix seconds): a timer brings an empty batch then.
     fn schedule_alerts(&mut self, due: Option<i64>, ctx: &mut Context<Self>) {
+        // Only the leader's engine decides (SQLite: always this node).
+        let due = due.filter(|_| self.leader);
         self.alerts_due = due;
         if let Some(handle) = self.alerts_timer.take() {
             ctx.cancel_future(handle);
