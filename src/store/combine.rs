@@ -38,22 +38,27 @@ impl Part<'_> {
     }
 }
 
-/// The latest probe the combined current status shows (a red one when the quorum says red,
-/// otherwise the newest of the worst non-red ones); `None` when every part is stale.
+/// Which of the non-stale nodes' latest probes, given as (status, time), the combined status
+/// shows: the newest red one when at least the quorum of them are red, otherwise the newest of
+/// the worst non-red ones (yellow, else green). `None` when there are none.
+pub fn pick(latest: &[(i16, i64)], quorum: Quorum) -> Option<usize> {
+    let red = latest.iter().filter(|(status, _)| *status == 0).count();
+    let wanted = if red > 0 && red >= quorum.needed(latest.len()) {
+        0
+    } else if latest.iter().any(|(status, _)| *status == 2) {
+        2
+    } else {
+        1
+    };
+    (0..latest.len()).filter(|&i| latest[i].0 == wanted).max_by_key(|&i| latest[i].1)
+}
+
+/// The latest probe the combined current status shows (see [`pick`]); `None` when every part
+/// is stale.
 pub fn current<'a>(parts: &[Part<'a>], quorum: Quorum, now: i64) -> Option<&'a Row> {
     let live: Vec<&Row> = parts.iter().filter(|p| !p.stale(now)).filter_map(|p| p.latest).collect();
-    if live.is_empty() {
-        return None;
-    }
-    let red = live.iter().filter(|r| r.status == 0).count();
-    let newest = |rows: Vec<&'a Row>| rows.into_iter().max_by_key(|r| (r.ts, r.node_id));
-    if red >= quorum.needed(live.len()) {
-        return newest(live.into_iter().filter(|r| r.status == 0).collect());
-    }
-    // Worst non-red: yellow (2) before green (1).
-    let non_red: Vec<&Row> = live.into_iter().filter(|r| r.status != 0).collect();
-    let worst = if non_red.iter().any(|r| r.status == 2) { 2 } else { 1 };
-    newest(non_red.into_iter().filter(|r| r.status == worst).collect())
+    let statuses: Vec<(i16, i64)> = live.iter().map(|r| (r.status, r.ts)).collect();
+    pick(&statuses, quorum).map(|i| live[i])
 }
 
 /// One bucket of several nodes combined (see the module's comment).

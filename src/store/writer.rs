@@ -138,13 +138,9 @@ impl Writer {
             .values()
             .filter(|s| s.interval.is_none_or(|i| s.ts >= t - super::combine::STALE_INTERVALS * i.max(1)))
             .collect();
-        let red: Vec<&&Seen> = live.iter().filter(|s| s.status == Status::Red).collect();
-        let chosen: &Seen = if !red.is_empty() && red.len() >= quorum.needed(live.len()) {
-            red.iter().max_by_key(|s| s.ts).copied().copied().unwrap_or(live[0])
-        } else {
-            let worst = if live.iter().any(|s| s.status == Status::Yellow) { Status::Yellow } else { Status::Green };
-            live.iter().filter(|s| s.status == worst).max_by_key(|s| s.ts).copied().unwrap_or(live[0])
-        };
+        let statuses: Vec<(i16, i64)> = live.iter().map(|s| (s.status.into(), s.ts)).collect();
+        // The node's own probe is among them, so there is always one to pick.
+        let chosen: &Seen = super::combine::pick(&statuses, quorum).map_or(live[0], |i| live[i]);
         let chosen = chosen.clone();
         Combined {
             key: key.clone(),
