@@ -143,6 +143,32 @@ where
     format!("http://{}", rx.recv().unwrap())
 }
 
+/// A benchmark's upstream on [`serve_on_thread`]: `handler` answers every path, with `data` as
+/// its `web::Data`; 2 workers, keep-alive 600 s, room for 50,000 connections.
+pub fn serve_upstream<D, H, Args>(data: D, handler: H) -> String
+where
+    D: Send + Sync + 'static,
+    H: actix_web::Handler<Args> + Clone + Send + 'static,
+    Args: actix_web::FromRequest + 'static,
+    H::Output: actix_web::Responder + 'static,
+{
+    serve_on_thread(move || {
+        let data = actix_web::web::Data::new(data);
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new().app_data(data.clone()).default_service(actix_web::web::to(handler.clone()))
+        })
+        .workers(2)
+        .backlog(4_096)
+        .max_connections(50_000)
+        .keep_alive(Duration::from_secs(600))
+        .disable_signals()
+        .bind("127.0.0.1:0")
+        .unwrap();
+        let addr = server.addrs()[0];
+        (server.run(), addr)
+    })
+}
+
 /// A `/proc/<pid>/status` field in kB (`VmRSS:`, `VmHWM:`), 0 if unreadable.
 pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -152,4 +178,38 @@ pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// The nearest-rank percentile (the daemon's own definition); NaN without values.
+pub fn percentile(values: &mut [f64], p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    llm_monitor::stats::percentile(values, p).unwrap_or(f64::NAN)
+}
+
+/// A cheap deterministic generator, so every run writes the same history.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+/// An HTTP client that returns error statuses as answers, 10 s at most a request.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::config::Config::builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build(),
+    )
+}
+
+/// `GET url`: the status and body (up to 64 MiB); None when the request failed.
+pub fn get(agent: &ureq::Agent, url: &str) -> Option<(u16, String)> {
+    let mut response = agent.get(url).call().ok()?;
+    let status = response.status().as_u16();
+    let body = response.body_mut().with_config().limit(64 * 1024 * 1024).read_to_string().ok()?;
+    Some((status, body))
 }

@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 mod common;
-use common::{clock_ticks, proc_cpu_ticks, serve_on_thread};
+use common::{clock_ticks, proc_cpu_ticks, serve_upstream};
 
 const MONITORS: u64 = 500;
 const INTERVAL: Duration = Duration::from_secs(20);
@@ -34,18 +34,7 @@ async fn upstream_handler(req: HttpRequest, _body: web::Bytes, count: web::Data<
 }
 
 fn start_upstream(count: Arc<AtomicU64>) -> String {
-    serve_on_thread(move || {
-        let data = web::Data::new(count);
-        let server =
-            HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(upstream_handler)))
-                .workers(2)
-                .keep_alive(Duration::from_secs(600))
-                .disable_signals()
-                .bind("127.0.0.1:0")
-                .unwrap();
-        let addr = server.addrs()[0];
-        (server.run(), addr)
-    })
+    serve_upstream(count, upstream_handler)
 }
 
 /// The child: 500 requests on their grids, forever.

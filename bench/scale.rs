@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use llm_monitor::clock::unix_now;
@@ -22,7 +22,8 @@ use llm_monitor::store::{Close, Flush, LoadHistory, ProbeResult, RegisterMonitor
 
 mod common;
 use common::{
-    clock_ticks, figure, proc_cpu_ticks, proc_status_kb, report, serve_on_thread, start_daemon, stat_cpu_ticks, Figure,
+    agent, clock_ticks, figure, get, percentile, proc_cpu_ticks, proc_status_kb, report, serve_upstream, start_daemon,
+    stat_cpu_ticks, Figure, Lcg,
 };
 
 const HISTORY_MONITORS: usize = 100;
@@ -32,22 +33,6 @@ const PROBE_INTERVAL_S: u64 = 5;
 const UPSTREAM_DELAY_MS: u64 = 50;
 /// The upstream path number of the monitor used to time freshness.
 const FRESH: u32 = 999_999;
-
-/// The nearest-rank percentile (the daemon's own definition); NaN without values.
-fn percentile(values: &mut [f64], p: f64) -> f64 {
-    values.sort_by(f64::total_cmp);
-    llm_monitor::stats::percentile(values, p).unwrap_or(f64::NAN)
-}
-
-/// A cheap deterministic generator, so every run writes the same history.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-}
 
 /// 100 monitors x 30 days x one probe a minute, realistic LLM probes, written in time order.
 fn generate_history(path: &Path, now: i64) -> (Vec<MonitorKey>, usize, Duration) {
@@ -129,36 +114,7 @@ async fn upstream_handler(req: HttpRequest, _body: web::Bytes, arrivals: web::Da
 }
 
 fn start_upstream(arrivals: Arrivals) -> String {
-    serve_on_thread(move || {
-        let data = web::Data::new(arrivals);
-        let server =
-            HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(upstream_handler)))
-                .workers(2)
-                .backlog(4_096)
-                .max_connections(50_000)
-                .keep_alive(Duration::from_secs(600))
-                .disable_signals()
-                .bind("127.0.0.1:0")
-                .unwrap();
-        let addr = server.addrs()[0];
-        (server.run(), addr)
-    })
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::new_with_config(
-        ureq::config::Config::builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build(),
-    )
-}
-
-fn get(agent: &ureq::Agent, url: &str) -> Option<(u16, String)> {
-    let mut response = agent.get(url).call().ok()?;
-    let status = response.status().as_u16();
-    let body = response.body_mut().with_config().limit(64 * 1024 * 1024).read_to_string().ok()?;
-    Some((status, body))
+    serve_upstream(arrivals, upstream_handler)
 }
 
 /// The size of the body as sent (compressed when `gzip`).

@@ -191,6 +191,38 @@ fn retention_purges_expired_history_at_start_up() {
 }
 
 #[test]
+fn retention_purges_in_steps_through_a_crowded_second_and_finds_late_copies() {
+    let quiet = crate::support::upstream::black_hole();
+    let ws = Workspace::new(&config(&quiet.url));
+    let mut conn = ws.db();
+    let ids = conn.monitor_ids(&[MonitorKey::new("Hist", "chat", "")]).unwrap();
+    let (t, d) = (now(), 86_400);
+    // 12,000 expired probes (the daemon purges 5,000 a step): 7,000 of them in one second, so
+    // a step ends inside it, then 5,000 a second apart.
+    let crowded = t - 40 * d;
+    let mut expired: Vec<Row> = (0..7_000).map(|_| row(ids[0], crowded, 1, 1)).collect();
+    expired.extend((1..=5_000).map(|i| row(ids[0], crowded + i, 1, 2)));
+    conn.insert(&expired).unwrap();
+    if crate::support::on_postgres() {
+        // History copied in later (migrate-store) has higher ids than newer probes.
+        conn.insert(&(0..100).map(|i| row(ids[0], t - 50 * d + i, 1, 5)).collect::<Vec<_>>()).unwrap();
+    }
+    let kept = vec![row(ids[0], t - 3 * d, 1, 3), row(ids[0], t - 60, 1, 4)];
+    conn.insert(&kept).unwrap();
+    drop(conn);
+    let _daemon = ws.start();
+    let cutoff = (t - 30 * 86_400) / 3_600 * 3_600;
+    use llm_monitor::store::schema::probes::dsl::*;
+    wait_for("the purge", Duration::from_secs(20), || {
+        let old: i64 = crate::with_store!(ws, |conn| probes.filter(ts.lt(cutoff)).count().get_result(conn).unwrap());
+        (old == 0).then_some(())
+    });
+    let left: Vec<(i64, i32)> =
+        crate::with_store!(ws, |conn| probes.select((ts, latency_ms)).order(ts).load(conn).unwrap());
+    assert_eq!(left, kept.iter().map(|r| (r.ts, r.latency_ms)).collect::<Vec<_>>(), "only the expired probes go");
+}
+
+#[test]
 fn gzip_is_served_to_clients_that_ask_and_says_the_same() {
     let History { ws, .. } = history();
     let daemon = ws.start();

@@ -71,9 +71,11 @@ impl Db {
 }
 
 /// One step of the retention purge. SQLite walks the id range (see `ops::purge_step`);
-/// PostgreSQL, where several nodes' ids interleave and copied history comes late, deletes up
-/// to `limit` probes older than the cutoff found through the BRIN index on `ts`, each step its
-/// own short transaction, so writers never wait on it.
+/// PostgreSQL, where several nodes' ids interleave and copied history comes late, walks the
+/// B-tree on `ts` in time order: a step deletes the `limit` oldest probes older than the cutoff
+/// from `from` (a time; 0 at the start) on and returns the newest time it deleted as the next
+/// `from`, so no step reads what an earlier one deleted. Each step is its own short
+/// transaction; the last (fewer than `limit`) also purges rollups, events and the rest.
 pub fn purge_step(
     db: &mut Db,
     before: i64,
@@ -85,15 +87,30 @@ pub fn purge_step(
     match db {
         Db::Sqlite(conn) => sqlite::purge_step(conn, before, from, limit),
         Db::Pg(conn) => {
+            #[derive(QueryableByName)]
+            struct Deleted {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+                #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+                newest: Option<i64>,
+            }
             let before = before.div_euclid(HOUR) * HOUR;
+            let limit = limit.max(1);
             conn.transaction(|conn| {
-                let deleted =
-                    diesel::sql_query("DELETE FROM probes WHERE id IN (SELECT id FROM probes WHERE ts < $1 LIMIT $2)")
-                        .bind::<diesel::sql_types::BigInt, _>(before)
-                        .bind::<diesel::sql_types::BigInt, _>(limit.max(1))
-                        .execute(conn)?;
-                if deleted as i64 >= limit.max(1) {
-                    return Ok(PurgeProgress { deleted, next: Some(from + 1) });
+                // `ts >= from`, not `>`: probes of the same second as the newest deleted may
+                // remain (the limit fell between them).
+                let done: Deleted = diesel::sql_query(
+                    "WITH d AS (DELETE FROM probes WHERE id IN \
+                     (SELECT id FROM probes WHERE ts >= $1 AND ts < $2 ORDER BY ts LIMIT $3) RETURNING ts) \
+                     SELECT count(*) AS n, max(ts) AS newest FROM d",
+                )
+                .bind::<diesel::sql_types::BigInt, _>(from)
+                .bind::<diesel::sql_types::BigInt, _>(before)
+                .bind::<diesel::sql_types::BigInt, _>(limit)
+                .get_result(conn)?;
+                let deleted = done.n as usize;
+                if done.n >= limit {
+                    return Ok(PurgeProgress { deleted, next: Some(done.newest.unwrap_or(from)) });
                 }
                 pg::purge_finish(conn, before)?;
                 Ok(PurgeProgress { deleted, next: None })

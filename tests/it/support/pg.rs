@@ -163,6 +163,12 @@ impl PgServer {
         url.to_string()
     }
 
+    /// The data directory of a server started here (None for the shared one).
+    #[allow(dead_code)] // bench/nodes.rs reads the postmaster's pid there
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.own.as_ref().map(|own| own.dir.path().join("data"))
+    }
+
     /// Stops the server (`pg_ctl stop -m fast`): an outage, until [`PgServer::restart`].
     pub fn stop(&self) {
         let own = self.own.as_ref().expect("only a server the test started itself is stopped");

@@ -1,0 +1,2 @@
+DROP INDEX probes_ts;
+CREATE INDEX probes_ts ON probes USING brin (ts);
