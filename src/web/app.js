@@ -11,6 +11,9 @@ const I18N = {
     availability: "availability", probes: "probes", no_probe: "no probe yet", utc: "UTC",
     error: "Could not load the status", lang_switch: "中文",
     node: "Node", combined: "All nodes (combined)", stale: "stale",
+    all_up: "All systems operational", down_of: "{n} of {m} down", degraded_of: "{n} slow or limited",
+    worst: "Worst", details_of: "Details", close: "Close", maintenance_now: "Maintenance now",
+    maintenance_next: "Planned maintenance", until: "until", detail: "Detail", no_data: "No probes",
     reasons: {
       ok: "OK", slow: "Slow", rate_limited: "Rate limited", content_mismatch: "Bad content",
       auth_error: "Auth error", client_error: "Client error", server_error: "Server error",
@@ -26,6 +29,9 @@ const I18N = {
     availability: "可用率", probes: "次探测", no_probe: "尚未探测", utc: "UTC",
     error: "无法加载状态", lang_switch: "English",
     node: "节点", combined: "全部节点（综合）", stale: "失联",
+    all_up: "所有服务运行正常", down_of: "{m} 个中 {n} 个不可用", degraded_of: "{n} 个缓慢或限流",
+    worst: "最差", details_of: "详情", close: "关闭", maintenance_now: "正在维护",
+    maintenance_next: "计划维护", until: "至", detail: "详情", no_data: "无探测",
     reasons: {
       ok: "正常", slow: "缓慢", rate_limited: "限流", content_mismatch: "内容异常",
       auth_error: "鉴权失败", client_error: "请求错误", server_error: "服务端错误",
@@ -53,7 +59,7 @@ const state = {
   period: saved("period", "24h"),
   lang: saved("lang", CHOICES.lang(navigator.language) ?? "en"),
   theme: saved("theme", matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light"),
-  provider: "", service: "", sort: "config", node: "", nodes: [],
+  provider: "", service: "", sort: "config", node: "", nodes: [], open: null,
   data: null, generatedAt: null,
 };
 const remember = (key) => { try { localStorage.setItem("llm-monitor." + key, state[key]); } catch (_) { /* storage blocked */ } };
@@ -70,24 +76,48 @@ function el(tag, className, text) {
 const statusClass = (s) => (s === 0 || s === 1 || s === 2 ? "s" + s : s === -2 ? "sm" : "sn");
 const pct = (v) => (v < 0 ? "—" : v.toFixed(2) + "%");
 const ms = (v) => (v === null || v === undefined ? "—" : Math.round(v) + " ms");
+const fill = (text, values) => text.replace(/\{(\w+)\}/g, (_, k) => String(values[k]));
+// Times are UTC everywhere on the page, and say so.
+const utcDate = (unix) => new Date(unix * 1000).toISOString().slice(0, 10);
+const utcTime = (unix, seconds) => new Date(unix * 1000).toISOString().slice(11, seconds ? 19 : 16);
 
-function bucketRange(bucket) {
-  const start = new Date(bucket.timestamp * 1000);
-  if (state.period === "24h") {
-    const end = new Date((bucket.timestamp + 3600) * 1000);
-    const hm = (d) => d.toISOString().slice(11, 16);
-    return `${start.toISOString().slice(0, 10)} ${hm(start)}–${hm(end)} ${t("utc")}`;
-  }
-  return `${start.toISOString().slice(0, 10)} ${t("utc")}`;
+// A bucket's shade, by how much of it was available (the README lists the thresholds): only a
+// bucket with every probe green is the 100 % colour, however the percentage rounds.
+function shade(bucket) {
+  if (bucket.status === -2) return "sm";
+  const c = bucket.counts;
+  if (bucket.availability < 0 || c.green + c.yellow + c.red === 0) return "sn";
+  const a = bucket.availability;
+  if (c.red === 0 && c.yellow === 0) return "a100";
+  if (a >= 99) return "a99";
+  if (a >= 95) return "a95";
+  if (a >= 50) return "a50";
+  return "a0";
 }
 
-function tooltip(bucket) {
+const bucketSeconds = () => (state.period === "24h" ? 3600 : 86400);
+
+function bucketRange(bucket) {
+  if (state.period === "24h") {
+    const end = bucket.timestamp + 3600;
+    return `${utcDate(bucket.timestamp)} ${utcTime(bucket.timestamp)}–${utcTime(end)} ${t("utc")}`;
+  }
+  return `${utcDate(bucket.timestamp)} ${t("utc")}`;
+}
+
+const statusName = (s) => (s === 1 ? t("green") : s === 2 ? t("yellow") : s === 0 ? t("red") : s === -2 ? t("maintenance") : t("nodata"));
+
+// The lines of a bucket's details (also its accessible name, joined).
+function bucketLines(bucket) {
   const c = bucket.counts;
-  const lines = [
-    bucketRange(bucket),
-    `${t("availability")}: ${pct(bucket.availability)}`,
-    `${t("green")} ${c.green} · ${t("yellow")} ${c.yellow} · ${t("red")} ${c.red}`,
-  ];
+  const lines = [bucketRange(bucket)];
+  if (c.green + c.yellow + c.red === 0 && c.maintenance === 0) {
+    lines.push(t("no_data"));
+    return lines;
+  }
+  lines.push(`${t("availability")}: ${pct(bucket.availability)}`);
+  lines.push(`${t("worst")}: ${statusName(bucket.status)}`);
+  lines.push(`${t("green")} ${c.green} · ${t("yellow")} ${c.yellow} · ${t("red")} ${c.red}`);
   if (c.maintenance > 0) lines.push(`${t("maintenance")}: ${c.maintenance}`);
   if (c.green + c.yellow > 0) {
     let latency = `${t("latency")}: ${ms(bucket.latency)}`;
@@ -95,7 +125,7 @@ function tooltip(bucket) {
     lines.push(latency);
   }
   if (bucket.ttft_p50 !== null) lines.push(`${t("ttft")}: p50 ${ms(bucket.ttft_p50)}, p95 ${ms(bucket.ttft_p95)}`);
-  return lines.join("\n");
+  return lines;
 }
 
 function applyStaticTexts() {
@@ -124,6 +154,46 @@ function sorted(monitors) {
   return list;
 }
 
+const monitorKey = (m) => `${m.provider}/${m.service}/${m.channel || ""}`;
+
+// The open bucket's details under its bar, or nothing.
+function details(m, bucket) {
+  const box = el("div", "details");
+  box.setAttribute("role", "region");
+  box.setAttribute("aria-label", `${t("details_of")}: ${m.provider} / ${m.service}`);
+  const list = el("ul");
+  bucketLines(bucket).forEach((line) => list.append(el("li", null, line)));
+  const close = el("button", "close", "×");
+  close.type = "button";
+  close.setAttribute("aria-label", t("close"));
+  close.addEventListener("click", () => { state.open = null; render(); });
+  box.append(close, list);
+  return box;
+}
+
+function openBucket(m, bucket) {
+  const id = `${monitorKey(m)}@${bucket.timestamp}`;
+  state.open = state.open === id ? null : id;
+  render();
+}
+
+// Arrow keys move along a bar (one bucket of it is in the Tab order); Enter and Space are the
+// button's own click.
+function barKeys(event) {
+  const buckets = [...event.currentTarget.querySelectorAll(".bucket")];
+  const i = buckets.indexOf(document.activeElement);
+  if (i < 0) return;
+  const to = { ArrowLeft: i - 1, ArrowRight: i + 1, Home: 0, End: buckets.length - 1 }[event.key];
+  if (to === undefined) {
+    if (event.key === "Escape" && state.open) { state.open = null; render(); }
+    return;
+  }
+  event.preventDefault();
+  const next = buckets[Math.max(0, Math.min(buckets.length - 1, to))];
+  buckets.forEach((b) => b.setAttribute("tabindex", b === next ? "0" : "-1"));
+  next.focus();
+}
+
 function row(m) {
   const current = m.current_status;
   const status = current ? current.status : -1;
@@ -132,6 +202,7 @@ function row(m) {
   node.dataset.service = m.service;
   node.dataset.status = String(status);
   node.dataset.uptime = String(m.uptime);
+  node.dataset.key = monitorKey(m);
 
   const head = el("div", "head");
   const name = el("div", "name", `${m.provider} / ${m.service}`);
@@ -145,23 +216,45 @@ function row(m) {
     span.append(el("b", null, value));
     return span;
   };
-  if (current) figures.append(fig(t("latency"), ms(current.latency), "latency"));
-  if (current && current.ttft !== undefined) figures.append(fig(t("ttft"), ms(current.ttft), "ttft"));
+  // A failed probe measured nothing worth showing.
+  if (current && status !== 0) figures.append(fig(t("latency"), ms(current.latency), "latency"));
+  if (current && status !== 0 && current.ttft !== undefined) figures.append(fig(t("ttft"), ms(current.ttft), "ttft"));
   figures.append(fig(t("uptime"), pct(m.uptime), "uptime"));
   head.append(name, stateBox, figures);
+  node.append(head);
+  // Why it is red, as the daemon stored it (redacted before it was stored).
+  if (current && status === 0 && current.detail) node.append(el("div", "red-detail", current.detail));
 
   const bar = el("div", "bar");
-  m.timeline.forEach((bucket) => {
-    const b = el("div", "bucket " + statusClass(bucket.status));
+  bar.setAttribute("role", "group");
+  bar.setAttribute("aria-label", `${m.provider} / ${m.service}`);
+  let openBucketData = null;
+  m.timeline.forEach((bucket, i) => {
+    const id = `${monitorKey(m)}@${bucket.timestamp}`;
+    const b = el("button", "bucket " + shade(bucket));
+    b.type = "button";
     b.dataset.status = String(bucket.status);
-    b.title = tooltip(bucket);
+    b.dataset.availability = String(bucket.availability);
+    b.dataset.timestamp = String(bucket.timestamp);
+    b.setAttribute("aria-label", bucketLines(bucket).join(", "));
+    const open = state.open === id;
+    if (open) openBucketData = bucket;
+    b.setAttribute("aria-expanded", String(open));
+    // One bucket of a bar is in the Tab order: the open one, else the newest.
+    const inTabOrder = state.open && state.open.startsWith(monitorKey(m) + "@") ? open : i === m.timeline.length - 1;
+    b.setAttribute("tabindex", inTabOrder ? "0" : "-1");
+    b.addEventListener("click", () => openBucket(m, bucket));
     bar.append(b);
   });
+  bar.addEventListener("keydown", barKeys);
   const ticks = el("div", "ticks");
   if (m.timeline.length) {
-    ticks.append(el("span", null, m.timeline[0].time), el("span", null, m.timeline[m.timeline.length - 1].time));
+    const label = (bucket) => (state.period === "24h"
+      ? `${utcDate(bucket.timestamp)} ${utcTime(bucket.timestamp)} ${t("utc")}` : `${utcDate(bucket.timestamp)} ${t("utc")}`);
+    ticks.append(el("span", null, label(m.timeline[0])), el("span", null, label(m.timeline[m.timeline.length - 1])));
   }
-  node.append(head, bar, ticks);
+  node.append(bar, ticks);
+  if (openBucketData) node.append(details(m, openBucketData));
   // Several probing nodes: each one's own view, under the combined one.
   const names = Object.keys(m.nodes || {});
   if (!state.node && names.length > 1) {
@@ -181,6 +274,31 @@ function row(m) {
   return node;
 }
 
+// The headline for the whole page (every monitor, whatever the filters): all up, or how many
+// of how many are down; then maintenance now and planned.
+function banner(monitors) {
+  const probed = monitors.filter((m) => m.current_status);
+  const down = probed.filter((m) => m.current_status.status === 0).length;
+  const slow = probed.filter((m) => m.current_status.status === 2).length;
+  const box = $("banner");
+  box.className = "banner " + (down > 0 ? "down" : slow > 0 ? "slow" : "up");
+  box.dataset.down = String(down);
+  box.dataset.total = String(monitors.length);
+  let text = down > 0 ? fill(t("down_of"), { n: down, m: monitors.length }) : t("all_up");
+  if (slow > 0) text += " · " + fill(t("degraded_of"), { n: slow });
+  box.textContent = text;
+  box.hidden = false;
+  const notes = [];
+  monitors.forEach((m) => {
+    const w = m.maintenance || {};
+    const who = `${m.provider} / ${m.service}`;
+    if (w.current) notes.push(["now", `${t("maintenance_now")}: ${who} (${w.current.name}) ${t("until")} ${utcDate(w.current.end)} ${utcTime(w.current.end)} ${t("utc")}`]);
+    if (w.next) notes.push(["next", `${t("maintenance_next")}: ${who} (${w.next.name}) ${utcDate(w.next.start)} ${utcTime(w.next.start)}–${utcTime(w.next.end)} ${t("utc")}`]);
+  });
+  $("announcements").replaceChildren(...notes.map(([kind, text]) => el("li", "maint-" + kind, text)));
+  $("announcements").hidden = notes.length === 0;
+}
+
 function render() {
   applyStaticTexts();
   if (!state.data) return;
@@ -193,8 +311,21 @@ function render() {
   $("node-switch").hidden = state.nodes.length < 2;
   const shown = sorted(monitors).filter((m) =>
     (!state.provider || m.provider === state.provider) && (!state.service || m.service === state.service));
+  banner(monitors);
+  // Rows are drawn anew: a focused bucket (keyboard, or the one just opened) keeps the focus.
+  const focused = document.activeElement && document.activeElement.closest ? document.activeElement : null;
+  const focusRow = focused && focused.classList.contains("bucket") ? focused.closest(".monitor-row") : null;
+  const focusAt = focusRow ? [focusRow.dataset.key, focused.dataset.timestamp] : null;
   $("rows").replaceChildren(...shown.map(row));
-  const when = state.generatedAt ? new Date(state.generatedAt * 1000).toLocaleTimeString() : "";
+  if (focusAt) {
+    const again = [...$("rows").children].find((r) => r.dataset.key === focusAt[0]);
+    const bucket = again && again.querySelector(`.bucket[data-timestamp="${focusAt[1]}"]`);
+    if (bucket) {
+      again.querySelectorAll(".bucket").forEach((b) => b.setAttribute("tabindex", b === bucket ? "0" : "-1"));
+      bucket.focus();
+    }
+  }
+  const when = state.generatedAt ? `${utcTime(state.generatedAt, true)} ${t("utc")}` : "";
   $("summary").textContent = `${shown.length} ${t("monitors")} · ${t("updated")} ${when}`;
 }
 

@@ -222,23 +222,17 @@ fn uptime_text(uptime: f64) -> String {
     }
 }
 
-/// The page in headless Chromium: rows, colours and uptimes as /api/status says, the period
-/// switch, a filter, the language switch; a screenshot lands in target/screenshots/.
-#[test]
-fn the_status_page_in_a_real_browser() {
-    use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+/// Headless Chromium at `size` with a profile of its own (kept while the browser runs), or None
+/// after printing SKIPPED (a panic when `LLM_MONITOR_REQUIRE_BROWSER` is set).
+fn browser(test: &str, size: (u32, u32)) -> Option<(headless_chrome::Browser, tempfile::TempDir)> {
     use headless_chrome::{Browser, LaunchOptions};
-
     let Some(path) = chromium() else {
         if std::env::var_os("LLM_MONITOR_REQUIRE_BROWSER").is_some() {
             panic!("LLM_MONITOR_REQUIRE_BROWSER is set but no Chromium was found (apt-get install chromium)");
         }
-        eprintln!("SKIPPED the_status_page_in_a_real_browser: no Chromium (apt-get install chromium; CI installs it)");
-        return;
+        eprintln!("SKIPPED {test}: no Chromium (apt-get install chromium; CI installs it)");
+        return None;
     };
-    let quiet = crate::support::upstream::black_hole();
-    let ws = page_workspace(&quiet);
-    let daemon = ws.start();
     let profile = tempfile::tempdir().unwrap();
     let args: Vec<String> = [
         "--disable-gpu",
@@ -257,12 +251,24 @@ fn the_status_page_in_a_real_browser() {
         .path(Some(path))
         .headless(true)
         .sandbox(false)
-        .window_size(Some((1280, 900)))
+        .window_size(Some(size))
         .idle_browser_timeout(Duration::from_secs(120))
         .args(args.iter().map(std::ffi::OsStr::new).collect())
         .build()
         .unwrap();
-    let browser = Browser::new(options).expect("Chromium starts");
+    Some((Browser::new(options).expect("Chromium starts"), profile))
+}
+
+/// The page in headless Chromium: rows, colours and uptimes as /api/status says, the period
+/// switch, a filter, the language switch; a screenshot lands in target/screenshots/.
+#[test]
+fn the_status_page_in_a_real_browser() {
+    use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+
+    let Some((browser, _profile)) = browser("the_status_page_in_a_real_browser", (1280, 900)) else { return };
+    let quiet = crate::support::upstream::black_hole();
+    let ws = page_workspace(&quiet);
+    let daemon = ws.start();
     let tab = browser.new_tab().unwrap();
     tab.navigate_to(&format!("{}/?theme=light&lang=en", daemon.base)).unwrap().wait_until_navigated().unwrap();
     let eval = |js: &str| -> Value {
@@ -276,7 +282,7 @@ fn the_status_page_in_a_real_browser() {
         uptime: r.querySelector('.uptime b').textContent,
         uptimeLabel: r.querySelector('.uptime').firstChild.textContent.trim(),
         buckets: r.querySelectorAll('.bar .bucket').length,
-        tooltip: r.querySelector('.bar .bucket:last-child').title })))"#;
+        tooltip: r.querySelector('.bar .bucket:last-child').getAttribute('aria-label') })))"#;
     let wait_rows = |period: &str, buckets: usize| -> Vec<Value> {
         wait_for(&format!("{buckets} buckets for {period}"), Duration::from_secs(20), || {
             let loaded = eval("JSON.stringify(document.body.dataset.loaded || '')");
@@ -300,7 +306,7 @@ fn the_status_page_in_a_real_browser() {
     assert_eq!(rows[0]["uptimeLabel"], "Uptime");
     // A bucket whose probes were all in maintenance has its own colour, never red.
     let maintenance = eval(
-        r#"JSON.stringify([...document.querySelectorAll('.bar .bucket')].filter(b => b.dataset.status === '-2').map(b => [getComputedStyle(b).backgroundColor, b.title]))"#,
+        r#"JSON.stringify([...document.querySelectorAll('.bar .bucket')].filter(b => b.dataset.status === '-2').map(b => [getComputedStyle(b).backgroundColor, b.getAttribute('aria-label')]))"#,
     );
     assert_eq!(maintenance.as_array().map(Vec::len), Some(1), "{maintenance}");
     assert_eq!(maintenance[0][0], "rgb(123, 97, 201)");
@@ -363,4 +369,212 @@ fn the_status_page_in_a_real_browser() {
         .header("content-security-policy")
         .unwrap()
         .contains("default-src 'none'"));
+}
+
+/// History for the shading test: `shade/chat` has one hour-bucket at each of 100 %, 99.9 %,
+/// 97 %, 80 % and 0 % availability (1 to 5 hours back) and is green now; with `down`, a second
+/// monitor is red now with a detail. Nothing is probed during the test.
+fn shading_workspace(quiet: &crate::support::upstream::BlackHole, down: bool) -> (Workspace, i64) {
+    let mut config = String::from("interval: 24h\ntimeout: 5m\nslow_latency: 4m\nmonitors:\n");
+    let names: &[&str] = if down { &["shade", "down"] } else { &["shade"] };
+    for p in names {
+        config.push_str(&format!("  - {{provider: {p}, service: chat, url: \"{}\", method: GET}}\n", quiet.url));
+    }
+    let ws = Workspace::new(&config);
+    let mut conn = ws.db();
+    let keys: Vec<MonitorKey> = names.iter().map(|p| MonitorKey::new(p, "chat", "")).collect();
+    let ids = conn.monitor_ids(&keys).unwrap();
+    let t = now();
+    let hour = t / 3_600 * 3_600;
+    let probe = |id: i32, ts: i64, red: bool| Row {
+        monitor_id: id,
+        ts,
+        status: if red { 0 } else { 1 },
+        latency_ms: if red { 0 } else { 250 },
+        reason: if red { "server_error" } else { "ok" }.into(),
+        http_code: if red { 502 } else { 200 },
+        detail: red.then(|| "HTTP 502: upstream connect error".to_string()),
+        ..Row::default()
+    };
+    let mut rows = Vec::new();
+    // (hours back, green, red): 100 %, 99.9 %, 97 %, 80 %, 0 %.
+    for (back, green, red) in [(1, 10, 0), (2, 999, 1), (3, 97, 3), (4, 8, 2), (5, 0, 3)] {
+        let start = hour - back * 3_600;
+        for i in 0..green + red {
+            rows.push(probe(ids[0], start + (i * 3) % 3_600, i >= green));
+        }
+    }
+    rows.sort_by_key(|r| r.ts);
+    rows.push(probe(ids[0], t - 30, false));
+    if down {
+        rows.push(probe(ids[1], t - 20, true));
+    }
+    conn.insert(&rows).unwrap();
+    (ws, hour)
+}
+
+/// Buckets shaded by availability (100, 99.9, 97, 80, 0 %), a bucket's details opened by a
+/// click and by the keyboard (Tab to the bar, arrow keys, Enter and Space), the headline
+/// banner when some are down and when all are up, a red row's detail without a latency.
+#[test]
+fn the_page_shades_buckets_by_availability_and_opens_them_by_click_and_keyboard() {
+    use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+    let test = "the_page_shades_buckets_by_availability_and_opens_them_by_click_and_keyboard";
+    let Some((browser, _profile)) = browser(test, (1280, 900)) else { return };
+    let quiet = crate::support::upstream::black_hole();
+    let (ws, hour) = shading_workspace(&quiet, true);
+    let daemon = ws.start();
+    let tab = browser.new_tab().unwrap();
+    tab.navigate_to(&format!("{}/?theme=light&lang=en&period=24h", daemon.base))
+        .unwrap()
+        .wait_until_navigated()
+        .unwrap();
+    let eval = |js: &str| -> Value {
+        let result = tab.evaluate(js, false).unwrap_or_else(|e| panic!("{js}: {e}"));
+        let text = result.value.and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| "null".into());
+        serde_json::from_str(&text).unwrap()
+    };
+    wait_for("the rows", Duration::from_secs(20), || {
+        (eval("JSON.stringify(document.querySelectorAll('.monitor-row').length)") == 2).then_some(())
+    });
+    let bucket =
+        |back: i64| format!(".monitor-row[data-provider='shade'] .bucket[data-timestamp='{}']", hour - back * 3_600);
+    let colour = |back: i64| -> (String, [f64; 3]) {
+        let v = eval(&format!(
+            "JSON.stringify((() => {{ const b = document.querySelector(\"{}\"); return [b.className, getComputedStyle(b).backgroundColor]; }})())",
+            bucket(back)
+        ));
+        let rgb: Vec<f64> = v[1]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("rgb(")
+            .trim_end_matches(')')
+            .split(',')
+            .map(|x| x.trim().parse().unwrap())
+            .collect();
+        (v[0].as_str().unwrap().to_string(), [rgb[0], rgb[1], rgb[2]])
+    };
+    let distance =
+        |a: [f64; 3], b: [f64; 3]| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt();
+    for theme in ["light", "dark"] {
+        eval(&format!("(() => {{ document.documentElement.dataset.theme = '{theme}'; return '1'; }})()"));
+        let shades: Vec<(String, [f64; 3])> = (1..=5).map(colour).collect();
+        let classes: Vec<&str> = shades.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(classes, ["bucket a100", "bucket a99", "bucket a95", "bucket a50", "bucket a0"]);
+        let (full, none) = (shades[0].1, shades[4].1);
+        // Every shade below 100 % differs from it; 99.9 % is nearer the 100 % colour than the
+        // 0 % one; 97, 80 and 0 % are successively further from 100 %, and redder.
+        for (class, rgb) in &shades[1..] {
+            assert!(distance(*rgb, full) > 40.0, "{theme}: {class} {rgb:?} too close to the 100 % colour");
+        }
+        assert!(distance(shades[1].1, full) < distance(shades[1].1, none), "{theme}: 99.9 % reads closer to 100 %");
+        let from_full: Vec<f64> = shades.iter().map(|(_, rgb)| distance(*rgb, full)).collect();
+        assert!(from_full.windows(2).all(|w| w[0] < w[1]), "{theme}: shades in order: {from_full:?}");
+        assert!(shades[1..].windows(2).all(|w| w[0].1[1] > w[1].1[1]), "{theme}: less green each step: {shades:?}");
+    }
+    eval("(() => { document.documentElement.dataset.theme = 'light'; return '1'; })()");
+
+    // The banner: one of two down; the red row shows its detail and no latency.
+    let banner = eval(
+        "JSON.stringify([document.getElementById('banner').textContent, document.getElementById('banner').className])",
+    );
+    assert_eq!(banner, serde_json::json!(["1 of 2 down", "banner down"]));
+    // One probing node: no node switch (it shows from two on).
+    assert_eq!(eval("JSON.stringify(getComputedStyle(document.getElementById('node-switch')).display)"), "none");
+    let down = eval(
+        "JSON.stringify((() => { const r = document.querySelector(\".monitor-row[data-provider='down']\"); \
+         return [r.querySelector('.red-detail') && r.querySelector('.red-detail').textContent, !!r.querySelector('.latency'), !!document.querySelector(\".monitor-row[data-provider='shade'] .latency\")]; })())",
+    );
+    assert_eq!(down, serde_json::json!(["HTTP 502: upstream connect error", false, true]));
+    // Axis labels and the update time carry the date or "UTC".
+    let ticks = eval("JSON.stringify([...document.querySelectorAll('.monitor-row .ticks span')].map(s => s.textContent).concat([document.getElementById('summary').textContent]))");
+    for text in ticks.as_array().unwrap() {
+        assert!(text.as_str().unwrap().ends_with("UTC"), "{text}");
+    }
+    let first_tick = ticks[0].as_str().unwrap();
+    assert!(first_tick.len() >= 10 && first_tick.as_bytes()[4] == b'-', "a date: {first_tick}");
+
+    // A click opens the 97 % bucket's details: range with date and UTC, availability, counts,
+    // the worst status, latency.
+    let details = || eval("JSON.stringify([...document.querySelectorAll('.details li')].map(li => li.textContent))");
+    tab.find_element(&bucket(3)).unwrap().click().unwrap();
+    let lines = wait_for("the details after a click", Duration::from_secs(5), || {
+        let v = details();
+        (v.as_array().is_some_and(|a| !a.is_empty())).then_some(v)
+    });
+    let text = lines.to_string();
+    let date = time_label(hour - 3 * 3_600, "%Y-%m-%d %H:%M");
+    assert!(lines[0].as_str().unwrap().starts_with(&date) && lines[0].as_str().unwrap().ends_with("UTC"), "{text}");
+    for part in [
+        "availability: 97.00%",
+        "Worst: Unavailable",
+        "Normal 97 · Slow / limited 0 · Unavailable 3",
+        "Latency: 250 ms",
+    ] {
+        assert!(text.contains(part), "{part} in {text}");
+    }
+    let png = tab.capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true).unwrap();
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    std::fs::write(shots.join("status-page-details.png"), &png).unwrap();
+    // A second click closes it.
+    tab.find_element(&bucket(3)).unwrap().click().unwrap();
+    wait_for("the details closed", Duration::from_secs(5), || (details() == serde_json::json!([])).then_some(()));
+
+    // The keyboard: Tab from the top reaches a bar (its newest bucket), arrows move, Enter opens.
+    eval("(() => { document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); return '1'; })()");
+    let mut reached = false;
+    for _ in 0..40 {
+        tab.press_key("Tab").unwrap();
+        if eval("JSON.stringify(document.activeElement.classList.contains('bucket') && document.activeElement.closest('.monitor-row').dataset.provider)") == "shade" {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Tab reaches the first bar");
+    // The bar's Tab stop is where it was last (the bucket clicked above); End goes to the newest.
+    assert_eq!(eval("JSON.stringify(Number(document.activeElement.dataset.timestamp))"), hour - 3 * 3_600);
+    tab.press_key("End").unwrap();
+    assert_eq!(eval("JSON.stringify(Number(document.activeElement.dataset.timestamp))"), hour);
+    for _ in 0..4 {
+        tab.press_key("ArrowLeft").unwrap();
+    }
+    assert_eq!(eval("JSON.stringify(Number(document.activeElement.dataset.timestamp))"), hour - 4 * 3_600);
+    tab.press_key("Enter").unwrap();
+    let lines = wait_for("the details after Enter", Duration::from_secs(5), || {
+        let v = details();
+        (v.as_array().is_some_and(|a| !a.is_empty())).then_some(v)
+    });
+    assert!(lines.to_string().contains("availability: 80.00%"), "{lines}");
+    // Focus stays on the bucket; the next one by arrow and Space.
+    assert_eq!(eval("JSON.stringify(document.activeElement.getAttribute('aria-expanded'))"), "true");
+    tab.press_key("ArrowLeft").unwrap();
+    tab.press_key(" ").unwrap();
+    let lines = wait_for("the details after Space", Duration::from_secs(5), || {
+        let v = details();
+        v.to_string().contains("availability: 0.00%").then_some(v)
+    });
+    assert!(lines.to_string().contains("Unavailable 3"), "{lines}");
+    tab.press_key("Escape").unwrap();
+    wait_for("the details closed by Escape", Duration::from_secs(5), || {
+        (details() == serde_json::json!([])).then_some(())
+    });
+    // Screen readers get the same figures as the bucket's name.
+    let label = eval(&format!("JSON.stringify(document.querySelector(\"{}\").getAttribute('aria-label'))", bucket(2)));
+    assert!(label.as_str().unwrap().contains("availability: 99.90%"), "{label}");
+
+    // All up: the other banner.
+    let (ws_up, _) = shading_workspace(&quiet, false);
+    let daemon_up = ws_up.start();
+    tab.navigate_to(&format!("{}/?theme=light&lang=en", daemon_up.base)).unwrap().wait_until_navigated().unwrap();
+    let banner = wait_for("the all-up banner", Duration::from_secs(20), || {
+        let v = eval("JSON.stringify([document.getElementById('banner').textContent, document.getElementById('banner').className])");
+        (v[0] != "").then_some(v)
+    });
+    assert_eq!(banner, serde_json::json!(["All systems operational", "banner up"]));
+}
+
+/// `unix` formatted in UTC with a strftime pattern (via chrono).
+fn time_label(unix: i64, pattern: &str) -> String {
+    chrono::DateTime::from_timestamp(unix, 0).unwrap().format(pattern).to_string()
 }
