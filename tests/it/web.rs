@@ -374,8 +374,23 @@ fn the_status_page_in_a_real_browser() {
 /// History for the shading test: `shade/chat` has one hour-bucket at each of 100 %, 99.9 %,
 /// 97 %, 80 % and 0 % availability (1 to 5 hours back) and is green now; with `down`, a second
 /// monitor is red now with a detail. Nothing is probed during the test.
-fn shading_workspace(quiet: &crate::support::upstream::BlackHole, down: bool) -> (Workspace, i64) {
-    let mut config = String::from("interval: 24h\ntimeout: 5m\nslow_latency: 4m\nmonitors:\n");
+fn shading_workspace(quiet: &crate::support::upstream::BlackHole, down: bool) -> (Workspace, i64, i64) {
+    let t = now();
+    let minute = t / 60 * 60;
+    let mut config = String::from("interval: 24h\ntimeout: 5m\nslow_latency: 4m\n");
+    if down {
+        // A window in progress for shade, one planned for down.
+        let at = |unix: i64| time_label(unix, "%Y-%m-%dT%H:%M:%SZ");
+        config.push_str(&format!(
+            "maintenance:\n  - {{name: upgrade, monitors: [\"shade/*\"], start: \"{}\", end: \"{}\"}}\n  \
+             - {{name: move, monitors: [\"down/*\"], start: \"{}\", end: \"{}\"}}\n",
+            at(minute - 3_600),
+            at(minute + 3_600),
+            at(minute + 7_200),
+            at(minute + 10_800)
+        ));
+    }
+    config.push_str("monitors:\n");
     let names: &[&str] = if down { &["shade", "down"] } else { &["shade"] };
     for p in names {
         config.push_str(&format!("  - {{provider: {p}, service: chat, url: \"{}\", method: GET}}\n", quiet.url));
@@ -384,7 +399,6 @@ fn shading_workspace(quiet: &crate::support::upstream::BlackHole, down: bool) ->
     let mut conn = ws.db();
     let keys: Vec<MonitorKey> = names.iter().map(|p| MonitorKey::new(p, "chat", "")).collect();
     let ids = conn.monitor_ids(&keys).unwrap();
-    let t = now();
     let hour = t / 3_600 * 3_600;
     let probe = |id: i32, ts: i64, red: bool| Row {
         monitor_id: id,
@@ -410,7 +424,7 @@ fn shading_workspace(quiet: &crate::support::upstream::BlackHole, down: bool) ->
         rows.push(probe(ids[1], t - 20, true));
     }
     conn.insert(&rows).unwrap();
-    (ws, hour)
+    (ws, hour, minute)
 }
 
 /// Buckets shaded by availability (100, 99.9, 97, 80, 0 %), a bucket's details opened by a
@@ -422,7 +436,7 @@ fn the_page_shades_buckets_by_availability_and_opens_them_by_click_and_keyboard(
     let test = "the_page_shades_buckets_by_availability_and_opens_them_by_click_and_keyboard";
     let Some((browser, _profile)) = browser(test, (1280, 900)) else { return };
     let quiet = crate::support::upstream::black_hole();
-    let (ws, hour) = shading_workspace(&quiet, true);
+    let (ws, hour, minute) = shading_workspace(&quiet, true);
     let daemon = ws.start();
     let tab = browser.new_tab().unwrap();
     tab.navigate_to(&format!("{}/?theme=light&lang=en&period=24h", daemon.base))
@@ -479,6 +493,18 @@ fn the_page_shades_buckets_by_availability_and_opens_them_by_click_and_keyboard(
         "JSON.stringify([document.getElementById('banner').textContent, document.getElementById('banner').className])",
     );
     assert_eq!(banner, serde_json::json!(["1 of 2 down", "banner down"]));
+    // Maintenance in progress and planned, announced at the top with UTC times.
+    let notes = eval(
+        "JSON.stringify([...document.querySelectorAll('#announcements li')].map(li => [li.className, li.textContent]))",
+    );
+    let t = minute;
+    assert_eq!(notes.as_array().map(Vec::len), Some(2), "{notes}");
+    assert_eq!(notes[0][0], "maint-now");
+    let until = time_label(t + 3_600, "%Y-%m-%d %H:%M");
+    assert!(notes[0][1].as_str().unwrap().contains(&format!("shade / chat (upgrade) until {until} UTC")), "{notes}");
+    assert_eq!(notes[1][0], "maint-next");
+    let next = format!("{}–{} UTC", time_label(t + 7_200, "%Y-%m-%d %H:%M"), time_label(t + 10_800, "%H:%M"));
+    assert!(notes[1][1].as_str().unwrap().contains(&format!("down / chat (move) {next}")), "{notes}");
     // One probing node: no node switch (it shows from two on).
     assert_eq!(eval("JSON.stringify(getComputedStyle(document.getElementById('node-switch')).display)"), "none");
     let down = eval(
@@ -564,7 +590,7 @@ fn the_page_shades_buckets_by_availability_and_opens_them_by_click_and_keyboard(
     assert!(label.as_str().unwrap().contains("availability: 99.90%"), "{label}");
 
     // All up: the other banner.
-    let (ws_up, _) = shading_workspace(&quiet, false);
+    let (ws_up, _, _) = shading_workspace(&quiet, false);
     let daemon_up = ws_up.start();
     tab.navigate_to(&format!("{}/?theme=light&lang=en", daemon_up.base)).unwrap().wait_until_navigated().unwrap();
     let banner = wait_for("the all-up banner", Duration::from_secs(20), || {
