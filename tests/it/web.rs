@@ -375,7 +375,11 @@ fn the_status_page_in_a_real_browser() {
 /// 97 %, 80 % and 0 % availability (1 to 5 hours back) and is green now; with `down`, a second
 /// monitor is red now with a detail. Nothing is probed during the test.
 fn shading_workspace(quiet: &crate::support::upstream::BlackHole, down: bool) -> (Workspace, i64, i64) {
-    let t = now();
+    // The test reads buckets by their hour: not in the last minute before the hour turns.
+    let t = wait_for("an hour with a minute left", Duration::from_secs(70), || {
+        let t = now();
+        (t % 3_600 < 3_540).then_some(t)
+    });
     let minute = t / 60 * 60;
     let mut config = String::from("interval: 24h\ntimeout: 5m\nslow_latency: 4m\n");
     if down {
