@@ -226,6 +226,19 @@ impl Handler<GetConfigState> for Supervisor {
     }
 }
 
+/// The status page's settings (`page:` and the monitors' `group:`), as last applied.
+#[derive(Message)]
+#[rtype(result = "crate::config::PageConfig")]
+pub struct GetPage;
+
+impl Handler<GetPage> for Supervisor {
+    type Result = MessageResult<GetPage>;
+
+    fn handle(&mut self, _: GetPage, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.config.page.clone())
+    }
+}
+
 /// Stop every probe: none starts any more, the ones in flight finish (bounded by their
 /// timeout) and hand their results to the store. Resolves when all have.
 #[derive(Message)]

@@ -4,6 +4,7 @@ pub mod badge;
 pub mod conn;
 mod events;
 mod health;
+mod page;
 pub mod status;
 mod web_page;
 
@@ -48,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }))
     .service(read_only("/api/status").to(status::status))
     .service(read_only("/api/events").to(events::events))
+    .service(read_only("/api/page").to(page::page))
     .service(read_only("/health").to(health::health))
     .service(read_only("/metrics").to(metrics))
     .service(read_only("/api/badge/{provider}/{file}").to(badge::badge))

@@ -8,13 +8,39 @@ const INDEX: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
 const STYLE_CSS: &str = include_str!("../web/style.css");
 
-/// Only this daemon's own scripts, styles and API; no inline code, no third party.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// Only this daemon's own scripts, styles and API; no inline code, no third party but the
+/// configured logo's origin (images only). `?embed=1` may be framed by any site; the full page
+/// by none.
+fn csp(logo_origin: Option<&str>, embed: bool) -> String {
+    let images = match logo_origin {
+        Some(origin) => format!("img-src 'self' data: {origin}"),
+        None => "img-src 'self' data:".to_string(),
+    };
+    let frames = if embed { "frame-ancestors *" } else { "frame-ancestors 'none'" };
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; {images}; base-uri 'none'; \
+         form-action 'none'; {frames}"
+    )
+}
 
-pub async fn index() -> HttpResponse {
+/// `scheme://host[:port]` of an http(s) logo URL (validated at load), None for a local path.
+fn origin_of(url: &str) -> Option<String> {
+    let uri: awc::http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str().filter(|s| matches!(*s, "http" | "https"))?;
+    let authority = uri.authority()?;
+    // Only the host and port: never userinfo.
+    let host_port = authority.as_str().rsplit('@').next()?;
+    Some(format!("{scheme}://{host_port}"))
+}
+
+pub async fn index(req: actix_web::HttpRequest, state: web::Data<super::AppState>) -> HttpResponse {
+    let embed = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .is_ok_and(|q| q.get("embed").is_some_and(|v| v == "1"));
+    let logo = super::page::settings(&state).await.and_then(|p| p.logo_url);
+    let policy = csp(logo.as_deref().and_then(origin_of).as_deref(), embed);
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+        .insert_header((header::CONTENT_SECURITY_POLICY, policy))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .body(INDEX)
@@ -44,4 +70,23 @@ pub async fn asset(file: web::Path<String>) -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header((header::ETAG, concat!("\"", env!("CARGO_PKG_VERSION"), "\"")))
         .body(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_names_the_logo_origin_and_frames_only_embeds() {
+        assert_eq!(
+            origin_of("https://cdn.example.com:8443/a/logo.png?x=1"),
+            Some("https://cdn.example.com:8443".into())
+        );
+        assert_eq!(origin_of("https://user:pw@cdn.example.com/logo.png"), Some("https://cdn.example.com".into()));
+        assert_eq!(origin_of("/favicon.svg"), None);
+        let full = csp(Some("https://cdn.example.com"), false);
+        assert!(full.contains("img-src 'self' data: https://cdn.example.com;"), "{full}");
+        assert!(full.contains("frame-ancestors 'none'"), "{full}");
+        assert!(csp(None, true).contains("frame-ancestors *"));
+    }
 }

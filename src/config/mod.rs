@@ -275,6 +275,22 @@ pub struct Cors {
     pub allowed_origins: Vec<String>,
 }
 
+/// `page:`: what the status page shows besides the monitors, and each monitor's `group:`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PageConfig {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// An http(s) URL, or a path on this daemon.
+    pub logo_url: Option<String>,
+    pub footer: Option<String>,
+    /// The order of groups on the page (groups not named here follow, in config order).
+    pub groups: Vec<String>,
+    /// `provider/service[/channel]` patterns (`*` for any part) of monitors left off the page.
+    pub hidden: Vec<String>,
+    /// The monitors with a `group:`, and it.
+    pub monitor_groups: Vec<(MonitorKey, String)>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The file this was loaded from.
@@ -288,6 +304,7 @@ pub struct Config {
     pub retention: Duration,
     pub degraded_weight: f64,
     pub cors: Cors,
+    pub page: PageConfig,
     /// Enabled monitors, in config order.
     pub monitors: Vec<Monitor>,
     pub disabled: usize,

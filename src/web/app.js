@@ -14,6 +14,7 @@ const I18N = {
     all_up: "All systems operational", down_of: "{n} of {m} down", degraded_of: "{n} slow or limited",
     worst: "Worst", details_of: "Details", close: "Close", maintenance_now: "Maintenance now",
     maintenance_next: "Planned maintenance", until: "until", detail: "Detail", no_data: "No probes",
+    group_summary: "{n} monitors", group_summary_one: "1 monitor", group_down: "{n} down", group_up: "all up",
     reasons: {
       ok: "OK", slow: "Slow", rate_limited: "Rate limited", content_mismatch: "Bad content",
       auth_error: "Auth error", client_error: "Client error", server_error: "Server error",
@@ -32,6 +33,7 @@ const I18N = {
     all_up: "所有服务运行正常", down_of: "{m} 个中 {n} 个不可用", degraded_of: "{n} 个缓慢或限流",
     worst: "最差", details_of: "详情", close: "关闭", maintenance_now: "正在维护",
     maintenance_next: "计划维护", until: "至", detail: "详情", no_data: "无探测",
+    group_summary: "{n} 个监控", group_summary_one: "1 个监控", group_down: "{n} 个不可用", group_up: "全部正常",
     reasons: {
       ok: "正常", slow: "缓慢", rate_limited: "限流", content_mismatch: "内容异常",
       auth_error: "鉴权失败", client_error: "请求错误", server_error: "服务端错误",
@@ -60,6 +62,10 @@ const state = {
   lang: saved("lang", CHOICES.lang(navigator.language) ?? "en"),
   theme: saved("theme", matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light"),
   provider: "", service: "", sort: "config", node: "", nodes: [], open: null,
+  // `page:` of the config (title, description, logo, footer, group order, hidden patterns).
+  page: { groups: [], hidden: [], monitor_groups: [] },
+  collapsed: new Set(),
+  embed: new URLSearchParams(location.search).get("embed") === "1",
   data: null, generatedAt: null,
 };
 const remember = (key) => { try { localStorage.setItem("llm-monitor." + key, state[key]); } catch (_) { /* storage blocked */ } };
@@ -132,7 +138,17 @@ function applyStaticTexts() {
   document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
   document.documentElement.dataset.theme = state.theme;
   document.querySelectorAll("[data-i18n]").forEach((node) => { node.textContent = t(node.dataset.i18n); });
-  document.title = t("title");
+  const page = state.page;
+  const title = page.title || t("title");
+  $("title").textContent = title;
+  document.title = title;
+  $("description").textContent = page.description || "";
+  $("description").hidden = !page.description;
+  $("page-footer").textContent = page.footer || "";
+  $("page-footer").hidden = !page.footer;
+  if (page.logo_url && $("logo").getAttribute("src") !== page.logo_url) $("logo").setAttribute("src", page.logo_url);
+  $("logo").hidden = !page.logo_url;
+  document.body.classList.toggle("embed", state.embed);
   $("lang").textContent = t("lang_switch");
   document.querySelectorAll(".period").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.period === state.period)));
 }
@@ -299,10 +315,61 @@ function banner(monitors) {
   $("announcements").hidden = notes.length === 0;
 }
 
+// `provider/service[/channel]` patterns, `*` for any part, case-insensitive; two parts match
+// whatever the channel (as the config's maintenance and hidden patterns).
+function matches(pattern, m) {
+  const parts = pattern.split("/").map((p) => p.trim().toLowerCase());
+  const names = [m.provider, m.service, m.channel || ""].map((n) => n.toLowerCase());
+  return parts.every((part, i) => part === "*" || part === names[i]);
+}
+
+const visible = (monitors) => monitors.filter((m) => !state.page.hidden.some((p) => matches(p, m)));
+
+function groupOf(m) {
+  const key = monitorKey(m).toLowerCase();
+  const set = state.page.monitor_groups.find((g) => `${g.provider}/${g.service}/${g.channel || ""}`.toLowerCase() === key);
+  return set ? set.group : m.provider;
+}
+
+// Groups in the configured order, then the others as their first monitor comes.
+function grouped(monitors) {
+  const groups = new Map();
+  state.page.groups.forEach((name) => groups.set(name.toLowerCase(), { name, monitors: [] }));
+  monitors.forEach((m) => {
+    const name = groupOf(m);
+    if (!groups.has(name.toLowerCase())) groups.set(name.toLowerCase(), { name, monitors: [] });
+    groups.get(name.toLowerCase()).monitors.push(m);
+  });
+  return [...groups.values()].filter((g) => g.monitors.length > 0);
+}
+
+function groupSection(group) {
+  const section = el("section", "group");
+  section.dataset.group = group.name;
+  const down = group.monitors.filter((m) => m.current_status && m.current_status.status === 0).length;
+  const collapsed = state.collapsed.has(group.name);
+  const head = el("button", "group-head " + (down > 0 ? "has-down" : "all-up"));
+  head.type = "button";
+  head.setAttribute("aria-expanded", String(!collapsed));
+  head.append(el("span", "group-name", group.name));
+  const count = group.monitors.length === 1 ? t("group_summary_one") : fill(t("group_summary"), { n: group.monitors.length });
+  const summary = [count, down > 0 ? fill(t("group_down"), { n: down }) : t("group_up")];
+  head.append(el("span", "group-summary", summary.join(" · ")));
+  head.addEventListener("click", () => {
+    if (state.collapsed.has(group.name)) state.collapsed.delete(group.name); else state.collapsed.add(group.name);
+    render();
+  });
+  const rows = el("div", "group-rows");
+  rows.hidden = collapsed;
+  rows.append(...group.monitors.map(row));
+  section.append(head, rows);
+  return section;
+}
+
 function render() {
   applyStaticTexts();
   if (!state.data) return;
-  const monitors = state.data;
+  const monitors = visible(state.data);
   fillSelect($("filter-provider"), [...new Set(monitors.map((m) => m.provider))], state.provider);
   fillSelect($("filter-service"), [...new Set(monitors.map((m) => m.service))], state.service);
   // The node switch, once the answer names more than one node (kept while one is chosen).
@@ -316,9 +383,14 @@ function render() {
   const focused = document.activeElement && document.activeElement.closest ? document.activeElement : null;
   const focusRow = focused && focused.classList.contains("bucket") ? focused.closest(".monitor-row") : null;
   const focusAt = focusRow ? [focusRow.dataset.key, focused.dataset.timestamp] : null;
-  $("rows").replaceChildren(...shown.map(row));
+  const focusGroup = focused && focused.classList.contains("group-head") ? focused.closest(".group").dataset.group : null;
+  $("rows").replaceChildren(...grouped(shown).map(groupSection));
+  if (focusGroup !== null) {
+    const head = [...$("rows").querySelectorAll(".group")].find((g) => g.dataset.group === focusGroup);
+    if (head) head.querySelector(".group-head").focus();
+  }
   if (focusAt) {
-    const again = [...$("rows").children].find((r) => r.dataset.key === focusAt[0]);
+    const again = [...$("rows").querySelectorAll(".monitor-row")].find((r) => r.dataset.key === focusAt[0]);
     const bucket = again && again.querySelector(`.bucket[data-timestamp="${focusAt[1]}"]`);
     if (bucket) {
       again.querySelectorAll(".bucket").forEach((b) => b.setAttribute("tabindex", b === bucket ? "0" : "-1"));
@@ -332,7 +404,11 @@ function render() {
 async function load() {
   try {
     const node = state.node ? `&node=${encodeURIComponent(state.node)}` : "";
-    const response = await fetch(`/api/status?period=${encodeURIComponent(state.period)}${node}`, { cache: "no-store" });
+    const [response, settings] = await Promise.all([
+      fetch(`/api/status?period=${encodeURIComponent(state.period)}${node}`, { cache: "no-store" }),
+      fetch("/api/page", { cache: "no-store" }).then((r) => (r.ok ? r.json() : null)).catch(() => null),
+    ]);
+    if (settings) state.page = settings;
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const body = await response.json();
     state.data = body.data;

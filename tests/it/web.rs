@@ -282,7 +282,7 @@ fn the_status_page_in_a_real_browser() {
         uptime: r.querySelector('.uptime b').textContent,
         uptimeLabel: r.querySelector('.uptime').firstChild.textContent.trim(),
         buckets: r.querySelectorAll('.bar .bucket').length,
-        tooltip: r.querySelector('.bar .bucket:last-child').getAttribute('aria-label') })))"#;
+        tooltip: [...r.querySelectorAll('.bar .bucket:not(.sn)')].pop()?.getAttribute('aria-label') ?? '' })))"#;
     let wait_rows = |period: &str, buckets: usize| -> Vec<Value> {
         wait_for(&format!("{buckets} buckets for {period}"), Duration::from_secs(20), || {
             let loaded = eval("JSON.stringify(document.body.dataset.loaded || '')");
@@ -607,4 +607,112 @@ fn the_page_shades_buckets_by_availability_and_opens_them_by_click_and_keyboard(
 /// `unix` formatted in UTC with a strftime pattern (via chrono).
 fn time_label(unix: i64, pattern: &str) -> String {
     chrono::DateTime::from_timestamp(unix, 0).unwrap().format(pattern).to_string()
+}
+
+fn page_config(quiet: &crate::support::upstream::BlackHole, title: &str) -> String {
+    let mut config = format!(
+        "interval: 24h\ntimeout: 5m\nslow_latency: 4m\npage:\n  title: \"{title}\"\n  description: \"Probed every minute\"\n  \
+         logo_url: /favicon.svg\n  footer: \"Run by ops\"\n  groups: [Claude, OpenAI]\n  hidden: [\"test/*\"]\nmonitors:\n"
+    );
+    for (p, s, group) in [
+        ("alpha", "chat", "OpenAI"),
+        ("beta", "chat", "Claude"),
+        ("gamma", "code", ""),
+        ("test", "probe", ""),
+        ("delta", "x", "openai"),
+    ] {
+        let group = if group.is_empty() { String::new() } else { format!(", group: {group}") };
+        config.push_str(&format!("  - {{provider: {p}, service: {s}, url: \"{}\", method: GET{group}}}\n", quiet.url));
+    }
+    config
+}
+
+/// `page:` settings on the page (title, description, logo, footer), groups in the configured
+/// order (then by provider), collapsible, hidden monitors left off, a reload applied, and
+/// `?embed=1` without the page's chrome and framable.
+#[test]
+fn the_page_has_its_title_groups_hidden_monitors_and_an_embed_view() {
+    let test = "the_page_has_its_title_groups_hidden_monitors_and_an_embed_view";
+    let Some((browser, _profile)) = browser(test, (1280, 900)) else { return };
+    let quiet = crate::support::upstream::black_hole();
+    let ws = Workspace::new(&page_config(&quiet, "Relay status"));
+    let daemon = ws.start();
+    let api = http_get(&format!("{}/api/page", daemon.base), &[]).json();
+    assert_eq!(api["title"], "Relay status");
+    assert_eq!(api["groups"], serde_json::json!(["Claude", "OpenAI"]));
+    assert_eq!(api["hidden"], serde_json::json!(["test/*"]));
+    assert_eq!(api["monitor_groups"].as_array().map(Vec::len), Some(3), "{api}");
+
+    let tab = browser.new_tab().unwrap();
+    let eval = |js: &str| -> Value {
+        let result = tab.evaluate(js, false).unwrap_or_else(|e| panic!("{js}: {e}"));
+        let text = result.value.and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| "null".into());
+        serde_json::from_str(&text).unwrap()
+    };
+    let open = |query: &str| {
+        tab.navigate_to(&format!("{}/{query}", daemon.base)).unwrap().wait_until_navigated().unwrap();
+        wait_for("the groups", Duration::from_secs(20), || {
+            (eval("JSON.stringify(document.querySelectorAll('.group').length)") == 3).then_some(())
+        });
+    };
+    open("?lang=en&theme=light");
+    let texts = eval(
+        "JSON.stringify([document.getElementById('title').textContent, document.title, \
+         document.getElementById('description').textContent, document.getElementById('page-footer').textContent, \
+         document.getElementById('logo').getAttribute('src'), document.getElementById('logo').hidden])",
+    );
+    assert_eq!(
+        texts,
+        serde_json::json!(["Relay status", "Relay status", "Probed every minute", "Run by ops", "/favicon.svg", false])
+    );
+    let logo = wait_for("the logo loaded", Duration::from_secs(5), || {
+        let w = eval("JSON.stringify(document.getElementById('logo').naturalWidth)");
+        (w.as_i64().unwrap_or(0) > 0).then_some(w)
+    });
+    assert!(logo.as_i64().unwrap() > 0);
+    let groups = eval(
+        "JSON.stringify([...document.querySelectorAll('.group')].map(g => [g.dataset.group, \
+         g.querySelector('.group-summary').textContent, [...g.querySelectorAll('.monitor-row')].map(r => r.dataset.provider)]))",
+    );
+    assert_eq!(
+        groups,
+        serde_json::json!([
+            ["Claude", "1 monitor · all up", ["beta"]],
+            ["OpenAI", "2 monitors · all up", ["alpha", "delta"]],
+            ["gamma", "1 monitor · all up", ["gamma"]]
+        ])
+    );
+    // The hidden monitor is left off, banner included.
+    assert_eq!(eval("JSON.stringify(document.querySelectorAll(\".monitor-row[data-provider='test']\").length)"), 0);
+    assert_eq!(eval("JSON.stringify(document.getElementById('banner').dataset.total)"), "4");
+    // A group collapses and opens again.
+    let openai = "document.querySelector(\".group[data-group='OpenAI']\")";
+    tab.find_element(".group[data-group='OpenAI'] .group-head").unwrap().click().unwrap();
+    let state = format!("JSON.stringify([{openai}.querySelector('.group-head').getAttribute('aria-expanded'), {openai}.querySelector('.group-rows').hidden])");
+    wait_for("collapsed", Duration::from_secs(5), || {
+        (eval(&state) == serde_json::json!(["false", true])).then_some(())
+    });
+    tab.find_element(".group[data-group='OpenAI'] .group-head").unwrap().click().unwrap();
+    wait_for("opened", Duration::from_secs(5), || (eval(&state) == serde_json::json!(["true", false])).then_some(()));
+
+    // A reload of the config changes the page.
+    ws.write_config(&page_config(&quiet, "Relay status (new)"));
+    wait_for("the new title in /api/page", Duration::from_secs(20), || {
+        (http_get(&format!("{}/api/page", daemon.base), &[]).json()["title"] == "Relay status (new)").then_some(())
+    });
+    open("?lang=en");
+    assert_eq!(eval("JSON.stringify(document.getElementById('title').textContent)"), "Relay status (new)");
+
+    // Embedded: no tools, filters, legend or footer; the monitors; framable from anywhere.
+    open("?embed=1&lang=en");
+    let chrome = eval(
+        "JSON.stringify(['.tools', '.controls', '.legend', '#page-footer'].map(s => getComputedStyle(document.querySelector(s)).display))",
+    );
+    assert_eq!(chrome, serde_json::json!(["none", "none", "none", "none"]));
+    assert_eq!(eval("JSON.stringify(document.querySelectorAll('.monitor-row').length)"), 4);
+    let csp = |query: &str| {
+        http_get(&format!("{}/{query}", daemon.base), &[]).header("content-security-policy").unwrap().to_string()
+    };
+    assert!(csp("?embed=1").contains("frame-ancestors *"), "{}", csp("?embed=1"));
+    assert!(csp("").contains("frame-ancestors 'none'"));
 }

@@ -8,6 +8,7 @@ mod env;
 mod fields;
 mod files;
 mod monitor;
+mod page;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -61,6 +62,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "public_url",
     "alerts",
     "maintenance",
+    "page",
     "monitors",
 ];
 pub(super) const MONITOR_KEYS: &[&str] = &[
@@ -88,6 +90,7 @@ pub(super) const MONITOR_KEYS: &[&str] = &[
     "alerts",
     "failure_threshold",
     "success_threshold",
+    "group",
 ];
 pub(super) const CORS_KEYS: &[&str] = &["allowed_origins"];
 
@@ -304,6 +307,7 @@ fn parse(
         errors.push("", "degraded_weight", format!("{degraded_weight} is outside 0..1"));
     }
     let cors = parse_cors(top.raw("cors"), &mut errors);
+    let mut page = page::parse_page(top.raw("page"), &mut errors);
 
     let mut monitors = Vec::new();
     let mut disabled = 0;
@@ -325,6 +329,8 @@ fn parse(
                     disabled += 1;
                 } else {
                     if let Value::Mapping(map) = item {
+                        let place = format!("monitors[{index}] {}", monitor.key);
+                        page.monitor_groups.extend(page::monitor_group(map, &place, &monitor.key, &mut errors));
                         enabled.push((index, map, monitor.key.clone(), format!("monitors[{index}] {}", monitor.key)));
                     }
                     monitors.push(monitor);
@@ -355,6 +361,7 @@ fn parse(
         retention,
         degraded_weight,
         cors,
+        page,
         monitors,
         disabled,
         alerts,
