@@ -25,6 +25,7 @@ pub struct StatusParams {
     service: Option<String>,
     channel: Option<String>,
     node: Option<String>,
+    view: Option<String>,
 }
 
 /// One `/api/status` question: filters compare case-insensitively; `now` is unix seconds.
@@ -36,6 +37,8 @@ pub struct Query {
     pub channel: Option<String>,
     /// `node=`: that node's probes only.
     pub node: Option<String>,
+    /// `view=compact`: the same figures in columns (see [`CompactMonitor`]).
+    pub compact: bool,
     pub now: i64,
 }
 
@@ -57,6 +60,11 @@ fn parse(params: StatusParams, now: i64) -> Result<Query, String> {
         service: filter("service", params.service)?,
         channel: params.channel,
         node: filter("node", params.node)?,
+        compact: match params.view.as_deref() {
+            None | Some("full") => false,
+            Some("compact") => true,
+            Some(other) => return Err(format!("view {other:?} is not one of full, compact")),
+        },
         now,
     })
 }
@@ -192,6 +200,7 @@ fn gzip(json: &[u8]) -> bytes::Bytes {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct AnswerKey {
     period: &'static str,
+    compact: bool,
     filters: [Option<String>; 4],
     now: i64,
     version: u64,
@@ -201,6 +210,29 @@ struct AnswerKey {
 struct Serialized {
     json: bytes::Bytes,
     gzip: Option<bytes::Bytes>,
+    /// A weak validator of what the answer says, whatever second it was generated in.
+    etag: String,
+}
+
+/// `W/"<16 hex digits>"` of the answer without `meta.generated_at`: the same monitors, figures
+/// and buckets give the same tag a minute later, so a client that has them gets a 304.
+fn etag_of(json: &[u8], period: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    // `meta` comes first and holds no string that could contain `,"data":`.
+    let data = json.windows(8).position(|w| w == b",\"data\":").map_or(json, |at| &json[at..]);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    period.hash(&mut hasher);
+    data.hash(&mut hasher);
+    format!("W/\"{:016x}\"", hasher.finish())
+}
+
+/// Whether `If-None-Match` names `etag` (weak comparison, as RFC 9110 has it for GET), or is `*`.
+fn not_modified(req: &HttpRequest, etag: &str) -> bool {
+    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_string();
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .any(|value| value.split(',').any(|tag| tag.trim() == "*" || opaque(tag) == opaque(etag)))
 }
 
 const MAX_ANSWERS: usize = 64;
@@ -215,6 +247,7 @@ fn serialized(snapshot: &Snapshot, q: &Query, want_gzip: bool) -> Result<Result<
     let lower = |f: &Option<String>| f.as_ref().map(|s| s.to_ascii_lowercase());
     let key = AnswerKey {
         period: q.period.as_str(),
+        compact: q.compact,
         filters: [lower(&q.provider), lower(&q.service), lower(&q.channel), q.node.clone()],
         now: q.now,
         version: snapshot.version,
@@ -234,10 +267,21 @@ fn serialized(snapshot: &Snapshot, q: &Query, want_gzip: bool) -> Result<Result<
         Ok(data) => data,
         Err(invalid) => return Ok(Err(invalid)),
     };
-    let body =
-        StatusBody { meta: Meta { period: q.period.as_str(), count: data.len(), generated_at: q.now }, data: &data };
-    let json = bytes::Bytes::from(serde_json::to_vec(&body).map_err(|e| e.to_string())?);
-    let fresh = Serialized { gzip: want_gzip.then(|| gzip(&json)), json };
+    let meta = Meta {
+        period: q.period.as_str(),
+        count: data.len(),
+        generated_at: q.now,
+        view: q.compact.then_some("compact"),
+    };
+    let json = if q.compact {
+        let data: Vec<CompactMonitor<'_>> = data.iter().map(|m| CompactMonitor::of(m, q.period)).collect();
+        serde_json::to_vec(&CompactBody { meta, data: &data })
+    } else {
+        serde_json::to_vec(&StatusBody { meta, data: &data })
+    };
+    let json = bytes::Bytes::from(json.map_err(|e| e.to_string())?);
+    let tagged = format!("{}{}", q.period.as_str(), if q.compact { "/compact" } else { "" });
+    let fresh = Serialized { gzip: want_gzip.then(|| gzip(&json)), etag: etag_of(&json, &tagged), json };
     ANSWERS.with(|answers| {
         let mut answers = answers.borrow_mut();
         if answers.len() >= MAX_ANSWERS || answers.keys().any(|k| k.now != key.now || k.version != key.version) {
@@ -275,8 +319,24 @@ pub async fn status(req: HttpRequest, state: web::Data<AppState>, params: web::Q
     match serialized(&snapshot, &query, gzip) {
         Ok(Err(invalid)) => json_error(StatusCode::BAD_REQUEST, "invalid_param", invalid),
         Ok(Ok(answer)) => {
+            // Browsers keep it and ask again each time (the page refreshes every 30 s).
+            let validators = [
+                (header::VARY, "Accept-Encoding".to_string()),
+                (header::ETAG, answer.etag.clone()),
+                (header::CACHE_CONTROL, "no-cache".to_string()),
+            ];
+            if not_modified(&req, &answer.etag) {
+                let mut response = HttpResponse::NotModified();
+                for (name, value) in validators {
+                    response.insert_header((name, value));
+                }
+                return response.finish();
+            }
             let mut response = HttpResponse::Ok();
-            response.content_type("application/json").insert_header((header::VARY, "Accept-Encoding"));
+            response.content_type("application/json");
+            for (name, value) in validators {
+                response.insert_header((name, value));
+            }
             match answer.gzip.filter(|_| gzip) {
                 Some(compressed) => response.insert_header((header::CONTENT_ENCODING, "gzip")).body(compressed),
                 None => response.body(answer.json),
@@ -349,6 +409,82 @@ pub struct Meta {
     pub period: &'static str,
     pub count: usize,
     pub generated_at: i64,
+    /// `"compact"` for `view=compact`; absent for the full answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view: Option<&'static str>,
+}
+
+/// The `view=compact` document.
+#[derive(Serialize)]
+struct CompactBody<'a> {
+    meta: Meta,
+    data: &'a [CompactMonitor<'a>],
+}
+
+/// A monitor in `view=compact`: what a status page draws. The full answer's fields but the
+/// timeline, which keeps each bucket's worst `status` and `availability` in two columns (oldest
+/// first, from `start` every `step` seconds; counts, latencies and labels are left to the
+/// full answer of one monitor), and each node as `{status, uptime, stale, last_probe}`
+/// (`status` null when stale or never probed).
+#[derive(Serialize)]
+pub struct CompactMonitor<'a> {
+    provider: &'a str,
+    service: &'a str,
+    channel: &'a str,
+    current_status: &'a Option<CurrentStatus>,
+    uptime: f64,
+    maintenance: &'a MaintenanceStatus,
+    nodes: std::collections::BTreeMap<&'a str, CompactNode>,
+    timeline: CompactTimeline,
+}
+
+#[derive(Serialize)]
+struct CompactNode {
+    status: Option<i16>,
+    uptime: f64,
+    stale: bool,
+    last_probe: Option<i64>,
+}
+
+#[derive(Serialize, Default)]
+struct CompactTimeline {
+    start: i64,
+    step: i64,
+    status: Vec<i16>,
+    availability: Vec<f64>,
+}
+
+impl<'a> CompactMonitor<'a> {
+    fn of(m: &'a MonitorStatus, period: Period) -> Self {
+        let timeline = CompactTimeline {
+            start: m.timeline.first().map_or(0, |b| b.timestamp),
+            step: if period.as_str() == "24h" { 3_600 } else { 86_400 },
+            status: m.timeline.iter().map(|b| b.status).collect(),
+            availability: m.timeline.iter().map(|b| b.availability).collect(),
+        };
+        CompactMonitor {
+            provider: &m.provider,
+            service: &m.service,
+            channel: &m.channel,
+            current_status: &m.current_status,
+            uptime: m.uptime,
+            maintenance: &m.maintenance,
+            nodes: m
+                .nodes
+                .iter()
+                .map(|(name, n)| {
+                    let node = CompactNode {
+                        status: n.current_status.as_ref().map(|c| c.status),
+                        uptime: n.uptime,
+                        stale: n.stale,
+                        last_probe: n.last_probe,
+                    };
+                    (name.as_str(), node)
+                })
+                .collect(),
+            timeline,
+        }
+    }
 }
 
 /// The whole `/api/status` document.

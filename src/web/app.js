@@ -61,7 +61,7 @@ const state = {
   period: saved("period", "24h"),
   lang: saved("lang", CHOICES.lang(navigator.language) ?? "en"),
   theme: saved("theme", matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light"),
-  provider: "", service: "", sort: "config", node: "", nodes: [], open: null,
+  provider: "", service: "", sort: "config", node: "", nodes: [], open: null, detail: null,
   // `page:` of the config (title, description, logo, footer, group order, hidden patterns).
   page: { groups: [], hidden: [], monitor_groups: [] },
   collapsed: new Set(),
@@ -91,10 +91,9 @@ const utcTime = (unix, seconds) => new Date(unix * 1000).toISOString().slice(11,
 // bucket with every probe green is the 100 % colour, however the percentage rounds.
 function shade(bucket) {
   if (bucket.status === -2) return "sm";
-  const c = bucket.counts;
-  if (bucket.availability < 0 || c.green + c.yellow + c.red === 0) return "sn";
+  if (bucket.status === -1 || bucket.availability < 0) return "sn";
+  if (bucket.status === 1) return "a100";
   const a = bucket.availability;
-  if (c.red === 0 && c.yellow === 0) return "a100";
   if (a >= 99) return "a99";
   if (a >= 95) return "a95";
   if (a >= 50) return "a50";
@@ -114,15 +113,18 @@ function bucketRange(bucket) {
 const statusName = (s) => (s === 1 ? t("green") : s === 2 ? t("yellow") : s === 0 ? t("red") : s === -2 ? t("maintenance") : t("nodata"));
 
 // The lines of a bucket's details (also its accessible name, joined).
+// The lines of a bucket's details: from the page's compact data (range, availability, worst
+// status: also each bucket's accessible name), or all of them from a monitor's full answer.
 function bucketLines(bucket) {
-  const c = bucket.counts;
   const lines = [bucketRange(bucket)];
-  if (c.green + c.yellow + c.red === 0 && c.maintenance === 0) {
+  if (bucket.status === -1) {
     lines.push(t("no_data"));
     return lines;
   }
   lines.push(`${t("availability")}: ${pct(bucket.availability)}`);
   lines.push(`${t("worst")}: ${statusName(bucket.status)}`);
+  const c = bucket.counts;
+  if (!c) return lines;
   lines.push(`${t("green")} ${c.green} · ${t("yellow")} ${c.yellow} · ${t("red")} ${c.red}`);
   if (c.maintenance > 0) lines.push(`${t("maintenance")}: ${c.maintenance}`);
   if (c.green + c.yellow > 0) {
@@ -187,10 +189,28 @@ function details(m, bucket) {
   return box;
 }
 
-function openBucket(m, bucket) {
+// Opening a bucket asks for that monitor's full answer (counts, latencies, TTFT), a few KB;
+// the details show when it comes.
+async function openBucket(m, bucket) {
   const id = `${monitorKey(m)}@${bucket.timestamp}`;
   state.open = state.open === id ? null : id;
   render();
+  if (!state.open) return;
+  const q = new URLSearchParams({ period: state.period, provider: m.provider, service: m.service, channel: m.channel || "" });
+  if (state.node) q.set("node", state.node);
+  try {
+    const response = await fetch(`/api/status?${q}`, { cache: "no-cache" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const body = await response.json();
+    const full = (body.data[0]?.timeline || []).find((b) => b.timestamp === bucket.timestamp);
+    if (full && state.open === id) {
+      state.detail = { id, bucket: full };
+      render();
+    }
+  } catch (e) {
+    $("error").textContent = `${t("error")}: ${e.message}`;
+    $("error").hidden = false;
+  }
 }
 
 // Arrow keys move along a bar (one bucket of it is in the Tab order); Enter and Space are the
@@ -254,7 +274,7 @@ function row(m) {
     b.dataset.timestamp = String(bucket.timestamp);
     b.setAttribute("aria-label", bucketLines(bucket).join(", "));
     const open = state.open === id;
-    if (open) openBucketData = bucket;
+    if (open && state.detail && state.detail.id === id) openBucketData = state.detail.bucket;
     b.setAttribute("aria-expanded", String(open));
     // One bucket of a bar is in the Tab order: the open one, else the newest.
     const inTabOrder = state.open && state.open.startsWith(monitorKey(m) + "@") ? open : i === m.timeline.length - 1;
@@ -401,17 +421,29 @@ function render() {
   $("summary").textContent = `${shown.length} ${t("monitors")} · ${t("updated")} ${when}`;
 }
 
+// `view=compact` (columns) back into the shape the page draws.
+function expand(m) {
+  const c = m.timeline;
+  const timeline = c.status.map((status, i) => ({ timestamp: c.start + i * c.step, status, availability: c.availability[i] }));
+  const nodes = {};
+  Object.entries(m.nodes || {}).forEach(([name, n]) => {
+    nodes[name] = { current_status: n.status === null ? null : { status: n.status }, uptime: n.uptime, stale: n.stale, last_probe: n.last_probe };
+  });
+  return { ...m, timeline, nodes };
+}
+
 async function load() {
   try {
     const node = state.node ? `&node=${encodeURIComponent(state.node)}` : "";
     const [response, settings] = await Promise.all([
-      fetch(`/api/status?period=${encodeURIComponent(state.period)}${node}`, { cache: "no-store" }),
+      // Revalidated each time: an unchanged answer is a 304 (the browser keeps the body).
+      fetch(`/api/status?period=${encodeURIComponent(state.period)}${node}&view=compact`, { cache: "no-cache" }),
       fetch("/api/page", { cache: "no-store" }).then((r) => (r.ok ? r.json() : null)).catch(() => null),
     ]);
     if (settings) state.page = settings;
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const body = await response.json();
-    state.data = body.data;
+    state.data = body.data.map(expand);
     state.generatedAt = body.meta.generated_at;
     $("error").hidden = true;
   } catch (e) {

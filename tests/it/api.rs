@@ -223,6 +223,159 @@ fn retention_purges_in_steps_through_a_crowded_second_and_finds_late_copies() {
 }
 
 #[test]
+fn an_unchanged_answer_is_a_304_and_a_change_is_a_new_etag() {
+    let History { ws, .. } = history();
+    let daemon = ws.start();
+    let url = format!("{}/api/status?period=24h", daemon.base);
+    let first = crate::support::http_get(&url, &[]);
+    let etag = first.header("etag").expect("an ETag").to_string();
+    assert!(etag.starts_with("W/\""), "{etag}");
+    assert_eq!(first.header("cache-control"), Some("no-cache"));
+    // A later second: generated anew, the same content, the same tag; a 304 without a body.
+    let later = wait_for("an answer from a later second", Duration::from_secs(5), || {
+        let r = crate::support::http_get(&url, &[]);
+        (r.json()["meta"]["generated_at"] != first.json()["meta"]["generated_at"]).then_some(r)
+    });
+    assert_eq!(later.header("etag"), Some(etag.as_str()));
+    let again = crate::support::http_get(&url, &[("If-None-Match", &etag)]);
+    assert_eq!(again.status, 304);
+    assert_eq!(again.text, "");
+    assert_eq!(again.header("etag"), Some(etag.as_str()));
+    let gzipped =
+        crate::support::http_get(&url, &[("If-None-Match", &format!("\"x\", {etag}")), ("Accept-Encoding", "gzip")]);
+    assert_eq!(gzipped.status, 304, "one of a list, whatever the encoding");
+    // Another tag, another period: a full answer.
+    assert_eq!(crate::support::http_get(&url, &[("If-None-Match", "W/\"0000000000000000\"")]).status, 200);
+    let week = crate::support::http_get(&format!("{}/api/status?period=7d", daemon.base), &[("If-None-Match", &etag)]);
+    assert_eq!(week.status, 200);
+    // A change (a monitor added by a reload): a new tag.
+    let quiet = crate::support::upstream::black_hole();
+    ws.write_config(&format!(
+        "{}  - {{provider: added, service: chat, url: \"{}\", method: GET}}\n",
+        config(&quiet.url),
+        quiet.url
+    ));
+    let changed = wait_for("the new monitor", Duration::from_secs(20), || {
+        let r = crate::support::http_get(&url, &[("If-None-Match", &etag)]);
+        (r.status == 200).then_some(r)
+    });
+    let before = first.json()["meta"]["count"].as_i64().unwrap();
+    assert_eq!(changed.json()["meta"]["count"], before + 1);
+    assert_ne!(changed.header("etag"), Some(etag.as_str()));
+}
+
+#[test]
+fn the_compact_view_says_what_the_full_answer_says_in_columns() {
+    let History { ws, .. } = history();
+    let daemon = ws.start();
+    for period in ["24h", "7d", "30d"] {
+        let full = daemon.status(&format!("?period={period}"));
+        let compact = daemon.status(&format!("?period={period}&view=compact"));
+        if full["meta"]["generated_at"] != compact["meta"]["generated_at"] {
+            continue; // a second passed between the two: asked again below
+        }
+        assert_eq!(compact["meta"]["view"], "compact");
+        assert_eq!(full["meta"].get("view"), None);
+        for (f, c) in full["data"].as_array().unwrap().iter().zip(compact["data"].as_array().unwrap()) {
+            for field in ["provider", "service", "channel", "current_status", "uptime", "maintenance"] {
+                assert_eq!(f[field], c[field], "{period} {field}");
+            }
+            let columns = &c["timeline"];
+            let buckets = f["timeline"].as_array().unwrap();
+            assert_eq!(columns["start"], buckets[0]["timestamp"]);
+            for (i, b) in buckets.iter().enumerate() {
+                assert_eq!(
+                    b["timestamp"].as_i64().unwrap(),
+                    columns["start"].as_i64().unwrap() + i as i64 * columns["step"].as_i64().unwrap()
+                );
+                for field in ["status", "availability"] {
+                    assert_eq!(b[field], columns[field][i], "{period} bucket {i} {field}");
+                }
+            }
+            let keys: Vec<&String> = columns.as_object().unwrap().keys().collect();
+            assert_eq!(keys, ["availability", "start", "status", "step"]);
+            for (name, node) in f["nodes"].as_object().unwrap() {
+                let small = &c["nodes"][name];
+                assert_eq!(small["status"], node["current_status"]["status"]);
+                for field in ["uptime", "stale", "last_probe"] {
+                    assert_eq!(small[field], node[field]);
+                }
+            }
+        }
+    }
+    let bad = crate::support::http_get(&format!("{}/api/status?view=tiny", daemon.base), &[]);
+    assert_eq!(bad.status, 400);
+    assert!(bad.json()["error"]["message"].as_str().unwrap().contains("view \"tiny\" is not one of full, compact"));
+    // Its own validator: a full answer's tag does not match it.
+    let full_tag =
+        crate::support::http_get(&format!("{}/api/status", daemon.base), &[]).header("etag").unwrap().to_string();
+    let compact =
+        crate::support::http_get(&format!("{}/api/status?view=compact", daemon.base), &[("If-None-Match", &full_tag)]);
+    assert_eq!(compact.status, 200);
+    let tag = compact.header("etag").unwrap().to_string();
+    assert_eq!(
+        crate::support::http_get(&format!("{}/api/status?view=compact", daemon.base), &[("If-None-Match", &tag)])
+            .status,
+        304
+    );
+}
+
+/// The page's data for 500 monitors over 24 h (a probe every 5 minutes, varied latencies, a
+/// few failures), gzipped as the page gets it, fits 100,000 bytes.
+#[test]
+fn five_hundred_monitors_over_24h_fit_100_kb_compact_and_gzipped() {
+    let quiet = crate::support::upstream::black_hole();
+    let mut config = String::from("interval: 24h\ntimeout: 5m\nslow_latency: 4m\nmonitors:\n");
+    for i in 0..500 {
+        config.push_str(&format!(
+            "  - {{provider: relay{:02}, service: model-{i:03}, url: \"{}\", method: GET}}\n",
+            i / 10,
+            quiet.url
+        ));
+    }
+    let ws = Workspace::new(&config);
+    let mut conn = ws.db();
+    let keys: Vec<MonitorKey> =
+        (0..500).map(|i| MonitorKey::new(&format!("relay{:02}", i / 10), &format!("model-{i:03}"), "")).collect();
+    let ids = conn.monitor_ids(&keys).unwrap();
+    let t = now();
+    let mut seed: u64 = 42;
+    let mut next = || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed >> 33
+    };
+    let mut rows = Vec::with_capacity(500 * 288);
+    for step in (0..288).rev() {
+        for id in &ids {
+            let roll = next() % 1000;
+            let status = if roll < 15 {
+                0
+            } else if roll < 40 {
+                2
+            } else {
+                1
+            };
+            let mut r = row(*id, t - step * 300 - (next() % 60) as i64, status, 300 + (next() % 2_500) as i32);
+            r.ttft_ms = (status != 0).then(|| 150 + (next() % 900) as i32);
+            rows.push(r);
+        }
+    }
+    rows.sort_by_key(|r| r.ts);
+    conn.insert(&rows).unwrap();
+    drop(conn);
+    let daemon = ws.start();
+    let url = format!("{}/api/status?period=24h&view=compact", daemon.base);
+    let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
+    let mut response = agent.get(&url).header("Accept-Encoding", "gzip").call().unwrap();
+    assert_eq!(response.headers().get("content-encoding").unwrap(), "gzip");
+    let wire = response.body_mut().with_config().limit(10 << 20).read_to_vec().unwrap();
+    let full = crate::support::http_get(&format!("{}/api/status?period=24h", daemon.base), &[]);
+    eprintln!("500 x 24h: compact gzipped {} B; full uncompressed {} B", wire.len(), full.text.len());
+    assert!(wire.len() <= 100_000, "compact gzipped is {} bytes", wire.len());
+    assert_eq!(full.json()["meta"]["count"], 500);
+}
+
+#[test]
 fn gzip_is_served_to_clients_that_ask_and_says_the_same() {
     let History { ws, .. } = history();
     let daemon = ws.start();

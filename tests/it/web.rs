@@ -310,7 +310,7 @@ fn the_status_page_in_a_real_browser() {
     );
     assert_eq!(maintenance.as_array().map(Vec::len), Some(1), "{maintenance}");
     assert_eq!(maintenance[0][0], "rgb(123, 97, 201)");
-    assert!(maintenance[0][1].as_str().unwrap().contains("Maintenance: 1"), "{maintenance}");
+    assert!(maintenance[0][1].as_str().unwrap().contains("Worst: Maintenance"), "{maintenance}");
     assert!(rows[0]["tooltip"].as_str().unwrap().contains("availability"), "{}", rows[0]["tooltip"]);
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -682,6 +682,22 @@ fn the_page_has_its_title_groups_hidden_monitors_and_an_embed_view() {
             ["gamma", "1 monitor · all up", ["gamma"]]
         ])
     );
+    // The page asks for the compact view, revalidating: a refresh with nothing new is a 304.
+    let refresh = tab
+        .evaluate(
+            "(async () => { await load(); return JSON.stringify(performance.getEntriesByType('resource')\
+             .filter(r => r.name.includes('/api/status?') && r.name.includes('view=compact')).map(r => [r.responseStatus, r.transferSize, r.encodedBodySize])); })()",
+            true,
+        )
+        .unwrap();
+    let statuses: Value = serde_json::from_str(refresh.value.unwrap().as_str().unwrap()).unwrap();
+    // [status, transferSize, encodedBodySize]: a revalidated answer shows as 200 from the cache,
+    // but only its headers crossed the wire (the body did the first time).
+    let (first, last) = (&statuses[0], &statuses[statuses.as_array().unwrap().len() - 1]);
+    let n = |v: &Value| v.as_f64().unwrap();
+    assert!(statuses.as_array().unwrap().len() >= 2, "{statuses}");
+    assert!(n(&first[1]) > n(&first[2]), "the first load carried the body: {statuses}");
+    assert!(n(&last[1]) + n(&last[2]) / 2.0 < n(&first[1]), "the refresh carried no body: {statuses}");
     // The hidden monitor is left off, banner included.
     assert_eq!(eval("JSON.stringify(document.querySelectorAll(\".monitor-row[data-provider='test']\").length)"), 0);
     assert_eq!(eval("JSON.stringify(document.getElementById('banner').dataset.total)"), "4");
