@@ -732,3 +732,86 @@ fn the_page_has_its_title_groups_hidden_monitors_and_an_embed_view() {
     assert!(csp("?embed=1").contains("frame-ancestors *"), "{}", csp("?embed=1"));
     assert!(csp("").contains("frame-ancestors 'none'"));
 }
+
+/// On a 360 px phone: nothing wider than the screen (a long service name included), no figure
+/// wrapped inside its value.
+#[test]
+fn the_page_fits_a_360_px_phone_without_wrapped_figures() {
+    let test = "the_page_fits_a_360_px_phone_without_wrapped_figures";
+    let Some((browser, _profile)) = browser(test, (800, 800)) else { return };
+    let quiet = crate::support::upstream::black_hole();
+    let long = "an-unusually-long-service-name-for-a-relay-channel-that-goes-on-and-on";
+    let ws = Workspace::new(&format!(
+        "interval: 24h\ntimeout: 5m\nmonitors:\n  - {{provider: alpha, service: {long}, url: \"{u}\", method: GET}}\n  \
+         - {{provider: beta, service: chat, url: \"{u}\", method: GET}}\n",
+        u = quiet.url
+    ));
+    let mut conn = ws.db();
+    let ids = conn.monitor_ids(&[MonitorKey::new("alpha", long, ""), MonitorKey::new("beta", "chat", "")]).unwrap();
+    let t = now();
+    let rows: Vec<Row> = ids
+        .iter()
+        .map(|id| Row {
+            monitor_id: *id,
+            ts: t - 30,
+            status: 1,
+            latency_ms: 1_234,
+            reason: "ok".into(),
+            http_code: 200,
+            ttft_ms: Some(456),
+            ..Row::default()
+        })
+        .collect();
+    conn.insert(&rows).unwrap();
+    drop(conn);
+    let daemon = ws.start();
+    let tab = browser.new_tab().unwrap();
+    // A phone's viewport (a headless window is never narrower than 500 px).
+    tab.call_method(headless_chrome::protocol::cdp::Emulation::SetDeviceMetricsOverride {
+        width: 360,
+        height: 800,
+        device_scale_factor: 2.0,
+        mobile: true,
+        scale: None,
+        screen_width: None,
+        screen_height: None,
+        position_x: None,
+        position_y: None,
+        dont_set_visible_size: None,
+        screen_orientation: None,
+        viewport: None,
+        display_feature: None,
+        device_posture: None,
+    })
+    .unwrap();
+    let eval = |js: &str| -> Value {
+        let result = tab.evaluate(js, false).unwrap_or_else(|e| panic!("{js}: {e}"));
+        let text = result.value.and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| "null".into());
+        serde_json::from_str(&text).unwrap()
+    };
+    for theme in ["light", "dark"] {
+        tab.navigate_to(&format!("{}/?lang=en&theme={theme}", daemon.base)).unwrap().wait_until_navigated().unwrap();
+        wait_for("the rows", Duration::from_secs(20), || {
+            (eval("JSON.stringify(document.querySelectorAll('.monitor-row .figures b').length)") == 6).then_some(())
+        });
+        let width = eval("JSON.stringify([window.innerWidth, document.documentElement.scrollWidth])");
+        assert_eq!(width[0], 360, "the viewport");
+        assert!(width[1].as_i64() <= width[0].as_i64(), "{theme}: the page is wider than the phone: {width}");
+        // Every element inside the screen, and each figure ("Latency 1234 ms") on one line.
+        let outside = eval(
+            "JSON.stringify([...document.querySelectorAll('body *')].filter(e => e.getClientRects().length && \
+             e.getBoundingClientRect().right > window.innerWidth + 0.5).map(e => e.tagName + '.' + e.className))",
+        );
+        assert_eq!(outside, serde_json::json!([]), "{theme}");
+        let wrapped = eval(
+            "JSON.stringify([...document.querySelectorAll('.figures > span')].filter(s => s.getClientRects().length !== 1).map(s => s.textContent))",
+        );
+        assert_eq!(wrapped, serde_json::json!([]), "{theme}");
+    }
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let png = tab
+        .capture_screenshot(headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption::Png, None, None, true)
+        .unwrap();
+    std::fs::write(shots.join("status-page-phone.png"), &png).unwrap();
+}
