@@ -55,7 +55,10 @@ const saved = (key, fallback) => {
   const choose = CHOICES[key];
   let stored = null;
   try { stored = localStorage.getItem("llm-monitor." + key); } catch (_) { /* storage blocked */ }
-  return choose(new URLSearchParams(location.search).get(key)) ?? choose(stored) ?? choose(fallback) ?? fallback;
+  const asked = new URLSearchParams(location.search).get(key);
+  // `?lang=` of a language the page does not have: English (zh-* is its Chinese).
+  if (key === "lang" && asked && choose(asked) === null) return "en";
+  return choose(asked) ?? choose(stored) ?? choose(fallback) ?? fallback;
 };
 const state = {
   period: saved("period", "24h"),

@@ -355,6 +355,12 @@ fn the_status_page_in_a_real_browser() {
     let stored =
         eval("JSON.stringify([localStorage.getItem('llm-monitor.lang'), localStorage.getItem('llm-monitor.period')])");
     assert_eq!(stored, serde_json::json!(["zh", "7d"]), "an unknown value was saved");
+    // An unknown language asked in the URL is English (the saved Chinese is not used).
+    assert_eq!(eval("JSON.stringify(document.documentElement.lang)"), "en");
+    // zh-HK and zh-TW are the page's Chinese (简体中文).
+    tab.navigate_to(&format!("{}/?lang=zh-HK", daemon.base)).unwrap().wait_until_navigated().unwrap();
+    wait_rows("7d", 7);
+    assert_eq!(eval("JSON.stringify(document.documentElement.lang)"), "zh-CN");
     tab.navigate_to(&format!("{}/?lang=en-GB", daemon.base)).unwrap().wait_until_navigated().unwrap();
     wait_rows("7d", 7);
     assert_eq!(eval("JSON.stringify(document.querySelector('h1').textContent)"), "LLM API status");
