@@ -87,8 +87,13 @@ const pct = (v) => (v < 0 ? "—" : v.toFixed(2) + "%");
 const ms = (v) => (v === null || v === undefined ? "—" : Math.round(v) + " ms");
 const fill = (text, values) => text.replace(/\{(\w+)\}/g, (_, k) => String(values[k]));
 // Times are UTC everywhere on the page, and say so.
-const utcDate = (unix) => new Date(unix * 1000).toISOString().slice(0, 10);
-const utcTime = (unix, seconds) => new Date(unix * 1000).toISOString().slice(11, seconds ? 19 : 16);
+// Dates in the page's language ("Nov 27, 2026", "2026年11月27日"); times as 24-hour HH:MM.
+const locale = () => (state.lang === "zh" ? "zh-CN" : "en-US");
+const utcDate = (unix) =>
+  new Intl.DateTimeFormat(locale(), { timeZone: "UTC", year: "numeric", month: "short", day: "numeric" }).format(new Date(unix * 1000));
+const utcTime = (unix, seconds) =>
+  new Intl.DateTimeFormat(locale(), { timeZone: "UTC", hour: "2-digit", minute: "2-digit", second: seconds ? "2-digit" : undefined, hourCycle: "h23" })
+    .format(new Date(unix * 1000));
 
 // A bucket's shade, by how much of it was available (the README lists the thresholds): only a
 // bucket with every probe green is the 100 % colour, however the percentage rounds.

@@ -338,6 +338,13 @@ fn the_status_page_in_a_real_browser() {
         (v[0] == "zh-CN").then_some(v)
     });
     assert_eq!(labels[1], "LLM 接口状态");
+    // Dates as Chinese writes them (the 7-day view: "2026年11月21日 UTC").
+    let tick = eval("JSON.stringify(document.querySelector('.monitor-row .ticks span').textContent)");
+    let first = now() / 86_400 * 86_400 - 6 * 86_400;
+    let expected = format!("{} UTC", time_label(first, "%Y年%-m月%-d日"));
+    // (or the day before, if the day turned since the page drew its bars)
+    let day_before = format!("{} UTC", time_label(first - 86_400, "%Y年%-m月%-d日"));
+    assert!(tick == expected.as_str() || tick == day_before.as_str(), "{tick} vs {expected}");
     assert_eq!(labels[2], "可用率");
     assert_eq!(labels[3], "English");
 
@@ -510,10 +517,10 @@ fn the_page_shades_buckets_by_availability_and_opens_them_by_click_and_keyboard(
     let t = minute;
     assert_eq!(notes.as_array().map(Vec::len), Some(2), "{notes}");
     assert_eq!(notes[0][0], "maint-now");
-    let until = time_label(t + 3_600, "%Y-%m-%d %H:%M");
+    let until = time_label(t + 3_600, "%b %-d, %Y %H:%M");
     assert!(notes[0][1].as_str().unwrap().contains(&format!("shade / chat (upgrade) until {until} UTC")), "{notes}");
     assert_eq!(notes[1][0], "maint-next");
-    let next = format!("{}–{} UTC", time_label(t + 7_200, "%Y-%m-%d %H:%M"), time_label(t + 10_800, "%H:%M"));
+    let next = format!("{}–{} UTC", time_label(t + 7_200, "%b %-d, %Y %H:%M"), time_label(t + 10_800, "%H:%M"));
     assert!(notes[1][1].as_str().unwrap().contains(&format!("down / chat (move) {next}")), "{notes}");
     // One probing node: no node switch (it shows from two on).
     assert_eq!(eval("JSON.stringify(getComputedStyle(document.getElementById('node-switch')).display)"), "none");
@@ -527,8 +534,9 @@ fn the_page_shades_buckets_by_availability_and_opens_them_by_click_and_keyboard(
     for text in ticks.as_array().unwrap() {
         assert!(text.as_str().unwrap().ends_with("UTC"), "{text}");
     }
+    // Dates as English writes them: "Nov 26, 2026 02:00 UTC".
     let first_tick = ticks[0].as_str().unwrap();
-    assert!(first_tick.len() >= 10 && first_tick.as_bytes()[4] == b'-', "a date: {first_tick}");
+    assert_eq!(first_tick, format!("{} UTC", time_label(hour - 23 * 3_600, "%b %-d, %Y %H:%M")));
 
     // A click opens the 97 % bucket's details: range with date and UTC, availability, counts,
     // the worst status, latency.
@@ -539,7 +547,7 @@ fn the_page_shades_buckets_by_availability_and_opens_them_by_click_and_keyboard(
         (v.as_array().is_some_and(|a| !a.is_empty())).then_some(v)
     });
     let text = lines.to_string();
-    let date = time_label(hour - 3 * 3_600, "%Y-%m-%d %H:%M");
+    let date = time_label(hour - 3 * 3_600, "%b %-d, %Y %H:%M");
     assert!(lines[0].as_str().unwrap().starts_with(&date) && lines[0].as_str().unwrap().ends_with("UTC"), "{text}");
     for part in [
         "availability: 97.00%",
