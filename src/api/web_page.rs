@@ -23,21 +23,14 @@ fn csp(logo_origin: Option<&str>, embed: bool) -> String {
     )
 }
 
-/// `scheme://host[:port]` of an http(s) logo URL (validated at load), None for a local path.
-fn origin_of(url: &str) -> Option<String> {
-    let uri: awc::http::Uri = url.parse().ok()?;
-    let scheme = uri.scheme_str().filter(|s| matches!(*s, "http" | "https"))?;
-    let authority = uri.authority()?;
-    // Only the host and port: never userinfo.
-    let host_port = authority.as_str().rsplit('@').next()?;
-    Some(format!("{scheme}://{host_port}"))
-}
-
 pub async fn index(req: actix_web::HttpRequest, state: web::Data<super::AppState>) -> HttpResponse {
-    let embed = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-        .is_ok_and(|q| q.get("embed").is_some_and(|v| v == "1"));
+    // The first `embed`, as the page's script reads it.
+    let embed = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "embed")
+        .is_some_and(|(_, v)| v == "1");
     let logo = super::page::settings(&state).await.and_then(|p| p.logo_url);
-    let policy = csp(logo.as_deref().and_then(origin_of).as_deref(), embed);
+    let origin = logo.as_deref().and_then(|url| crate::config::logo_origin(url).ok().flatten());
+    let policy = csp(origin.as_deref(), embed);
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CONTENT_SECURITY_POLICY, policy))
@@ -78,12 +71,16 @@ mod tests {
 
     #[test]
     fn the_policy_names_the_logo_origin_and_frames_only_embeds() {
+        use crate::config::logo_origin;
         assert_eq!(
-            origin_of("https://cdn.example.com:8443/a/logo.png?x=1"),
-            Some("https://cdn.example.com:8443".into())
+            logo_origin("https://CDN.example.com:8443/a/logo.png?x=1"),
+            Ok(Some("https://cdn.example.com:8443".into()))
         );
-        assert_eq!(origin_of("https://user:pw@cdn.example.com/logo.png"), Some("https://cdn.example.com".into()));
-        assert_eq!(origin_of("/favicon.svg"), None);
+        assert_eq!(logo_origin("http://[::1]:8080/l.png"), Ok(Some("http://[::1]:8080".into())));
+        assert!(logo_origin("https://user:pw@cdn.example.com/logo.png").is_err());
+        assert!(logo_origin("https://a.com;sandbox/x.png").is_err());
+        assert!(logo_origin("https://*/x.png").is_err());
+        assert_eq!(logo_origin("/favicon.svg"), Ok(None));
         let full = csp(Some("https://cdn.example.com"), false);
         assert!(full.contains("img-src 'self' data: https://cdn.example.com;"), "{full}");
         assert!(full.contains("frame-ancestors 'none'"), "{full}");

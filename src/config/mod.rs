@@ -291,6 +291,48 @@ pub struct PageConfig {
     pub monitor_groups: Vec<(MonitorKey, String)>,
 }
 
+/// The origin (`scheme://host[:port]`) a `page.logo_url` loads from, for the status page's
+/// Content-Security-Policy: None for a path on this daemon. Only a DNS name, an IPv4 address or
+/// a bracketed IPv6 address is a host here, and no user name or password is allowed, so the
+/// origin can never carry another CSP directive, a wildcard or a credential.
+pub fn logo_origin(url: &str) -> Result<Option<String>, String> {
+    if url.starts_with('/') && !url.starts_with("//") {
+        return Ok(None);
+    }
+    let (scheme, rest) = url.split_once("://").ok_or("must start with http:// or https://, or /")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("scheme {scheme:?} is not http or https"));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err("must not hold a user name or password (it is shown to every visitor)".to_string());
+    }
+    let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
+        let (ip, after) = inner.split_once(']').ok_or("has an unclosed [ in its host")?;
+        ip.parse::<std::net::Ipv6Addr>().map_err(|_| "has an invalid IPv6 address".to_string())?;
+        (format!("[{ip}]"), after.strip_prefix(':'))
+    } else {
+        let (host, port) = match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        };
+        let label_ok =
+            |l: &str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
+            return Err("has a host that is not a DNS name or an IP address".to_string());
+        }
+        (host.to_ascii_lowercase(), port)
+    };
+    match port {
+        None => Ok(Some(format!("{scheme}://{host}"))),
+        Some(port) => match port.parse::<u16>() {
+            Ok(n) if n > 0 && port.chars().all(|c| c.is_ascii_digit()) => Ok(Some(format!("{scheme}://{host}:{n}"))),
+            _ => Err("has an invalid port".to_string()),
+        },
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The file this was loaded from.

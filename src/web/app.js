@@ -64,7 +64,7 @@ const state = {
   period: saved("period", "24h"),
   lang: saved("lang", CHOICES.lang(navigator.language) ?? "en"),
   theme: saved("theme", matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light"),
-  provider: "", service: "", sort: "config", node: "", nodes: [], open: null, detail: null,
+  provider: "", service: "", sort: "config", node: "", nodes: [], open: null, detail: null, openMonitor: null, openAt: null, refocus: null,
   // `page:` of the config (title, description, logo, footer, group order, hidden patterns).
   page: { groups: [], hidden: [], monitor_groups: [] },
   collapsed: new Set(),
@@ -181,6 +181,10 @@ function sorted(monitors) {
 }
 
 const monitorKey = (m) => `${m.provider}/${m.service}/${m.channel || ""}`;
+// A bucket of the view on screen (the period and node are part of it: 00:00 starts an hour and
+// a day alike).
+const bucketId = (m, timestamp) => `${state.period}|${state.node}|${monitorKey(m)}@${timestamp}`;
+const closeDetails = () => { state.refocus = state.open; state.open = null; state.detail = null; render(); };
 
 // The open bucket's details under its bar, or nothing.
 function details(m, bucket) {
@@ -192,25 +196,38 @@ function details(m, bucket) {
   const close = el("button", "close", "×");
   close.type = "button";
   close.setAttribute("aria-label", t("close"));
-  close.addEventListener("click", () => { state.open = null; render(); });
+  close.addEventListener("click", closeDetails);
+  box.addEventListener("keydown", (e) => { if (e.key === "Escape") closeDetails(); });
   box.append(close, list);
   return box;
 }
 
 // Opening a bucket asks for that monitor's full answer (counts, latencies, TTFT), a few KB;
-// the details show when it comes.
+// the details show when it comes, and are asked again at each refresh while open.
 async function openBucket(m, bucket) {
-  const id = `${monitorKey(m)}@${bucket.timestamp}`;
-  state.open = state.open === id ? null : id;
+  const id = bucketId(m, bucket.timestamp);
+  if (state.open === id) {
+    closeDetails();
+    return;
+  }
+  state.open = id;
+  state.openMonitor = m;
+  state.openAt = bucket.timestamp;
   render();
-  if (!state.open) return;
+  await fetchDetail();
+}
+
+async function fetchDetail() {
+  const [id, m, at] = [state.open, state.openMonitor, state.openAt];
+  if (!id) return;
   const q = new URLSearchParams({ period: state.period, provider: m.provider, service: m.service, channel: m.channel || "" });
   if (state.node) q.set("node", state.node);
   try {
     const response = await fetch(`/api/status?${q}`, { cache: "no-cache" });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const body = await response.json();
-    const full = (body.data[0]?.timeline || []).find((b) => b.timestamp === bucket.timestamp);
+    const full = (body.data[0]?.timeline || []).find((b) => b.timestamp === at);
+    // Only if the same bucket of the same view is still open.
     if (full && state.open === id) {
       state.detail = { id, bucket: full };
       render();
@@ -229,7 +246,7 @@ function barKeys(event) {
   if (i < 0) return;
   const to = { ArrowLeft: i - 1, ArrowRight: i + 1, Home: 0, End: buckets.length - 1 }[event.key];
   if (to === undefined) {
-    if (event.key === "Escape" && state.open) { state.open = null; render(); }
+    if (event.key === "Escape" && state.open) closeDetails();
     return;
   }
   event.preventDefault();
@@ -274,7 +291,7 @@ function row(m) {
   bar.setAttribute("aria-label", `${m.provider} / ${m.service}`);
   let openBucketData = null;
   m.timeline.forEach((bucket, i) => {
-    const id = `${monitorKey(m)}@${bucket.timestamp}`;
+    const id = bucketId(m, bucket.timestamp);
     const b = el("button", "bucket " + shade(bucket));
     b.type = "button";
     b.dataset.status = String(bucket.status);
@@ -285,7 +302,8 @@ function row(m) {
     if (open && state.detail && state.detail.id === id) openBucketData = state.detail.bucket;
     b.setAttribute("aria-expanded", String(open));
     // One bucket of a bar is in the Tab order: the open one, else the newest.
-    const inTabOrder = state.open && state.open.startsWith(monitorKey(m) + "@") ? open : i === m.timeline.length - 1;
+    const openHere = m.timeline.some((x) => bucketId(m, x.timestamp) === state.open);
+    const inTabOrder = openHere ? open : i === m.timeline.length - 1;
     b.setAttribute("tabindex", inTabOrder ? "0" : "-1");
     b.addEventListener("click", () => openBucket(m, bucket));
     bar.append(b);
@@ -332,12 +350,23 @@ function banner(monitors) {
   if (slow > 0) text += " · " + fill(t("degraded_of"), { n: slow });
   box.textContent = text;
   box.hidden = false;
-  const notes = [];
+  // One line per window (a daily window over every monitor is one line, not one per monitor).
+  const windows = new Map();
   monitors.forEach((m) => {
     const w = m.maintenance || {};
-    const who = `${m.provider} / ${m.service}`;
-    if (w.current) notes.push(["now", `${t("maintenance_now")}: ${who} (${w.current.name}) ${t("until")} ${utcDate(w.current.end)} ${utcTime(w.current.end)} ${t("utc")}`]);
-    if (w.next) notes.push(["next", `${t("maintenance_next")}: ${who} (${w.next.name}) ${utcDate(w.next.start)} ${utcTime(w.next.start)}–${utcTime(w.next.end)} ${t("utc")}`]);
+    [["now", w.current], ["next", w.next]].forEach(([kind, win]) => {
+      if (!win) return;
+      const key = `${kind}|${win.name}|${win.start}|${win.end}`;
+      if (!windows.has(key)) windows.set(key, { kind, win, who: [] });
+      windows.get(key).who.push(`${m.provider} / ${m.service}`);
+    });
+  });
+  const notes = [...windows.values()].map(({ kind, win, who }) => {
+    const names = who.length > 3 ? `${who.slice(0, 3).join(", ")} +${who.length - 3}` : who.join(", ");
+    const text = kind === "now"
+      ? `${t("maintenance_now")}: ${names} (${win.name}) ${t("until")} ${utcDate(win.end)} ${utcTime(win.end)} ${t("utc")}`
+      : `${t("maintenance_next")}: ${names} (${win.name}) ${utcDate(win.start)} ${utcTime(win.start)}–${utcTime(win.end)} ${t("utc")}`;
+    return [kind, text];
   });
   $("announcements").replaceChildren(...notes.map(([kind, text]) => el("li", "maint-" + kind, text)));
   $("announcements").hidden = notes.length === 0;
@@ -359,10 +388,15 @@ function groupOf(m) {
   return set ? set.group : m.provider;
 }
 
-// Groups in the configured order, then the others as their first monitor comes.
+// Groups in the configured order, then the others as their first monitor comes in the config
+// (whatever the sort); the rows within a group in `monitors`' (sorted) order.
 function grouped(monitors) {
   const groups = new Map();
   state.page.groups.forEach((name) => groups.set(name.toLowerCase(), { name, monitors: [] }));
+  visible(state.data).forEach((m) => {
+    const name = groupOf(m);
+    if (!groups.has(name.toLowerCase())) groups.set(name.toLowerCase(), { name, monitors: [] });
+  });
   monitors.forEach((m) => {
     const name = groupOf(m);
     if (!groups.has(name.toLowerCase())) groups.set(name.toLowerCase(), { name, monitors: [] });
@@ -417,7 +451,16 @@ function render() {
     const head = [...$("rows").querySelectorAll(".group")].find((g) => g.dataset.group === focusGroup);
     if (head) head.querySelector(".group-head").focus();
   }
-  if (focusAt) {
+  if (state.refocus) {
+    const [key, at] = [state.refocus.slice(0, state.refocus.lastIndexOf("@")), state.refocus.slice(state.refocus.lastIndexOf("@") + 1)];
+    const again = [...$("rows").querySelectorAll(".monitor-row")].find((r) => `${state.period}|${state.node}|${r.dataset.key}` === key);
+    const bucket = again && again.querySelector(`.bucket[data-timestamp="${at}"]`);
+    if (bucket) {
+      again.querySelectorAll(".bucket").forEach((b) => b.setAttribute("tabindex", b === bucket ? "0" : "-1"));
+      bucket.focus();
+    }
+    state.refocus = null;
+  } else if (focusAt) {
     const again = [...$("rows").querySelectorAll(".monitor-row")].find((r) => r.dataset.key === focusAt[0]);
     const bucket = again && again.querySelector(`.bucket[data-timestamp="${focusAt[1]}"]`);
     if (bucket) {
@@ -452,6 +495,7 @@ async function load() {
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const body = await response.json();
     state.data = body.data.map(expand);
+    fetchDetail();
     state.generatedAt = body.meta.generated_at;
     $("error").hidden = true;
   } catch (e) {
@@ -464,14 +508,14 @@ async function load() {
 
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll(".period").forEach((b) => b.addEventListener("click", () => {
-    state.period = b.dataset.period; remember("period"); load();
+    state.period = b.dataset.period; remember("period"); state.open = null; state.detail = null; load();
   }));
   $("lang").addEventListener("click", () => { state.lang = state.lang === "zh" ? "en" : "zh"; remember("lang"); render(); });
   $("theme").addEventListener("click", () => { state.theme = state.theme === "dark" ? "light" : "dark"; remember("theme"); render(); });
   $("filter-provider").addEventListener("change", (e) => { state.provider = e.target.value; render(); });
   $("filter-service").addEventListener("change", (e) => { state.service = e.target.value; render(); });
   $("sort").addEventListener("change", (e) => { state.sort = e.target.value; render(); });
-  $("node").addEventListener("change", (e) => { state.node = e.target.value; load(); });
+  $("node").addEventListener("change", (e) => { state.node = e.target.value; state.open = null; state.detail = null; load(); });
   applyStaticTexts();
   load();
   setInterval(load, 30000);

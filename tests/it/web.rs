@@ -396,11 +396,11 @@ fn shading_workspace(quiet: &crate::support::upstream::BlackHole, down: bool) ->
     let minute = t / 60 * 60;
     let mut config = String::from("interval: 24h\ntimeout: 5m\nslow_latency: 4m\n");
     if down {
-        // A window in progress for shade, one planned for down.
+        // A window in progress for shade, one planned for both.
         let at = |unix: i64| time_label(unix, "%Y-%m-%dT%H:%M:%SZ");
         config.push_str(&format!(
             "maintenance:\n  - {{name: upgrade, monitors: [\"shade/*\"], start: \"{}\", end: \"{}\"}}\n  \
-             - {{name: move, monitors: [\"down/*\"], start: \"{}\", end: \"{}\"}}\n",
+             - {{name: move, monitors: [\"*/*\"], start: \"{}\", end: \"{}\"}}\n",
             at(minute - 3_600),
             at(minute + 3_600),
             at(minute + 7_200),
@@ -521,7 +521,8 @@ fn the_page_shades_buckets_by_availability_and_opens_them_by_click_and_keyboard(
     assert!(notes[0][1].as_str().unwrap().contains(&format!("shade / chat (upgrade) until {until} UTC")), "{notes}");
     assert_eq!(notes[1][0], "maint-next");
     let next = format!("{}–{} UTC", time_label(t + 7_200, "%b %-d, %Y %H:%M"), time_label(t + 10_800, "%H:%M"));
-    assert!(notes[1][1].as_str().unwrap().contains(&format!("down / chat (move) {next}")), "{notes}");
+    // One line for a window over both monitors, naming them.
+    assert!(notes[1][1].as_str().unwrap().contains(&format!("shade / chat, down / chat (move) {next}")), "{notes}");
     // One probing node: no node switch (it shows from two on).
     assert_eq!(eval("JSON.stringify(getComputedStyle(document.getElementById('node-switch')).display)"), "none");
     let down = eval(
@@ -602,6 +603,23 @@ fn the_page_shades_buckets_by_availability_and_opens_them_by_click_and_keyboard(
     tab.press_key("Escape").unwrap();
     wait_for("the details closed by Escape", Duration::from_secs(5), || {
         (details() == serde_json::json!([])).then_some(())
+    });
+    assert_eq!(
+        eval("JSON.stringify(Number(document.activeElement.dataset.timestamp))"),
+        hour - 5 * 3_600,
+        "the focus goes back to the bucket"
+    );
+    // Switching the period closes the details (a day's bucket is not the hour's).
+    tab.find_element(&bucket(3)).unwrap().click().unwrap();
+    wait_for("the details again", Duration::from_secs(5), || (details() != serde_json::json!([])).then_some(()));
+    tab.find_element("button[data-period='7d']").unwrap().click().unwrap();
+    wait_for("the 7-day view without details", Duration::from_secs(10), || {
+        (eval("JSON.stringify(document.body.dataset.loaded)") == "7d" && details() == serde_json::json!([]))
+            .then_some(())
+    });
+    tab.find_element("button[data-period='24h']").unwrap().click().unwrap();
+    wait_for("the 24-hour view", Duration::from_secs(10), || {
+        (eval("JSON.stringify(document.body.dataset.loaded)") == "24h").then_some(())
     });
     // Screen readers get the same figures as the bucket's name.
     let label = eval(&format!("JSON.stringify(document.querySelector(\"{}\").getAttribute('aria-label'))", bucket(2)));
@@ -712,6 +730,13 @@ fn the_page_has_its_title_groups_hidden_monitors_and_an_embed_view() {
     assert!(statuses.as_array().unwrap().len() >= 2, "{statuses}");
     assert!(n(&first[1]) > n(&first[2]), "the first load carried the body: {statuses}");
     assert!(n(&last[1]) + n(&last[2]) / 2.0 < n(&first[1]), "the refresh carried no body: {statuses}");
+    // Sorting orders rows within groups, never the groups.
+    eval("(() => { const s = document.getElementById('sort'); s.value = 'latency'; s.dispatchEvent(new Event('change')); return '1'; })()");
+    assert_eq!(
+        eval("JSON.stringify([...document.querySelectorAll('.group')].map(g => g.dataset.group))"),
+        serde_json::json!(["Claude", "OpenAI", "gamma"])
+    );
+    eval("(() => { const s = document.getElementById('sort'); s.value = 'config'; s.dispatchEvent(new Event('change')); return '1'; })()");
     // The hidden monitor is left off, banner included.
     assert_eq!(eval("JSON.stringify(document.querySelectorAll(\".monitor-row[data-provider='test']\").length)"), 0);
     assert_eq!(eval("JSON.stringify(document.getElementById('banner').dataset.total)"), "4");

@@ -53,11 +53,7 @@ fn check_logo(url: &str) -> Result<(), String> {
         return Ok(());
     }
     check_url(url).map_err(|e| format!("{e} (an http(s) URL, or a path starting with /)"))?;
-    let authority = url.split_once("://").map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
-    if authority.contains('@') {
-        return Err("must not hold a user name or password (it is shown to every visitor)".to_string());
-    }
-    Ok(())
+    crate::config::logo_origin(url).map(drop)
 }
 
 pub(super) fn parse_page(value: Option<&Value>, errors: &mut Errors) -> PageConfig {
@@ -154,6 +150,22 @@ mod tests {
         }
         let (_, errors) = parse("{logo_url: 'https://me:pw@cdn.example.com/x.png'}");
         assert!(errors.iter().any(|e| e.contains("user name or password") && !e.contains("pw")), "{errors:?}");
+        for bad in [
+            "https://a.com;sandbox/x.png",
+            "https://*/x.png",
+            "https://a.com:99999/x.png",
+            "https://a.com:/x.png",
+            "https://a,b.com/x",
+        ] {
+            let (_, errors) = parse(&format!("{{logo_url: '{bad}'}}"));
+            assert!(errors.iter().any(|e| e.contains("logo_url")), "{bad}: {errors:?}");
+        }
+        let (page, errors) = parse("{logo_url: 'https://cdn.example.com/x.png?u=a@b'}");
+        assert!(errors.is_empty(), "an @ after the host is no credential: {errors:?}");
+        assert_eq!(
+            crate::config::logo_origin(page.logo_url.as_deref().unwrap()),
+            Ok(Some("https://cdn.example.com".into()))
+        );
         let (_, errors) = parse("{logo_url: '//evil.example/x.png', title: 'x'}");
         assert!(errors.iter().any(|e| e.contains("logo_url")), "{errors:?}");
         let (_, errors) = parse(&format!("{{title: '{}'}}", "t".repeat(101)));
