@@ -213,3 +213,15 @@ pub fn get(agent: &ureq::Agent, url: &str) -> Option<(u16, String)> {
     let body = response.body_mut().with_config().limit(64 * 1024 * 1024).read_to_string().ok()?;
     Some((status, body))
 }
+
+/// The sum of every bucket's probe counts in a `/api/status` answer.
+pub fn total_probes(body: &str) -> i64 {
+    let value: serde_json::Value = serde_json::from_str(body).unwrap();
+    value["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["timeline"].as_array().unwrap().iter())
+        .map(|b| ["green", "yellow", "red"].iter().map(|c| b["counts"][c].as_i64().unwrap()).sum::<i64>())
+        .sum()
+}

@@ -26,8 +26,8 @@ use llm_monitor::store::sql::pg;
 
 mod common;
 use common::{
-    agent, clock_ticks, figure, get, percentile, proc_cpu_ticks, report, serve_upstream, start_daemon, Daemon, Figure,
-    Lcg,
+    agent, clock_ticks, figure, get, percentile, proc_cpu_ticks, report, serve_upstream, start_daemon, total_probes,
+    Daemon, Figure, Lcg,
 };
 
 /// The probing phase: this many monitors on each node, every `PROBE_INTERVAL_S`.
@@ -584,18 +584,6 @@ fn sqlite_table_bytes(conn: &mut SqliteConnection) -> Option<BTreeMap<String, i6
     .load(conn)
     .ok()?;
     Some(rows.into_iter().map(|r| (r.name, r.bytes)).collect())
-}
-
-/// The sum of every bucket's probe counts in a `/api/status` answer.
-fn total_probes(body: &str) -> i64 {
-    let value: serde_json::Value = serde_json::from_str(body).unwrap();
-    value["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|m| m["timeline"].as_array().unwrap().iter())
-        .map(|b| ["green", "yellow", "red"].iter().map(|c| b["counts"][c].as_i64().unwrap()).sum::<i64>())
-        .sum()
 }
 
 /// How many probes of the history written at `generated_at` a correct 30-day answer counts now:

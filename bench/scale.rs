@@ -23,7 +23,7 @@ use llm_monitor::store::{Close, Flush, LoadHistory, ProbeResult, RegisterMonitor
 mod common;
 use common::{
     agent, clock_ticks, figure, get, percentile, proc_cpu_ticks, proc_status_kb, report, serve_upstream, start_daemon,
-    stat_cpu_ticks, Figure, Lcg,
+    stat_cpu_ticks, total_probes, Figure, Lcg,
 };
 
 const HISTORY_MONITORS: usize = 100;
@@ -126,17 +126,6 @@ fn fetch_len(agent: &ureq::Agent, url: &str, gzip: bool) -> usize {
     let mut response = request.call().unwrap();
     let mut reader = response.body_mut().with_config().limit(64 * 1024 * 1024).reader();
     std::io::copy(&mut reader, &mut std::io::sink()).unwrap() as usize
-}
-
-fn total_probes(body: &str) -> i64 {
-    let value: serde_json::Value = serde_json::from_str(body).unwrap();
-    value["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|m| m["timeline"].as_array().unwrap().iter())
-        .map(|b| ["green", "yellow", "red"].iter().map(|c| b["counts"][c].as_i64().unwrap()).sum::<i64>())
-        .sum()
 }
 
 /// Fetches `url` and throws the body away (as raw bytes: no decompression, no UTF-8 check, so

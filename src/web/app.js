@@ -13,7 +13,7 @@ const I18N = {
     node: "Node", combined: "All nodes (combined)", stale: "stale",
     all_up: "All systems operational", down_of: "{n} of {m} down", degraded_of: "{n} slow or limited",
     worst: "Worst", details_of: "Details", close: "Close", maintenance_now: "Maintenance now",
-    maintenance_next: "Planned maintenance", until: "until", detail: "Detail", no_data: "No probes",
+    maintenance_next: "Planned maintenance", until: "until", no_data: "No probes",
     group_summary: "{n} monitors", group_summary_one: "1 monitor", group_down: "{n} down", group_up: "all up",
     reasons: {
       ok: "OK", slow: "Slow", rate_limited: "Rate limited", content_mismatch: "Bad content",
@@ -32,7 +32,7 @@ const I18N = {
     node: "节点", combined: "全部节点（综合）", stale: "失联",
     all_up: "所有服务运行正常", down_of: "{m} 个中 {n} 个不可用", degraded_of: "{n} 个缓慢或限流",
     worst: "最差", details_of: "详情", close: "关闭", maintenance_now: "正在维护",
-    maintenance_next: "计划维护", until: "至", detail: "详情", no_data: "无探测",
+    maintenance_next: "计划维护", until: "至", no_data: "无探测",
     group_summary: "{n} 个监控", group_summary_one: "1 个监控", group_down: "{n} 个不可用", group_up: "全部正常",
     reasons: {
       ok: "正常", slow: "缓慢", rate_limited: "限流", content_mismatch: "内容异常",
@@ -107,8 +107,6 @@ function shade(bucket) {
   if (a >= 50) return "a50";
   return "a0";
 }
-
-const bucketSeconds = () => (state.period === "24h" ? 3600 : 86400);
 
 function bucketRange(bucket) {
   if (state.period === "24h") {
