@@ -239,6 +239,50 @@ impl Handler<GetPage> for Supervisor {
     }
 }
 
+/// What the history endpoints (incidents, reports, exports, feeds) need of the config, as
+/// last applied.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    /// The configured monitors in config order, each with its `failure_threshold`.
+    pub monitors: Vec<(crate::domain::MonitorKey, u32)>,
+    /// The threshold of monitors only other nodes probe.
+    pub default_threshold: u32,
+    pub node: String,
+    pub quorum: crate::config::Quorum,
+    pub degraded_weight: f64,
+    pub page: crate::config::PageConfig,
+    pub public_url: Option<String>,
+    pub maintenance: Vec<crate::alert::Maintenance>,
+    pub redactor: crate::secret::SharedRedactor,
+}
+
+#[derive(Message)]
+#[rtype(result = "Listing")]
+pub struct GetListing;
+
+impl Handler<GetListing> for Supervisor {
+    type Result = MessageResult<GetListing>;
+
+    fn handle(&mut self, _: GetListing, _: &mut Context<Self>) -> Self::Result {
+        let config = &self.config;
+        let alerts = &config.alerts;
+        let threshold = |key: &crate::domain::MonitorKey| {
+            alerts.monitors.get(key).map_or(alerts.failure_threshold, |m| m.failure_threshold)
+        };
+        MessageResult(Listing {
+            monitors: config.monitors.iter().map(|m| (m.key.clone(), threshold(&m.key))).collect(),
+            default_threshold: alerts.failure_threshold,
+            node: config.node.clone(),
+            quorum: config.quorum,
+            degraded_weight: config.degraded_weight,
+            page: config.page.clone(),
+            public_url: alerts.public_url.clone(),
+            maintenance: alerts.maintenance.clone(),
+            redactor: alerts.redactor.clone(),
+        })
+    }
+}
+
 /// Stop every probe: none starts any more, the ones in flight finish (bounded by their
 /// timeout) and hand their results to the store. Resolves when all have.
 #[derive(Message)]

@@ -66,7 +66,7 @@ mod tests {
         let conn = crate::store::db::open(&path).unwrap();
         let (store, inbox) = crate::store::start(
             crate::store::sql::Db::Sqlite(conn),
-            crate::store::Place { database: crate::config::Database::Sqlite(path), node: "local".to_string() },
+            crate::store::Place { database: crate::config::Database::Sqlite(path.clone()), node: "local".to_string() },
             clock.clone(),
             config.retention,
             config.degraded_weight,
@@ -81,6 +81,7 @@ mod tests {
             clock,
             store: store.clone(),
             supervisor,
+            reader: crate::store::reader::start(crate::config::Database::Sqlite(path.clone())),
             delivery: None,
             metrics,
             started: std::time::Instant::now(),

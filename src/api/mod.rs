@@ -3,7 +3,9 @@
 pub mod badge;
 pub mod conn;
 mod events;
+mod feed;
 mod health;
+mod history;
 mod page;
 pub mod status;
 mod web_page;
@@ -28,6 +30,8 @@ pub struct AppState {
     pub clock: crate::clock::SharedClock,
     pub store: Addr<StoreActor>,
     pub supervisor: Addr<Supervisor>,
+    /// Reads the stored history on threads of their own (incidents, reports, exports).
+    pub reader: Addr<crate::store::reader::Reader>,
     pub delivery: Option<Addr<crate::alert::delivery::Delivery>>,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
@@ -50,6 +54,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(read_only("/api/status").to(status::status))
     .service(read_only("/api/events").to(events::events))
     .service(read_only("/api/page").to(page::page))
+    .service(read_only("/api/incidents").to(history::incidents))
+    .service(read_only("/api/report").to(history::report))
+    .service(read_only("/api/export").to(history::export))
+    .service(read_only("/feed.atom").to(feed::atom))
+    .service(read_only("/feed.rss").to(feed::rss))
     .service(read_only("/health").to(health::health))
     .service(read_only("/metrics").to(metrics))
     .service(read_only("/api/badge/{provider}/{file}").to(badge::badge))

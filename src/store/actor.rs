@@ -458,7 +458,13 @@ impl StoreActor {
         self.changed();
         for row in rows {
             let model = self.model_mut(row.monitor_id);
-            model.history.add(row.ts, row.agg_status(), i64::from(row.latency_ms), row.ttft_ms.map(i64::from));
+            model.history.add_with_reason(
+                row.ts,
+                row.agg_status(),
+                i64::from(row.latency_ms),
+                row.ttft_ms.map(i64::from),
+                Some(row.reason_code()),
+            );
             // The last written is the latest, whatever its time (the clock may have stepped back).
             model.latest = Some(row.clone());
         }

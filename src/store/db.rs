@@ -19,8 +19,8 @@ use super::rollup::Agg;
 use super::schema::{meta, rollups};
 use super::sketch::Sketch;
 pub use super::sql::sqlite::{
-    insert, insert_staged, latest, latest_rows, monitor_ids, monitors, ping, purge, purge_step, rollups_between,
-    rollups_since, samples,
+    insert, insert_staged, latest, latest_rows, monitor_ids, monitors, ping, purge, purge_step, red_runs_between,
+    rollups_between, rollups_since, samples,
 };
 pub use super::sql::{self as sql, Db};
 use crate::alert::engine::Decided;
@@ -43,6 +43,15 @@ pub const LOCAL_NODE: i32 = 1;
 pub struct Writing {
     pub node: i32,
     pub seq: i64,
+}
+
+/// Where a page of exported probes starts: after this id (probes in id order, SQLite's), or
+/// after this (time, id) (probes in time order, PostgreSQL's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportAfter {
+    Start,
+    Id(i64),
+    Time(i64, i64),
 }
 
 /// An hourly rollup as stored: (monitor, node, hour, aggregate).
@@ -132,6 +141,11 @@ pub struct Row {
 }
 
 impl Row {
+    /// The stored code of its reason (an unknown name counts as `server_error`).
+    pub fn reason_code(&self) -> i16 {
+        Reason::parse(&self.reason).unwrap_or(Reason::ServerError).code()
+    }
+
     /// The status the aggregates count this probe under.
     pub fn agg_status(&self) -> i16 {
         if self.maintenance {
@@ -193,6 +207,7 @@ pub(crate) struct RollupRow {
     ttft_sketch: Vec<u8>,
     maintenance: i64,
     pub(crate) seq: i64,
+    reasons: String,
 }
 
 impl RollupRow {
@@ -209,6 +224,7 @@ impl RollupRow {
             latency_sum: self.latency_sum.max(0) as u64,
             latency: Sketch::decode(&self.latency_sketch),
             ttft: Sketch::decode(&self.ttft_sketch),
+            reasons: super::rollup::Reasons::decode(&self.reasons),
         }
     }
 }
@@ -299,6 +315,19 @@ pub fn open_postgres(url: &crate::config::PgUrl, node: &str) -> Result<diesel::P
     // Two nodes starting at once must not both create the schema.
     conn.batch_execute("SELECT pg_advisory_lock(7406350612)").map_err(|e| fail(format!("migrating: {e}")))?;
     let migrated = conn.run_pending_migrations(PG_MIGRATIONS).map(drop).map_err(|e| fail(format!("migrating: {e}")));
+    // What a migration left to compute in Rust, done once, by the node holding the lock.
+    let migrated = migrated.and_then(|()| {
+        let rebuild: Option<String> = meta::table
+            .filter(meta::key.eq("rebuild_rollups"))
+            .select(meta::value)
+            .first(&mut conn)
+            .optional()
+            .map_err(|e| fail(format!("migrating: {e}")))?;
+        match rebuild {
+            Some(_) => super::sql::pg::rebuild_rollups(&mut conn).map_err(|e| fail(format!("migrating: {e}"))),
+            None => Ok(()),
+        }
+    });
     let unlocked = conn.batch_execute("SELECT pg_advisory_unlock(7406350612)");
     migrated?;
     unlocked.map_err(|e| fail(format!("migrating: {e}")))?;
@@ -321,6 +350,76 @@ mod tests {
 
     fn row(monitor_id: i32, ts: i64, status: i16, latency_ms: i32) -> Row {
         Row { monitor_id, ts, status, latency_ms, reason: "ok".into(), http_code: 200, ..Row::default() }
+    }
+
+    /// Runs of red probes and per-hour reasons kept batch by batch are what a rebuild from the
+    /// raw probes (after a migration) computes; purging drops the runs that ended before it.
+    #[test]
+    fn red_runs_and_reasons_kept_live_equal_a_rebuild_from_raw_probes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut conn = open(&path).unwrap();
+        let ids =
+            monitor_ids(&mut conn, &[MonitorKey::new("a", "chat", ""), MonitorKey::new("b", "chat", "")]).unwrap();
+        let t0 = 1_735_516_800;
+        let mut rows = Vec::new();
+        for i in 0..600i64 {
+            for (n, id) in ids.iter().enumerate() {
+                // Monitor a: red runs of 1..=4 probes now and then; b: slow and rate-limited spells.
+                let status = match (i + n as i64 * 7) % 40 {
+                    3 if n == 0 => 0,
+                    10..=11 if n == 0 => 0,
+                    20..=23 if n == 0 => 0,
+                    30..=32 => 2,
+                    _ => 1,
+                };
+                let reason = match (status, i % 3) {
+                    (0, 0) => "timeout",
+                    (0, _) => "server_error",
+                    (2, 0) => "rate_limited",
+                    (2, _) => "slow",
+                    _ => "ok",
+                };
+                let mut r = row(*id, t0 + i * 60 + n as i64, status, 100);
+                r.reason = reason.into();
+                r.maintenance = (300..310).contains(&i);
+                rows.push(r);
+            }
+        }
+        // In batches of uneven size, as the writer makes them.
+        for chunk in rows.chunks(37) {
+            insert(&mut conn, chunk).unwrap();
+        }
+        let live_runs = red_runs_between(&mut conn, 0, i64::MAX).unwrap();
+        let live_rollups = rollups_between(&mut conn, 0, i64::MAX).unwrap();
+        assert!(live_runs.len() > 30, "{}", live_runs.len());
+        assert!(live_runs.iter().any(|r| r.reds == 4) && live_runs.iter().all(|r| r.monitor_id == ids[0]));
+        assert!(live_rollups.iter().any(|(_, _, _, agg)| agg.reasons.named().contains_key("rate_limited")));
+        let reds: u64 = live_rollups.iter().map(|(_, _, _, agg)| agg.red).sum();
+        let counted: u64 = live_rollups
+            .iter()
+            .map(|(_, _, _, agg)| {
+                agg.reasons.named().get("timeout").copied().unwrap_or(0)
+                    + agg.reasons.named().get("server_error").copied().unwrap_or(0)
+            })
+            .sum();
+        assert_eq!(reds, counted, "every red probe's reason is counted once");
+
+        conn.batch_execute("DELETE FROM red_runs; UPDATE rollups SET reasons = ''; INSERT INTO meta (key, value) VALUES ('rebuild_rollups', '1');").unwrap();
+        drop(conn);
+        let mut conn = open(&path).unwrap();
+        assert_eq!(red_runs_between(&mut conn, 0, i64::MAX).unwrap(), live_runs);
+        let rebuilt = rollups_between(&mut conn, 0, i64::MAX).unwrap();
+        let reasons =
+            |v: &[RollupEntry]| v.iter().map(|(m, n, h, a)| (*m, *n, *h, a.reasons.encode())).collect::<Vec<_>>();
+        assert_eq!(reasons(&rebuilt), reasons(&live_rollups));
+
+        // Purging the first half keeps only the runs that end after the cutoff.
+        let cutoff = t0 + 300 * 60;
+        purge(&mut conn, cutoff).unwrap();
+        let left = red_runs_between(&mut conn, 0, i64::MAX).unwrap();
+        let hour_cut = cutoff / 3_600 * 3_600;
+        assert_eq!(left, live_runs.iter().filter(|r| r.end.is_none_or(|e| e >= hour_cut)).cloned().collect::<Vec<_>>());
     }
 
     #[test]

@@ -28,6 +28,57 @@ pub struct Agg {
     pub latency: Sketch,
     /// Time to first token of non-red probes that have one.
     pub ttft: Sketch,
+    /// How many of the red and yellow probes (outside maintenance) had each reason, by code.
+    pub reasons: Reasons,
+}
+
+/// Counts by reason code, stored as text: `code:count` pairs joined by commas, codes ascending
+/// (`"6:3,7:1"`); an empty text is no reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reasons(pub BTreeMap<i16, u64>);
+
+impl Reasons {
+    pub fn add(&mut self, code: i16, count: u64) {
+        if count > 0 {
+            *self.0.entry(code).or_default() += count;
+        }
+    }
+
+    pub fn merge(&mut self, other: &Reasons) {
+        for (code, count) in &other.0 {
+            self.add(*code, *count);
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let pairs: Vec<String> = self.0.iter().map(|(code, count)| format!("{code}:{count}")).collect();
+        pairs.join(",")
+    }
+
+    /// The stored text back; a malformed pair is skipped, never an error.
+    pub fn decode(text: &str) -> Reasons {
+        let mut out = Reasons::default();
+        for pair in text.split(',') {
+            if let Some((code, count)) = pair.split_once(':') {
+                if let (Ok(code), Ok(count)) = (code.trim().parse(), count.trim().parse()) {
+                    out.add(code, count);
+                }
+            }
+        }
+        out
+    }
+
+    /// By name (`{"server_error": 3}`); codes this build does not know are left out.
+    pub fn named(&self) -> BTreeMap<&'static str, u64> {
+        self.0
+            .iter()
+            .filter_map(|(code, count)| crate::domain::Reason::from_code(*code).map(|r| (r.as_str(), *count)))
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl Agg {
@@ -52,7 +103,15 @@ impl Agg {
         }
     }
 
+    /// Counts a red or yellow probe's reason (call after [`Agg::add`] with the same status).
+    pub fn add_reason(&mut self, status: i16, reason: i16) {
+        if status == 0 || status == 2 {
+            self.reasons.add(reason, 1);
+        }
+    }
+
     pub fn merge(&mut self, other: &Agg) {
+        self.reasons.merge(&other.reasons);
         self.green += other.green;
         self.yellow += other.yellow;
         self.red += other.red;
@@ -81,8 +140,26 @@ pub struct History {
 
 impl History {
     pub fn add(&mut self, ts: i64, status: i16, latency_ms: i64, ttft_ms: Option<i64>) {
-        self.hours.entry(ts.div_euclid(HOUR)).or_default().add(status, latency_ms, ttft_ms);
-        self.days.entry(ts.div_euclid(DAY)).or_default().add(status, latency_ms, ttft_ms);
+        self.add_with_reason(ts, status, latency_ms, ttft_ms, None);
+    }
+
+    /// [`History::add`], counting the probe's reason (a code) when it is red or yellow.
+    pub fn add_with_reason(
+        &mut self,
+        ts: i64,
+        status: i16,
+        latency_ms: i64,
+        ttft_ms: Option<i64>,
+        reason: Option<i16>,
+    ) {
+        for agg in
+            [self.hours.entry(ts.div_euclid(HOUR)).or_default(), self.days.entry(ts.div_euclid(DAY)).or_default()]
+        {
+            agg.add(status, latency_ms, ttft_ms);
+            if let Some(reason) = reason {
+                agg.add_reason(status, reason);
+            }
+        }
     }
 
     /// Adds a stored hourly aggregate (at start-up): to its day, and to the hours if recent.

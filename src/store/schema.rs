@@ -47,6 +47,8 @@ diesel::table! {
         maintenance -> BigInt,
         /// The writing node's counter at the last write (what other nodes read after).
         seq -> BigInt,
+        /// The red and yellow probes' reasons: `code:count,...` (see `rollup::Reasons`).
+        reasons -> Text,
     }
 }
 
@@ -118,7 +120,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Each run of consecutive red probes of a monitor on a node (outside maintenance): from
+    /// its first red probe to the first probe after it that is not red (`end_ts`; NULL while it
+    /// lasts). An incident is a run of at least the monitor's `failure_threshold` probes.
+    red_runs (monitor_id, node_id, start_ts) {
+        monitor_id -> Integer,
+        node_id -> Integer,
+        start_ts -> BigInt,
+        end_ts -> Nullable<BigInt>,
+        last_ts -> BigInt,
+        reds -> BigInt,
+        /// `code:count,...` of its probes' reasons.
+        reasons -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    red_runs,
     monitors,
     nodes,
     probes,

@@ -175,6 +175,8 @@ pub struct Bucket {
     pub ttft_p95: Option<i64>,
     pub availability: f64,
     pub counts: Counts,
+    /// The red and yellow probes' reasons, with how many had each.
+    pub reasons: std::collections::BTreeMap<&'static str, u64>,
 }
 
 use crate::stats::percentile;
@@ -246,7 +248,7 @@ pub fn from_aggs(window: &Window, aggs: &[Option<&Agg>], degraded_weight: f64) -
                 ttft_p50: as_i64(agg.ttft.percentile(50.0)),
                 ttft_p95: as_i64(agg.ttft.percentile(95.0)),
             };
-            window.bucket(i, &c, stats, degraded_weight)
+            Bucket { reasons: agg.reasons.named(), ..window.bucket(i, &c, stats, degraded_weight) }
         })
         .collect();
     (buckets, total.availability(degraded_weight))
@@ -274,6 +276,7 @@ impl Window {
             ttft_p95: stats.ttft_p95,
             availability: c.availability(degraded_weight),
             counts: *c,
+            reasons: Default::default(),
         }
     }
 }

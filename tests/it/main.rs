@@ -5,6 +5,7 @@ mod alerts;
 mod api;
 mod classification;
 mod config;
+mod history;
 mod lifecycle;
 mod llm;
 mod nodes;

@@ -15,11 +15,15 @@ use crate::store::alerts::{
     Abandoned, AlertsLoaded, DeliveryUpdate, EventRow, OutboxRow, GLOBAL_KEY, PENDING, SUPPRESSED,
 };
 use crate::store::db::{
-    row_of, ProbeColumns, PurgeProgress, RollupEntry, RollupRow, Row, Staged, StoreError, WriteCache, Writing,
-    LOCAL_NODE, MAX_DISORDER_SECS,
+    row_of, ExportAfter, ProbeColumns, PurgeProgress, RollupEntry, RollupRow, Row, Staged, StoreError, WriteCache,
+    Writing, LOCAL_NODE, MAX_DISORDER_SECS,
 };
+use crate::store::incidents::{self, Run};
+use crate::store::rollup::Reasons;
 use crate::store::rollup::{self as rollup_mod, Agg, HOUR};
-use crate::store::schema::{alert_state, events, latest, meta, models, monitors, nodes, outbox, probes, rollups};
+use crate::store::schema::{
+    alert_state, events, latest, meta, models, monitors, nodes, outbox, probes, red_runs, rollups,
+};
 use crate::store::timeline::{Sample, Window};
 
 diesel::define_sql_function! {
@@ -71,14 +75,17 @@ pub fn changes_since(conn: &mut Conn, node: i32, seq: i64) -> Result<(Vec<Rollup
     Ok((rows.iter().map(RollupRow::entry).collect(), latest, newest))
 }
 
-/// id, monitor, ts, status, latency, ttft, maintenance, node.
-type RebuildColumns = (i64, i32, i64, i16, i32, Option<i32>, i16, i32);
+/// id, monitor, ts, status, latency, ttft, maintenance, node, reason.
+type RebuildColumns = (i64, i32, i64, i16, i32, Option<i32>, i16, i32, i16);
 
-/// Recomputes every rollup and latest pointer from the raw probes (after a schema migration).
+/// Recomputes every rollup, latest pointer and run of red probes from the raw probes (after a
+/// schema migration).
 pub fn rebuild_rollups(conn: &mut Conn) -> Result<(), StoreError> {
     conn.transaction(|conn| {
         let mut hourly: BTreeMap<(i32, i32, i64), Agg> = BTreeMap::new();
         let mut newest: HashMap<(i32, i32), (i64, i64)> = HashMap::new();
+        let mut open: HashMap<(i32, i32), Option<Run>> = HashMap::new();
+        let mut runs: Vec<Run> = Vec::new();
         // In slices of the rowid range: memory stays bounded by the aggregates, not the rows.
         let mut after = i64::MIN;
         loop {
@@ -95,16 +102,19 @@ pub fn rebuild_rollups(conn: &mut Conn) -> Result<(), StoreError> {
                     probes::ttft_ms,
                     probes::maintenance,
                     probes::node_id,
+                    probes::reason,
                 ))
                 .load(conn)?;
             let Some(last) = rows.last() else { break };
             after = last.0;
-            for (rowid, monitor, ts, status, latency, ttft, maintenance, node) in rows {
-                hourly.entry((monitor, node, ts.div_euclid(HOUR))).or_default().add(
-                    if maintenance != 0 { rollup_mod::MAINTENANCE } else { status },
-                    latency.into(),
-                    ttft.map(i64::from),
-                );
+            for (rowid, monitor, ts, status, latency, ttft, maintenance, node, reason) in rows {
+                let status = if maintenance != 0 { rollup_mod::MAINTENANCE } else { status };
+                let agg = hourly.entry((monitor, node, ts.div_euclid(HOUR))).or_default();
+                agg.add(status, latency.into(), ttft.map(i64::from));
+                agg.add_reason(status, reason);
+                let (closed, _) =
+                    incidents::step(open.entry((monitor, node)).or_default(), monitor, node, ts, status == 0, reason);
+                runs.extend(closed);
                 let entry = newest.entry((monitor, node)).or_insert((ts, rowid));
                 if (ts, rowid) > *entry {
                     *entry = (ts, rowid);
@@ -126,8 +136,13 @@ pub fn rebuild_rollups(conn: &mut Conn) -> Result<(), StoreError> {
                 ))
                 .execute(conn)?;
         }
+        diesel::delete(red_runs::table).execute(conn)?;
+        runs.extend(open.into_values().flatten());
+        for run in &runs {
+            write_run(conn, run)?;
+        }
         diesel::delete(meta::table.filter(meta::key.eq("rebuild_rollups"))).execute(conn)?;
-        log::info!("store: rollups rebuilt for {} monitor-hours", hourly.len());
+        log::info!("store: rollups rebuilt for {} monitor-hours, {} runs of red probes", hourly.len(), runs.len());
         Ok(())
     })
 }
@@ -192,6 +207,7 @@ fn write_rollup(conn: &mut Conn, (monitor, node, hour): (i32, i32, i64), agg: &A
         rollups::ttft_sketch.eq(agg.ttft.encode()),
         rollups::maintenance.eq(agg.maintenance as i64),
         rollups::seq.eq(seq),
+        rollups::reasons.eq(agg.reasons.encode()),
     );
     diesel::insert_into(rollups::table)
         .values((rollups::monitor_id.eq(monitor), rollups::node_id.eq(node), rollups::hour.eq(hour), values.clone()))
@@ -263,13 +279,12 @@ pub fn insert_staged(
                 newest.insert(row.monitor_id, (row.ts, id, row.interval_s));
             }
         }
+        write_runs(conn, rows, &order, node)?;
         let mut hourly: BTreeMap<(i32, i64), Agg> = BTreeMap::new();
         for row in rows {
-            hourly.entry((row.monitor_id, row.ts.div_euclid(HOUR))).or_default().add(
-                row.agg_status(),
-                row.latency_ms.into(),
-                row.ttft_ms.map(i64::from),
-            );
+            let agg = hourly.entry((row.monitor_id, row.ts.div_euclid(HOUR))).or_default();
+            agg.add(row.agg_status(), row.latency_ms.into(), row.ttft_ms.map(i64::from));
+            agg.add_reason(row.agg_status(), row.reason_code());
         }
         let mut written = Vec::with_capacity(hourly.len());
         for ((monitor, hour), delta) in hourly {
@@ -295,6 +310,105 @@ pub fn insert_staged(
         }
         Ok(Staged { rollups: written, models })
     })
+}
+
+/// Moves each monitor's run of red probes forward by `rows` (in time order, `order`): reads
+/// its open run, if any, and writes back every run the batch started, changed or ended.
+fn write_runs(conn: &mut Conn, rows: &[Row], order: &[usize], node: i32) -> QueryResult<()> {
+    struct Runs {
+        open: Option<Run>,
+        dirty: bool,
+        closed: Vec<Run>,
+    }
+    let mut by_monitor: HashMap<i32, Runs> = HashMap::new();
+    for &i in order {
+        let row = &rows[i];
+        let runs = match by_monitor.entry(row.monitor_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let open = open_run(conn, row.monitor_id, node)?;
+                e.insert(Runs { open, dirty: false, closed: Vec::new() })
+            }
+        };
+        let red = row.agg_status() == 0;
+        let (closed, changed) = incidents::step(&mut runs.open, row.monitor_id, node, row.ts, red, row.reason_code());
+        runs.dirty |= changed;
+        runs.closed.extend(closed);
+    }
+    for runs in by_monitor.values() {
+        for run in &runs.closed {
+            write_run(conn, run)?;
+        }
+        if let Some(run) = runs.open.as_ref().filter(|_| runs.dirty) {
+            write_run(conn, run)?;
+        }
+    }
+    Ok(())
+}
+
+/// The monitor's run of red probes on `node` that has not ended, if any (its newest run).
+fn open_run(conn: &mut Conn, monitor: i32, node: i32) -> QueryResult<Option<Run>> {
+    let newest: Option<RunColumns> = red_runs::table
+        .filter(red_runs::monitor_id.eq(monitor))
+        .filter(red_runs::node_id.eq(node))
+        .order(red_runs::start_ts.desc())
+        .select(RUN_COLUMNS)
+        .first(conn)
+        .optional()?;
+    Ok(newest.map(run_of).filter(|run| run.end.is_none()))
+}
+
+type RunColumns = (i32, i32, i64, Option<i64>, i64, i64, String);
+const RUN_COLUMNS: (
+    red_runs::monitor_id,
+    red_runs::node_id,
+    red_runs::start_ts,
+    red_runs::end_ts,
+    red_runs::last_ts,
+    red_runs::reds,
+    red_runs::reasons,
+) = (
+    red_runs::monitor_id,
+    red_runs::node_id,
+    red_runs::start_ts,
+    red_runs::end_ts,
+    red_runs::last_ts,
+    red_runs::reds,
+    red_runs::reasons,
+);
+
+fn run_of((monitor_id, node_id, start, end, last, reds, reasons): RunColumns) -> Run {
+    Run { monitor_id, node_id, start, end, last, reds, reasons: Reasons::decode(&reasons) }
+}
+
+fn write_run(conn: &mut Conn, run: &Run) -> QueryResult<usize> {
+    let values = (
+        red_runs::end_ts.eq(run.end),
+        red_runs::last_ts.eq(run.last),
+        red_runs::reds.eq(run.reds),
+        red_runs::reasons.eq(run.reasons.encode()),
+    );
+    diesel::insert_into(red_runs::table)
+        .values((
+            red_runs::monitor_id.eq(run.monitor_id),
+            red_runs::node_id.eq(run.node_id),
+            red_runs::start_ts.eq(run.start),
+            values.clone(),
+        ))
+        .on_conflict((red_runs::monitor_id, red_runs::node_id, red_runs::start_ts))
+        .do_update()
+        .set(values)
+        .execute(conn)
+}
+
+/// Every node's runs of red probes that overlap `[from, to)` (the ones still going included).
+pub fn red_runs_between(conn: &mut Conn, from: i64, to: i64) -> Result<Vec<Run>, StoreError> {
+    let rows: Vec<RunColumns> = red_runs::table
+        .filter(red_runs::start_ts.lt(to))
+        .filter(red_runs::end_ts.is_null().or(red_runs::end_ts.gt(from)))
+        .select(RUN_COLUMNS)
+        .load(conn)?;
+    Ok(rows.into_iter().map(run_of).collect())
 }
 
 /// The newest probe of every monitor and node that has one, with `node_id` set.
@@ -430,6 +544,7 @@ pub fn purge_step(conn: &mut Conn, before: i64, from: i64, limit: i64) -> Result
 /// suspiciously many) model names no probe refers to.
 pub fn purge_finish(conn: &mut Conn, before: i64) -> Result<(), StoreError> {
     diesel::delete(rollups::table.filter(rollups::hour.lt(before / HOUR))).execute(conn)?;
+    diesel::delete(red_runs::table.filter(red_runs::end_ts.lt(before))).execute(conn)?;
     // Pointers to purged probes would dangle (and rowids can be reused once a table empties).
     diesel::delete(latest::table.filter(latest::ts.lt(before))).execute(conn)?;
     purge_alerts(conn, before)?;
@@ -669,6 +784,62 @@ pub fn write_batch(
         record_deliveries(conn, deliveries)?;
         Ok(crate::store::db::BatchWritten { rows, ids, outbox, staged })
     })
+}
+
+/// Up to `limit` probes of every node made in `[from, to)`, after `after`, each with its id
+/// and node. `by_time`: in (time, id) order through the index on `ts` (PostgreSQL, where
+/// several nodes' ids interleave and copied history comes late); otherwise in id order, read
+/// only between the ids that can hold such times (SQLite appends in near time order).
+pub fn export_page(
+    conn: &mut Conn,
+    (from, to): (i64, i64),
+    after: ExportAfter,
+    limit: i64,
+    by_time: bool,
+) -> Result<Vec<(i64, Row)>, StoreError> {
+    let mut query = probes::table
+        .left_join(models::table.on(probes::model_id.eq(models::id.nullable())))
+        .filter(probes::ts.ge(from))
+        .filter(probes::ts.lt(to))
+        .select((
+            probes::id,
+            probes::node_id,
+            (
+                probes::monitor_id,
+                probes::ts,
+                probes::status,
+                probes::latency_ms,
+                probes::reason,
+                probes::http_code,
+                probes::ttfb_ms,
+                probes::ttft_ms,
+                probes::tps_x10,
+                models::name.nullable(),
+                probes::prompt_tokens,
+                probes::completion_tokens,
+                probes::detail,
+                probes::connect_ms,
+                probes::maintenance,
+            ),
+        ))
+        .limit(limit)
+        .into_boxed();
+    if by_time {
+        if let ExportAfter::Time(ts, id) = after {
+            query = query.filter(probes::ts.gt(ts).or(probes::ts.eq(ts).and(probes::id.gt(id))));
+        }
+        query = query.order((probes::ts, probes::id));
+    } else {
+        let low = first_rowid_at(conn, from.saturating_sub(MAX_DISORDER_SECS))?;
+        let high = first_rowid_at(conn, to.saturating_add(MAX_DISORDER_SECS))?;
+        let start = match after {
+            ExportAfter::Id(id) => low.max(id.saturating_add(1)),
+            _ => low,
+        };
+        query = query.filter(probes::id.ge(start)).filter(probes::id.lt(high)).order(probes::id);
+    }
+    let rows: Vec<(i64, i32, ProbeColumns)> = query.load(conn)?;
+    Ok(rows.into_iter().map(|(id, node_id, c)| (id, Row { node_id, ..row_of(c) })).collect())
 }
 
 /// Up to `limit` probes with an id above `after`, in id order, with their ids (what

@@ -1,0 +1,2 @@
+DROP TABLE red_runs;
+ALTER TABLE rollups DROP COLUMN reasons;

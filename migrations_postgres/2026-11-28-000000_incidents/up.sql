@@ -1,0 +1,18 @@
+-- The status page's incidents and per-bucket reasons (issue 13); see the SQLite migration
+-- 2026-11-27-000007_incidents for what each column holds.
+ALTER TABLE rollups ADD COLUMN reasons TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE red_runs (
+    monitor_id INTEGER NOT NULL,
+    node_id INTEGER NOT NULL,
+    start_ts BIGINT NOT NULL,
+    end_ts BIGINT,
+    last_ts BIGINT NOT NULL,
+    reds BIGINT NOT NULL,
+    reasons TEXT NOT NULL,
+    PRIMARY KEY (monitor_id, node_id, start_ts)
+);
+CREATE INDEX red_runs_start ON red_runs (start_ts);
+
+-- Computed from the stored probes by the daemon that migrates (under the migration lock).
+INSERT INTO meta (key, value) VALUES ('rebuild_rollups', '1') ON CONFLICT (key) DO NOTHING;
