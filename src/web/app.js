@@ -15,6 +15,8 @@ const I18N = {
     worst: "Worst", details_of: "Details", close: "Close", maintenance_now: "Maintenance now",
     maintenance_next: "Planned maintenance", until: "until", no_data: "No probes",
     group_summary: "{n} monitors", group_summary_one: "1 monitor", group_down: "{n} down", group_up: "all up",
+    incidents: "Incidents", no_incidents: "No incidents in this period", ongoing: "ongoing", since: "since",
+    subscribe: "Subscribe", reasons_seen: "Reasons", red_probes: "{n} failed probes",
     reasons: {
       ok: "OK", slow: "Slow", rate_limited: "Rate limited", content_mismatch: "Bad content",
       auth_error: "Auth error", client_error: "Client error", server_error: "Server error",
@@ -34,6 +36,8 @@ const I18N = {
     worst: "最差", details_of: "详情", close: "关闭", maintenance_now: "正在维护",
     maintenance_next: "计划维护", until: "至", no_data: "无探测",
     group_summary: "{n} 个监控", group_summary_one: "1 个监控", group_down: "{n} 个不可用", group_up: "全部正常",
+    incidents: "故障记录", no_incidents: "此期间无故障", ongoing: "进行中", since: "开始于",
+    subscribe: "订阅", reasons_seen: "原因", red_probes: "{n} 次失败探测",
     reasons: {
       ok: "正常", slow: "缓慢", rate_limited: "限流", content_mismatch: "内容异常",
       auth_error: "鉴权失败", client_error: "请求错误", server_error: "服务端错误",
@@ -139,7 +143,38 @@ function bucketLines(bucket) {
     lines.push(latency);
   }
   if (bucket.ttft_p50 !== null) lines.push(`${t("ttft")}: p50 ${ms(bucket.ttft_p50)}, p95 ${ms(bucket.ttft_p95)}`);
+  const reasons = reasonList(bucket.reasons);
+  if (reasons) lines.push(`${t("reasons_seen")}: ${reasons}`);
   return lines;
+}
+
+// `{"server_error": 3, "timeout": 1}` as "Server error ×3, Timeout ×1", most frequent first.
+function reasonList(reasons) {
+  return Object.entries(reasons || {})
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([r, n]) => `${(t("reasons") || {})[r] || r} ×${n}`)
+    .join(", ");
+}
+
+const duration = (s) => (s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min` : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`);
+
+// The period's incidents, newest first, of the monitors the page shows.
+function incidentList() {
+  const list = (state.incidents || []).filter((i) => !state.page.hidden.some((p) => matches(p, i)));
+  const items = list.map((i) => {
+    const li = el("li", i.ongoing ? "ongoing" : "");
+    li.dataset.key = monitorKey(i);
+    li.append(el("strong", "", `${i.provider} / ${i.service}${i.channel ? " / " + i.channel : ""}`), " ");
+    const when = i.ongoing
+      ? `${t("ongoing")}, ${t("since")} ${utcDate(i.start)} ${utcTime(i.start)} ${t("utc")} (${duration(i.duration_s)})`
+      : `${utcDate(i.start)} ${utcTime(i.start)}–${utcDate(i.end) === utcDate(i.start) ? "" : utcDate(i.end) + " "}${utcTime(i.end)} ${t("utc")} (${duration(i.duration_s)})`;
+    li.append(el("span", "when", when));
+    const reasons = reasonList(i.reasons);
+    li.append(el("div", "", `${fill(t("red_probes"), { n: i.red_probes })}${reasons ? " · " + reasons : ""}`));
+    return li;
+  });
+  if (items.length === 0) items.push(el("li", "none", t("no_incidents")));
+  $("incident-list").replaceChildren(...items);
 }
 
 function applyStaticTexts() {
@@ -439,6 +474,7 @@ function render() {
   const shown = sorted(monitors).filter((m) =>
     (!state.provider || m.provider === state.provider) && (!state.service || m.service === state.service));
   banner(monitors);
+  incidentList();
   // Rows are drawn anew: a focused bucket (keyboard, or the one just opened) keeps the focus.
   const focused = document.activeElement && document.activeElement.closest ? document.activeElement : null;
   const focusRow = focused && focused.classList.contains("bucket") ? focused.closest(".monitor-row") : null;
@@ -484,12 +520,15 @@ function expand(m) {
 async function load() {
   try {
     const node = state.node ? `&node=${encodeURIComponent(state.node)}` : "";
-    const [response, settings] = await Promise.all([
+    const [response, settings, incidents] = await Promise.all([
       // Revalidated each time: an unchanged answer is a 304 (the browser keeps the body).
       fetch(`/api/status?period=${encodeURIComponent(state.period)}${node}&view=compact`, { cache: "no-cache" }),
       fetch("/api/page", { cache: "no-store" }).then((r) => (r.ok ? r.json() : null)).catch(() => null),
+      state.embed ? null : fetch(`/api/incidents?period=${encodeURIComponent(state.period)}${node}`, { cache: "no-cache" })
+        .then((r) => (r.ok ? r.json() : null)).catch(() => null),
     ]);
     if (settings) state.page = settings;
+    if (incidents) state.incidents = incidents.incidents;
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const body = await response.json();
     state.data = body.data.map(expand);

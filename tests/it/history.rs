@@ -248,7 +248,7 @@ fn atom_verdict(xml: &str) -> Option<Result<(), String>> {
     Some(if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) })
 }
 
-fn validate_atom(xml: &str) {
+pub fn validate_atom(xml: &str) {
     if let Some(Err(e)) = atom_verdict(xml) {
         panic!("the feed is not valid Atom:\n{e}\n{xml}");
     }

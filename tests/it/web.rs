@@ -555,13 +555,45 @@ fn the_page_shades_buckets_by_availability_and_opens_them_by_click_and_keyboard(
         "Worst: Unavailable",
         "Normal 97 · Slow / limited 0 · Unavailable 3",
         "Latency: 250 ms",
+        "Reasons: Server error ×3",
     ] {
         assert!(text.contains(part), "{part} in {text}");
     }
+    // The incident history, without a click: the runs of at least 2 red probes (the default
+    // failure_threshold), newest first; the single red probes are no incident.
+    let incidents =
+        eval("JSON.stringify([...document.querySelectorAll('#incident-list li')].map(li => li.textContent))");
+    let list: Vec<&str> = incidents.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(list.len(), 3, "{incidents}");
+    let start = hour - 3 * 3_600 + 97 * 3;
+    assert_eq!(
+        list[0],
+        format!(
+            "shade / chat {}–{} UTC (55 min)3 failed probes · Server error ×3",
+            time_label(start, "%b %-d, %Y %H:%M"),
+            time_label(hour - 2 * 3_600, "%H:%M")
+        )
+    );
+    assert!(
+        list[1].contains("2 failed probes · Server error ×2") && list[2].contains("3 failed probes"),
+        "{incidents}"
+    );
+    // The same incidents in the Atom feed, valid per RFC 4287.
+    let atom = daemon.get("/feed.atom");
+    crate::history::validate_atom(&atom.text);
+    let feed = atom_syndication::Feed::read_from(atom.text.as_bytes()).unwrap();
+    let titles: Vec<&str> = feed.entries().iter().map(|e| e.title().as_str()).collect();
+    assert_eq!(titles.iter().filter(|t| t.starts_with("Resolved: shade / chat was down")).count(), 3, "{titles:?}");
+    assert!(titles.iter().any(|t| t.starts_with("Maintenance in progress: upgrade")), "{titles:?}");
+    assert!(titles.iter().any(|t| t.starts_with("Planned maintenance: move")), "{titles:?}");
     let png = tab.capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true).unwrap();
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     std::fs::write(shots.join("status-page-details.png"), &png).unwrap();
+    eval("(() => { document.getElementById('incidents').scrollIntoView(); return '1'; })()");
+    let png = tab.capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true).unwrap();
+    std::fs::write(shots.join("status-page-incidents.png"), &png).unwrap();
+    eval("(() => { window.scrollTo(0, 0); return '1'; })()");
     // A second click closes it.
     tab.find_element(&bucket(3)).unwrap().click().unwrap();
     wait_for("the details closed", Duration::from_secs(5), || (details() == serde_json::json!([])).then_some(()));
@@ -668,6 +700,28 @@ fn the_page_has_its_title_groups_hidden_monitors_and_an_embed_view() {
     let Some((browser, _profile)) = browser(test, (1280, 900)) else { return };
     let quiet = crate::support::upstream::black_hole();
     let ws = Workspace::new(&page_config(&quiet, "Relay status"));
+    // Latest latencies that would put the groups in another order if sorting moved groups:
+    // gamma slowest, then delta, alpha, beta.
+    let mut conn = ws.db();
+    let keys: Vec<MonitorKey> = [("alpha", "chat"), ("beta", "chat"), ("gamma", "code"), ("delta", "x")]
+        .map(|(p, s)| MonitorKey::new(p, s, ""))
+        .to_vec();
+    let ids = conn.monitor_ids(&keys).unwrap();
+    let rows: Vec<Row> = ids
+        .iter()
+        .zip([300, 100, 900, 500])
+        .map(|(id, latency_ms)| Row {
+            monitor_id: *id,
+            ts: now() - 30,
+            status: 1,
+            latency_ms,
+            reason: "ok".into(),
+            http_code: 200,
+            ..Row::default()
+        })
+        .collect();
+    conn.insert(&rows).unwrap();
+    drop(conn);
     let daemon = ws.start();
     let api = http_get(&format!("{}/api/page", daemon.base), &[]).json();
     assert_eq!(api["title"], "Relay status");
@@ -730,11 +784,12 @@ fn the_page_has_its_title_groups_hidden_monitors_and_an_embed_view() {
     assert!(statuses.as_array().unwrap().len() >= 2, "{statuses}");
     assert!(n(&first[1]) > n(&first[2]), "the first load carried the body: {statuses}");
     assert!(n(&last[1]) + n(&last[2]) / 2.0 < n(&first[1]), "the refresh carried no body: {statuses}");
-    // Sorting orders rows within groups, never the groups.
+    // Sorting orders rows within groups (delta, the slower, before alpha), never the groups
+    // (gamma's monitor is the slowest of all, and its group stays last).
     eval("(() => { const s = document.getElementById('sort'); s.value = 'latency'; s.dispatchEvent(new Event('change')); return '1'; })()");
     assert_eq!(
-        eval("JSON.stringify([...document.querySelectorAll('.group')].map(g => g.dataset.group))"),
-        serde_json::json!(["Claude", "OpenAI", "gamma"])
+        eval("JSON.stringify([...document.querySelectorAll('.group')].map(g => [g.dataset.group, [...g.querySelectorAll('.monitor-row')].map(r => r.dataset.provider)]))"),
+        serde_json::json!([["Claude", ["beta"]], ["OpenAI", ["delta", "alpha"]], ["gamma", ["gamma"]]])
     );
     eval("(() => { const s = document.getElementById('sort'); s.value = 'config'; s.dispatchEvent(new Event('change')); return '1'; })()");
     // The hidden monitor is left off, banner included.
