@@ -139,12 +139,14 @@ struct Feed {
 async fn gather(req: &HttpRequest, state: &AppState) -> Result<Feed, Box<HttpResponse>> {
     let now = state.clock.now();
     let from = now - FEED_DAYS * 86_400;
-    let (found, listing) = read_incidents(state, (from, now + 1), None).await?;
+    let found = read_incidents(state, (from, now + 1), None).await?;
+    let listing = found.listing;
     let hidden: Vec<Pattern> = listing.page.hidden.iter().filter_map(|p| Pattern::parse(p).ok()).collect();
     let visible = |key: &MonitorKey| !hidden.iter().any(|p| p.matches(key));
     let shown: Vec<&MonitorKey> = listing.monitors.iter().map(|(k, _)| k).filter(|k| visible(k)).collect();
     let mut entries = maintenance_entries(&listing, &shown, now);
-    entries.extend(found.iter().filter(|n| visible(&n.key)).take(FEED_ENTRIES).map(|n| incident_entry(n, now)));
+    entries
+        .extend(found.incidents.iter().filter(|n| visible(&n.key)).take(FEED_ENTRIES).map(|n| incident_entry(n, now)));
     Ok(Feed {
         title: listing.page.title.clone().unwrap_or_else(|| "LLM API status".to_string()),
         base: base_url(req, &listing),

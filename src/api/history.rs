@@ -123,17 +123,38 @@ pub struct IncidentParams {
     node: Option<String>,
 }
 
+/// The lowest `failure_threshold` of any monitor: shorter runs of red probes are never read.
+fn min_reds(listing: &Listing) -> i64 {
+    let lowest = listing.monitors.iter().map(|(_, t)| *t).chain([listing.default_threshold]).min();
+    i64::from(lowest.unwrap_or(1).max(1))
+}
+
+/// The most incidents `/api/incidents` lists (the newest).
+pub const MAX_INCIDENTS: usize = 1_000;
+
+/// Incidents read for an answer, and whether a limit cut them (the newest are kept).
+pub(super) struct Found {
+    pub incidents: Vec<Named>,
+    pub truncated: bool,
+    pub listing: Listing,
+}
+
 /// Reads the incidents overlapping `[from, to)`.
 pub(super) async fn read_incidents(
     state: &AppState,
     (from, to): (i64, i64),
     node: Option<&str>,
-) -> Result<(Vec<Named>, Listing), Box<HttpResponse>> {
+) -> Result<Found, Box<HttpResponse>> {
     let listing = listing(state).await?;
-    let (runs, names) =
-        state.reader.send(ReadRuns { from, to }).await.map_err(|_| unavailable("the reader"))?.map_err(store_failed)?;
+    let (runs, names) = state
+        .reader
+        .send(ReadRuns { from, to, min_reds: min_reds(&listing) })
+        .await
+        .map_err(|_| unavailable("the reader"))?
+        .map_err(store_failed)?;
     let only = node_of(&names, node)?;
-    Ok((named_incidents(runs, &names, &listing, only), listing))
+    let incidents = named_incidents(runs.runs, &names, &listing, only);
+    Ok(Found { incidents, truncated: runs.truncated, listing })
 }
 
 pub async fn incidents(state: web::Data<AppState>, params: web::Query<IncidentParams>) -> HttpResponse {
@@ -144,16 +165,17 @@ pub async fn incidents(state: web::Data<AppState>, params: web::Query<IncidentPa
     };
     let now = state.clock.now();
     let from = period.window(now).first_start;
-    let (found, _) = match read_incidents(&state, (from, now + 1), params.node.as_deref()).await {
+    let found = match read_incidents(&state, (from, now + 1), params.node.as_deref()).await {
         Ok(found) => found,
         Err(response) => return *response,
     };
-    let list: Vec<Value> = found.iter().map(|n| incident_json(n, now)).collect();
+    let list: Vec<Value> = found.incidents.iter().take(MAX_INCIDENTS).map(|n| incident_json(n, now)).collect();
     HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-cache")).json(json!({
         "period": period.as_str(),
         "from": from,
         "to": now,
         "incidents": list,
+        "truncated": found.truncated || found.incidents.len() > MAX_INCIDENTS,
     }))
 }
 
@@ -231,7 +253,7 @@ pub async fn report(state: web::Data<AppState>, params: web::Query<ReportParams>
         return bad(format!("month {month} has not started yet"));
     }
     let Ok(listing) = listing(&state).await else { return unavailable("the supervisor") };
-    let (rollups, runs, names) = match state.reader.send(ReadReport { from, to }).await {
+    let (rollups, runs, names) = match state.reader.send(ReadReport { from, to, min_reds: min_reds(&listing) }).await {
         Ok(Ok(read)) => read,
         Ok(Err(e)) => return store_failed(e),
         Err(_) => return unavailable("the reader"),
@@ -240,7 +262,8 @@ pub async fn report(state: web::Data<AppState>, params: web::Query<ReportParams>
         Ok(only) => only,
         Err(response) => return *response,
     };
-    let found = named_incidents(runs, &names, &listing, only);
+    let truncated = runs.truncated;
+    let found = named_incidents(runs.runs, &names, &listing, only);
     let lines = report_lines(&listing, &names, rollups, &found, only, (from, to.min(now + 1)), now);
     if csv {
         let mut out = csv::Writer::from_writer(Vec::new());
@@ -292,6 +315,7 @@ pub async fn report(state: web::Data<AppState>, params: web::Query<ReportParams>
         "from": from,
         "to": to,
         "complete": to <= now,
+        "incidents_truncated": truncated,
         "monitors": monitors,
     }))
 }

@@ -390,7 +390,12 @@ mod tests {
         for chunk in rows.chunks(37) {
             insert(&mut conn, chunk).unwrap();
         }
-        let live_runs = red_runs_between(&mut conn, 0, i64::MAX).unwrap();
+        let all = |conn: &mut SqliteConnection| {
+            let mut runs = red_runs_between(conn, (0, i64::MAX), 1, i64::MAX).unwrap();
+            runs.reverse();
+            runs
+        };
+        let live_runs = all(&mut conn);
         let live_rollups = rollups_between(&mut conn, 0, i64::MAX).unwrap();
         assert!(live_runs.len() > 30, "{}", live_runs.len());
         assert!(live_runs.iter().any(|r| r.reds == 4) && live_runs.iter().all(|r| r.monitor_id == ids[0]));
@@ -408,7 +413,7 @@ mod tests {
         conn.batch_execute("DELETE FROM red_runs; UPDATE rollups SET reasons = ''; INSERT INTO meta (key, value) VALUES ('rebuild_rollups', '1');").unwrap();
         drop(conn);
         let mut conn = open(&path).unwrap();
-        assert_eq!(red_runs_between(&mut conn, 0, i64::MAX).unwrap(), live_runs);
+        assert_eq!(all(&mut conn), live_runs);
         let rebuilt = rollups_between(&mut conn, 0, i64::MAX).unwrap();
         let reasons =
             |v: &[RollupEntry]| v.iter().map(|(m, n, h, a)| (*m, *n, *h, a.reasons.encode())).collect::<Vec<_>>();
@@ -417,7 +422,9 @@ mod tests {
         // Purging the first half keeps only the runs that end after the cutoff.
         let cutoff = t0 + 300 * 60;
         purge(&mut conn, cutoff).unwrap();
-        let left = red_runs_between(&mut conn, 0, i64::MAX).unwrap();
+        let left = all(&mut conn);
+        let long = red_runs_between(&mut conn, (0, i64::MAX), 3, 2).unwrap();
+        assert!(long.len() == 2 && long[0].start > long[1].start && long.iter().all(|r| r.reds >= 3), "{long:?}");
         let hour_cut = cutoff / 3_600 * 3_600;
         assert_eq!(left, live_runs.iter().filter(|r| r.end.is_none_or(|e| e >= hour_cut)).cloned().collect::<Vec<_>>());
     }

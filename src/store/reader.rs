@@ -8,7 +8,6 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use super::db::{ExportAfter, RollupEntry, Row, StoreError};
-use super::incidents::Run;
 use super::sql::{pg, sqlite, Db};
 use crate::config::{Database, MonitorKey};
 
@@ -82,40 +81,58 @@ fn names(db: &mut Db) -> Result<Names, StoreError> {
     Ok(Names { monitors: crate::dispatch!(db, monitors())?, nodes: crate::dispatch!(db, nodes())? })
 }
 
-/// Every node's runs of red probes overlapping `[from, to)`.
+/// The most runs of red probes one query reads (newest first): a monitor that flaps for a
+/// month cannot make an answer hold millions.
+pub const MAX_RUNS: i64 = 50_000;
+
+/// Runs of red probes read for a query, and whether [`MAX_RUNS`] cut them.
+#[derive(Debug, Default)]
+pub struct Runs {
+    pub runs: Vec<super::incidents::Run>,
+    pub truncated: bool,
+}
+
+fn read_runs(db: &mut Db, range: (i64, i64), min_reds: i64) -> Result<Runs, StoreError> {
+    let runs = crate::dispatch!(db, red_runs_between(range, min_reds.max(1), MAX_RUNS))?;
+    Ok(Runs { truncated: runs.len() as i64 >= MAX_RUNS, runs })
+}
+
+/// Every node's runs of at least `min_reds` red probes overlapping `[from, to)`.
 #[derive(Message)]
-#[rtype(result = "Result<(Vec<Run>, Names), StoreError>")]
+#[rtype(result = "Result<(Runs, Names), StoreError>")]
 pub struct ReadRuns {
     pub from: i64,
     pub to: i64,
+    pub min_reds: i64,
 }
 
 impl Handler<ReadRuns> for Reader {
-    type Result = Result<(Vec<Run>, Names), StoreError>;
+    type Result = Result<(Runs, Names), StoreError>;
 
     fn handle(&mut self, msg: ReadRuns, _: &mut Self::Context) -> Self::Result {
-        self.with(|db| Ok((crate::dispatch!(db, red_runs_between(msg.from, msg.to))?, names(db)?)))
+        self.with(|db| Ok((read_runs(db, (msg.from, msg.to), msg.min_reds)?, names(db)?)))
     }
 }
 
-/// A month's report: every node's hourly rollups of `first_hour..=last_hour`, and the runs of
-/// red probes overlapping `[from, to)`.
+/// A month's report: every node's hourly rollups of the hours of `[from, to)`, and the runs of
+/// at least `min_reds` red probes overlapping it.
 #[derive(Message)]
-#[rtype(result = "Result<(Vec<RollupEntry>, Vec<Run>, Names), StoreError>")]
+#[rtype(result = "Result<(Vec<RollupEntry>, Runs, Names), StoreError>")]
 pub struct ReadReport {
     pub from: i64,
     pub to: i64,
+    pub min_reds: i64,
 }
 
 impl Handler<ReadReport> for Reader {
-    type Result = Result<(Vec<RollupEntry>, Vec<Run>, Names), StoreError>;
+    type Result = Result<(Vec<RollupEntry>, Runs, Names), StoreError>;
 
     fn handle(&mut self, msg: ReadReport, _: &mut Self::Context) -> Self::Result {
         use super::rollup::HOUR;
         let (first, last) = (msg.from.div_euclid(HOUR), (msg.to - 1).div_euclid(HOUR));
         self.with(|db| {
             let rollups = crate::dispatch!(db, rollups_between(first, last))?;
-            let runs = crate::dispatch!(db, red_runs_between(msg.from, msg.to))?;
+            let runs = read_runs(db, (msg.from, msg.to), msg.min_reds)?;
             Ok((rollups, runs, names(db)?))
         })
     }

@@ -16,7 +16,7 @@ const I18N = {
     maintenance_next: "Planned maintenance", until: "until", no_data: "No probes",
     group_summary: "{n} monitors", group_summary_one: "1 monitor", group_down: "{n} down", group_up: "all up",
     incidents: "Incidents", no_incidents: "No incidents in this period", ongoing: "ongoing", since: "since",
-    subscribe: "Subscribe", reasons_seen: "Reasons", red_probes: "{n} failed probes",
+    subscribe: "Subscribe", reasons_seen: "Reasons", red_probes: "{n} failed probes", more_incidents: "and {n} more",
     reasons: {
       ok: "OK", slow: "Slow", rate_limited: "Rate limited", content_mismatch: "Bad content",
       auth_error: "Auth error", client_error: "Client error", server_error: "Server error",
@@ -37,7 +37,7 @@ const I18N = {
     maintenance_next: "计划维护", until: "至", no_data: "无探测",
     group_summary: "{n} 个监控", group_summary_one: "1 个监控", group_down: "{n} 个不可用", group_up: "全部正常",
     incidents: "故障记录", no_incidents: "此期间无故障", ongoing: "进行中", since: "开始于",
-    subscribe: "订阅", reasons_seen: "原因", red_probes: "{n} 次失败探测",
+    subscribe: "订阅", reasons_seen: "原因", red_probes: "{n} 次失败探测", more_incidents: "另有 {n} 个",
     reasons: {
       ok: "正常", slow: "缓慢", rate_limited: "限流", content_mismatch: "内容异常",
       auth_error: "鉴权失败", client_error: "请求错误", server_error: "服务端错误",
@@ -158,10 +158,11 @@ function reasonList(reasons) {
 
 const duration = (s) => (s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min` : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`);
 
-// The period's incidents, newest first, of the monitors the page shows.
+// The period's incidents, newest first, of the monitors the page shows: the newest 50.
+const SHOWN_INCIDENTS = 50;
 function incidentList() {
   const list = (state.incidents || []).filter((i) => !state.page.hidden.some((p) => matches(p, i)));
-  const items = list.map((i) => {
+  const items = list.slice(0, SHOWN_INCIDENTS).map((i) => {
     const li = el("li", i.ongoing ? "ongoing" : "");
     li.dataset.key = monitorKey(i);
     li.append(el("strong", "", `${i.provider} / ${i.service}${i.channel ? " / " + i.channel : ""}`), " ");
@@ -173,6 +174,7 @@ function incidentList() {
     li.append(el("div", "", `${fill(t("red_probes"), { n: i.red_probes })}${reasons ? " · " + reasons : ""}`));
     return li;
   });
+  if (list.length > SHOWN_INCIDENTS) items.push(el("li", "more", fill(t("more_incidents"), { n: list.length - SHOWN_INCIDENTS })));
   if (items.length === 0) items.push(el("li", "none", t("no_incidents")));
   $("incident-list").replaceChildren(...items);
 }

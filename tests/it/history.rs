@@ -327,3 +327,57 @@ fn a_live_outage_is_an_incident_in_the_api_and_in_valid_atom_and_rss_feeds() {
     assert_eq!(answer.status, 400);
     assert!(http_get(&format!("{}/api/incidents?node=nowhere", daemon.base), &[]).status == 400);
 }
+
+/// A monitor that fails twice in a row 1,100 times in a day: the answer lists the newest 1,000
+/// incidents and says it was cut; the page shows the newest 50 and how many more there are.
+#[test]
+fn a_flapping_monitor_cannot_make_the_incident_list_unbounded() {
+    let quiet = crate::support::upstream::black_hole();
+    let ws = Workspace::new(&format!(
+        "interval: 24h\ntimeout: 5m\nslow_latency: 4m\nmonitors:\n  - {{provider: Flap, service: chat, url: \"{}\", method: GET, failure_threshold: 2}}\n",
+        quiet.url
+    ));
+    let mut conn = ws.db();
+    let ids = conn.monitor_ids(&[MonitorKey::new("Flap", "chat", "")]).unwrap();
+    let start = llm_monitor::clock::unix_now() - 80_000;
+    let rows: Vec<Row> = (0..3_300i64)
+        .map(|i| {
+            let red = i % 3 != 2;
+            Row {
+                monitor_id: ids[0],
+                ts: start + i * 20,
+                status: if red { 0 } else { 1 },
+                latency_ms: 100,
+                reason: if red { "timeout" } else { "ok" }.into(),
+                http_code: if red { 0 } else { 200 },
+                ..Row::default()
+            }
+        })
+        .collect();
+    conn.insert(&rows).unwrap();
+    drop(conn);
+    let daemon = ws.start();
+    let answer = daemon.get("/api/incidents?period=24h").json();
+    let list = answer["incidents"].as_array().unwrap();
+    assert_eq!((list.len(), answer["truncated"].as_bool()), (1_000, Some(true)));
+    assert_eq!(list[0]["start"].as_i64(), Some(start + 1_099 * 60), "the newest first");
+    assert!(list.iter().all(|i| i["red_probes"] == 2 && i["duration_s"] == 40 && i["reasons"]["timeout"] == 2));
+    assert!(list.windows(2).all(|w| w[0]["start"].as_i64() > w[1]["start"].as_i64()));
+
+    let test = "a_flapping_monitor_cannot_make_the_incident_list_unbounded";
+    let Some((browser, _profile)) = crate::web::browser(test, (1280, 900)) else { return };
+    let tab = browser.new_tab().unwrap();
+    tab.navigate_to(&format!("{}/?lang=en", daemon.base)).unwrap().wait_until_navigated().unwrap();
+    let shown = wait_for("the incident list", Duration::from_secs(20), || {
+        let result = tab
+            .evaluate(
+                "JSON.stringify([...document.querySelectorAll('#incident-list li')].map(li => li.textContent))",
+                false,
+            )
+            .ok()?;
+        let list: Vec<String> = serde_json::from_str(result.value?.as_str()?).ok()?;
+        (list.len() > 1).then_some(list)
+    });
+    assert_eq!(shown.len(), 51, "the newest 50, then how many more");
+    assert_eq!(shown[50], "and 950 more");
+}

@@ -224,7 +224,7 @@ fn uptime_text(uptime: f64) -> String {
 
 /// Headless Chromium at `size` with a profile of its own (kept while the browser runs), or None
 /// after printing SKIPPED (a panic when `LLM_MONITOR_REQUIRE_BROWSER` is set).
-fn browser(test: &str, size: (u32, u32)) -> Option<(headless_chrome::Browser, tempfile::TempDir)> {
+pub(crate) fn browser(test: &str, size: (u32, u32)) -> Option<(headless_chrome::Browser, tempfile::TempDir)> {
     use headless_chrome::{Browser, LaunchOptions};
     let Some(path) = chromium() else {
         if std::env::var_os("LLM_MONITOR_REQUIRE_BROWSER").is_some() {

@@ -401,11 +401,20 @@ fn write_run(conn: &mut Conn, run: &Run) -> QueryResult<usize> {
         .execute(conn)
 }
 
-/// Every node's runs of red probes that overlap `[from, to)` (the ones still going included).
-pub fn red_runs_between(conn: &mut Conn, from: i64, to: i64) -> Result<Vec<Run>, StoreError> {
+/// Every node's runs of at least `min_reds` red probes that overlap `[from, to)` (the ones
+/// still going included), newest first, at most `limit` of them.
+pub fn red_runs_between(
+    conn: &mut Conn,
+    (from, to): (i64, i64),
+    min_reds: i64,
+    limit: i64,
+) -> Result<Vec<Run>, StoreError> {
     let rows: Vec<RunColumns> = red_runs::table
         .filter(red_runs::start_ts.lt(to))
         .filter(red_runs::end_ts.is_null().or(red_runs::end_ts.gt(from)))
+        .filter(red_runs::reds.ge(min_reds))
+        .order((red_runs::start_ts.desc(), red_runs::monitor_id, red_runs::node_id))
+        .limit(limit)
         .select(RUN_COLUMNS)
         .load(conn)?;
     Ok(rows.into_iter().map(run_of).collect())
