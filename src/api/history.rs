@@ -157,7 +157,11 @@ pub(super) async fn read_incidents(
     Ok(Found { incidents, truncated: runs.truncated, listing })
 }
 
-pub async fn incidents(state: web::Data<AppState>, params: web::Query<IncidentParams>) -> HttpResponse {
+pub async fn incidents(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+    params: web::Query<IncidentParams>,
+) -> HttpResponse {
     let params = params.into_inner();
     let text = params.period.unwrap_or_else(|| "24h".to_string());
     let Some(period) = Period::parse(&text) else {
@@ -170,13 +174,31 @@ pub async fn incidents(state: web::Data<AppState>, params: web::Query<IncidentPa
         Err(response) => return *response,
     };
     let list: Vec<Value> = found.incidents.iter().take(MAX_INCIDENTS).map(|n| incident_json(n, now)).collect();
-    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-cache")).json(json!({
-        "period": period.as_str(),
-        "from": from,
-        "to": now,
-        "incidents": list,
-        "truncated": found.truncated || found.incidents.len() > MAX_INCIDENTS,
-    }))
+    let truncated = found.truncated || found.incidents.len() > MAX_INCIDENTS;
+    // A weak tag of the incidents (not of `from` and `to`, which move every second): a page's
+    // refresh that finds nothing new is a 304 without a body.
+    let etag = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (period.as_str(), params.node.as_deref(), truncated, serde_json::to_string(&list).unwrap_or_default())
+            .hash(&mut hasher);
+        format!("W/\"{:016x}\"", hasher.finish())
+    };
+    if super::status::not_modified(&req, &etag) {
+        return HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .finish();
+    }
+    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-cache")).insert_header((header::ETAG, etag)).json(
+        json!({
+            "period": period.as_str(),
+            "from": from,
+            "to": now,
+            "incidents": list,
+            "truncated": truncated,
+        }),
+    )
 }
 
 #[derive(Debug, Deserialize)]

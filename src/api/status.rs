@@ -227,7 +227,7 @@ fn etag_of(json: &[u8], period: &str) -> String {
 }
 
 /// Whether `If-None-Match` names `etag` (weak comparison, as RFC 9110 has it for GET), or is `*`.
-fn not_modified(req: &HttpRequest, etag: &str) -> bool {
+pub(super) fn not_modified(req: &HttpRequest, etag: &str) -> bool {
     let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_string();
     req.headers()
         .get_all(header::IF_NONE_MATCH)

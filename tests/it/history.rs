@@ -296,6 +296,7 @@ fn a_live_outage_is_an_incident_in_the_api_and_in_valid_atom_and_rss_feeds() {
     });
     assert!(ongoing["end"].is_null() && ongoing["red_probes"].as_i64() >= Some(3), "{ongoing}");
     upstream.set("live", "green");
+    upstream.set("hidden", "green");
     let resolved = wait_for("the incident resolved", Duration::from_secs(30), || {
         let answer = daemon.get("/api/incidents?period=24h").json();
         answer["incidents"]
@@ -305,6 +306,18 @@ fn a_live_outage_is_an_incident_in_the_api_and_in_valid_atom_and_rss_feeds() {
     let (start, end) = (resolved["start"].as_i64().unwrap(), resolved["end"].as_i64().unwrap());
     assert!(end > start && resolved["duration_s"].as_i64() == Some(end - start), "{resolved}");
     assert!(resolved["reasons"]["server_error"].as_i64() >= Some(3), "{resolved}");
+
+    // Nothing new (both incidents over): the same tag, and a 304 for a client that has it.
+    let url = format!("{}/api/incidents?period=24h", daemon.base);
+    let (tag, again) = wait_for("both incidents over", Duration::from_secs(20), || {
+        let answer = http_get(&url, &[]);
+        let over = answer.json()["incidents"].as_array()?.iter().all(|i| i["ongoing"] == false);
+        over.then(|| (answer.header("etag").expect("an ETag").to_string(), http_get(&url, &[])))
+    });
+    assert_eq!(again.header("etag"), Some(tag.as_str()));
+    let cached = http_get(&url, &[("If-None-Match", &tag)]);
+    assert_eq!((cached.status, cached.text.as_str()), (304, ""));
+    assert_eq!(http_get(&format!("{url}&node=nowhere"), &[("If-None-Match", &tag)]).status, 400);
 
     let atom = daemon.get("/feed.atom");
     assert_eq!(atom.status, 200);
