@@ -190,15 +190,19 @@ pub async fn incidents(
             .insert_header((header::CACHE_CONTROL, "no-cache"))
             .finish();
     }
-    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-cache")).insert_header((header::ETAG, etag)).json(
-        json!({
-            "period": period.as_str(),
-            "from": from,
-            "to": now,
-            "incidents": list,
-            "truncated": truncated,
-        }),
-    )
+    let body = json!({
+        "period": period.as_str(),
+        "from": from,
+        "to": now,
+        "incidents": list,
+        "truncated": truncated,
+    });
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type("application/json")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::ETAG, etag));
+    super::status::body_for(&req, response, serde_json::to_vec(&body).unwrap_or_default())
 }
 
 #[derive(Debug, Deserialize)]
@@ -441,7 +445,11 @@ fn parse_cursor(text: &str) -> Result<ExportAfter, String> {
     Ok(ExportAfter::Time(ts.parse().map_err(|_| wrong())?, id.parse().map_err(|_| wrong())?))
 }
 
-pub async fn export(state: web::Data<AppState>, params: web::Query<ExportParams>) -> HttpResponse {
+pub async fn export(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+    params: web::Query<ExportParams>,
+) -> HttpResponse {
     let params = params.into_inner();
     let now = state.clock.now();
     let from = match params.from.as_deref().map(|t| parse_time("from", t)) {
@@ -524,10 +532,7 @@ pub async fn export(state: web::Data<AppState>, params: web::Query<ExportParams>
             format!("</api/export?from={from}&to={to}&format={format}&limit={limit}&cursor={cursor}>; rel=\"next\"");
         response.insert_header((header::LINK, next));
     }
-    // Sent in slices, so a client reads the first rows while the rest are on their way.
-    let chunks: Vec<Result<bytes::Bytes, actix_web::Error>> =
-        body.chunks(64 * 1024).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
-    response.streaming(futures_util::stream::iter(chunks))
+    super::status::body_for(&req, response, body)
 }
 
 const EXPORT_COLUMNS: [&str; 21] = [

@@ -299,6 +299,16 @@ fn wants_gzip(req: &HttpRequest) -> bool {
     AcceptEncoding::parse(req).ok().and_then(|accept| accept.negotiate(supported.iter())) == Some(Encoding::gzip())
 }
 
+/// Finishes `response` with `body`, gzipped when the client prefers it and it is over 1 KB
+/// (`Vary: Accept-Encoding` either way).
+pub(super) fn body_for(req: &HttpRequest, mut response: actix_web::HttpResponseBuilder, body: Vec<u8>) -> HttpResponse {
+    response.insert_header((header::VARY, "Accept-Encoding"));
+    if body.len() > 1_024 && wants_gzip(req) {
+        return response.insert_header((header::CONTENT_ENCODING, "gzip")).body(gzip(&body));
+    }
+    response.body(body)
+}
+
 pub async fn status(req: HttpRequest, state: web::Data<AppState>, params: web::Query<StatusParams>) -> HttpResponse {
     let gzip = wants_gzip(&req);
     let query = match parse(params.into_inner(), state.clock.now()) {

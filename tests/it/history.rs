@@ -187,6 +187,19 @@ fn the_export_streams_raw_probes_of_a_half_open_range_in_pages_linked_by_next() 
     assert_eq!(red[0]["time"], "2026-10-03T10:00:00Z");
     assert_eq!((red[0]["provider"].as_str(), red[0]["service"].as_str()), (Some("Rep"), Some("chat")));
 
+    // Gzipped for a client that asks, the same rows.
+    let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
+    let mut zipped = agent
+        .get(&format!("{}/api/export?from={from}&to={to}&format=jsonl", daemon.base))
+        .header("Accept-Encoding", "gzip")
+        .call()
+        .unwrap();
+    assert_eq!(zipped.headers().get("content-encoding").map(|v| v.to_str().unwrap()), Some("gzip"));
+    let packed = zipped.body_mut().read_to_vec().unwrap();
+    let mut unpacked = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&packed[..]), &mut unpacked).unwrap();
+    assert_eq!(unpacked.lines().count(), 18);
+
     let csv = daemon.get(&format!("/api/export?from={from}&to={to}&format=csv"));
     assert_eq!(csv.status, 200);
     assert!(csv.header("link").is_none());
