@@ -106,7 +106,7 @@ pub async fn run_with_clock(config: Config, clock: SharedClock) -> Result<(), Ru
         clock,
         store: store.clone(),
         supervisor: supervisor.clone(),
-        reader: crate::store::reader::start(config.database.clone()),
+        reader: crate::store::reader::start(config.database.clone(), config.node.clone()),
         delivery: Some(delivery.clone()),
         metrics,
         started,

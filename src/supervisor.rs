@@ -254,6 +254,10 @@ pub struct Listing {
     pub public_url: Option<String>,
     pub maintenance: Vec<crate::alert::Maintenance>,
     pub redactor: crate::secret::SharedRedactor,
+    /// `retention`, seconds.
+    pub retention_s: i64,
+    /// The store is PostgreSQL (else SQLite).
+    pub postgres: bool,
 }
 
 #[derive(Message)]
@@ -279,6 +283,8 @@ impl Handler<GetListing> for Supervisor {
             public_url: alerts.public_url.clone(),
             maintenance: alerts.maintenance.clone(),
             redactor: alerts.redactor.clone(),
+            retention_s: i64::try_from(config.retention.as_secs()).unwrap_or(i64::MAX),
+            postgres: matches!(config.database, crate::config::Database::Postgres(_)),
         })
     }
 }

@@ -13,6 +13,9 @@ CREATE TABLE red_runs (
     last_ts INTEGER NOT NULL,
     reds INTEGER NOT NULL,
     reasons TEXT NOT NULL,
+    -- The monitor's interval on that node when its last red probe was stored, seconds: a run
+    -- still open after 3 of them without a probe ended at its last red probe.
+    interval_s INTEGER,
     PRIMARY KEY (monitor_id, node_id, start_ts)
 ) WITHOUT ROWID;
 CREATE INDEX red_runs_start ON red_runs (start_ts);

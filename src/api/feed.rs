@@ -113,23 +113,33 @@ fn maintenance_entries(listing: &crate::supervisor::Listing, shown: &[&MonitorKe
     out
 }
 
-/// `public_url`, or the scheme and host this request came to (a host with anything but
-/// letters, digits, dots, dashes, colons and brackets is replaced with `localhost`).
+/// `public_url`, or `http://` and the request's `Host` header (never `Forwarded` or
+/// `X-Forwarded-*`, which any client can send; a host with anything but letters, digits, dots,
+/// dashes, colons and brackets is replaced with `localhost`). Behind a proxy, set `public_url`.
 fn base_url(req: &HttpRequest, listing: &crate::supervisor::Listing) -> String {
     if let Some(url) = &listing.public_url {
         return url.trim_end_matches('/').to_string();
     }
-    let info = req.connection_info();
-    let host = info.host();
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let host = if !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)) {
         host
     } else {
         "localhost"
     };
-    format!("{}://{host}", if info.scheme() == "https" { "https" } else { "http" })
+    format!("http://{host}")
+}
+
+/// The Atom feed's permanent id: its `public_url` address, or a fixed URN when none is set
+/// (never the host a request named).
+fn feed_id(listing: &crate::supervisor::Listing) -> String {
+    match &listing.public_url {
+        Some(url) => format!("{}/feed.atom", url.trim_end_matches('/')),
+        None => "urn:llm-monitor:feed".to_string(),
+    }
 }
 
 struct Feed {
+    id: String,
     title: String,
     base: String,
     entries: Vec<Entry>,
@@ -148,6 +158,7 @@ async fn gather(req: &HttpRequest, state: &AppState) -> Result<Feed, Box<HttpRes
     entries
         .extend(found.incidents.iter().filter(|n| visible(&n.key)).take(FEED_ENTRIES).map(|n| incident_entry(n, now)));
     Ok(Feed {
+        id: feed_id(&listing),
         title: listing.page.title.clone().unwrap_or_else(|| "LLM API status".to_string()),
         base: base_url(req, &listing),
         entries,
@@ -187,7 +198,7 @@ pub async fn atom(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         .collect();
     let updated = feed.entries.iter().map(|e| e.updated).max().unwrap_or(feed.now);
     let mut out = AtomFeed::default();
-    out.set_id(format!("{}/feed.atom", feed.base));
+    out.set_id(feed.id.clone());
     out.set_title(Text::plain(feed.title.clone()));
     out.set_updated(fixed(updated));
     let mut author = Person::default();

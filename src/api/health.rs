@@ -81,7 +81,7 @@ mod tests {
             clock,
             store: store.clone(),
             supervisor,
-            reader: crate::store::reader::start(crate::config::Database::Sqlite(path.clone())),
+            reader: crate::store::reader::start(crate::config::Database::Sqlite(path.clone()), "local".to_string()),
             delivery: None,
             metrics,
             started: std::time::Instant::now(),

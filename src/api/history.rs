@@ -5,7 +5,7 @@
 //! - `GET /api/export?from=&to=&format=csv|jsonl&limit=&cursor=`: raw probes of `[from, to)`,
 //!   at most [`EXPORT_MAX_ROWS`] a response, `Link: <...>; rel="next"` while more remain.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
@@ -37,6 +37,9 @@ fn store_failed(e: crate::store::db::StoreError) -> HttpResponse {
     json_error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database could not be read; try again")
 }
 
+/// How long a handler waits for the Reader (queries queue behind the two reader threads).
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub(super) async fn listing(state: &AppState) -> Result<Listing, Box<HttpResponse>> {
     state.supervisor.send(GetListing).timeout(ACTOR_TIMEOUT).await.map_err(|_| Box::new(unavailable("the supervisor")))
 }
@@ -62,22 +65,23 @@ pub(super) struct Named {
     pub nodes: Vec<String>,
 }
 
-/// The incidents among `runs`: of configured monitors (at their `failure_threshold`) and of
-/// monitors only other nodes probe (at the default threshold); of one node with `only`.
-pub(super) fn named_incidents(runs: Vec<Run>, names: &Names, listing: &Listing, only: Option<i32>) -> Vec<Named> {
-    let me = names.nodes.iter().find(|(_, n)| *n == listing.node).map(|(id, _)| *id);
+/// The incidents among `runs` as of `now`: of configured monitors at their
+/// `failure_threshold`, of any other (removed from the config, or probed by other nodes only)
+/// at the default one; of one node with `only`.
+pub(super) fn named_incidents(
+    runs: Vec<Run>,
+    names: &Names,
+    listing: &Listing,
+    only: Option<i32>,
+    now: i64,
+) -> Vec<Named> {
     let key_of: HashMap<i32, &MonitorKey> = names.monitors.iter().map(|(k, id)| (*id, k)).collect();
     let configured: HashMap<&MonitorKey, u32> = listing.monitors.iter().map(|(k, t)| (k, *t)).collect();
-    let others: std::collections::HashSet<i32> =
-        runs.iter().filter(|r| Some(r.node_id) != me).map(|r| r.monitor_id).collect();
-    let runs: Vec<Run> = runs.into_iter().filter(|r| only.is_none_or(|n| r.node_id == n)).collect();
+    let runs: Vec<Run> =
+        runs.into_iter().filter(|r| only.is_none_or(|n| r.node_id == n)).map(|r| r.as_of(now)).collect();
     let threshold = |monitor: i32| {
         let key = key_of.get(&monitor)?;
-        match configured.get(key) {
-            Some(t) => Some(*t),
-            None if others.contains(&monitor) => Some(listing.default_threshold),
-            None => None,
-        }
+        Some(configured.get(key).copied().unwrap_or(listing.default_threshold))
     };
     let node_name: HashMap<i32, &str> = names.nodes.iter().map(|(id, n)| (*id, n.as_str())).collect();
     incidents::incidents(runs, threshold)
@@ -149,11 +153,12 @@ pub(super) async fn read_incidents(
     let (runs, names) = state
         .reader
         .send(ReadRuns { from, to, min_reds: min_reds(&listing) })
+        .timeout(READ_TIMEOUT)
         .await
         .map_err(|_| unavailable("the reader"))?
         .map_err(store_failed)?;
     let only = node_of(&names, node)?;
-    let incidents = named_incidents(runs.runs, &names, &listing, only);
+    let incidents = named_incidents(runs.runs, &names, &listing, only, state.clock.now());
     Ok(Found { incidents, truncated: runs.truncated, listing })
 }
 
@@ -168,21 +173,25 @@ pub async fn incidents(
         return bad(format!("period {text:?} is not one of 24h, 7d, 30d"));
     };
     let now = state.clock.now();
-    let from = period.window(now).first_start;
-    let found = match read_incidents(&state, (from, now + 1), params.node.as_deref()).await {
-        Ok(found) => found,
-        Err(response) => return *response,
-    };
-    let list: Vec<Value> = found.incidents.iter().take(MAX_INCIDENTS).map(|n| incident_json(n, now)).collect();
-    let truncated = found.truncated || found.incidents.len() > MAX_INCIDENTS;
-    // A weak tag of the incidents (not of `from` and `to`, which move every second): a page's
-    // refresh that finds nothing new is a 304 without a body.
-    let etag = {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (period.as_str(), params.node.as_deref(), truncated, serde_json::to_string(&list).unwrap_or_default())
-            .hash(&mut hasher);
-        format!("W/\"{:016x}\"", hasher.finish())
+    let key = (period.as_str(), params.node.clone());
+    let cached = recent().lock().ok().and_then(|c| c.get(&key).filter(|(at, ..)| *at == now).cloned());
+    let (etag, body) = match cached {
+        Some((_, etag, body)) => (etag, body),
+        None => {
+            let from = period.window(now).first_start;
+            let found = match read_incidents(&state, (from, now + 1), params.node.as_deref()).await {
+                Ok(found) => found,
+                Err(response) => return *response,
+            };
+            let (etag, body) = incidents_answer(&found, period, params.node.as_deref(), (from, now));
+            if let Ok(mut cache) = recent().lock() {
+                if cache.len() >= 64 {
+                    cache.clear();
+                }
+                cache.insert(key, (now, etag.clone(), body.clone()));
+            }
+            (etag, body)
+        }
     };
     if super::status::not_modified(&req, &etag) {
         return HttpResponse::NotModified()
@@ -190,6 +199,37 @@ pub async fn incidents(
             .insert_header((header::CACHE_CONTROL, "no-cache"))
             .finish();
     }
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type("application/json")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::ETAG, etag));
+    super::status::body_for(&req, response, body.to_vec())
+}
+
+/// `/api/incidents` answers of the current second, by period and node: as many visitors'
+/// refreshes as arrive in one second cost one read.
+type Recent = HashMap<(&'static str, Option<String>), (i64, String, bytes::Bytes)>;
+
+fn recent() -> &'static std::sync::Mutex<Recent> {
+    static RECENT: std::sync::OnceLock<std::sync::Mutex<Recent>> = std::sync::OnceLock::new();
+    RECENT.get_or_init(Default::default)
+}
+
+/// The answer's weak tag (of the incidents, not of `from` and `to`, which move every second: a
+/// page's refresh that finds nothing new is a 304 without a body) and its JSON.
+fn incidents_answer(
+    found: &Found,
+    period: Period,
+    node: Option<&str>,
+    (from, now): (i64, i64),
+) -> (String, bytes::Bytes) {
+    use std::hash::{Hash, Hasher};
+    let list: Vec<Value> = found.incidents.iter().take(MAX_INCIDENTS).map(|n| incident_json(n, now)).collect();
+    let truncated = found.truncated || found.incidents.len() > MAX_INCIDENTS;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (period.as_str(), node, truncated, serde_json::to_string(&list).unwrap_or_default()).hash(&mut hasher);
+    let etag = format!("W/\"{:016x}\"", hasher.finish());
     let body = json!({
         "period": period.as_str(),
         "from": from,
@@ -197,12 +237,7 @@ pub async fn incidents(
         "incidents": list,
         "truncated": truncated,
     });
-    let mut response = HttpResponse::Ok();
-    response
-        .content_type("application/json")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header((header::ETAG, etag));
-    super::status::body_for(&req, response, serde_json::to_vec(&body).unwrap_or_default())
+    (etag, bytes::Bytes::from(serde_json::to_vec(&body).unwrap_or_default()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -262,7 +297,11 @@ const REPORT_COLUMNS: [&str; 12] = [
     "probes",
 ];
 
-pub async fn report(state: web::Data<AppState>, params: web::Query<ReportParams>) -> HttpResponse {
+pub async fn report(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+    params: web::Query<ReportParams>,
+) -> HttpResponse {
     let params = params.into_inner();
     let Some(month) = params.month else { return bad("month is required, like month=2026-11") };
     let (from, to) = match month_range(&month) {
@@ -279,18 +318,23 @@ pub async fn report(state: web::Data<AppState>, params: web::Query<ReportParams>
         return bad(format!("month {month} has not started yet"));
     }
     let Ok(listing) = listing(&state).await else { return unavailable("the supervisor") };
-    let (rollups, runs, names) = match state.reader.send(ReadReport { from, to, min_reds: min_reds(&listing) }).await {
+    if params.node.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return bad("node must not be empty (leave it out for every node)");
+    }
+    let ask = ReadReport { from, to, min_reds: min_reds(&listing), quorum: listing.quorum, only: params.node.clone() };
+    let read = match state.reader.send(ask).timeout(READ_TIMEOUT).await {
         Ok(Ok(read)) => read,
         Ok(Err(e)) => return store_failed(e),
         Err(_) => return unavailable("the reader"),
     };
-    let only = match node_of(&names, params.node.as_deref()) {
-        Ok(only) => only,
-        Err(response) => return *response,
-    };
-    let truncated = runs.truncated;
-    let found = named_incidents(runs.runs, &names, &listing, only);
-    let lines = report_lines(&listing, &names, rollups, &found, only, (from, to.min(now + 1)), now);
+    if read.unknown_node {
+        return bad(format!("node {:?} is not a node of this database", params.node.unwrap_or_default()));
+    }
+    let truncated = read.runs.truncated;
+    let found = named_incidents(read.runs.runs, &read.names, &listing, read.only, now);
+    let lines = report_lines(&listing, &read.names, &read.totals, &found, (from, to.min(now + 1)), now);
+    // What retention has kept: a month that began before it is only partly there.
+    let retained_from = (now - listing.retention_s).div_euclid(HOUR) * HOUR;
     if csv {
         let mut out = csv::Writer::from_writer(Vec::new());
         let _ = out.write_record(REPORT_COLUMNS);
@@ -312,10 +356,11 @@ pub async fn report(state: web::Data<AppState>, params: web::Query<ReportParams>
             ]);
         }
         let body = out.into_inner().unwrap_or_default();
-        return HttpResponse::Ok()
+        let mut response = HttpResponse::Ok();
+        response
             .content_type("text/csv; charset=utf-8")
-            .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"report-{month}.csv\"")))
-            .body(body);
+            .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"report-{month}.csv\"")));
+        return super::status::body_for(&req, response, body);
     }
     let monitors: Vec<Value> = lines
         .iter()
@@ -336,14 +381,18 @@ pub async fn report(state: web::Data<AppState>, params: web::Query<ReportParams>
             })
         })
         .collect();
-    HttpResponse::Ok().json(json!({
+    let body = json!({
         "month": month,
         "from": from,
         "to": to,
-        "complete": to <= now,
+        "complete": to <= now && from >= retained_from,
+        "retained_from": retained_from,
         "incidents_truncated": truncated,
         "monitors": monitors,
-    }))
+    });
+    let mut response = HttpResponse::Ok();
+    response.content_type("application/json");
+    super::status::body_for(&req, response, serde_json::to_vec(&body).unwrap_or_default())
 }
 
 /// Each monitor's figures for `[from, to)`: uptime and percentiles from the hourly rollups
@@ -352,42 +401,41 @@ pub async fn report(state: web::Data<AppState>, params: web::Query<ReportParams>
 pub(super) fn report_lines(
     listing: &Listing,
     names: &Names,
-    rollups: Vec<crate::store::db::RollupEntry>,
+    totals: &HashMap<i32, Agg>,
     found: &[Named],
-    only: Option<i32>,
     (from, to): (i64, i64),
     now: i64,
 ) -> Vec<ReportLine> {
     let key_of: HashMap<i32, &MonitorKey> = names.monitors.iter().map(|(k, id)| (*id, k)).collect();
-    // monitor -> hour -> node aggregates
-    let mut hours: HashMap<&MonitorKey, BTreeMap<i64, Vec<Agg>>> = HashMap::new();
-    for (monitor, node, hour, agg) in rollups {
-        if only.is_some_and(|n| n != node) || hour * HOUR < from || hour * HOUR >= to {
-            continue;
-        }
-        if let Some(key) = key_of.get(&monitor) {
-            hours.entry(*key).or_default().entry(hour).or_default().push(agg);
+    let mut sums: HashMap<&MonitorKey, Agg> = HashMap::new();
+    for (monitor, agg) in totals {
+        if let Some(key) = key_of.get(monitor) {
+            sums.entry(*key).or_default().merge(agg);
         }
     }
-    // Configured monitors in config order, then any other with probes or incidents.
+    let mut by_key: HashMap<&MonitorKey, Vec<&Named>> = HashMap::new();
+    for named in found {
+        by_key.entry(&named.key).or_default().push(named);
+    }
+    // Configured monitors in config order, then any other with probes or incidents, by name.
     let mut keys: Vec<MonitorKey> = listing.monitors.iter().map(|(k, _)| k.clone()).collect();
-    let mut extra: Vec<MonitorKey> =
-        hours.keys().map(|k| (*k).clone()).chain(found.iter().map(|n| n.key.clone())).collect();
+    let listed: std::collections::HashSet<MonitorKey> = keys.iter().cloned().collect();
+    let mut extra: Vec<MonitorKey> = sums
+        .keys()
+        .chain(by_key.keys())
+        .filter(|k| !listed.contains(**k))
+        .map(|k| (*k).clone())
+        .collect::<std::collections::HashSet<_>>()
+        .into_iter()
+        .collect();
     extra.sort_by_key(|k| k.to_string());
-    for key in extra {
-        if !keys.contains(&key) {
-            keys.push(key);
-        }
-    }
+    keys.extend(extra);
+    let empty = Agg::default();
     keys.into_iter()
         .map(|key| {
-            let mut total = Agg::default();
-            for aggs in hours.get(&key).map(|h| h.values().collect::<Vec<_>>()).unwrap_or_default() {
-                let refs: Vec<&Agg> = aggs.iter().collect();
-                total.merge(&crate::store::combine::bucket(&refs, listing.quorum));
-            }
+            let total = sums.get(&key).unwrap_or(&empty);
             let counts = total.counts();
-            let mine: Vec<&Named> = found.iter().filter(|n| n.key == key).collect();
+            let mine: &[&Named] = by_key.get(&key).map_or(&[], Vec::as_slice);
             let downtime_s: i64 = mine.iter().map(|n| n.incident.downtime_within(from, to, now)).sum();
             let incidents = mine.iter().filter(|n| n.incident.downtime_within(from, to, now) > 0).count();
             ReportLine {
@@ -480,8 +528,13 @@ pub async fn export(
         Some(Err(e)) => return bad(e),
     };
     let Ok(listing) = listing(&state).await else { return unavailable("the supervisor") };
-    let read = state.reader.send(ReadExport { from, to, after, limit: limit + 1 }).await;
-    let (mut rows, names, by_time) = match read {
+    // A cursor of the other store's kind (a link kept across a move to PostgreSQL, say).
+    let by_time = listing.postgres;
+    if matches!((after, by_time), (ExportAfter::Id(_), true) | (ExportAfter::Time(..), false)) {
+        return bad("cursor is not one this store gives (copy it from the Link header)");
+    }
+    let read = state.reader.send(ReadExport { from, to, after, limit: limit + 1 }).timeout(READ_TIMEOUT).await;
+    let (mut rows, names, _) = match read {
         Ok(Ok(read)) => read,
         Ok(Err(e)) => return store_failed(e),
         Err(_) => return unavailable("the reader"),

@@ -137,7 +137,11 @@ fn wants_openmetrics(req: &actix_web::HttpRequest) -> bool {
 
 /// GET from any origin by default (a public, read-only API), or only from the listed ones.
 pub fn cors(config: &Cors) -> actix_cors::Cors {
-    let cors = actix_cors::Cors::default().allowed_methods(["GET"]).max_age(3_600);
+    // Headers a page on another origin may read: the export's paging and the validators.
+    let cors = actix_cors::Cors::default()
+        .allowed_methods(["GET"])
+        .expose_headers(["Link", "X-Export-Rows", "ETag"])
+        .max_age(3_600);
     if config.allowed_origins.iter().any(|o| o == "*") {
         return cors.allow_any_origin();
     }

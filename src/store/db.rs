@@ -313,7 +313,13 @@ pub fn open_postgres(url: &crate::config::PgUrl, node: &str) -> Result<diesel::P
     ))
     .map_err(|e| fail(format!("setting up: {e}")))?;
     // Two nodes starting at once must not both create the schema.
-    conn.batch_execute("SELECT pg_advisory_lock(7406350612)").map_err(|e| fail(format!("migrating: {e}")))?;
+    // Waiting as long as it takes: the node holding it may be computing what a migration left
+    // (rollups and runs rebuilt from every probe), which outlasts the usual timeouts.
+    conn.batch_execute(
+        "SET lock_timeout = 0; SET statement_timeout = 0; SELECT pg_advisory_lock(7406350612); \
+         SET lock_timeout = '10s'; SET statement_timeout = '60s';",
+    )
+    .map_err(|e| fail(format!("migrating: {e}")))?;
     let migrated = conn.run_pending_migrations(PG_MIGRATIONS).map(drop).map_err(|e| fail(format!("migrating: {e}")));
     // What a migration left to compute in Rust, done once, by the node holding the lock.
     let migrated = migrated.and_then(|()| {

@@ -10,6 +10,13 @@ use std::collections::BTreeMap;
 
 use super::rollup::Reasons;
 
+/// How long a probe may be missing before a run is taken to have ended at its last red probe:
+/// 3 of the monitor's intervals (as a node goes stale), or 15 minutes when the interval is not
+/// known (history written by a tool).
+pub fn gap_of(interval_s: Option<i32>) -> i64 {
+    interval_s.map_or(super::db::MAX_DISORDER_SECS, |i| super::combine::STALE_INTERVALS * i64::from(i.max(1)))
+}
+
 /// One run of red probes as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {
@@ -17,45 +24,76 @@ pub struct Run {
     pub node_id: i32,
     /// The first red probe's time.
     pub start: i64,
-    /// The first probe after the run that is not red; `None` while it lasts.
+    /// The first probe after the run that is not red, or its last red probe when no probe came
+    /// for longer than [`gap_of`] (the node stopped, or stopped probing the monitor); `None`
+    /// while it lasts.
     pub end: Option<i64>,
     /// The last red probe's time.
     pub last: i64,
     pub reds: i64,
     pub reasons: Reasons,
+    /// The monitor's interval on that node at the last red probe, seconds.
+    pub interval_s: Option<i32>,
+}
+
+impl Run {
+    /// The run as of `now`: one still open whose last red probe is older than [`gap_of`] its
+    /// interval ended there (nothing probed the monitor since: a node gone, a monitor removed).
+    pub fn as_of(mut self, now: i64) -> Run {
+        if self.end.is_none() && self.last < now - gap_of(self.interval_s) {
+            self.end = Some(self.last);
+        }
+        self
+    }
+}
+
+/// One probe, as runs see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen {
+    pub ts: i64,
+    pub red: bool,
+    pub reason: i16,
+    pub interval_s: Option<i32>,
 }
 
 /// Moves a monitor's runs on one node forward by one probe (probes in time order). `open` is
-/// its current run, if any. Returns the run this probe closed, and whether `open` changed.
-pub fn step(
-    open: &mut Option<Run>,
-    monitor_id: i32,
-    node_id: i32,
-    ts: i64,
-    red: bool,
-    reason: i16,
-) -> (Option<Run>, bool) {
+/// its current run, if any. Returns the run this probe closed, and whether `open` changed
+/// (started or grew). A probe that comes more than [`gap_of`] after the run's last red probe
+/// first ends the run there: the time nothing was probed is not counted as down.
+pub fn step(open: &mut Option<Run>, monitor_id: i32, node_id: i32, probe: Seen) -> (Option<Run>, bool) {
+    let Seen { ts, red, reason, interval_s } = probe;
+    let mut closed = None;
+    if let Some(run) = open.as_ref() {
+        if ts > run.last + gap_of(run.interval_s) {
+            let mut stalled = open.take().expect("checked");
+            stalled.end = Some(stalled.last);
+            closed = Some(stalled);
+        }
+    }
     match (open.as_mut(), red) {
         (Some(run), true) => {
             run.reds += 1;
-            run.last = run.last.max(ts);
+            if ts >= run.last {
+                run.last = ts;
+                run.interval_s = interval_s;
+            }
             run.reasons.add(reason, 1);
-            (None, true)
+            (closed, true)
         }
         // A late result from before the run's last red probe cannot end it.
-        (Some(run), false) if ts <= run.last => (None, false),
+        (Some(run), false) if ts <= run.last => (closed, false),
         (Some(_), false) => {
-            let mut closed = open.take().expect("matched Some");
-            closed.end = Some(ts);
-            (Some(closed), false)
+            let mut ended = open.take().expect("matched Some");
+            ended.end = Some(ts);
+            (Some(ended), false)
         }
         (None, true) => {
             let mut reasons = Reasons::default();
             reasons.add(reason, 1);
-            *open = Some(Run { monitor_id, node_id, start: ts, end: None, last: ts, reds: 1, reasons });
-            (None, true)
+            *open = Some(Run { monitor_id, node_id, start: ts, end: None, last: ts, reds: 1, reasons, interval_s });
+            (closed, true)
         }
-        (None, false) => (None, false),
+        (None, false) => (closed, false),
     }
 }
 
@@ -131,15 +169,33 @@ pub fn incidents(runs: Vec<Run>, threshold: impl Fn(i32) -> Option<u32>) -> Vec<
 mod tests {
     use super::*;
 
-    /// Runs of one monitor from a list of (time, red) probes.
+    /// Runs of one monitor from a list of (time, red) probes, every 60 s.
     fn runs_of(probes: &[(i64, bool)]) -> Vec<Run> {
         let (mut open, mut out) = (None, Vec::new());
         for &(ts, red) in probes {
-            let (closed, _) = step(&mut open, 1, 1, ts, red, 6);
+            let (closed, _) = step(&mut open, 1, 1, Seen { ts, red, reason: 6, interval_s: Some(60) });
             out.extend(closed);
         }
         out.extend(open);
         out
+    }
+
+    #[test]
+    fn a_run_without_probes_for_3_intervals_ended_at_its_last_red_probe() {
+        // The daemon stopped for an hour while red; red again after the restart: two runs,
+        // neither counting the hour nothing was probed.
+        let runs = runs_of(&[(0, true), (60, true), (3_660, true), (3_720, false)]);
+        assert_eq!(runs.len(), 2, "{runs:?}");
+        assert_eq!((runs[0].start, runs[0].end, runs[0].reds), (0, Some(60), 2));
+        assert_eq!((runs[1].start, runs[1].end, runs[1].reds), (3_660, Some(3_720), 1));
+        // Green after the gap: the run ended at its last red probe, not at the green one.
+        let runs = runs_of(&[(0, true), (60, true), (600, false)]);
+        assert_eq!((runs[0].end, runs.len()), (Some(60), 1));
+        // Read later with no probe since: ended at its last red probe; a recent one goes on.
+        let open = runs_of(&[(0, true), (60, true)]).remove(0);
+        assert_eq!(open.clone().as_of(200).end, None);
+        assert_eq!(open.as_of(1_000).end, Some(60));
+        assert_eq!(gap_of(None), 900);
     }
 
     #[test]
@@ -168,6 +224,7 @@ mod tests {
             last: start,
             reds,
             reasons: Reasons::decode("6:1"),
+            interval_s: None,
         };
         let runs = vec![
             run(1, 100, Some(400), 3),

@@ -7,7 +7,7 @@ use actix::prelude::*;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
-use super::db::{ExportAfter, RollupEntry, Row, StoreError};
+use super::db::{ExportAfter, Row, StoreError};
 use super::sql::{pg, sqlite, Db};
 use crate::config::{Database, MonitorKey};
 
@@ -16,6 +16,8 @@ pub const READER_THREADS: usize = 2;
 
 pub struct Reader {
     database: Database,
+    /// This daemon's node name: the name of SQLite's one node (stored unnamed).
+    node: String,
     conn: Option<Db>,
 }
 
@@ -23,9 +25,9 @@ impl Actor for Reader {
     type Context = SyncContext<Self>;
 }
 
-/// Starts the reader threads for `database`.
-pub fn start(database: Database) -> Addr<Reader> {
-    SyncArbiter::start(READER_THREADS, move || Reader { database: database.clone(), conn: None })
+/// Starts the reader threads for `database`, read as node `node`.
+pub fn start(database: Database, node: String) -> Addr<Reader> {
+    SyncArbiter::start(READER_THREADS, move || Reader { database: database.clone(), node: node.clone(), conn: None })
 }
 
 /// Opens a connection that only reads: SQLite with `query_only` (its schema is the Writer's
@@ -77,8 +79,14 @@ pub struct Names {
     pub nodes: Vec<(i32, String)>,
 }
 
-fn names(db: &mut Db) -> Result<Names, StoreError> {
-    Ok(Names { monitors: crate::dispatch!(db, monitors())?, nodes: crate::dispatch!(db, nodes())? })
+/// The monitors and nodes by id; a node stored without a name (SQLite's one node, whose name
+/// the writer keeps in memory) is called `node`.
+fn names(db: &mut Db, node: &str) -> Result<Names, StoreError> {
+    let mut nodes = crate::dispatch!(db, nodes())?;
+    for (_, name) in nodes.iter_mut().filter(|(_, name)| name.is_empty()) {
+        *name = node.to_string();
+    }
+    Ok(Names { monitors: crate::dispatch!(db, monitors())?, nodes })
 }
 
 /// The most runs of red probes one query reads (newest first): a monitor that flaps for a
@@ -93,8 +101,10 @@ pub struct Runs {
 }
 
 fn read_runs(db: &mut Db, range: (i64, i64), min_reds: i64) -> Result<Runs, StoreError> {
-    let runs = crate::dispatch!(db, red_runs_between(range, min_reds.max(1), MAX_RUNS))?;
-    Ok(Runs { truncated: runs.len() as i64 >= MAX_RUNS, runs })
+    let mut runs = crate::dispatch!(db, red_runs_between(range, min_reds.max(1), MAX_RUNS + 1))?;
+    let truncated = runs.len() as i64 > MAX_RUNS;
+    runs.truncate(MAX_RUNS as usize);
+    Ok(Runs { truncated, runs })
 }
 
 /// Every node's runs of at least `min_reds` red probes overlapping `[from, to)`.
@@ -110,30 +120,72 @@ impl Handler<ReadRuns> for Reader {
     type Result = Result<(Runs, Names), StoreError>;
 
     fn handle(&mut self, msg: ReadRuns, _: &mut Self::Context) -> Self::Result {
-        self.with(|db| Ok((read_runs(db, (msg.from, msg.to), msg.min_reds)?, names(db)?)))
+        let node = self.node.clone();
+        self.with(|db| Ok((read_runs(db, (msg.from, msg.to), msg.min_reds)?, names(db, &node)?)))
     }
 }
 
-/// A month's report: every node's hourly rollups of the hours of `[from, to)`, and the runs of
-/// at least `min_reds` red probes overlapping it.
+/// A report's figures: each monitor's probes of `[from, to)` summed hour by hour (the nodes of
+/// an hour combined under `quorum`, or one node's with `only`), and the runs of at least
+/// `min_reds` red probes overlapping it. Read a day at a time, so a month of many monitors and
+/// nodes never sits in memory at once.
 #[derive(Message)]
-#[rtype(result = "Result<(Vec<RollupEntry>, Runs, Names), StoreError>")]
+#[rtype(result = "Result<Report, StoreError>")]
 pub struct ReadReport {
     pub from: i64,
     pub to: i64,
     pub min_reds: i64,
+    pub quorum: crate::config::Quorum,
+    /// One node's probes (by name).
+    pub only: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub totals: std::collections::HashMap<i32, super::rollup::Agg>,
+    pub runs: Runs,
+    pub names: Names,
+    /// The node asked for is not a node of this database (nothing was read).
+    pub unknown_node: bool,
+    /// The id of the node asked for.
+    pub only: Option<i32>,
 }
 
 impl Handler<ReadReport> for Reader {
-    type Result = Result<(Vec<RollupEntry>, Runs, Names), StoreError>;
+    type Result = Result<Report, StoreError>;
 
     fn handle(&mut self, msg: ReadReport, _: &mut Self::Context) -> Self::Result {
-        use super::rollup::HOUR;
+        use super::rollup::{Agg, HOUR};
+        use std::collections::HashMap;
+        let node = self.node.clone();
         let (first, last) = (msg.from.div_euclid(HOUR), (msg.to - 1).div_euclid(HOUR));
         self.with(|db| {
-            let rollups = crate::dispatch!(db, rollups_between(first, last))?;
+            let names = names(db, &node)?;
+            let only = match &msg.only {
+                Some(name) => match names.nodes.iter().find(|(_, n)| n == name) {
+                    Some((id, _)) => Some(*id),
+                    None => return Ok(Report { names, unknown_node: true, ..Report::default() }),
+                },
+                None => None,
+            };
+            let mut totals: HashMap<i32, Agg> = HashMap::new();
+            let mut day = first;
+            while day <= last {
+                let end = (day + 23).min(last);
+                let mut hours: HashMap<(i32, i64), Vec<Agg>> = HashMap::new();
+                for (monitor, node_id, hour, agg) in crate::dispatch!(db, rollups_between(day, end))? {
+                    if only.is_none_or(|n| n == node_id) {
+                        hours.entry((monitor, hour)).or_default().push(agg);
+                    }
+                }
+                for ((monitor, _), aggs) in hours {
+                    let refs: Vec<&Agg> = aggs.iter().collect();
+                    totals.entry(monitor).or_default().merge(&super::combine::bucket(&refs, msg.quorum));
+                }
+                day = end + 1;
+            }
             let runs = read_runs(db, (msg.from, msg.to), msg.min_reds)?;
-            Ok((rollups, runs, names(db)?))
+            Ok(Report { totals, runs, names, unknown_node: false, only })
         })
     }
 }
@@ -153,6 +205,7 @@ impl Handler<ReadExport> for Reader {
     type Result = Result<(Vec<(i64, Row)>, Names, bool), StoreError>;
 
     fn handle(&mut self, msg: ReadExport, _: &mut Self::Context) -> Self::Result {
+        let node = self.node.clone();
         self.with(|db| {
             let by_time = matches!(db, Db::Pg(_));
             let range = (msg.from, msg.to);
@@ -160,7 +213,7 @@ impl Handler<ReadExport> for Reader {
                 Db::Sqlite(conn) => sqlite::export_page(conn, range, msg.after, msg.limit, false)?,
                 Db::Pg(conn) => pg::export_page(conn, range, msg.after, msg.limit, true)?,
             };
-            Ok((rows, names(db)?, by_time))
+            Ok((rows, names(db, &node)?, by_time))
         })
     }
 }

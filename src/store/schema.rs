@@ -133,6 +133,8 @@ diesel::table! {
         reds -> BigInt,
         /// `code:count,...` of its probes' reasons.
         reasons -> Text,
+        /// The monitor's interval on that node at its last red probe, seconds.
+        interval_s -> Nullable<Integer>,
     }
 }
 

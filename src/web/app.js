@@ -16,7 +16,7 @@ const I18N = {
     maintenance_next: "Planned maintenance", until: "until", no_data: "No probes",
     group_summary: "{n} monitors", group_summary_one: "1 monitor", group_down: "{n} down", group_up: "all up",
     incidents: "Incidents", no_incidents: "No incidents in this period", ongoing: "ongoing", since: "since",
-    subscribe: "Subscribe", reasons_seen: "Reasons", red_probes: "{n} failed probes", more_incidents: "and {n} more",
+    subscribe: "Subscribe", reasons_seen: "Reasons", red_probes: "{n} failed probes", more_incidents: "and {n} more", more_than_incidents: "and over {n} more", loading: "Loading…", incidents_error: "Could not load the incidents",
     reasons: {
       ok: "OK", slow: "Slow", rate_limited: "Rate limited", content_mismatch: "Bad content",
       auth_error: "Auth error", client_error: "Client error", server_error: "Server error",
@@ -37,7 +37,7 @@ const I18N = {
     maintenance_next: "计划维护", until: "至", no_data: "无探测",
     group_summary: "{n} 个监控", group_summary_one: "1 个监控", group_down: "{n} 个不可用", group_up: "全部正常",
     incidents: "故障记录", no_incidents: "此期间无故障", ongoing: "进行中", since: "开始于",
-    subscribe: "订阅", reasons_seen: "原因", red_probes: "{n} 次失败探测", more_incidents: "另有 {n} 个",
+    subscribe: "订阅", reasons_seen: "原因", red_probes: "{n} 次失败探测", more_incidents: "另有 {n} 个", more_than_incidents: "另有超过 {n} 个", loading: "加载中…", incidents_error: "无法加载故障记录",
     reasons: {
       ok: "正常", slow: "缓慢", rate_limited: "限流", content_mismatch: "内容异常",
       auth_error: "鉴权失败", client_error: "请求错误", server_error: "服务端错误",
@@ -161,6 +161,12 @@ const duration = (s) => (s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} m
 // The period's incidents, newest first, of the monitors the page shows: the newest 50.
 const SHOWN_INCIDENTS = 50;
 function incidentList() {
+  if (state.incidentsFor !== state.period + "|" + state.node) {
+    // Not loaded (yet, or it failed): never "no incidents" for what was not read.
+    const note = state.incidentsFailed === state.period + "|" + state.node ? t("incidents_error") : t("loading");
+    $("incident-list").replaceChildren(el("li", "more", note));
+    return;
+  }
   const list = (state.incidents || []).filter((i) => !state.page.hidden.some((p) => matches(p, i)));
   const items = list.slice(0, SHOWN_INCIDENTS).map((i) => {
     const li = el("li", i.ongoing ? "ongoing" : "");
@@ -174,7 +180,10 @@ function incidentList() {
     li.append(el("div", "", `${fill(t("red_probes"), { n: i.red_probes })}${reasons ? " · " + reasons : ""}`));
     return li;
   });
-  if (list.length > SHOWN_INCIDENTS) items.push(el("li", "more", fill(t("more_incidents"), { n: list.length - SHOWN_INCIDENTS })));
+  if (list.length > SHOWN_INCIDENTS || state.incidentsTruncated) {
+    const more = fill(t(state.incidentsTruncated ? "more_than_incidents" : "more_incidents"), { n: list.length - SHOWN_INCIDENTS });
+    items.push(el("li", "more", more));
+  }
   if (items.length === 0) items.push(el("li", "none", t("no_incidents")));
   $("incident-list").replaceChildren(...items);
 }
@@ -519,18 +528,37 @@ function expand(m) {
   return { ...m, timeline, nodes };
 }
 
+// The period's incidents, on their own: a slow history read never holds up the bars.
+async function loadIncidents() {
+  const asked = state.period + "|" + state.node;
+  const node = state.node ? `&node=${encodeURIComponent(state.node)}` : "";
+  let answer = null;
+  try {
+    const response = await fetch(`/api/incidents?period=${encodeURIComponent(state.period)}${node}`, { cache: "no-cache" });
+    if (response.ok) answer = await response.json();
+  } catch (_) { /* shown below */ }
+  if (asked !== state.period + "|" + state.node) return;
+  if (answer) {
+    state.incidents = answer.incidents;
+    state.incidentsTruncated = !!answer.truncated;
+    state.incidentsFor = asked;
+  } else {
+    // A failed refresh keeps this period's list; another period's is never shown for it.
+    state.incidentsFailed = asked;
+  }
+  if (state.data) incidentList();
+}
+
 async function load() {
   try {
     const node = state.node ? `&node=${encodeURIComponent(state.node)}` : "";
-    const [response, settings, incidents] = await Promise.all([
+    if (!state.embed) loadIncidents();
+    const [response, settings] = await Promise.all([
       // Revalidated each time: an unchanged answer is a 304 (the browser keeps the body).
       fetch(`/api/status?period=${encodeURIComponent(state.period)}${node}&view=compact`, { cache: "no-cache" }),
       fetch("/api/page", { cache: "no-store" }).then((r) => (r.ok ? r.json() : null)).catch(() => null),
-      state.embed ? null : fetch(`/api/incidents?period=${encodeURIComponent(state.period)}${node}`, { cache: "no-cache" })
-        .then((r) => (r.ok ? r.json() : null)).catch(() => null),
     ]);
     if (settings) state.page = settings;
-    if (incidents) state.incidents = incidents.incidents;
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const body = await response.json();
     state.data = body.data.map(expand);

@@ -34,9 +34,15 @@ fn is_red(ts: i64) -> bool {
 }
 
 /// Every 5 minutes from 1 October to 2 November: "Rep/chat" with the outages above and
-/// latencies 100, 200, .. 1000 ms in turn; "Rep/code" always green at 300 ms.
+/// latencies 100, 200, .. 1000 ms in turn; "Rep/code" always green at 300 ms, at the same
+/// times; "Rep/gone" red from 15 October 10:00 to 10:20, then never probed again (a monitor
+/// removed, or a node gone, while red).
 fn generate(ws: &Workspace) -> Vec<MonitorKey> {
-    let keys = vec![MonitorKey::new("Rep", "chat", ""), MonitorKey::new("Rep", "code", "")];
+    let keys = vec![
+        MonitorKey::new("Rep", "chat", ""),
+        MonitorKey::new("Rep", "code", ""),
+        MonitorKey::new("Rep", "gone", ""),
+    ];
     let mut conn = ws.db();
     let ids = conn.monitor_ids(&keys).unwrap();
     let mut rows = Vec::new();
@@ -50,13 +56,13 @@ fn generate(ws: &Workspace) -> Vec<MonitorKey> {
             latency_ms: latency,
             reason: if red { "server_error" } else { "ok" }.into(),
             http_code: if red { 502 } else { 200 },
-            detail: red.then(|| "HTTP 502: =cmd|' /C calc'!A0".to_string()),
+            detail: red.then(|| "=cmd|' /C calc'!A0 (HTTP 502)".to_string()),
             ttft_ms: (!red).then_some(latency / 2),
             ..Row::default()
         });
         rows.push(Row {
             monitor_id: ids[1],
-            ts: ts + 1,
+            ts,
             status: 1,
             latency_ms: 300,
             reason: "ok".into(),
@@ -64,6 +70,10 @@ fn generate(ws: &Workspace) -> Vec<MonitorKey> {
             ..Row::default()
         });
     }
+    for ts in (at(15, 10, 0)..=at(15, 10, 20)).step_by(STEP as usize) {
+        rows.push(Row { monitor_id: ids[2], ts, status: 0, latency_ms: 0, reason: "timeout".into(), ..Row::default() });
+    }
+    rows.sort_by_key(|r| r.ts);
     for chunk in rows.chunks(5_000) {
         conn.insert(chunk).unwrap();
     }
@@ -74,7 +84,7 @@ fn generate(ws: &Workspace) -> Vec<MonitorKey> {
 /// first with a failure threshold of 3, the other at the default; history kept a year.
 fn quiet_config(black_hole: &str) -> String {
     format!(
-        "interval: 24h\ntimeout: 5m\nslow_latency: 4m\nretention: 365d\nmonitors:\n  - {{provider: Rep, service: chat, url: \"{black_hole}\", method: GET, failure_threshold: 3}}\n  - {{provider: Rep, service: code, url: \"{black_hole}\", method: GET}}\n"
+        "node: here\ninterval: 24h\ntimeout: 5m\nslow_latency: 4m\nretention: 365d\nmonitors:\n  - {{provider: Rep, service: chat, url: \"{black_hole}\", method: GET, failure_threshold: 3}}\n  - {{provider: Rep, service: code, url: \"{black_hole}\", method: GET}}\n  - {{provider: Rep, service: gone, url: \"{black_hole}\", method: GET, failure_threshold: 3}}\n"
     )
 }
 
@@ -111,6 +121,16 @@ fn the_report_of_a_generated_month_has_its_known_figures_in_json_and_csv() {
     within(&chat["ttft_p95"], 500.0, "ttft_p95");
     let code = &report["monitors"][1];
     assert_eq!((code["uptime"].as_f64(), code["incidents"].as_i64()), (Some(100.0), Some(0)), "{code}");
+    // Red until nothing probed it any more: down from its first red probe to its last, never
+    // "ongoing" since.
+    let gone = &report["monitors"][2];
+    assert_eq!((gone["incidents"].as_i64(), gone["downtime_s"].as_i64()), (Some(1), Some(1_200)), "{gone}");
+    assert_eq!((gone["uptime"].as_f64(), gone["probes"].as_i64()), (Some(0.0), Some(5)), "{gone}");
+    assert!(report["retained_from"].as_i64() < Some(OCT), "{report}");
+    // This node by name (SQLite's one node is named by the config), and its incidents' node.
+    let mine = daemon.get("/api/report?month=2026-10&node=here");
+    assert_eq!(mine.status, 200, "{}", mine.text);
+    assert_eq!(mine.json()["monitors"][0]["downtime_s"], 3_600);
     assert_eq!((code["downtime_s"].as_i64(), code["mttr_s"].is_null()), (Some(0), true), "{code}");
     within(&code["latency_p50"], 300.0, "code latency_p50");
     assert!(code["ttft_p50"].is_null(), "{code}");
@@ -122,6 +142,7 @@ fn the_report_of_a_generated_month_has_its_known_figures_in_json_and_csv() {
 
     let csv = daemon.get("/api/report?month=2026-10&format=csv");
     assert_eq!(csv.status, 200);
+    assert_eq!(csv.text.lines().count(), 4, "a header and 3 monitors: {}", csv.text);
     assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
     let mut lines = csv.text.lines();
     assert_eq!(
@@ -186,6 +207,8 @@ fn the_export_streams_raw_probes_of_a_half_open_range_in_pages_linked_by_next() 
     assert!(red[0]["latency_ms"].is_null(), "a failed probe has no latency");
     assert_eq!(red[0]["time"], "2026-10-03T10:00:00Z");
     assert_eq!((red[0]["provider"].as_str(), red[0]["service"].as_str()), (Some("Rep"), Some("chat")));
+    assert!(seen.iter().all(|r| r["node"] == "here"), "rows name their node");
+    assert_eq!(red[0]["detail"], "=cmd|' /C calc'!A0 (HTTP 502)", "JSON lines keep the text as stored");
 
     // Gzipped for a client that asks, the same rows.
     let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
@@ -209,7 +232,7 @@ fn the_export_streams_raw_probes_of_a_half_open_range_in_pages_linked_by_next() 
     assert_eq!(records.len(), 18);
     let detail = headers.iter().position(|h| h == "detail").unwrap();
     let red = records.iter().find(|r| &r[7] == "red").unwrap();
-    assert!(red[detail].starts_with("'HTTP 502") || red[detail].starts_with("HTTP 502"), "{:?}", &red[detail]);
+    assert_eq!(&red[detail], "'=cmd|' /C calc'!A0 (HTTP 502)", "a formula is defused with a leading quote");
     assert!(records.iter().all(|r| !r[detail].starts_with('=')), "no cell a spreadsheet runs");
 
     for (query, wrong) in [
@@ -342,6 +365,11 @@ fn a_live_outage_is_an_incident_in_the_api_and_in_valid_atom_and_rss_feeds() {
     assert!(entry.title().as_str().starts_with("Resolved: Live / chat was down"), "{}", entry.title().as_str());
     assert_eq!(entry.updated().timestamp(), end);
     assert!(feed.entries().iter().all(|e| !e.title().as_str().contains("Hidden")), "hidden monitors stay off");
+    // A permanent id, and links to the host the request named, never to a forwarded one.
+    assert_eq!(feed.id(), "urn:llm-monitor:feed");
+    let forged = http_get(&format!("{}/feed.atom", daemon.base), &[("X-Forwarded-Host", "evil.example")]);
+    assert!(!forged.text.contains("evil.example"), "{}", forged.text);
+    assert!(forged.text.contains(&format!("href=\"{}/\"", daemon.base)), "{}", forged.text);
 
     let rss = daemon.get("/feed.rss");
     assert_eq!(rss.header("content-type"), Some("application/rss+xml; charset=utf-8"));
@@ -405,5 +433,5 @@ fn a_flapping_monitor_cannot_make_the_incident_list_unbounded() {
         (list.len() > 1).then_some(list)
     });
     assert_eq!(shown.len(), 51, "the newest 50, then how many more");
-    assert_eq!(shown[50], "and 950 more");
+    assert_eq!(shown[50], "and over 950 more", "the answer was cut at 1,000");
 }

@@ -112,8 +112,9 @@ pub fn rebuild_rollups(conn: &mut Conn) -> Result<(), StoreError> {
                 let agg = hourly.entry((monitor, node, ts.div_euclid(HOUR))).or_default();
                 agg.add(status, latency.into(), ttft.map(i64::from));
                 agg.add_reason(status, reason);
-                let (closed, _) =
-                    incidents::step(open.entry((monitor, node)).or_default(), monitor, node, ts, status == 0, reason);
+                // Stored rows keep no interval: a gap of 15 minutes ends a run.
+                let seen = incidents::Seen { ts, red: status == 0, reason, interval_s: None };
+                let (closed, _) = incidents::step(open.entry((monitor, node)).or_default(), monitor, node, seen);
                 runs.extend(closed);
                 let entry = newest.entry((monitor, node)).or_insert((ts, rowid));
                 if (ts, rowid) > *entry {
@@ -330,8 +331,13 @@ fn write_runs(conn: &mut Conn, rows: &[Row], order: &[usize], node: i32) -> Quer
                 e.insert(Runs { open, dirty: false, closed: Vec::new() })
             }
         };
-        let red = row.agg_status() == 0;
-        let (closed, changed) = incidents::step(&mut runs.open, row.monitor_id, node, row.ts, red, row.reason_code());
+        let seen = incidents::Seen {
+            ts: row.ts,
+            red: row.agg_status() == 0,
+            reason: row.reason_code(),
+            interval_s: row.interval_s,
+        };
+        let (closed, changed) = incidents::step(&mut runs.open, row.monitor_id, node, seen);
         runs.dirty |= changed;
         runs.closed.extend(closed);
     }
@@ -346,19 +352,20 @@ fn write_runs(conn: &mut Conn, rows: &[Row], order: &[usize], node: i32) -> Quer
     Ok(())
 }
 
-/// The monitor's run of red probes on `node` that has not ended, if any (its newest run).
+/// The monitor's run of red probes on `node` that has not ended, if any (the newest such).
 fn open_run(conn: &mut Conn, monitor: i32, node: i32) -> QueryResult<Option<Run>> {
     let newest: Option<RunColumns> = red_runs::table
         .filter(red_runs::monitor_id.eq(monitor))
         .filter(red_runs::node_id.eq(node))
+        .filter(red_runs::end_ts.is_null())
         .order(red_runs::start_ts.desc())
         .select(RUN_COLUMNS)
         .first(conn)
         .optional()?;
-    Ok(newest.map(run_of).filter(|run| run.end.is_none()))
+    Ok(newest.map(run_of))
 }
 
-type RunColumns = (i32, i32, i64, Option<i64>, i64, i64, String);
+type RunColumns = (i32, i32, i64, Option<i64>, i64, i64, String, Option<i32>);
 const RUN_COLUMNS: (
     red_runs::monitor_id,
     red_runs::node_id,
@@ -367,6 +374,7 @@ const RUN_COLUMNS: (
     red_runs::last_ts,
     red_runs::reds,
     red_runs::reasons,
+    red_runs::interval_s,
 ) = (
     red_runs::monitor_id,
     red_runs::node_id,
@@ -375,10 +383,11 @@ const RUN_COLUMNS: (
     red_runs::last_ts,
     red_runs::reds,
     red_runs::reasons,
+    red_runs::interval_s,
 );
 
-fn run_of((monitor_id, node_id, start, end, last, reds, reasons): RunColumns) -> Run {
-    Run { monitor_id, node_id, start, end, last, reds, reasons: Reasons::decode(&reasons) }
+fn run_of((monitor_id, node_id, start, end, last, reds, reasons, interval_s): RunColumns) -> Run {
+    Run { monitor_id, node_id, start, end, last, reds, reasons: Reasons::decode(&reasons), interval_s }
 }
 
 fn write_run(conn: &mut Conn, run: &Run) -> QueryResult<usize> {
@@ -387,6 +396,7 @@ fn write_run(conn: &mut Conn, run: &Run) -> QueryResult<usize> {
         red_runs::last_ts.eq(run.last),
         red_runs::reds.eq(run.reds),
         red_runs::reasons.eq(run.reasons.encode()),
+        red_runs::interval_s.eq(run.interval_s),
     );
     diesel::insert_into(red_runs::table)
         .values((
@@ -553,7 +563,13 @@ pub fn purge_step(conn: &mut Conn, before: i64, from: i64, limit: i64) -> Result
 /// suspiciously many) model names no probe refers to.
 pub fn purge_finish(conn: &mut Conn, before: i64) -> Result<(), StoreError> {
     diesel::delete(rollups::table.filter(rollups::hour.lt(before / HOUR))).execute(conn)?;
-    diesel::delete(red_runs::table.filter(red_runs::end_ts.lt(before))).execute(conn)?;
+    // Runs that ended before the cutoff, and open ones whose last red probe is before it (a
+    // node gone while a monitor was red).
+    diesel::delete(
+        red_runs::table
+            .filter(red_runs::end_ts.lt(before).or(red_runs::end_ts.is_null().and(red_runs::last_ts.lt(before)))),
+    )
+    .execute(conn)?;
     // Pointers to purged probes would dangle (and rowids can be reused once a table empties).
     diesel::delete(latest::table.filter(latest::ts.lt(before))).execute(conn)?;
     purge_alerts(conn, before)?;
@@ -835,7 +851,9 @@ pub fn export_page(
         .into_boxed();
     if by_time {
         if let ExportAfter::Time(ts, id) = after {
-            query = query.filter(probes::ts.gt(ts).or(probes::ts.eq(ts).and(probes::id.gt(id))));
+            // `ts >= ts` as well: a bound the index on `ts` can start from.
+            query =
+                query.filter(probes::ts.ge(ts)).filter(probes::ts.gt(ts).or(probes::ts.eq(ts).and(probes::id.gt(id))));
         }
         query = query.order((probes::ts, probes::id));
     } else {
