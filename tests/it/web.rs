@@ -560,7 +560,9 @@ fn the_page_shades_buckets_by_availability_and_opens_them_by_click_and_keyboard(
         assert!(text.contains(part), "{part} in {text}");
     }
     // The incident history, without a click: the runs of at least 2 red probes (the default
-    // failure_threshold), newest first; the single red probes are no incident.
+    // failure_threshold), newest first; the single red probes are no incident. Nothing was
+    // probed for 55 minutes after each (history without an interval: a 15-minute gap ends a
+    // run), so each ended at its last red probe, 3 s after the one before.
     let incidents =
         eval("JSON.stringify([...document.querySelectorAll('#incident-list li')].map(li => li.textContent))");
     let list: Vec<&str> = incidents.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
@@ -569,9 +571,9 @@ fn the_page_shades_buckets_by_availability_and_opens_them_by_click_and_keyboard(
     assert_eq!(
         list[0],
         format!(
-            "shade / chat {}–{} UTC (55 min)3 failed probes · Server error ×3",
+            "shade / chat {}–{} UTC (6 s)3 failed probes · Server error ×3",
             time_label(start, "%b %-d, %Y %H:%M"),
-            time_label(hour - 2 * 3_600, "%H:%M")
+            time_label(start + 6, "%H:%M")
         )
     );
     assert!(
