@@ -10,6 +10,9 @@ CREATE TABLE red_runs (
     last_ts BIGINT NOT NULL,
     reds BIGINT NOT NULL,
     reasons TEXT NOT NULL,
+    -- The monitor's interval on that node when its last red probe was stored, seconds: a run
+    -- still open after 3 of them without a probe ended at its last red probe.
+    interval_s INTEGER,
     PRIMARY KEY (monitor_id, node_id, start_ts)
 );
 CREATE INDEX red_runs_start ON red_runs (start_ts);
