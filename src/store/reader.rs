@@ -127,8 +127,8 @@ impl Handler<ReadRuns> for Reader {
 
 /// A report's figures: each monitor's probes of `[from, to)` summed hour by hour (the nodes of
 /// an hour combined under `quorum`, or one node's with `only`), and the runs of at least
-/// `min_reds` red probes overlapping it. Read a day at a time, so a month of many monitors and
-/// nodes never sits in memory at once.
+/// `min_reds` red probes overlapping it. Read a monitor at a time (through the rollups' primary
+/// key), so a month of many monitors and nodes never sits in memory at once.
 #[derive(Message)]
 #[rtype(result = "Result<Report, StoreError>")]
 pub struct ReadReport {
@@ -169,20 +169,27 @@ impl Handler<ReadReport> for Reader {
                 None => None,
             };
             let mut totals: HashMap<i32, Agg> = HashMap::new();
-            let mut day = first;
-            while day <= last {
-                let end = (day + 23).min(last);
-                let mut hours: HashMap<(i32, i64), Vec<Agg>> = HashMap::new();
-                for (monitor, node_id, hour, agg) in crate::dispatch!(db, rollups_between(day, end))? {
+            for monitor in names.monitors.iter().map(|(_, id)| *id) {
+                let mut hours: HashMap<i64, Vec<Agg>> = HashMap::new();
+                for (_, node_id, hour, agg) in crate::dispatch!(db, rollups_of(monitor, first, last))? {
                     if only.is_none_or(|n| n == node_id) {
-                        hours.entry((monitor, hour)).or_default().push(agg);
+                        hours.entry(hour).or_default().push(agg);
                     }
                 }
-                for ((monitor, _), aggs) in hours {
-                    let refs: Vec<&Agg> = aggs.iter().collect();
-                    totals.entry(monitor).or_default().merge(&super::combine::bucket(&refs, msg.quorum));
+                if hours.is_empty() {
+                    continue;
                 }
-                day = end + 1;
+                let total = totals.entry(monitor).or_default();
+                for aggs in hours.values() {
+                    match aggs.as_slice() {
+                        // One node's hour needs no combining.
+                        [only] => total.merge(only),
+                        _ => {
+                            let refs: Vec<&Agg> = aggs.iter().collect();
+                            total.merge(&super::combine::bucket(&refs, msg.quorum));
+                        }
+                    }
+                }
             }
             let runs = read_runs(db, (msg.from, msg.to), msg.min_reds)?;
             Ok(Report { totals, runs, names, unknown_node: false, only })

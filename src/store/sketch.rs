@@ -61,10 +61,49 @@ impl Sketch {
         }
     }
 
+    /// Adds `other`'s counts: one pass over both sorted lists (a report merges tens of
+    /// thousands of hourly sketches).
     pub fn merge(&mut self, other: &Sketch) {
-        for e in &other.entries {
-            self.add_bin(e >> COUNT_BITS, e & COUNT_MAX);
+        if other.entries.is_empty() {
+            return;
         }
+        if self.entries.is_empty() {
+            self.entries.clone_from(&other.entries);
+            return;
+        }
+        let mut out = Vec::with_capacity(self.entries.len().max(other.entries.len()));
+        let (mut a, mut b) = (self.entries.iter().peekable(), other.entries.iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(&&x), Some(&&y)) => match (x >> COUNT_BITS).cmp(&(y >> COUNT_BITS)) {
+                    std::cmp::Ordering::Less => {
+                        a.next();
+                        x
+                    }
+                    std::cmp::Ordering::Greater => {
+                        b.next();
+                        y
+                    }
+                    std::cmp::Ordering::Equal => {
+                        a.next();
+                        b.next();
+                        let total = (x & COUNT_MAX).saturating_add(y & COUNT_MAX).min(COUNT_MAX);
+                        (x >> COUNT_BITS << COUNT_BITS) | total
+                    }
+                },
+                (Some(&&x), None) => {
+                    a.next();
+                    x
+                }
+                (None, Some(&&y)) => {
+                    b.next();
+                    y
+                }
+                (None, None) => break,
+            };
+            out.push(next);
+        }
+        self.entries = out;
     }
 
     /// The nearest-rank percentile `p` (0-100), to within a bin; `None` when empty.

@@ -412,21 +412,43 @@ fn write_run(conn: &mut Conn, run: &Run) -> QueryResult<usize> {
 }
 
 /// Every node's runs of at least `min_reds` red probes that overlap `[from, to)` (the ones
-/// still going included), newest first, at most `limit` of them.
+/// still going included), newest first, at most `limit` of them. Three reads, each through an
+/// index, so the cost follows the runs of the range, not every run retention keeps: those that
+/// start inside it, those that started before and ended inside or after it, and those going on.
 pub fn red_runs_between(
     conn: &mut Conn,
     (from, to): (i64, i64),
     min_reds: i64,
     limit: i64,
 ) -> Result<Vec<Run>, StoreError> {
-    let rows: Vec<RunColumns> = red_runs::table
+    let mut rows: Vec<RunColumns> = red_runs::table
+        .filter(red_runs::start_ts.ge(from))
         .filter(red_runs::start_ts.lt(to))
-        .filter(red_runs::end_ts.is_null().or(red_runs::end_ts.gt(from)))
         .filter(red_runs::reds.ge(min_reds))
-        .order((red_runs::start_ts.desc(), red_runs::monitor_id, red_runs::node_id))
+        .order(red_runs::start_ts.desc())
         .limit(limit)
         .select(RUN_COLUMNS)
         .load(conn)?;
+    rows.extend(
+        red_runs::table
+            .filter(red_runs::end_ts.gt(from))
+            .filter(red_runs::start_ts.lt(from))
+            .filter(red_runs::reds.ge(min_reds))
+            .limit(limit)
+            .select(RUN_COLUMNS)
+            .load::<RunColumns>(conn)?,
+    );
+    rows.extend(
+        red_runs::table
+            .filter(red_runs::end_ts.is_null())
+            .filter(red_runs::start_ts.lt(from))
+            .filter(red_runs::reds.ge(min_reds))
+            .limit(limit)
+            .select(RUN_COLUMNS)
+            .load::<RunColumns>(conn)?,
+    );
+    rows.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     Ok(rows.into_iter().map(run_of).collect())
 }
 
@@ -479,6 +501,23 @@ pub fn rollups_since(conn: &mut Conn, first_hour: i64) -> Result<Vec<RollupEntry
     rollups_between(conn, first_hour, i64::MAX)
 }
 
+/// One monitor's hourly rollups of hours `first_hour..=last_hour`, of every node (through the
+/// primary key: what a report reads, a monitor at a time).
+pub fn rollups_of(
+    conn: &mut Conn,
+    monitor: i32,
+    first_hour: i64,
+    last_hour: i64,
+) -> Result<Vec<RollupEntry>, StoreError> {
+    let rows: Vec<RollupRow> = rollups::table
+        .filter(rollups::monitor_id.eq(monitor))
+        .filter(rollups::hour.ge(first_hour))
+        .filter(rollups::hour.le(last_hour))
+        .select(RollupRow::as_select())
+        .load(conn)?;
+    Ok(rows.iter().map(RollupRow::entry).collect())
+}
+
 /// The hourly rollups of hours `first_hour..=last_hour`, of every node.
 pub fn rollups_between(conn: &mut Conn, first_hour: i64, last_hour: i64) -> Result<Vec<RollupEntry>, StoreError> {
     let rows: Vec<RollupRow> = rollups::table
@@ -512,9 +551,11 @@ pub fn samples(conn: &mut Conn, monitor_id: i32, window: &Window) -> Result<Vec<
 /// The first rowid whose probe is at or after `ts` (probes are appended in near time order),
 /// found by binary search over the rowid b-tree; one past the last rowid if there is none.
 fn first_rowid_at(conn: &mut Conn, ts: i64) -> QueryResult<i64> {
-    let bounds: (Option<i64>, Option<i64>) =
-        probes::table.select((diesel::dsl::min(probes::id), diesel::dsl::max(probes::id))).first(conn)?;
-    let (Some(mut low), Some(max)) = bounds else { return Ok(0) };
+    // Two queries: SQLite answers a lone min() or max() from the b-tree, but scans the whole
+    // table for both in one statement.
+    let min: Option<i64> = probes::table.select(diesel::dsl::min(probes::id)).first(conn)?;
+    let max: Option<i64> = probes::table.select(diesel::dsl::max(probes::id)).first(conn)?;
+    let (Some(mut low), Some(max)) = (min, max) else { return Ok(0) };
     let mut high = max + 1;
     while low < high {
         let middle = low + (high - low) / 2;
