@@ -16,6 +16,8 @@ CREATE TABLE red_runs (
     PRIMARY KEY (monitor_id, node_id, start_ts)
 );
 CREATE INDEX red_runs_start ON red_runs (start_ts);
+-- Runs that began before a period and ended inside or after it, or go on (NULL).
+CREATE INDEX red_runs_end ON red_runs (end_ts);
 
 -- Computed from the stored probes by the daemon that migrates (under the migration lock).
 INSERT INTO meta (key, value) VALUES ('rebuild_rollups', '1') ON CONFLICT (key) DO NOTHING;
