@@ -436,8 +436,9 @@ pub(super) fn report_lines(
             let total = sums.get(&key).unwrap_or(&empty);
             let counts = total.counts();
             let mine: &[&Named] = by_key.get(&key).map_or(&[], Vec::as_slice);
-            let downtime_s: i64 = mine.iter().map(|n| n.incident.downtime_within(from, to, now)).sum();
-            let incidents = mine.iter().filter(|n| n.incident.downtime_within(from, to, now) > 0).count();
+            let downtimes: Vec<i64> = mine.iter().map(|n| n.incident.downtime_within(from, to, now)).collect();
+            let downtime_s: i64 = downtimes.iter().sum();
+            let incidents = downtimes.iter().filter(|d| **d > 0).count();
             ReportLine {
                 uptime: (counts.total() > 0).then(|| counts.availability(listing.degraded_weight)),
                 probes: (counts.total() + counts.maintenance) as u64,
@@ -534,7 +535,7 @@ pub async fn export(
         return bad("cursor is not one this store gives (copy it from the Link header)");
     }
     let read = state.reader.send(ReadExport { from, to, after, limit: limit + 1 }).timeout(READ_TIMEOUT).await;
-    let (mut rows, names, _) = match read {
+    let (mut rows, names) = match read {
         Ok(Ok(read)) => read,
         Ok(Err(e)) => return store_failed(e),
         Err(_) => return unavailable("the reader"),

@@ -165,6 +165,9 @@ pub struct WriteCache {
     pub(crate) rollups: HashMap<(i32, i64), Agg>,
     newest_hour: i64,
     pub(crate) models: HashMap<String, i32>,
+    /// Each monitor's run of red probes still open on this node (`None`: none), as last
+    /// written: a batch reads the database only for monitors it has not seen yet.
+    pub(crate) runs: HashMap<i32, Option<super::incidents::Run>>,
 }
 
 impl WriteCache {
@@ -174,13 +177,15 @@ impl WriteCache {
     pub fn clear(&mut self) {
         self.rollups.clear();
         self.models.clear();
+        self.runs.clear();
     }
 
     /// What a committed batch wrote (only after the outermost transaction committed).
-    pub fn apply(&mut self, Staged { rollups, models }: Staged) {
+    pub fn apply(&mut self, Staged { rollups, models, runs }: Staged) {
         let newest = rollups.iter().map(|((_, hour), _)| *hour).max().unwrap_or(i64::MIN);
         self.rollups.extend(rollups);
         self.models.extend(models);
+        self.runs.extend(runs);
         if newest > self.newest_hour {
             self.newest_hour = newest;
             let keep_from = newest - Self::KEEP_HOURS;
@@ -233,6 +238,8 @@ impl RollupRow {
 pub struct Staged {
     pub(crate) rollups: Vec<((i32, i64), Agg)>,
     pub(crate) models: HashMap<String, i32>,
+    /// Each monitor's open run of red probes after the batch.
+    pub(crate) runs: Vec<(i32, Option<super::incidents::Run>)>,
 }
 
 pub(crate) type ProbeColumns = (

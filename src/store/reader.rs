@@ -197,9 +197,10 @@ impl Handler<ReadReport> for Reader {
     }
 }
 
-/// A page of raw probes made in `[from, to)` (see `ops::export_page`).
+/// A page of raw probes made in `[from, to)` (see `ops::export_page`): in time order on
+/// PostgreSQL, in id order on SQLite.
 #[derive(Message)]
-#[rtype(result = "Result<(Vec<(i64, Row)>, Names, bool), StoreError>")]
+#[rtype(result = "Result<(Vec<(i64, Row)>, Names), StoreError>")]
 pub struct ReadExport {
     pub from: i64,
     pub to: i64,
@@ -208,19 +209,17 @@ pub struct ReadExport {
 }
 
 impl Handler<ReadExport> for Reader {
-    /// The probes, the names, and whether they are in time order (PostgreSQL) or id order.
-    type Result = Result<(Vec<(i64, Row)>, Names, bool), StoreError>;
+    type Result = Result<(Vec<(i64, Row)>, Names), StoreError>;
 
     fn handle(&mut self, msg: ReadExport, _: &mut Self::Context) -> Self::Result {
         let node = self.node.clone();
         self.with(|db| {
-            let by_time = matches!(db, Db::Pg(_));
             let range = (msg.from, msg.to);
             let rows = match db {
                 Db::Sqlite(conn) => sqlite::export_page(conn, range, msg.after, msg.limit, false)?,
                 Db::Pg(conn) => pg::export_page(conn, range, msg.after, msg.limit, true)?,
             };
-            Ok((rows, names(db, &node)?, by_time))
+            Ok((rows, names(db, &node)?))
         })
     }
 }

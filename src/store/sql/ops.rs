@@ -280,7 +280,7 @@ pub fn insert_staged(
                 newest.insert(row.monitor_id, (row.ts, id, row.interval_s));
             }
         }
-        write_runs(conn, rows, &order, node)?;
+        let runs = write_runs(conn, rows, &order, node, cache)?;
         let mut hourly: BTreeMap<(i32, i64), Agg> = BTreeMap::new();
         for row in rows {
             let agg = hourly.entry((row.monitor_id, row.ts.div_euclid(HOUR))).or_default();
@@ -309,13 +309,21 @@ pub fn insert_staged(
                 .set(values)
                 .execute(conn)?;
         }
-        Ok(Staged { rollups: written, models })
+        Ok(Staged { rollups: written, models, runs })
     })
 }
 
-/// Moves each monitor's run of red probes forward by `rows` (in time order, `order`): reads
-/// its open run, if any, and writes back every run the batch started, changed or ended.
-fn write_runs(conn: &mut Conn, rows: &[Row], order: &[usize], node: i32) -> QueryResult<()> {
+/// Moves each monitor's run of red probes forward by `rows` (in time order, `order`): takes
+/// its open run from `cache` (or the database, for a monitor the cache has not seen), writes
+/// back every run the batch started, changed or ended, and gives each monitor's open run after
+/// the batch, for the cache.
+fn write_runs(
+    conn: &mut Conn,
+    rows: &[Row],
+    order: &[usize],
+    node: i32,
+    cache: &WriteCache,
+) -> QueryResult<Vec<(i32, Option<Run>)>> {
     struct Runs {
         open: Option<Run>,
         dirty: bool,
@@ -327,7 +335,10 @@ fn write_runs(conn: &mut Conn, rows: &[Row], order: &[usize], node: i32) -> Quer
         let runs = match by_monitor.entry(row.monitor_id) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                let open = open_run(conn, row.monitor_id, node)?;
+                let open = match cache.runs.get(&row.monitor_id) {
+                    Some(open) => open.clone(),
+                    None => open_run(conn, row.monitor_id, node)?,
+                };
                 e.insert(Runs { open, dirty: false, closed: Vec::new() })
             }
         };
@@ -349,7 +360,7 @@ fn write_runs(conn: &mut Conn, rows: &[Row], order: &[usize], node: i32) -> Quer
             write_run(conn, run)?;
         }
     }
-    Ok(())
+    Ok(by_monitor.into_iter().map(|(monitor, runs)| (monitor, runs.open)).collect())
 }
 
 /// The monitor's run of red probes on `node` that has not ended, if any (the newest such).
