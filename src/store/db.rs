@@ -609,6 +609,13 @@ mod tests {
         }
         let stored: i64 = probes::table.count().get_result(&mut conn).unwrap();
         assert_eq!(stored, 12 * 40);
+        // The runs of red probes kept through the cache (the refused batch left nothing in it)
+        // are the ones the raw probes give.
+        assert!(!cache.runs.is_empty(), "the cache was used");
+        let kept = red_runs_between(&mut conn, (0, i64::MAX), 1, i64::MAX).unwrap();
+        super::super::sql::sqlite::rebuild_rollups(&mut conn).unwrap();
+        assert_eq!(red_runs_between(&mut conn, (0, i64::MAX), 1, i64::MAX).unwrap(), kept);
+        assert!(kept.len() > 100, "{}", kept.len());
     }
 
     /// A database from before the compact schema keeps its history: rows move to `probes`,
