@@ -347,6 +347,8 @@ pub struct Config {
     pub degraded_weight: f64,
     pub cors: Cors,
     pub page: PageConfig,
+    /// `prices:` over the built-in price table (USD per million tokens, by model).
+    pub prices: crate::probe::cost::PriceTable,
     /// Enabled monitors, in config order.
     pub monitors: Vec<Monitor>,
     pub disabled: usize,

@@ -5,6 +5,7 @@ pub mod body;
 pub mod challenge;
 pub mod classify;
 pub mod connect;
+pub mod cost;
 pub mod detail;
 pub mod measure;
 pub mod model;

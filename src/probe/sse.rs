@@ -20,6 +20,16 @@ pub struct Answer {
     pub model: Option<String>,
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
+    /// Cache reads, when reported (`prompt_tokens_details.cached_tokens`,
+    /// `input_tokens_details.cached_tokens`, `cache_read_input_tokens`,
+    /// `cachedContentTokenCount`).
+    pub cached_tokens: Option<u64>,
+    /// Cache writes (Anthropic's `cache_creation_input_tokens`).
+    pub cache_write_tokens: Option<u64>,
+    /// Thinking tokens reported apart from the completion (Gemini's `thoughtsTokenCount`).
+    pub thinking_tokens: Option<u64>,
+    /// The usage came from Anthropic, whose input count leaves out cache reads and writes.
+    pub input_excludes_cache: bool,
     /// Since the request was sent: when the first non-empty piece of text arrived (streams only).
     pub first_token_at: Option<Duration>,
     /// The stream ended with its proper terminator (`[DONE]`, `message_stop`,
@@ -39,6 +49,33 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// The cache and thinking counts of a usage object, whichever family's names it uses.
+    fn cache_usage(&mut self, usage: &Value) {
+        let cached = tokens(usage.pointer("/prompt_tokens_details/cached_tokens"))
+            .or_else(|| tokens(usage.pointer("/input_tokens_details/cached_tokens")))
+            .or_else(|| tokens(usage.get("cache_read_input_tokens")))
+            .or_else(|| tokens(usage.get("cachedContentTokenCount")));
+        self.cached_tokens = cached.or(self.cached_tokens);
+        self.cache_write_tokens = tokens(usage.get("cache_creation_input_tokens")).or(self.cache_write_tokens);
+        self.thinking_tokens = tokens(usage.get("thoughtsTokenCount")).or(self.thinking_tokens);
+    }
+
+    /// The usage to price, and how its family counts the prompt (see `probe::cost`).
+    pub fn usage(&self) -> Option<(super::cost::Usage, super::cost::Counting)> {
+        use super::cost::{Counting, Usage};
+        let (prompt, completion) = (self.prompt_tokens?, self.completion_tokens.unwrap_or(0));
+        let usage = Usage {
+            prompt,
+            cached: self.cached_tokens.unwrap_or(0),
+            cache_write: self.cache_write_tokens.unwrap_or(0),
+            completion,
+            thinking_apart: self.thinking_tokens.unwrap_or(0),
+        };
+        let counting =
+            if self.input_excludes_cache { Counting::InputExcludesCache } else { Counting::PromptIncludesCached };
+        Some((usage, counting))
+    }
+
     fn push_text(&mut self, piece: &str, at: Option<Duration>) {
         if piece.is_empty() {
             return;
@@ -111,6 +148,10 @@ fn apply_event(answer: &mut Answer, name: &str, data: &Value, at: Duration) {
         "message_start" => {
             answer.set_model(data.pointer("/message/model"));
             answer.prompt_tokens = tokens(data.pointer("/message/usage/input_tokens")).or(answer.prompt_tokens);
+            if let Some(usage) = data.pointer("/message/usage") {
+                answer.cache_usage(usage);
+            }
+            answer.input_excludes_cache = true;
         }
         "content_block_start" => {
             if let Some(text) = data.pointer("/content_block/text").and_then(Value::as_str) {
@@ -124,6 +165,10 @@ fn apply_event(answer: &mut Answer, name: &str, data: &Value, at: Duration) {
         }
         "message_delta" => {
             answer.completion_tokens = tokens(data.pointer("/usage/output_tokens")).or(answer.completion_tokens);
+            if let Some(usage) = data.get("usage") {
+                answer.cache_usage(usage);
+            }
+            answer.input_excludes_cache = true;
         }
         "message_stop" => {
             answer.complete = true;
@@ -142,6 +187,9 @@ fn apply_event(answer: &mut Answer, name: &str, data: &Value, at: Duration) {
             answer.prompt_tokens = tokens(data.pointer("/response/usage/input_tokens")).or(answer.prompt_tokens);
             answer.completion_tokens =
                 tokens(data.pointer("/response/usage/output_tokens")).or(answer.completion_tokens);
+            if let Some(usage) = data.pointer("/response/usage") {
+                answer.cache_usage(usage);
+            }
             answer.complete = true;
             answer.terminated = true;
         }
@@ -192,11 +240,13 @@ fn apply_event(answer: &mut Answer, name: &str, data: &Value, at: Duration) {
         matched = true;
         answer.prompt_tokens = tokens(usage.get("prompt_tokens")).or(answer.prompt_tokens);
         answer.completion_tokens = tokens(usage.get("completion_tokens")).or(answer.completion_tokens);
+        answer.cache_usage(usage);
     }
     if let Some(usage) = data.get("usageMetadata") {
         matched = true;
         answer.prompt_tokens = tokens(usage.get("promptTokenCount")).or(answer.prompt_tokens);
         answer.completion_tokens = tokens(usage.get("candidatesTokenCount")).or(answer.completion_tokens);
+        answer.cache_usage(usage);
     }
     if kind != "error" {
         if let Some(error) = is_error(data.get("error")) {
@@ -376,6 +426,7 @@ pub fn parse_json(body: &[u8]) -> Option<Answer> {
         }
         answer.prompt_tokens = tokens(usage.and_then(|u| u.get("prompt_tokens")));
         answer.completion_tokens = tokens(usage.and_then(|u| u.get("completion_tokens")));
+        usage.inspect(|u| answer.cache_usage(u));
     } else if let Some(output) = value.get("output").and_then(Value::as_array) {
         // OpenAI Responses.
         answer.set_model(value.get("model"));
@@ -391,6 +442,7 @@ pub fn parse_json(body: &[u8]) -> Option<Answer> {
         }
         answer.prompt_tokens = tokens(usage.and_then(|u| u.get("input_tokens")));
         answer.completion_tokens = tokens(usage.and_then(|u| u.get("output_tokens")));
+        usage.inspect(|u| answer.cache_usage(u));
     } else if value.get("type").and_then(Value::as_str) == Some("message") {
         // Anthropic Messages.
         answer.set_model(value.get("model"));
@@ -401,6 +453,8 @@ pub fn parse_json(body: &[u8]) -> Option<Answer> {
         }
         answer.prompt_tokens = tokens(usage.and_then(|u| u.get("input_tokens")));
         answer.completion_tokens = tokens(usage.and_then(|u| u.get("output_tokens")));
+        usage.inspect(|u| answer.cache_usage(u));
+        answer.input_excludes_cache = true;
     } else if let Some(candidates) = value.get("candidates").and_then(Value::as_array) {
         // Gemini.
         answer.set_model(value.get("modelVersion"));
@@ -410,6 +464,7 @@ pub fn parse_json(body: &[u8]) -> Option<Answer> {
         let meta = value.get("usageMetadata");
         answer.prompt_tokens = tokens(meta.and_then(|u| u.get("promptTokenCount")));
         answer.completion_tokens = tokens(meta.and_then(|u| u.get("candidatesTokenCount")));
+        meta.inspect(|u| answer.cache_usage(u));
     } else {
         return None;
     }
@@ -694,5 +749,61 @@ mod tests {
         assert!(parse_json(b"<html></html>").is_none());
         assert!(parse_json(br#"{"hello":"world"}"#).is_none());
         assert_eq!(parse_json(br#"{"error":{"message":"bad"}}"#).unwrap().upstream_error.as_deref(), Some("bad"));
+    }
+
+    /// Each family's cache and thinking counts, in whole bodies and in streams, as the usage
+    /// a probe's cost is computed from.
+    #[test]
+    fn cached_and_thinking_tokens_are_read_as_each_family_reports_them() {
+        use crate::probe::cost::{Counting, Usage};
+        let bodies = [
+            (
+                r#"{"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"85"}}],"usage":{"prompt_tokens":1000,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":400}}}"#,
+                Usage { prompt: 1_000, cached: 400, completion: 2, ..Usage::default() },
+                Counting::PromptIncludesCached,
+            ),
+            (
+                r#"{"id":"r","object":"response","status":"completed","model":"gpt-4.1","output":[{"type":"message","content":[{"type":"output_text","text":"85"}]}],"usage":{"input_tokens":900,"output_tokens":2,"input_tokens_details":{"cached_tokens":512}}}"#,
+                Usage { prompt: 900, cached: 512, completion: 2, ..Usage::default() },
+                Counting::PromptIncludesCached,
+            ),
+            (
+                r#"{"type":"message","model":"claude-sonnet-4-5","content":[{"type":"text","text":"85"}],"usage":{"input_tokens":20,"output_tokens":3,"cache_read_input_tokens":3000,"cache_creation_input_tokens":1000}}"#,
+                Usage { prompt: 20, cached: 3_000, cache_write: 1_000, completion: 3, ..Usage::default() },
+                Counting::InputExcludesCache,
+            ),
+            (
+                r#"{"candidates":[{"content":{"parts":[{"text":"85"}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":14,"candidatesTokenCount":1,"cachedContentTokenCount":8,"thoughtsTokenCount":120}}"#,
+                Usage { prompt: 14, cached: 8, completion: 1, thinking_apart: 120, ..Usage::default() },
+                Counting::PromptIncludesCached,
+            ),
+        ];
+        for (body, usage, counting) in bodies {
+            let answer = parse_json(body.as_bytes()).unwrap();
+            assert_eq!(answer.usage(), Some((usage, counting)), "{body}");
+        }
+        let anthropic_stream = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-sonnet-4-5\",\"usage\":{\"input_tokens\":20,\"cache_read_input_tokens\":3000,\"cache_creation_input_tokens\":0,\"output_tokens\":1}}}\n\n\
+             event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"85\"}}\n\n\
+             event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":3}}\n\n\
+             event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+        let answer = parse_stream(anthropic_stream.as_bytes());
+        assert_eq!(
+            answer.usage(),
+            Some((
+                Usage { prompt: 20, cached: 3_000, completion: 3, ..Usage::default() },
+                Counting::InputExcludesCache
+            ))
+        );
+        let openai_stream = "data: {\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"85\"},\"finish_reason\":\"stop\"}]}\n\n\
+             data: {\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":1000,\"completion_tokens\":2,\"prompt_tokens_details\":{\"cached_tokens\":400}}}\n\n\
+             data: [DONE]\n\n";
+        let answer = parse_stream(openai_stream.as_bytes());
+        assert_eq!(
+            answer.usage(),
+            Some((
+                Usage { prompt: 1_000, cached: 400, completion: 2, ..Usage::default() },
+                Counting::PromptIncludesCached
+            ))
+        );
     }
 }

@@ -9,6 +9,7 @@ mod fields;
 mod files;
 mod monitor;
 mod page;
+mod prices;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "alerts",
     "maintenance",
     "page",
+    "prices",
     "monitors",
 ];
 pub(super) const MONITOR_KEYS: &[&str] = &[
@@ -308,6 +310,7 @@ fn parse(
     }
     let cors = parse_cors(top.raw("cors"), &mut errors);
     let mut page = page::parse_page(top.raw("page"), &mut errors);
+    let prices = prices::parse_prices(top.raw("prices"), &mut errors);
 
     let mut monitors = Vec::new();
     let mut disabled = 0;
@@ -362,6 +365,7 @@ fn parse(
         degraded_weight,
         cors,
         page,
+        prices,
         monitors,
         disabled,
         alerts,
