@@ -201,14 +201,14 @@ mod tests {
             body: Body::default(),
             latency: Duration::from_millis(latency_ms),
             ttfb: Duration::from_millis(5),
-            stream: Some(Answer {
+            stream: Some(Box::new(Answer {
                 text: text.into(),
                 model: Some(model.into()),
                 first_token_at: Some(Duration::from_millis(first_token_ms)),
                 complete,
                 recognised: 3,
                 ..Answer::default()
-            }),
+            })),
         }
     }
 
@@ -320,14 +320,18 @@ mod tests {
             body: Body::default(),
             latency: Duration::from_millis(10),
             ttfb: Duration::ZERO,
-            stream: Some(Answer { upstream_error: Some("Overloaded".into()), recognised: 1, ..Answer::default() }),
+            stream: Some(Box::new(Answer {
+                upstream_error: Some("Overloaded".into()),
+                recognised: 1,
+                ..Answer::default()
+            })),
         };
         let unrecognised = Outcome::Response {
             http_code: 200,
             body: Body::whole("data: hi"),
             latency: Duration::from_millis(10),
             ttfb: Duration::ZERO,
-            stream: Some(Answer::default()),
+            stream: Some(Box::new(Answer::default())),
         };
         let rows: Vec<(&str, Outcome, &Checks, Status, Reason)> = vec![
             ("right answer", chat("85", "claude-3-opus-20240229"), &llm, Status::Green, Reason::Ok),

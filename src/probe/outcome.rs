@@ -17,7 +17,7 @@ pub enum Outcome {
         /// Time to the response headers.
         ttfb: Duration,
         /// For a `text/event-stream` response: what the stream said, read as it arrived.
-        stream: Option<Answer>,
+        stream: Option<Box<Answer>>,
     },
     /// Nothing complete within the monitor's timeout.
     Timeout { latency: Duration },
@@ -64,7 +64,7 @@ impl Outcome {
     /// the known families.
     pub fn answer(&self) -> Option<Answer> {
         match self {
-            Outcome::Response { http_code: 200..=299, stream: Some(answer), .. } => Some(answer.clone()),
+            Outcome::Response { http_code: 200..=299, stream: Some(answer), .. } => Some((**answer).clone()),
             Outcome::Response { http_code: 200..=299, body, stream: None, .. } if body.whole => {
                 sse::parse_json(&body.kept)
             }

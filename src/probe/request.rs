@@ -251,7 +251,7 @@ async fn exchange(client: &awc::Client, prepared: &Prepared, started: Instant) -
                 // A stream that broke off is judged as a stream: cut off, `stream_incomplete`.
                 if let Some(parser) = parser.take() {
                     let latency = started.elapsed();
-                    let stream = Some(parser.finish(latency));
+                    let stream = Some(Box::new(parser.finish(latency)));
                     return Outcome::Response { http_code, body: reader.finish(), latency, ttfb, stream };
                 }
                 return Outcome::NetworkError {
@@ -271,7 +271,7 @@ async fn exchange(client: &awc::Client, prepared: &Prepared, started: Instant) -
     }
     // A stream that ended after its finish reason ended with its last data.
     let latency = if soft_end.is_some() && stopped_early { last_data } else { started.elapsed() };
-    let stream = parser.map(|p| p.finish(latency));
+    let stream = parser.map(|p| Box::new(p.finish(latency)));
     Outcome::Response { http_code, body, latency, ttfb, stream }
 }
 

@@ -20,7 +20,7 @@ pub(super) fn parse_prices(value: Option<&Value>, errors: &mut Errors) -> PriceT
     };
     for (model, prices) in map {
         let Some(name) = model.as_str().map(str::trim).filter(|m| !m.is_empty()) else {
-            errors.push("prices", &describe(model), "a model name must be a non-empty string");
+            errors.push("prices", describe(model), "a model name must be a non-empty string");
             continue;
         };
         let place = format!("prices.{name}");
