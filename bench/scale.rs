@@ -73,6 +73,7 @@ fn generate_history(path: &Path, now: i64) -> (Vec<MonitorKey>, usize, Duration)
                 model: (status != 0).then(|| models[i % 3].to_string()),
                 prompt_tokens: (status != 0).then_some(24),
                 completion_tokens: (status != 0).then_some(2 + (rng.next() % 4) as i64),
+                cost_nanos: (status != 0).then_some(45_000),
                 maintenance: false,
                 node_id: 0,
                 interval_s: None,
@@ -368,6 +369,7 @@ fn history_phase(figures: &mut Vec<Figure>, dir: &Path) {
                     model: Some("gpt-4o-mini-2024-07-18".into()),
                     prompt_tokens: Some(24),
                     completion_tokens: Some(3),
+                    cost_nanos: Some(45_000),
                     ..Row::default()
                 })
             })

@@ -2,6 +2,8 @@
 //! latency and TTFT histograms, last status and time, and the daemon's own health (config
 //! reloads, the store's queue and write errors, build info). Labels carry names, never a key.
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -68,6 +70,7 @@ pub struct Metrics {
     ttft: Histograms,
     last_status: Family<MonitorLabels, Gauge>,
     last_probe: Family<MonitorLabels, Gauge>,
+    cost: Family<MonitorLabels, Counter<f64, AtomicU64>>,
     reloads: Family<ReloadLabels, Counter>,
     pub reload_successful: Gauge,
     pub reload_success_time: Gauge,
@@ -118,6 +121,12 @@ impl Metrics {
             "When the latest probe started (unix time)",
             Unit::Seconds,
             last_probe.clone(),
+        );
+        let cost = Family::<MonitorLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "probe_cost_usd",
+            "What the probes cost, USD, from the usage each reply reported at the monitor's price",
+            cost.clone(),
         );
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
@@ -176,6 +185,7 @@ impl Metrics {
             ttft,
             last_status,
             last_probe,
+            cost,
             reloads,
             reload_successful,
             reload_success_time,
@@ -239,6 +249,12 @@ impl Metrics {
         self.ttft.remove(&labels);
         self.last_status.remove(&labels);
         self.last_probe.remove(&labels);
+        self.cost.remove(&labels);
+    }
+
+    /// A probe's cost, nano-USD.
+    pub fn cost(&self, key: &MonitorKey, nanos: u64) {
+        self.cost.get_or_create(&MonitorLabels::from(key)).inc_by(nanos as f64 / 1e9);
     }
 
     /// The outcome of a config load: `trigger` is `startup`, `file` or `sighup`.

@@ -589,7 +589,7 @@ pub async fn export(
     super::status::body_for(&req, response, body)
 }
 
-const EXPORT_COLUMNS: [&str; 21] = [
+const EXPORT_COLUMNS: [&str; 22] = [
     "id",
     "time",
     "ts",
@@ -611,6 +611,7 @@ const EXPORT_COLUMNS: [&str; 21] = [
     "maintenance",
     "detail",
     "monitor_id",
+    "cost_usd",
 ];
 
 /// One probe's exported fields, in [`EXPORT_COLUMNS`] order. The detail was redacted before it
@@ -647,6 +648,7 @@ fn export_fields(
         ("maintenance", json!(row.maintenance)),
         ("detail", json!(row.detail.as_deref().map(|d| redactor.redact(d)))),
         ("monitor_id", json!(row.monitor_id)),
+        ("cost_usd", json!(row.cost_nanos.map(|c| crate::store::timeline::usd(c.max(0) as u64)))),
     ]
 }
 

@@ -140,12 +140,16 @@ pub fn monitor_status(
             (view.nodes.name(part.node), status)
         })
         .collect();
+    // What every node's probes cost over the period (summed in whole nano-USD, not in floats).
+    let cost_nanos =
+        timeline.iter().filter_map(|b| b.cost_usd).map(|usd| (usd * 1e9).round() as u64).reduce(u64::saturating_add);
     MonitorStatus {
         provider: key.provider.clone(),
         service: key.service.clone(),
         channel: key.channel.clone(),
         current_status: current.map(|row| CurrentStatus::of(row, view.nodes)),
         uptime,
+        cost_usd: cost_nanos.map(timeline::usd),
         timeline,
         maintenance: MaintenanceStatus::default(),
         nodes,
@@ -390,6 +394,8 @@ pub struct CurrentStatus {
     pub prompt_tokens: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completion_tokens: Option<i64>,
+    /// What the probe cost, USD; null without a price for its model or a reported usage.
+    pub cost_usd: Option<f64>,
 }
 
 impl CurrentStatus {
@@ -409,6 +415,7 @@ impl CurrentStatus {
             model: row.model.clone(),
             prompt_tokens: row.prompt_tokens,
             completion_tokens: row.completion_tokens,
+            cost_usd: row.cost_nanos.map(|c| timeline::usd(c.max(0) as u64)),
         }
     }
 }
@@ -443,6 +450,7 @@ pub struct CompactMonitor<'a> {
     channel: &'a str,
     current_status: &'a Option<CurrentStatus>,
     uptime: f64,
+    cost_usd: Option<f64>,
     maintenance: &'a MaintenanceStatus,
     nodes: std::collections::BTreeMap<&'a str, CompactNode>,
     timeline: CompactTimeline,
@@ -478,6 +486,7 @@ impl<'a> CompactMonitor<'a> {
             channel: &m.channel,
             current_status: &m.current_status,
             uptime: m.uptime,
+            cost_usd: m.cost_usd,
             maintenance: &m.maintenance,
             nodes: m
                 .nodes
@@ -519,6 +528,8 @@ pub struct MonitorStatus {
     pub channel: String,
     pub current_status: Option<CurrentStatus>,
     pub uptime: f64,
+    /// What the period's probes cost (every node's), USD; null when none had a cost.
+    pub cost_usd: Option<f64>,
     pub timeline: Vec<timeline::Bucket>,
     pub maintenance: MaintenanceStatus,
     /// Each node's own view of the monitor, by node name.

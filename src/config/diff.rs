@@ -65,6 +65,8 @@ mod tests {
             challenge: false,
             llm: false,
             fresh_connection: false,
+            price: None,
+            daily_budget_usd: None,
             redactor: Default::default(),
         }
     }

@@ -82,6 +82,12 @@ pub struct Monitor {
     pub llm: bool,
     /// Every probe opens a connection of its own (and measures it) instead of reusing one.
     pub fresh_connection: bool,
+    /// The price of `model` (from `prices:`, else the built-in table): what a probe's reported
+    /// usage costs. `None`: no model, or no price for it.
+    pub price: Option<crate::probe::cost::Price>,
+    /// `daily_budget_usd`: once the probes since 00:00 UTC cost this much, probe hourly until
+    /// the next UTC day.
+    pub daily_budget_usd: Option<f64>,
     /// Removes secrets from everything an upstream sends back: the config-wide redactor (every
     /// monitor's secrets), shared by all monitors.
     pub redactor: SharedRedactor,

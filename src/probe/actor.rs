@@ -20,6 +20,9 @@ use crate::domain::Status;
 use crate::metrics::Metrics;
 use crate::store::{Inbox, ProbeResult};
 
+/// How long a starting probe waits for the store to say what today's probes cost.
+const SPENT_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub struct ProbeActor {
     monitor: Rc<Monitor>,
     store: Inbox,
@@ -38,6 +41,43 @@ pub struct ProbeActor {
     draining: bool,
     drained: Vec<oneshot::Sender<()>>,
     last_status: Option<Status>,
+    /// What this monitor's probes cost on one UTC day, for `daily_budget_usd`.
+    spent: Spent,
+}
+
+/// What the probes of one UTC day cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Spent {
+    /// Days since the epoch.
+    day: i64,
+    nanos: u64,
+}
+
+const DAY_SECS: i64 = 86_400;
+/// Once the day's budget is spent: one probe an hour.
+const OVER_BUDGET_EVERY_MS: i64 = 3_600_000;
+
+impl Spent {
+    fn add(&mut self, timestamp: i64, nanos: u64) {
+        let day = timestamp.div_euclid(DAY_SECS);
+        if day != self.day {
+            *self = Spent { day, nanos: 0 };
+        }
+        self.nanos = self.nanos.saturating_add(nanos);
+    }
+
+    /// Spent at least `budget_usd` on the day of `now_ms`.
+    fn over(&self, budget_usd: f64, now_ms: i64) -> bool {
+        self.day == now_ms.div_euclid(DAY_SECS * 1_000) && self.nanos as f64 >= budget_usd * 1e9
+    }
+}
+
+/// With the day's budget spent at `now_ms`: the next probe waits an hour after the last one
+/// started, or until the next UTC day, whichever comes first.
+fn over_budget_not_before(last_start_ms: Option<i64>, now_ms: i64) -> i64 {
+    let next_day_ms = (now_ms.div_euclid(DAY_SECS * 1_000) + 1) * DAY_SECS * 1_000;
+    let hour_after = last_start_ms.unwrap_or(now_ms).saturating_add(OVER_BUDGET_EVERY_MS);
+    hour_after.min(next_day_ms)
 }
 
 impl ProbeActor {
@@ -57,15 +97,39 @@ impl ProbeActor {
             draining: false,
             drained: Vec::new(),
             last_status: None,
+            spent: Spent::default(),
+        }
+    }
+
+    /// Counts a probe's cost toward its day, and says so once the day's budget is spent.
+    fn spend(&mut self, monitor: &Monitor, timestamp: i64, nanos: u64) {
+        let Some(budget) = monitor.daily_budget_usd else {
+            self.spent.add(timestamp, nanos);
+            return;
+        };
+        let before = self.spent;
+        self.spent.add(timestamp, nanos);
+        let now_ms = timestamp.saturating_mul(1_000);
+        if self.spent.over(budget, now_ms) && !(before.day == self.spent.day && before.over(budget, now_ms)) {
+            log::warn!(
+                "{}: daily budget of {budget} USD spent ({:.6} USD since 00:00 UTC): probing hourly until 00:00 UTC",
+                monitor.key,
+                self.spent.nanos as f64 / 1e9
+            );
         }
     }
 
     /// Sets the timer for the next slot of the grid (waiting on the monotonic clock).
     fn schedule(&mut self, ctx: &mut Context<Self>) {
         let now = self.clock.now_ms();
-        let slot = match self.not_before.take() {
-            Some(at) => self.grid.first_from(at.max(now)),
-            None => self.grid.next(self.last_slot, now),
+        let over_budget = self
+            .monitor
+            .daily_budget_usd
+            .filter(|budget| self.spent.over(*budget, now))
+            .map(|_| over_budget_not_before(self.last_start_ms, now));
+        let slot = match (self.not_before.take(), over_budget) {
+            (None, None) => self.grid.next(self.last_slot, now),
+            (a, b) => self.grid.first_from(a.max(b).unwrap_or(now).max(now)),
         };
         let wait = Duration::from_millis(u64::try_from(self.grid.due(slot) - now).unwrap_or(0));
         self.timer = Some(ctx.run_later(wait, move |act, ctx| act.fire(slot, ctx)));
@@ -132,6 +196,15 @@ impl ProbeActor {
         // name, and redacted like everything else from the upstream.
         measured.model =
             measured.model.and_then(|m| crate::config::is_model_name(&m).then(|| monitor.redactor.redact(&m)));
+        measured.cost_nanos = answer
+            .as_ref()
+            .and_then(|a| a.usage())
+            .zip(monitor.price)
+            .map(|((usage, counting), price)| super::cost::cost_nanos(&usage, counting, &price));
+        if let Some(cost) = measured.cost_nanos {
+            self.metrics.cost(&monitor.key, cost);
+            self.spend(monitor, timestamp, cost);
+        }
         let detail = verdict.detail.as_deref().map(|d| monitor.redactor.excerpt(d, classify::MAX_DETAIL_BYTES));
         let previous = self.last_status.replace(verdict.status);
         let what = match &detail {
@@ -186,7 +259,23 @@ impl Actor for ProbeActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.schedule(ctx);
+        if self.monitor.price.is_none() && self.monitor.daily_budget_usd.is_none() {
+            self.schedule(ctx);
+            return;
+        }
+        // What today's stored probes cost (a restart keeps the day's spending), before the
+        // first probe.
+        let now = self.clock.now_ms().div_euclid(1_000);
+        let today = now - now.rem_euclid(DAY_SECS);
+        let (store, key) = (self.store.clone(), self.monitor.key.clone());
+        let ask = async move { tokio::time::timeout(SPENT_TIMEOUT, store.spent_since(key, today)).await };
+        ctx.wait(ask.into_actor(self).map(move |spent, act, ctx| {
+            match spent {
+                Ok(Ok(nanos)) => act.spent.add(today, nanos),
+                _ => log::warn!("{}: today's spending not read from the store; counted from 0", act.monitor.key),
+            }
+            act.schedule(ctx);
+        }));
     }
 }
 
@@ -203,9 +292,20 @@ impl Handler<UpdateMonitor> for ProbeActor {
 
     fn handle(&mut self, UpdateMonitor(monitor): UpdateMonitor, ctx: &mut Context<Self>) {
         let interval_changed = monitor.interval != self.monitor.interval;
+        let budget_changed = monitor.daily_budget_usd != self.monitor.daily_budget_usd;
         self.monitor = Rc::new(monitor);
         self.generation += 1;
-        if !interval_changed || self.draining {
+        if self.draining {
+            return;
+        }
+        if !interval_changed {
+            // A new budget may end (or start) the hourly probing at once: the next slot again.
+            if budget_changed && !self.in_flight {
+                if let Some(timer) = self.timer.take() {
+                    ctx.cancel_future(timer);
+                }
+                self.schedule(ctx);
+            }
             return;
         }
         // The new interval's grid, from one new interval after the last probe.
@@ -275,5 +375,37 @@ impl Handler<Drain> for ProbeActor {
         Box::pin(async move {
             let _ = wait.await;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // 2026-12-03 00:00:00 UTC
+    const MIDNIGHT: i64 = 1_796_256_000;
+
+    #[test]
+    fn a_days_spending_starts_again_at_midnight_utc() {
+        let mut spent = Spent::default();
+        spent.add(MIDNIGHT + 10, 600_000_000);
+        assert!(!spent.over(1.0, (MIDNIGHT + 20) * 1_000));
+        spent.add(MIDNIGHT + 70, 400_000_000);
+        assert!(spent.over(1.0, (MIDNIGHT + 80) * 1_000), "exactly the budget is spent");
+        assert!(!spent.over(1.5, (MIDNIGHT + 80) * 1_000));
+        // The next UTC day: nothing spent yet, whatever the day before cost.
+        assert!(!spent.over(1.0, (MIDNIGHT + 86_400) * 1_000));
+        spent.add(MIDNIGHT + 86_400 + 5, 1);
+        assert_eq!(spent, Spent { day: MIDNIGHT / 86_400 + 1, nanos: 1 });
+    }
+
+    #[test]
+    fn over_budget_probes_wait_an_hour_or_until_the_next_day() {
+        let now = (MIDNIGHT + 3_600) * 1_000;
+        assert_eq!(over_budget_not_before(Some(now - 60_000), now), now - 60_000 + 3_600_000);
+        assert_eq!(over_budget_not_before(None, now), now + 3_600_000);
+        // 23:30: the next day comes first.
+        let late = (MIDNIGHT + 86_400 - 1_800) * 1_000;
+        assert_eq!(over_budget_not_before(Some(late), late), (MIDNIGHT + 86_400) * 1_000);
     }
 }

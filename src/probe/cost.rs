@@ -39,28 +39,32 @@ const fn p(input: f64, output: f64, cached_input: f64) -> Price {
 }
 
 /// The vendors' list prices (USD per million tokens; the first tier where a vendor has tiers)
-/// for the common models, as last checked on the date given: prices change, so check the
-/// vendor's page; the config's `prices:` overrides any of them, and adds others.
+/// for the common models, and the date they were last checked (the README names the copies
+/// they were checked against): prices change, so check the vendor's page; the config's
+/// `prices:` overrides any of them, and adds others.
 pub const DEFAULT_PRICES: &[DefaultPrice] = &[
-    DefaultPrice { model: "gpt-4o", price: p(2.5, 10.0, 1.25), as_of: "2025-10-01" },
-    DefaultPrice { model: "gpt-4o-mini", price: p(0.15, 0.6, 0.075), as_of: "2025-10-01" },
-    DefaultPrice { model: "gpt-4.1", price: p(2.0, 8.0, 0.5), as_of: "2025-10-01" },
-    DefaultPrice { model: "gpt-4.1-mini", price: p(0.4, 1.6, 0.1), as_of: "2025-10-01" },
-    DefaultPrice { model: "gpt-4.1-nano", price: p(0.1, 0.4, 0.025), as_of: "2025-10-01" },
-    DefaultPrice { model: "o3", price: p(2.0, 8.0, 0.5), as_of: "2025-10-01" },
-    DefaultPrice { model: "o4-mini", price: p(1.1, 4.4, 0.275), as_of: "2025-10-01" },
-    DefaultPrice { model: "gpt-5", price: p(1.25, 10.0, 0.125), as_of: "2025-10-01" },
-    DefaultPrice { model: "gpt-5-mini", price: p(0.25, 2.0, 0.025), as_of: "2025-10-01" },
-    DefaultPrice { model: "claude-opus-4-1", price: p(15.0, 75.0, 1.5), as_of: "2025-10-01" },
-    DefaultPrice { model: "claude-sonnet-4-5", price: p(3.0, 15.0, 0.3), as_of: "2025-10-01" },
-    DefaultPrice { model: "claude-sonnet-4", price: p(3.0, 15.0, 0.3), as_of: "2025-10-01" },
-    DefaultPrice { model: "claude-3-5-haiku", price: p(0.8, 4.0, 0.08), as_of: "2025-10-01" },
-    DefaultPrice { model: "claude-haiku-4-5", price: p(1.0, 5.0, 0.1), as_of: "2025-10-01" },
-    DefaultPrice { model: "gemini-2.5-pro", price: p(1.25, 10.0, 0.31), as_of: "2025-10-01" },
-    DefaultPrice { model: "gemini-2.5-flash", price: p(0.3, 2.5, 0.075), as_of: "2025-10-01" },
-    DefaultPrice { model: "gemini-2.0-flash", price: p(0.1, 0.4, 0.025), as_of: "2025-10-01" },
-    DefaultPrice { model: "deepseek-chat", price: p(0.28, 0.42, 0.028), as_of: "2025-10-01" },
+    DefaultPrice { model: "gpt-4o", price: p(2.5, 10.0, 1.25), as_of: CHECKED },
+    DefaultPrice { model: "gpt-4o-mini", price: p(0.15, 0.6, 0.075), as_of: CHECKED },
+    DefaultPrice { model: "gpt-4.1", price: p(2.0, 8.0, 0.5), as_of: CHECKED },
+    DefaultPrice { model: "gpt-4.1-mini", price: p(0.4, 1.6, 0.1), as_of: CHECKED },
+    DefaultPrice { model: "gpt-4.1-nano", price: p(0.1, 0.4, 0.025), as_of: CHECKED },
+    DefaultPrice { model: "o3", price: p(2.0, 8.0, 0.5), as_of: CHECKED },
+    DefaultPrice { model: "o4-mini", price: p(1.1, 4.4, 0.275), as_of: CHECKED },
+    DefaultPrice { model: "gpt-5", price: p(1.25, 10.0, 0.125), as_of: CHECKED },
+    DefaultPrice { model: "gpt-5-mini", price: p(0.25, 2.0, 0.025), as_of: CHECKED },
+    DefaultPrice { model: "claude-opus-4-1", price: p(15.0, 75.0, 1.5), as_of: CHECKED },
+    DefaultPrice { model: "claude-opus-4-5", price: p(5.0, 25.0, 0.5), as_of: CHECKED },
+    DefaultPrice { model: "claude-sonnet-4", price: p(3.0, 15.0, 0.3), as_of: CHECKED },
+    DefaultPrice { model: "claude-sonnet-4-5", price: p(3.0, 15.0, 0.3), as_of: CHECKED },
+    DefaultPrice { model: "claude-sonnet-4-6", price: p(3.0, 15.0, 0.3), as_of: CHECKED },
+    DefaultPrice { model: "claude-3-5-haiku", price: p(0.8, 4.0, 0.08), as_of: CHECKED },
+    DefaultPrice { model: "claude-haiku-4-5", price: p(1.0, 5.0, 0.1), as_of: CHECKED },
+    DefaultPrice { model: "gemini-2.5-pro", price: p(1.25, 10.0, 0.31), as_of: CHECKED },
+    DefaultPrice { model: "gemini-2.5-flash", price: p(0.3, 2.5, 0.075), as_of: CHECKED },
 ];
+
+/// When the built-in prices were last checked.
+pub const CHECKED: &str = "2026-11-27";
 
 /// The prices in force: the config's first (by model name, as written), then the defaults.
 #[derive(Debug, Clone, Default, PartialEq)]

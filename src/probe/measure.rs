@@ -17,6 +17,8 @@ pub struct Measurements {
     pub model: Option<String>,
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
+    /// What the reply's usage cost at the monitor's price, nano-USD (1e-9 USD).
+    pub cost_nanos: Option<u64>,
 }
 
 fn millis(d: Duration) -> u32 {

@@ -317,6 +317,8 @@ mod tests {
             challenge: true,
             llm: true,
             fresh_connection: false,
+            price: None,
+            daily_budget_usd: None,
             redactor: Default::default(),
         };
         let challenge = Challenge::from_operands(1, 2);

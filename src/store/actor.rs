@@ -90,6 +90,7 @@ impl ProbeResult {
             model: self.measured.model,
             prompt_tokens: self.measured.prompt_tokens.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
             completion_tokens: self.measured.completion_tokens.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+            cost_nanos: self.measured.cost_nanos.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
             // Marked by the writer, which knows the maintenance windows.
             maintenance: false,
             // Written as the writer's node.
@@ -464,6 +465,7 @@ impl StoreActor {
                 i64::from(row.latency_ms),
                 row.ttft_ms.map(i64::from),
                 Some(row.reason_code()),
+                row.cost_nanos,
             );
             // The last written is the latest, whatever its time (the clock may have stepped back).
             model.latest = Some(row.clone());
@@ -980,6 +982,27 @@ impl Handler<LoadHistory> for StoreActor {
             }
             Ok(())
         }))
+    }
+}
+
+/// What a monitor's probes made on this node cost from `since` (unix seconds) to now, nano-USD,
+/// by the stored hours (committed results: what a restart finds). `since` is taken to its hour.
+#[derive(Debug, Message)]
+#[rtype(result = "u64")]
+pub struct SpentSince {
+    pub key: MonitorKey,
+    pub since: i64,
+}
+
+impl Handler<SpentSince> for StoreActor {
+    type Result = u64;
+
+    fn handle(&mut self, SpentSince { key, since }: SpentSince, _: &mut Context<Self>) -> u64 {
+        let Some(model) = self.ids.get(&key).and_then(|id| self.models.get(id)) else { return 0 };
+        let now_hour = self.clock.now().div_euclid(HOUR);
+        (since.div_euclid(HOUR)..=now_hour)
+            .filter_map(|hour| model.history.hour(hour).and_then(|agg| agg.cost_nanos))
+            .fold(0u64, u64::saturating_add)
     }
 }
 

@@ -169,6 +169,18 @@ mod tests {
     }
 
     #[test]
+    fn every_nodes_probes_cost_whatever_the_quorum_says() {
+        let (mut a, mut b, c) = (agg(2, 0, 0), agg(0, 0, 2), agg(1, 0, 0));
+        a.add_cost(Some(300));
+        a.add_cost(Some(200));
+        b.add_cost(Some(1_000));
+        for quorum in [Quorum::One, Quorum::Majority, Quorum::All] {
+            assert_eq!(bucket(&[&a, &b, &c], quorum).cost_nanos, Some(1_500), "{quorum:?}");
+        }
+        assert_eq!(bucket(&[&c, &c], Quorum::Majority).cost_nanos, None, "no priced probe: no cost");
+    }
+
+    #[test]
     fn stale_nodes_are_left_out_of_the_current_status_and_never_red() {
         let h = History::default();
         let (fresh_green, stale_red, fresh_red) = (row(1, NOW - 30, 1), row(2, NOW - 400, 0), row(3, NOW - 10, 0));

@@ -132,6 +132,8 @@ pub struct Row {
     pub model: Option<String>,
     pub prompt_tokens: Option<i64>,
     pub completion_tokens: Option<i64>,
+    /// What the probe cost, nano-USD (1e-9 USD); `None` without a price or a reported usage.
+    pub cost_nanos: Option<i64>,
     /// Made inside a maintenance window.
     pub maintenance: bool,
     /// The node that made it (set on rows read back; a batch is written as the writer's node).
@@ -213,6 +215,7 @@ pub(crate) struct RollupRow {
     maintenance: i64,
     pub(crate) seq: i64,
     reasons: String,
+    cost_nanos: Option<i64>,
 }
 
 impl RollupRow {
@@ -230,6 +233,7 @@ impl RollupRow {
             latency: Sketch::decode(&self.latency_sketch),
             ttft: Sketch::decode(&self.ttft_sketch),
             reasons: super::rollup::Reasons::decode(&self.reasons),
+            cost_nanos: self.cost_nanos.map(|c| c.max(0) as u64),
         }
     }
 }
@@ -258,6 +262,7 @@ pub(crate) type ProbeColumns = (
     Option<String>,
     Option<i32>,
     i16,
+    Option<i64>,
 );
 
 pub(crate) fn row_of(c: ProbeColumns) -> Row {
@@ -277,6 +282,7 @@ pub(crate) fn row_of(c: ProbeColumns) -> Row {
         detail,
         connect_ms,
         maintenance,
+        cost_nanos,
     ) = c;
     Row {
         monitor_id,
@@ -293,6 +299,7 @@ pub(crate) fn row_of(c: ProbeColumns) -> Row {
         model,
         prompt_tokens: prompt,
         completion_tokens: completion,
+        cost_nanos,
         maintenance: maintenance != 0,
         node_id: 0,
         interval_s: None,
@@ -396,6 +403,8 @@ mod tests {
                 let mut r = row(*id, t0 + i * 60 + n as i64, status, 100);
                 r.reason = reason.into();
                 r.maintenance = (300..310).contains(&i);
+                // Monitor b has a price; a few of its replies (red ones too) report no usage.
+                r.cost_nanos = (n == 1 && i % 9 != 0).then_some(40_000 + i);
                 rows.push(r);
             }
         }
@@ -422,8 +431,14 @@ mod tests {
             })
             .sum();
         assert_eq!(reds, counted, "every red probe's reason is counted once");
+        let cost = |v: &[RollupEntry], id: i32| -> Option<u64> {
+            v.iter().filter(|(m, ..)| *m == id).filter_map(|(.., a)| a.cost_nanos).reduce(|a, b| a + b)
+        };
+        let expected: i64 = rows.iter().filter_map(|r| r.cost_nanos).sum();
+        assert_eq!(cost(&live_rollups, ids[1]), Some(expected as u64), "maintenance probes cost too");
+        assert_eq!(cost(&live_rollups, ids[0]), None, "no price: no cost, not a cost of 0");
 
-        conn.batch_execute("DELETE FROM red_runs; UPDATE rollups SET reasons = ''; INSERT INTO meta (key, value) VALUES ('rebuild_rollups', '1');").unwrap();
+        conn.batch_execute("DELETE FROM red_runs; UPDATE rollups SET reasons = '', cost_nanos = NULL; INSERT INTO meta (key, value) VALUES ('rebuild_rollups', '1');").unwrap();
         drop(conn);
         let mut conn = open(&path).unwrap();
         assert_eq!(all(&mut conn), live_runs);
@@ -431,6 +446,8 @@ mod tests {
         let reasons =
             |v: &[RollupEntry]| v.iter().map(|(m, n, h, a)| (*m, *n, *h, a.reasons.encode())).collect::<Vec<_>>();
         assert_eq!(reasons(&rebuilt), reasons(&live_rollups));
+        let costs = |v: &[RollupEntry]| v.iter().map(|(m, n, h, a)| (*m, *n, *h, a.cost_nanos)).collect::<Vec<_>>();
+        assert_eq!(costs(&rebuilt), costs(&live_rollups));
 
         // Purging the first half keeps only the runs that end after the cutoff.
         let cutoff = t0 + 300 * 60;
@@ -475,6 +492,7 @@ mod tests {
             tokens_per_s: Some(42.5),
             model: Some("m-1".into()),
             completion_tokens: Some(7),
+            cost_nanos: Some(1_234),
             reason: "wrong_answer".into(),
             detail: Some("asked for 3".into()),
             ..row(ids[1], now + 1, 0, 60)

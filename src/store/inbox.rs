@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use actix::{Addr, Message};
 
-use super::actor::{ProbeResult, StoreActor, MAX_PENDING};
+use super::actor::{ProbeResult, SpentSince, StoreActor, MAX_PENDING};
+use crate::domain::MonitorKey;
 
 /// This many results waiting make the store collect at once, without waiting for its timer.
 pub const COLLECT_AT: usize = 2_000;
@@ -63,6 +64,11 @@ pub struct Inbox {
 impl Inbox {
     pub fn new(queue: Arc<Queue>, store: Addr<StoreActor>) -> Self {
         Inbox { queue, store }
+    }
+
+    /// What the monitor's stored probes cost since `since` (see [`SpentSince`]).
+    pub async fn spent_since(&self, key: MonitorKey, since: i64) -> Result<u64, actix::MailboxError> {
+        self.store.send(SpentSince { key, since }).await
     }
 
     /// Leaves `result` for the store. The oldest results are the ones dropped at the cap: the

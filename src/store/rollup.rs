@@ -30,6 +30,9 @@ pub struct Agg {
     pub ttft: Sketch,
     /// How many of the red and yellow probes (outside maintenance) had each reason, by code.
     pub reasons: Reasons,
+    /// What the probes cost, nano-USD (maintenance included: they were paid for); `None` when
+    /// no probe had a cost.
+    pub cost_nanos: Option<u64>,
 }
 
 /// Counts by reason code, stored as text: `code:count` pairs joined by commas, codes ascending
@@ -110,8 +113,18 @@ impl Agg {
         }
     }
 
+    /// Counts a probe's cost, whatever its status.
+    pub fn add_cost(&mut self, cost_nanos: Option<i64>) {
+        if let Some(cost) = cost_nanos {
+            self.cost_nanos = Some(self.cost_nanos.unwrap_or(0).saturating_add(cost.max(0) as u64));
+        }
+    }
+
     pub fn merge(&mut self, other: &Agg) {
         self.reasons.merge(&other.reasons);
+        if let Some(cost) = other.cost_nanos {
+            self.cost_nanos = Some(self.cost_nanos.unwrap_or(0).saturating_add(cost));
+        }
         self.green += other.green;
         self.yellow += other.yellow;
         self.red += other.red;
@@ -140,10 +153,11 @@ pub struct History {
 
 impl History {
     pub fn add(&mut self, ts: i64, status: i16, latency_ms: i64, ttft_ms: Option<i64>) {
-        self.add_with_reason(ts, status, latency_ms, ttft_ms, None);
+        self.add_with_reason(ts, status, latency_ms, ttft_ms, None, None);
     }
 
-    /// [`History::add`], counting the probe's reason (a code) when it is red or yellow.
+    /// [`History::add`], counting the probe's reason (a code) when it is red or yellow, and its
+    /// cost (nano-USD) when it has one.
     pub fn add_with_reason(
         &mut self,
         ts: i64,
@@ -151,6 +165,7 @@ impl History {
         latency_ms: i64,
         ttft_ms: Option<i64>,
         reason: Option<i16>,
+        cost_nanos: Option<i64>,
     ) {
         for agg in
             [self.hours.entry(ts.div_euclid(HOUR)).or_default(), self.days.entry(ts.div_euclid(DAY)).or_default()]
@@ -159,6 +174,7 @@ impl History {
             if let Some(reason) = reason {
                 agg.add_reason(status, reason);
             }
+            agg.add_cost(cost_nanos);
         }
     }
 

@@ -30,6 +30,8 @@ diesel::table! {
         connect_ms -> Nullable<Integer>,
         maintenance -> SmallInt,
         node_id -> Integer,
+        /// What the probe cost, nano-USD; NULL without a price or a reported usage.
+        cost_nanos -> Nullable<BigInt>,
     }
 }
 
@@ -49,6 +51,8 @@ diesel::table! {
         seq -> BigInt,
         /// The red and yellow probes' reasons: `code:count,...` (see `rollup::Reasons`).
         reasons -> Text,
+        /// The sum of the hour's probes' costs, nano-USD; NULL when none had one.
+        cost_nanos -> Nullable<BigInt>,
     }
 }
 

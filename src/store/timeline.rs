@@ -177,6 +177,13 @@ pub struct Bucket {
     pub counts: Counts,
     /// The red and yellow probes' reasons, with how many had each.
     pub reasons: std::collections::BTreeMap<&'static str, u64>,
+    /// What the bucket's probes cost (every node's), USD; null when none had a cost.
+    pub cost_usd: Option<f64>,
+}
+
+/// Nano-USD as USD.
+pub fn usd(nanos: u64) -> f64 {
+    nanos as f64 / 1e9
 }
 
 use crate::stats::percentile;
@@ -248,7 +255,11 @@ pub fn from_aggs(window: &Window, aggs: &[Option<&Agg>], degraded_weight: f64) -
                 ttft_p50: as_i64(agg.ttft.percentile(50.0)),
                 ttft_p95: as_i64(agg.ttft.percentile(95.0)),
             };
-            Bucket { reasons: agg.reasons.named(), ..window.bucket(i, &c, stats, degraded_weight) }
+            Bucket {
+                reasons: agg.reasons.named(),
+                cost_usd: agg.cost_nanos.map(usd),
+                ..window.bucket(i, &c, stats, degraded_weight)
+            }
         })
         .collect();
     (buckets, total.availability(degraded_weight))
@@ -277,6 +288,7 @@ impl Window {
             availability: c.availability(degraded_weight),
             counts: *c,
             reasons: Default::default(),
+            cost_usd: None,
         }
     }
 }

@@ -7,7 +7,7 @@ const I18N = {
     title: "LLM API status", provider: "Provider", service: "Service", sort: "Sort", all: "All",
     sort_config: "Config order", sort_uptime: "Uptime (lowest first)", sort_latency: "Latency (slowest first)",
     green: "Normal", yellow: "Slow / limited", red: "Unavailable", nodata: "No data", maintenance: "Maintenance",
-    uptime: "Uptime", latency: "Latency", ttft: "TTFT", monitors: "monitors", updated: "updated",
+    uptime: "Uptime", latency: "Latency", ttft: "TTFT", cost: "Cost", monitors: "monitors", updated: "updated",
     availability: "availability", probes: "probes", no_probe: "no probe yet", utc: "UTC",
     error: "Could not load the status", lang_switch: "中文",
     node: "Node", combined: "All nodes (combined)", stale: "stale",
@@ -28,7 +28,7 @@ const I18N = {
     title: "LLM 接口状态", provider: "服务商", service: "服务", sort: "排序", all: "全部",
     sort_config: "配置顺序", sort_uptime: "可用率（低在前）", sort_latency: "延迟（高在前）",
     green: "正常", yellow: "缓慢 / 限流", red: "不可用", nodata: "无数据", maintenance: "维护中",
-    uptime: "可用率", latency: "延迟", ttft: "首字延迟", monitors: "个监控", updated: "更新于",
+    uptime: "可用率", latency: "延迟", ttft: "首字延迟", cost: "费用", monitors: "个监控", updated: "更新于",
     availability: "可用率", probes: "次探测", no_probe: "尚未探测", utc: "UTC",
     error: "无法加载状态", lang_switch: "English",
     node: "节点", combined: "全部节点（综合）", stale: "失联",
@@ -145,8 +145,12 @@ function bucketLines(bucket) {
   if (bucket.ttft_p50 !== null) lines.push(`${t("ttft")}: p50 ${ms(bucket.ttft_p50)}, p95 ${ms(bucket.ttft_p95)}`);
   const reasons = reasonList(bucket.reasons);
   if (reasons) lines.push(`${t("reasons_seen")}: ${reasons}`);
+  if (bucket.cost_usd !== null && bucket.cost_usd !== undefined) lines.push(`${t("cost")}: ${usd(bucket.cost_usd)}`);
   return lines;
 }
+
+// USD with the digits a probe's cost needs: "$12.34", "$0.0123", "$0.000045".
+const usd = (v) => "$" + (v >= 1 ? v.toFixed(2) : v >= 0.01 ? v.toFixed(4) : v.toFixed(6));
 
 // `{"server_error": 3, "timeout": 1}` as "Server error ×3, Timeout ×1", most frequent first.
 function reasonList(reasons) {
@@ -325,6 +329,8 @@ function row(m) {
   if (current && status !== 0) figures.append(fig(t("latency"), ms(current.latency), "latency"));
   if (current && status !== 0 && current.ttft !== undefined) figures.append(fig(t("ttft"), ms(current.ttft), "ttft"));
   figures.append(fig(t("uptime"), pct(m.uptime), "uptime"));
+  // What the period's probes cost, when the monitor's model has a price.
+  if (m.cost_usd !== null && m.cost_usd !== undefined) figures.append(fig(t("cost"), usd(m.cost_usd), "cost"));
   head.append(name, stateBox, figures);
   node.append(head);
   // Why it is red, as the daemon stored it (redacted before it was stored).

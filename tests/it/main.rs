@@ -5,6 +5,7 @@ mod alerts;
 mod api;
 mod classification;
 mod config;
+mod cost;
 mod history;
 mod lifecycle;
 mod llm;

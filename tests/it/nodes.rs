@@ -427,6 +427,7 @@ fn generate_history(path: &std::path::Path) -> usize {
                 model: (status != 0).then(|| format!("model-{}", (x >> 20) % 3)),
                 prompt_tokens: (status != 0).then_some(12),
                 completion_tokens: (status != 0).then_some(2),
+                cost_nanos: None,
                 ..Row::default()
             });
         }

@@ -50,6 +50,8 @@ fn page_workspace(quiet: &crate::support::upstream::BlackHole) -> Workspace {
                 reason,
                 http_code: if status == 0 { 502 } else { 200 },
                 ttft_ms: Some(90),
+                // alpha's model has a price: each probe cost 45,000 nano-USD.
+                cost_nanos: (i == 0).then_some(45_000),
                 ..Row::default()
             });
         }
@@ -281,6 +283,7 @@ fn the_status_page_in_a_real_browser() {
         colour: getComputedStyle(r.querySelector('.status-dot')).backgroundColor,
         uptime: r.querySelector('.uptime b').textContent,
         uptimeLabel: r.querySelector('.uptime').firstChild.textContent.trim(),
+        cost: r.querySelector('.cost b')?.textContent ?? null,
         buckets: r.querySelectorAll('.bar .bucket').length,
         tooltip: [...r.querySelectorAll('.bar .bucket:not(.sn)')].pop()?.getAttribute('aria-label') ?? '' })))"#;
     let wait_rows = |period: &str, buckets: usize| -> Vec<Value> {
@@ -298,6 +301,10 @@ fn the_status_page_in_a_real_browser() {
             assert_eq!(row["status"], status, "{period}: {row}");
             assert_eq!(row["colour"], expected_colour(status), "{period}: {row}");
             assert_eq!(row["uptime"], uptime_text(m["uptime"].as_f64().unwrap()), "{period}: {row}");
+            // The period's cost beside the uptime, for the one monitor whose probes had one.
+            let cost = m["cost_usd"].as_f64().map(|usd| format!("${usd:.6}"));
+            assert_eq!(row["cost"].as_str().map(String::from), cost, "{period}: {row}");
+            assert_eq!(cost.is_some(), m["provider"] == "alpha", "{period}: {m}");
         }
     };
 

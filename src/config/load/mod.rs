@@ -93,6 +93,7 @@ pub(super) const MONITOR_KEYS: &[&str] = &[
     "failure_threshold",
     "success_threshold",
     "group",
+    "daily_budget_usd",
 ];
 pub(super) const CORS_KEYS: &[&str] = &["allowed_origins"];
 
@@ -353,6 +354,7 @@ fn parse(
     let redactor = SharedRedactor(std::sync::Arc::new(redactor));
     for monitor in &mut monitors {
         monitor.redactor = redactor.clone();
+        monitor.price = monitor.model.as_deref().and_then(|model| prices.lookup(model));
     }
     alerts.redactor = redactor;
     Ok(Config {

@@ -59,6 +59,9 @@ struct Thresholds {
     slow_ttft: Option<Duration>,
 }
 
+/// A larger daily budget is a typo (cents for dollars, say).
+const MAX_DAILY_BUDGET_USD: f64 = 100_000.0;
+
 /// Parses one monitor; returns it (with its `disabled` flag) if it is valid.
 pub(super) fn parse_monitor(
     context: &MonitorContext<'_>,
@@ -119,6 +122,14 @@ pub(super) fn parse_monitor(
     let thresholds = thresholds(&fields, context.globals, errors);
     let fresh_connection = fields.get::<bool>("fresh_connection", errors).unwrap_or(false);
     let success_contains: Option<String> = fields.get("success_contains", errors);
+    let daily_budget_usd = fields.get::<f64>("daily_budget_usd", errors);
+    if let Some(budget) = daily_budget_usd.filter(|b| !(b.is_finite() && *b > 0.0 && *b <= MAX_DAILY_BUDGET_USD)) {
+        errors.push(
+            &fields.place,
+            "daily_budget_usd",
+            format!("{budget} is not a budget: USD per UTC day, above 0 and at most {MAX_DAILY_BUDGET_USD}"),
+        );
+    }
     if success_contains.as_deref() == Some("") {
         errors.push(&fields.place, "success_contains", "must not be empty (leave it out instead)");
     }
@@ -147,6 +158,9 @@ pub(super) fn parse_monitor(
         challenge: resolved.challenge,
         llm,
         fresh_connection,
+        // Looked up in the price table once every monitor is read.
+        price: None,
+        daily_budget_usd,
     };
     Some((monitor, is_disabled))
 }

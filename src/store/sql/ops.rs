@@ -75,8 +75,8 @@ pub fn changes_since(conn: &mut Conn, node: i32, seq: i64) -> Result<(Vec<Rollup
     Ok((rows.iter().map(RollupRow::entry).collect(), latest, newest))
 }
 
-/// id, monitor, ts, status, latency, ttft, maintenance, node, reason.
-type RebuildColumns = (i64, i32, i64, i16, i32, Option<i32>, i16, i32, i16);
+/// id, monitor, ts, status, latency, ttft, maintenance, node, reason, cost.
+type RebuildColumns = (i64, i32, i64, i16, i32, Option<i32>, i16, i32, i16, Option<i64>);
 
 /// Recomputes every rollup, latest pointer and run of red probes from the raw probes (after a
 /// schema migration).
@@ -103,15 +103,17 @@ pub fn rebuild_rollups(conn: &mut Conn) -> Result<(), StoreError> {
                     probes::maintenance,
                     probes::node_id,
                     probes::reason,
+                    probes::cost_nanos,
                 ))
                 .load(conn)?;
             let Some(last) = rows.last() else { break };
             after = last.0;
-            for (rowid, monitor, ts, status, latency, ttft, maintenance, node, reason) in rows {
+            for (rowid, monitor, ts, status, latency, ttft, maintenance, node, reason, cost) in rows {
                 let status = if maintenance != 0 { rollup_mod::MAINTENANCE } else { status };
                 let agg = hourly.entry((monitor, node, ts.div_euclid(HOUR))).or_default();
                 agg.add(status, latency.into(), ttft.map(i64::from));
                 agg.add_reason(status, reason);
+                agg.add_cost(cost);
                 // Stored rows keep no interval: a gap of 15 minutes ends a run.
                 let seen = incidents::Seen { ts, red: status == 0, reason, interval_s: None };
                 let (closed, _) = incidents::step(open.entry((monitor, node)).or_default(), monitor, node, seen);
@@ -146,6 +148,30 @@ pub fn rebuild_rollups(conn: &mut Conn) -> Result<(), StoreError> {
         log::info!("store: rollups rebuilt for {} monitor-hours, {} runs of red probes", hourly.len(), runs.len());
         Ok(())
     })
+}
+
+/// The columns [`row_of`] reads ([`ProbeColumns`]), from `probes` left-joined to `models`.
+macro_rules! probe_columns {
+    () => {
+        (
+            probes::monitor_id,
+            probes::ts,
+            probes::status,
+            probes::latency_ms,
+            probes::reason,
+            probes::http_code,
+            probes::ttfb_ms,
+            probes::ttft_ms,
+            probes::tps_x10,
+            models::name.nullable(),
+            probes::prompt_tokens,
+            probes::completion_tokens,
+            probes::detail,
+            probes::connect_ms,
+            probes::maintenance,
+            probes::cost_nanos,
+        )
+    };
 }
 
 /// The id of each monitor, inserting the ones the database has not seen yet.
@@ -209,6 +235,7 @@ fn write_rollup(conn: &mut Conn, (monitor, node, hour): (i32, i32, i64), agg: &A
         rollups::maintenance.eq(agg.maintenance as i64),
         rollups::seq.eq(seq),
         rollups::reasons.eq(agg.reasons.encode()),
+        rollups::cost_nanos.eq(agg.cost_nanos.map(|c| i64::try_from(c).unwrap_or(i64::MAX))),
     );
     diesel::insert_into(rollups::table)
         .values((rollups::monitor_id.eq(monitor), rollups::node_id.eq(node), rollups::hour.eq(hour), values.clone()))
@@ -273,6 +300,7 @@ pub fn insert_staged(
                     probes::connect_ms.eq(row.connect_ms),
                     probes::maintenance.eq(i16::from(row.maintenance)),
                     probes::node_id.eq(node),
+                    probes::cost_nanos.eq(row.cost_nanos),
                 ))
                 .returning(probes::id)
                 .get_result(conn)?;
@@ -286,6 +314,7 @@ pub fn insert_staged(
             let agg = hourly.entry((row.monitor_id, row.ts.div_euclid(HOUR))).or_default();
             agg.add(row.agg_status(), row.latency_ms.into(), row.ttft_ms.map(i64::from));
             agg.add_reason(row.agg_status(), row.reason_code());
+            agg.add_cost(row.cost_nanos);
         }
         let mut written = Vec::with_capacity(hourly.len());
         for ((monitor, hour), delta) in hourly {
@@ -473,27 +502,7 @@ fn latest_where(conn: &mut Conn, changed: Option<(i32, i64)>) -> Result<Vec<Row>
     let mut query = latest::table
         .inner_join(probes::table.on(probes::id.eq(latest::probe_id)))
         .left_join(models::table.on(probes::model_id.eq(models::id.nullable())))
-        .select((
-            (
-                probes::monitor_id,
-                probes::ts,
-                probes::status,
-                probes::latency_ms,
-                probes::reason,
-                probes::http_code,
-                probes::ttfb_ms,
-                probes::ttft_ms,
-                probes::tps_x10,
-                models::name.nullable(),
-                probes::prompt_tokens,
-                probes::completion_tokens,
-                probes::detail,
-                probes::connect_ms,
-                probes::maintenance,
-            ),
-            latest::node_id,
-            latest::interval_s,
-        ))
+        .select((probe_columns!(), latest::node_id, latest::interval_s))
         .into_boxed();
     if let Some((node, seq)) = changed {
         query = query.filter(latest::node_id.eq(node)).filter(latest::seq.gt(seq));
@@ -878,27 +887,7 @@ pub fn export_page(
         .left_join(models::table.on(probes::model_id.eq(models::id.nullable())))
         .filter(probes::ts.ge(from))
         .filter(probes::ts.lt(to))
-        .select((
-            probes::id,
-            probes::node_id,
-            (
-                probes::monitor_id,
-                probes::ts,
-                probes::status,
-                probes::latency_ms,
-                probes::reason,
-                probes::http_code,
-                probes::ttfb_ms,
-                probes::ttft_ms,
-                probes::tps_x10,
-                models::name.nullable(),
-                probes::prompt_tokens,
-                probes::completion_tokens,
-                probes::detail,
-                probes::connect_ms,
-                probes::maintenance,
-            ),
-        ))
+        .select((probes::id, probes::node_id, probe_columns!()))
         .limit(limit)
         .into_boxed();
     if by_time {
@@ -929,26 +918,7 @@ pub fn probes_after(conn: &mut Conn, after: i64, limit: i64) -> Result<Vec<(i64,
         .filter(probes::id.gt(after))
         .order(probes::id)
         .limit(limit)
-        .select((
-            probes::id,
-            (
-                probes::monitor_id,
-                probes::ts,
-                probes::status,
-                probes::latency_ms,
-                probes::reason,
-                probes::http_code,
-                probes::ttfb_ms,
-                probes::ttft_ms,
-                probes::tps_x10,
-                models::name.nullable(),
-                probes::prompt_tokens,
-                probes::completion_tokens,
-                probes::detail,
-                probes::connect_ms,
-                probes::maintenance,
-            ),
-        ))
+        .select((probes::id, probe_columns!()))
         .load(conn)?;
     Ok(rows.into_iter().map(|(id, c)| (id, row_of(c))).collect())
 }

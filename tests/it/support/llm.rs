@@ -3,7 +3,9 @@
 //! its behaviour comes from the first path segment after `/llm/`, `+`-joined options:
 //! `correct`, `wrong`, `cached`, `mismatch`, `incomplete`, `error`, `html`, `first-<ms>`
 //! (first-token delay), `tail-<ms>` (delay before the last events), `tokens-<n>` (reported
-//! completion tokens).
+//! completion tokens), and the rest of the usage each family reports its own way:
+//! `prompt-<n>` (the prompt, 20 by default; Anthropic's excludes the cache), `hit-<n>` (cache
+//! reads), `write-<n>` (Anthropic's cache writes), `think-<n>` (Gemini's thoughts, apart).
 
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -32,10 +34,14 @@ struct Options {
     first_ms: u64,
     tail_ms: u64,
     tokens: u64,
+    prompt: u64,
+    hit: u64,
+    write: u64,
+    think: u64,
 }
 
 fn options(mode: &str) -> Options {
-    let mut o = Options { tokens: 2, ..Options::default() };
+    let mut o = Options { tokens: 2, prompt: 20, ..Options::default() };
     for part in mode.split('+') {
         match part {
             "wrong" => o.wrong = true,
@@ -57,6 +63,14 @@ fn options(mode: &str) -> Options {
                     o.tail_ms = ms.parse().unwrap();
                 } else if let Some(n) = other.strip_prefix("tokens-") {
                     o.tokens = n.parse().unwrap();
+                } else if let Some(n) = other.strip_prefix("prompt-") {
+                    o.prompt = n.parse().unwrap();
+                } else if let Some(n) = other.strip_prefix("hit-") {
+                    o.hit = n.parse().unwrap();
+                } else if let Some(n) = other.strip_prefix("write-") {
+                    o.write = n.parse().unwrap();
+                } else if let Some(n) = other.strip_prefix("think-") {
+                    o.think = n.parse().unwrap();
                 }
             }
         }
@@ -162,6 +176,56 @@ fn sse(events: &[(Option<&str>, Value)]) -> String {
         .collect()
 }
 
+/// The usage object as `family` reports it (`usage`, or Gemini's `usageMetadata`); for
+/// Anthropic's stream, the part its `message_start` carries (`delta` false) or its
+/// `message_delta` (true).
+fn usage(family: Family, o: &Options, delta: bool) -> Value {
+    match family {
+        Family::Chat => {
+            let mut u =
+                json!({"prompt_tokens": o.prompt, "completion_tokens": o.tokens, "total_tokens": o.prompt + o.tokens});
+            if o.hit > 0 {
+                u["prompt_tokens_details"] = json!({"cached_tokens": o.hit});
+            }
+            u
+        }
+        Family::Responses => {
+            let mut u =
+                json!({"input_tokens": o.prompt, "output_tokens": o.tokens, "total_tokens": o.prompt + o.tokens});
+            if o.hit > 0 {
+                u["input_tokens_details"] = json!({"cached_tokens": o.hit});
+            }
+            u
+        }
+        Family::Anthropic if delta => json!({"output_tokens": o.tokens}),
+        Family::Anthropic => {
+            let mut u = json!({"input_tokens": o.prompt, "output_tokens": 1});
+            if o.hit > 0 || o.write > 0 {
+                u["cache_read_input_tokens"] = json!(o.hit);
+                u["cache_creation_input_tokens"] = json!(o.write);
+            }
+            u
+        }
+        Family::Gemini => {
+            let mut u = json!({"promptTokenCount": o.prompt, "candidatesTokenCount": o.tokens});
+            if o.hit > 0 {
+                u["cachedContentTokenCount"] = json!(o.hit);
+            }
+            if o.think > 0 {
+                u["thoughtsTokenCount"] = json!(o.think);
+            }
+            u
+        }
+    }
+}
+
+/// Anthropic's whole-body usage: the stream's two parts in one.
+fn anthropic_whole(o: &Options) -> Value {
+    let mut u = usage(Family::Anthropic, o, false);
+    u["output_tokens"] = json!(o.tokens);
+    u
+}
+
 /// (before the first token, the text, the final events) for a stream.
 fn stream_parts(family: Family, model: &str, text: &str, o: &Options) -> (String, String, String) {
     let done = !o.incomplete;
@@ -178,7 +242,7 @@ fn stream_parts(family: Family, model: &str, text: &str, o: &Options) -> (String
                     (None, chunk(json!({}), json!("stop"))),
                     (
                         None,
-                        json!({"id":"c","object":"chat.completion.chunk","model":model,"choices":[],"usage":{"prompt_tokens":20,"completion_tokens":o.tokens}}),
+                        json!({"id":"c","object":"chat.completion.chunk","model":model,"choices":[],"usage":usage(family, o, false)}),
                     ),
                 ]);
                 tail.push_str("data: [DONE]\n\n");
@@ -197,7 +261,7 @@ fn stream_parts(family: Family, model: &str, text: &str, o: &Options) -> (String
             } else if done {
                 sse(&[(
                     Some("response.completed"),
-                    json!({"type":"response.completed","response":{"id":"r","status":"completed","model":model,"usage":{"input_tokens":20,"output_tokens":o.tokens}}}),
+                    json!({"type":"response.completed","response":{"id":"r","status":"completed","model":model,"usage":usage(family, o, false)}}),
                 )])
             } else {
                 String::new()
@@ -207,7 +271,7 @@ fn stream_parts(family: Family, model: &str, text: &str, o: &Options) -> (String
         Family::Anthropic => {
             let prelude = sse(&[(
                 Some("message_start"),
-                json!({"type":"message_start","message":{"id":"m","type":"message","role":"assistant","content":[],"model":model,"usage":{"input_tokens":20,"output_tokens":1}}}),
+                json!({"type":"message_start","message":{"id":"m","type":"message","role":"assistant","content":[],"model":model,"usage":usage(family, o, false)}}),
             )]);
             let thinking = if o.thinks {
                 sse(&[
@@ -245,7 +309,7 @@ fn stream_parts(family: Family, model: &str, text: &str, o: &Options) -> (String
                     (Some("content_block_stop"), json!({"type":"content_block_stop","index":0})),
                     (
                         Some("message_delta"),
-                        json!({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":o.tokens}}),
+                        json!({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":usage(family, o, true)}),
                     ),
                     (Some("message_stop"), json!({"type":"message_stop"})),
                 ])
@@ -273,7 +337,7 @@ fn stream_parts(family: Family, model: &str, text: &str, o: &Options) -> (String
             } else if done {
                 sse(&[(
                     None,
-                    json!({"candidates":[{"content":{"parts":[{"text":""}],"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":20,"candidatesTokenCount":o.tokens},"modelVersion":model}),
+                    json!({"candidates":[{"content":{"parts":[{"text":""}],"role":"model"},"finishReason":"STOP"}],"usageMetadata":usage(family, o, false),"modelVersion":model}),
                 )])
             } else {
                 String::new()
@@ -286,10 +350,10 @@ fn stream_parts(family: Family, model: &str, text: &str, o: &Options) -> (String
 fn whole(family: Family, model: &str, text: &str, o: &Options) -> Value {
     match family {
         Family::Chat => {
-            json!({"id":"c","object":"chat.completion","model":model,"choices":[{"index":0,"message":{"role":"assistant","content":text},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":o.tokens}})
+            json!({"id":"c","object":"chat.completion","model":model,"choices":[{"index":0,"message":{"role":"assistant","content":text},"finish_reason":"stop"}],"usage":usage(family, o, false)})
         }
         Family::Responses => {
-            json!({"id":"r","object":"response","status":"completed","model":model,"output":[{"type":"message","role":"assistant","content":[{"type":"output_text","text":text}]}],"usage":{"input_tokens":20,"output_tokens":o.tokens}})
+            json!({"id":"r","object":"response","status":"completed","model":model,"output":[{"type":"message","role":"assistant","content":[{"type":"output_text","text":text}]}],"usage":usage(family, o, false)})
         }
         Family::Anthropic => {
             let mut content = Vec::new();
@@ -297,7 +361,7 @@ fn whole(family: Family, model: &str, text: &str, o: &Options) -> Value {
                 content.push(json!({"type":"thinking","thinking":"Adding 12 and 30 first...","signature":"sig"}));
             }
             content.push(json!({"type":"text","text":text}));
-            json!({"id":"m","type":"message","role":"assistant","model":model,"content":content,"stop_reason":"end_turn","usage":{"input_tokens":20,"output_tokens":o.tokens}})
+            json!({"id":"m","type":"message","role":"assistant","model":model,"content":content,"stop_reason":"end_turn","usage":anthropic_whole(o)})
         }
         Family::Gemini => {
             let mut parts = Vec::new();
@@ -305,7 +369,7 @@ fn whole(family: Family, model: &str, text: &str, o: &Options) -> Value {
                 parts.push(json!({"text":"Thinking about 12 and 30...","thought":true}));
             }
             parts.push(json!({"text":text}));
-            json!({"candidates":[{"content":{"parts":parts,"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":20,"candidatesTokenCount":o.tokens},"modelVersion":model})
+            json!({"candidates":[{"content":{"parts":parts,"role":"model"},"finishReason":"STOP"}],"usageMetadata":usage(family, o, false),"modelVersion":model})
         }
     }
 }
