@@ -67,6 +67,8 @@ mod tests {
             fresh_connection: false,
             price: None,
             daily_budget_usd: None,
+            confirm: 0,
+            interval_when_failing: None,
             redactor: Default::default(),
         }
     }

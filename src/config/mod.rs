@@ -88,6 +88,11 @@ pub struct Monitor {
     /// `daily_budget_usd`: once the probes since 00:00 UTC cost this much, probe hourly until
     /// the next UTC day.
     pub daily_budget_usd: Option<f64>,
+    /// `confirm`: a red result is probed again at once this many times (0 to 3) before it is
+    /// stored; the first try that is not red is stored instead.
+    pub confirm: u32,
+    /// `interval_when_failing`: the interval while the latest stored result is red.
+    pub interval_when_failing: Option<Duration>,
     /// Removes secrets from everything an upstream sends back: the config-wide redactor (every
     /// monitor's secrets), shared by all monitors.
     pub redactor: SharedRedactor,

@@ -16,12 +16,12 @@ use super::classify::{self, Checks};
 use super::request;
 use super::schedule::Grid;
 use crate::config::{Monitor, SharedRedactor};
-use crate::domain::Status;
+use crate::domain::{Reason, Status};
 use crate::metrics::Metrics;
 use crate::store::{Inbox, ProbeResult};
 
-/// How long a starting probe waits for the store to say what today's probes cost.
-const SPENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a starting probe waits for the store to say what its stored history holds.
+const STORED_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct ProbeActor {
     monitor: Rc<Monitor>,
@@ -43,6 +43,13 @@ pub struct ProbeActor {
     last_status: Option<Status>,
     /// What this monitor's probes cost on one UTC day, for `daily_budget_usd`.
     spent: Spent,
+    /// The latest stored result is red and the monitor has an `interval_when_failing`: its
+    /// grid is that interval's.
+    failing: bool,
+    /// The day (since the epoch) the spent budget was last logged.
+    budget_warned: Option<i64>,
+    /// A 429's `Retry-After`: no probe before this (wall-clock ms).
+    retry_until: Option<i64>,
 }
 
 /// What the probes of one UTC day cost.
@@ -58,12 +65,16 @@ const DAY_SECS: i64 = 86_400;
 const OVER_BUDGET_EVERY_MS: i64 = 3_600_000;
 
 impl Spent {
+    /// Counts a cost on the day of `timestamp`: a new day starts from 0; a day before the
+    /// one counted (the clock stepped back over midnight) is not counted, nor forgets it.
     fn add(&mut self, timestamp: i64, nanos: u64) {
         let day = timestamp.div_euclid(DAY_SECS);
-        if day != self.day {
+        if day > self.day {
             *self = Spent { day, nanos: 0 };
         }
-        self.nanos = self.nanos.saturating_add(nanos);
+        if day == self.day {
+            self.nanos = self.nanos.saturating_add(nanos);
+        }
     }
 
     /// Spent at least `budget_usd` on the day of `now_ms`.
@@ -76,7 +87,8 @@ impl Spent {
 /// started, or until the next UTC day, whichever comes first.
 fn over_budget_not_before(last_start_ms: Option<i64>, now_ms: i64) -> i64 {
     let next_day_ms = (now_ms.div_euclid(DAY_SECS * 1_000) + 1) * DAY_SECS * 1_000;
-    let hour_after = last_start_ms.unwrap_or(now_ms).saturating_add(OVER_BUDGET_EVERY_MS);
+    // (Never more than an hour from now: a clock stepped back does not stretch it.)
+    let hour_after = last_start_ms.unwrap_or(now_ms).min(now_ms).saturating_add(OVER_BUDGET_EVERY_MS);
     hour_after.min(next_day_ms)
 }
 
@@ -98,38 +110,31 @@ impl ProbeActor {
             drained: Vec::new(),
             last_status: None,
             spent: Spent::default(),
-        }
-    }
-
-    /// Counts a probe's cost toward its day, and says so once the day's budget is spent.
-    fn spend(&mut self, monitor: &Monitor, timestamp: i64, nanos: u64) {
-        let Some(budget) = monitor.daily_budget_usd else {
-            self.spent.add(timestamp, nanos);
-            return;
-        };
-        let before = self.spent;
-        self.spent.add(timestamp, nanos);
-        let now_ms = timestamp.saturating_mul(1_000);
-        if self.spent.over(budget, now_ms) && !(before.day == self.spent.day && before.over(budget, now_ms)) {
-            log::warn!(
-                "{}: daily budget of {budget} USD spent ({:.6} USD since 00:00 UTC): probing hourly until 00:00 UTC",
-                monitor.key,
-                self.spent.nanos as f64 / 1e9
-            );
+            failing: false,
+            budget_warned: None,
+            retry_until: None,
         }
     }
 
     /// Sets the timer for the next slot of the grid (waiting on the monotonic clock).
     fn schedule(&mut self, ctx: &mut Context<Self>) {
         let now = self.clock.now_ms();
-        let over_budget = self
-            .monitor
-            .daily_budget_usd
-            .filter(|budget| self.spent.over(*budget, now))
-            .map(|_| over_budget_not_before(self.last_start_ms, now));
-        let slot = match (self.not_before.take(), over_budget) {
-            (None, None) => self.grid.next(self.last_slot, now),
-            (a, b) => self.grid.first_from(a.max(b).unwrap_or(now).max(now)),
+        let budget = self.monitor.daily_budget_usd.filter(|budget| self.spent.over(*budget, now));
+        if let Some(budget) = budget.filter(|_| self.budget_warned != Some(self.spent.day)) {
+            // Once a day, whether the budget was spent by a probe, found spent at a start or
+            // lowered below what the day spent.
+            self.budget_warned = Some(self.spent.day);
+            log::warn!(
+                "{}: daily budget of {budget} USD spent ({:.6} USD since 00:00 UTC): probing hourly until 00:00 UTC",
+                self.monitor.key,
+                self.spent.nanos as f64 / 1e9
+            );
+        }
+        let over_budget = budget.map(|_| over_budget_not_before(self.last_start_ms, now));
+        // (These hold until a probe fires: a reschedule before then keeps them.)
+        let slot = match self.not_before.max(over_budget).max(self.retry_until) {
+            None => self.grid.next(self.last_slot, now),
+            Some(at) => self.grid.first_from(at.max(now)),
         };
         let wait = Duration::from_millis(u64::try_from(self.grid.due(slot) - now).unwrap_or(0));
         self.timer = Some(ctx.run_later(wait, move |act, ctx| act.fire(slot, ctx)));
@@ -141,13 +146,26 @@ impl ProbeActor {
             return;
         }
         self.in_flight = true;
-        let counted = InFlight::new(&self.metrics);
+        self.not_before = None;
+        self.retry_until = None;
         let now_ms = self.clock.now_ms();
         self.last_slot = Some(slot);
         self.last_start_ms = Some(now_ms);
-        let generation = self.generation;
+        let attempt = Attempt {
+            generation: self.generation,
+            timestamp: now_ms.div_euclid(1_000),
+            tries_left: self.monitor.confirm,
+            first: None,
+            cost_nanos: None,
+        };
+        self.attempt(attempt, ctx);
+    }
+
+    /// Sends one try of the slot's probe; a red one is tried again at once while `confirm`
+    /// allows, and the last try is stored.
+    fn attempt(&mut self, attempt: Attempt, ctx: &mut Context<Self>) {
+        let counted = InFlight::new(&self.metrics);
         let monitor = Rc::clone(&self.monitor);
-        let timestamp = now_ms.div_euclid(1_000);
         let challenge = monitor.challenge.then(Challenge::random);
         let prepared = request::Prepared::new(&monitor, challenge.as_ref());
         let probe = async move {
@@ -156,56 +174,77 @@ impl ProbeActor {
             (probed, monitor)
         };
         ctx.spawn(probe.into_actor(self).map(move |(probed, monitor), act, ctx| {
-            act.in_flight = false;
-            if generation == act.generation {
-                act.record(&monitor, timestamp, &probed, challenge.as_ref());
-            } else {
+            if attempt.generation != act.generation {
                 log::debug!("{}: result of a probe with replaced settings discarded", monitor.key);
-            }
-            if act.draining {
-                for waiter in act.drained.drain(..) {
-                    let _ = waiter.send(());
-                }
-                ctx.stop();
+                act.done(ctx);
                 return;
             }
-            if act.timer.is_none() {
-                act.schedule(ctx);
+            let judged = judge(&monitor, &probed, challenge.as_ref());
+            // Every try was paid for, a retried one too.
+            if let Some(cost) = judged.measured.cost_nanos {
+                act.metrics.cost(&monitor.key, cost);
+                act.spent.add(attempt.timestamp, cost);
             }
+            let cost_nanos = match (attempt.cost_nanos, judged.measured.cost_nanos) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+            };
+            if judged.verdict.status == Status::Red && attempt.tries_left > 0 && !act.draining {
+                log::debug!("{}: red ({}), probing again to confirm", monitor.key, judged.verdict.reason.as_str());
+                let first = attempt.first.or_else(|| Some((judged.verdict.reason, judged.detail.clone())));
+                let again = Attempt { tries_left: attempt.tries_left - 1, first, cost_nanos, ..attempt };
+                act.attempt(again, ctx);
+                return;
+            }
+            act.record(&monitor, &attempt, Judged { cost_nanos, ..judged }, probed.retry_after);
+            act.done(ctx);
         }));
     }
 
-    fn record(&mut self, monitor: &Monitor, timestamp: i64, probed: &request::Probed, challenge: Option<&Challenge>) {
-        let outcome = &probed.outcome;
-        let answer = outcome.answer();
-        let checks = Checks {
-            slow_latency: monitor.slow_latency,
-            slow_ttft: monitor.slow_ttft,
-            timeout: monitor.timeout,
-            success_contains: monitor.success_contains.as_deref(),
-            llm: monitor.llm,
-            expect_model: monitor.expect_model.as_deref(),
-            require_model: monitor.require_model,
-            challenge,
-            redactor: Some(&monitor.redactor),
-        };
-        let verdict = classify::classify(outcome, answer.as_ref(), &checks);
-        let mut measured = super::measure::metrics(outcome, answer.as_ref());
-        measured.connect_ms = probed.connect.map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
-        // The reported model is served and stored: refused unless it is shaped like a model
-        // name, and redacted like everything else from the upstream.
-        measured.model =
-            measured.model.and_then(|m| crate::config::is_model_name(&m).then(|| monitor.redactor.redact(&m)));
-        measured.cost_nanos = answer
-            .as_ref()
-            .and_then(|a| a.usage())
-            .zip(monitor.price)
-            .map(|((usage, counting), price)| super::cost::cost_nanos(&usage, counting, &price));
-        if let Some(cost) = measured.cost_nanos {
-            self.metrics.cost(&monitor.key, cost);
-            self.spend(monitor, timestamp, cost);
+    /// The slot's probe is over (stored or not): the next is scheduled, or the drain ends.
+    fn done(&mut self, ctx: &mut Context<Self>) {
+        self.in_flight = false;
+        if self.draining {
+            for waiter in self.drained.drain(..) {
+                let _ = waiter.send(());
+            }
+            ctx.stop();
+            return;
         }
-        let detail = verdict.detail.as_deref().map(|d| monitor.redactor.excerpt(d, classify::MAX_DETAIL_BYTES));
+        if self.timer.is_none() {
+            self.schedule(ctx);
+        }
+    }
+
+    /// The interval in force: `interval_when_failing` while the latest stored result is red.
+    fn active_interval(&self) -> Duration {
+        match self.monitor.interval_when_failing {
+            Some(interval) if self.failing => interval,
+            _ => self.monitor.interval,
+        }
+    }
+
+    /// Moves to the grid of the interval in force, from one such interval after the last probe.
+    fn regrid(&mut self) {
+        let interval = self.active_interval();
+        self.grid = Grid::new(self.monitor.key.normalized(), interval);
+        self.last_slot = None;
+        let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+        let next = self.last_start_ms.map_or(0, |t| t.saturating_add(interval_ms));
+        self.not_before = Some(self.not_before.map_or(next, |at| at.max(next)));
+    }
+
+    fn record(&mut self, monitor: &Monitor, attempt: &Attempt, judged: Judged, retry_after: Option<Duration>) {
+        let Judged { verdict, mut detail, mut measured, latency_ms, http_code, cost_nanos } = judged;
+        measured.cost_nanos = cost_nanos;
+        // A red that a re-probe did not confirm: the stored result says what the first try saw.
+        if let Some((reason, first_detail)) = attempt.first.as_ref().filter(|_| verdict.status != Status::Red) {
+            let first = match first_detail {
+                Some(d) => format!("confirmed after: {} ({d})", reason.as_str()),
+                None => format!("confirmed after: {}", reason.as_str()),
+            };
+            detail = Some(monitor.redactor.excerpt(&first, classify::MAX_DETAIL_BYTES));
+        }
         let previous = self.last_status.replace(verdict.status);
         let what = match &detail {
             Some(d) => format!("{} ({d})", verdict.reason.as_str()),
@@ -223,18 +262,95 @@ impl ProbeActor {
             }
             Some(_) => log::debug!("{}: {}: {what}", monitor.key, verdict.status.name()),
         }
-        let latency_ms = u32::try_from(outcome.latency().as_millis()).unwrap_or(u32::MAX);
+        let timestamp = attempt.timestamp;
         self.metrics.probe(&monitor.key, verdict.status, verdict.reason, latency_ms, measured.ttft_ms, timestamp);
         self.store.send(ProbeResult {
             key: monitor.key.clone(),
             timestamp,
             status: verdict.status,
-            latency_ms: u32::try_from(outcome.latency().as_millis()).unwrap_or(u32::MAX),
+            latency_ms,
             reason: verdict.reason,
-            http_code: outcome.http_code(),
+            http_code,
             detail,
             measured,
         });
+        // `interval_when_failing` from a red result until the next result that is not red.
+        let failing = verdict.status == Status::Red && monitor.interval_when_failing.is_some();
+        if failing != self.failing {
+            self.failing = failing;
+            self.regrid();
+        }
+        // A 429's Retry-After: no probe before it (the slots in between are skipped, and
+        // nothing is stored for them).
+        if let Some(wait) = retry_after {
+            let until = self.clock.now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+            log::info!("{}: rate limited; the upstream asks for no probe for {} s", monitor.key, wait.as_secs());
+            self.retry_until = Some(until);
+        }
+    }
+}
+
+/// One slot's probe, over its tries.
+#[derive(Debug, Clone)]
+struct Attempt {
+    generation: u64,
+    /// When the slot's first try started (unix seconds): the stored result's time.
+    timestamp: i64,
+    /// Re-probes still allowed for a red result.
+    tries_left: u32,
+    /// The first try's reason and detail, when it was red.
+    first: Option<(Reason, Option<String>)>,
+    /// What the tries so far cost, nano-USD.
+    cost_nanos: Option<u64>,
+}
+
+/// One try, judged.
+struct Judged {
+    verdict: classify::Verdict,
+    /// Redacted and cut.
+    detail: Option<String>,
+    measured: super::measure::Measurements,
+    latency_ms: u32,
+    http_code: u16,
+    /// This try's cost (with the earlier tries', once they are added up).
+    cost_nanos: Option<u64>,
+}
+
+/// Classifies a try's outcome and measures it: what would be stored of it.
+fn judge(monitor: &Monitor, probed: &request::Probed, challenge: Option<&Challenge>) -> Judged {
+    let outcome = &probed.outcome;
+    let answer = outcome.answer();
+    let checks = Checks {
+        slow_latency: monitor.slow_latency,
+        slow_ttft: monitor.slow_ttft,
+        timeout: monitor.timeout,
+        success_contains: monitor.success_contains.as_deref(),
+        llm: monitor.llm,
+        expect_model: monitor.expect_model.as_deref(),
+        require_model: monitor.require_model,
+        challenge,
+        redactor: Some(&monitor.redactor),
+    };
+    let verdict = classify::classify(outcome, answer.as_ref(), &checks);
+    let mut measured = super::measure::metrics(outcome, answer.as_ref());
+    measured.connect_ms = probed.connect.map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
+    // The reported model is served and stored: refused unless it is shaped like a model
+    // name, and redacted like everything else from the upstream.
+    measured.model = measured.model.and_then(|m| crate::config::is_model_name(&m).then(|| monitor.redactor.redact(&m)));
+    measured.cost_nanos = answer
+        .as_ref()
+        .and_then(|a| a.usage())
+        .filter(|(usage, _)| usage.plausible())
+        .zip(monitor.price)
+        .map(|((usage, counting), price)| super::cost::cost_nanos(&usage, counting, &price));
+    let detail = verdict.detail.as_deref().map(|d| monitor.redactor.excerpt(d, classify::MAX_DETAIL_BYTES));
+    Judged {
+        latency_ms: u32::try_from(outcome.latency().as_millis()).unwrap_or(u32::MAX),
+        http_code: outcome.http_code(),
+        cost_nanos: measured.cost_nanos,
+        verdict,
+        detail,
+        measured,
     }
 }
 
@@ -259,20 +375,27 @@ impl Actor for ProbeActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if self.monitor.price.is_none() && self.monitor.daily_budget_usd.is_none() {
+        let m = &self.monitor;
+        if m.price.is_none() && m.daily_budget_usd.is_none() && m.interval_when_failing.is_none() {
             self.schedule(ctx);
             return;
         }
-        // What today's stored probes cost (a restart keeps the day's spending), before the
-        // first probe.
+        // Before the first probe: what today's stored probes cost (a restart keeps the day's
+        // spending) and whether the latest stored result is red (`interval_when_failing`).
         let now = self.clock.now_ms().div_euclid(1_000);
         let today = now - now.rem_euclid(DAY_SECS);
         let (store, key) = (self.store.clone(), self.monitor.key.clone());
-        let ask = async move { tokio::time::timeout(SPENT_TIMEOUT, store.spent_since(key, today)).await };
-        ctx.wait(ask.into_actor(self).map(move |spent, act, ctx| {
-            match spent {
-                Ok(Ok(nanos)) => act.spent.add(today, nanos),
-                _ => log::warn!("{}: today's spending not read from the store; counted from 0", act.monitor.key),
+        let ask = async move { tokio::time::timeout(STORED_TIMEOUT, store.stored_state(key, today)).await };
+        ctx.wait(ask.into_actor(self).map(move |stored, act, ctx| {
+            match stored {
+                Ok(Ok(stored)) => {
+                    act.spent.add(today, stored.spent_nanos);
+                    if stored.latest == Some(Status::Red) && act.monitor.interval_when_failing.is_some() {
+                        act.failing = true;
+                        act.grid = Grid::new(act.monitor.key.normalized(), act.active_interval());
+                    }
+                }
+                _ => log::warn!("{}: the stored history did not answer; today's cost counted from 0", act.monitor.key),
             }
             act.schedule(ctx);
         }));
@@ -291,14 +414,15 @@ impl Handler<UpdateMonitor> for ProbeActor {
     type Result = ();
 
     fn handle(&mut self, UpdateMonitor(monitor): UpdateMonitor, ctx: &mut Context<Self>) {
-        let interval_changed = monitor.interval != self.monitor.interval;
+        let before = self.active_interval();
         let budget_changed = monitor.daily_budget_usd != self.monitor.daily_budget_usd;
         self.monitor = Rc::new(monitor);
         self.generation += 1;
+        self.failing &= self.monitor.interval_when_failing.is_some();
         if self.draining {
             return;
         }
-        if !interval_changed {
+        if self.active_interval() == before {
             // A new budget may end (or start) the hourly probing at once: the next slot again.
             if budget_changed && !self.in_flight {
                 if let Some(timer) = self.timer.take() {
@@ -309,10 +433,8 @@ impl Handler<UpdateMonitor> for ProbeActor {
             return;
         }
         // The new interval's grid, from one new interval after the last probe.
-        self.grid = Grid::new(self.monitor.key.normalized(), self.monitor.interval);
-        self.last_slot = None;
-        let interval_ms = i64::try_from(self.monitor.interval.as_millis()).unwrap_or(i64::MAX);
-        self.not_before = Some(self.last_start_ms.map_or(0, |t| t.saturating_add(interval_ms)));
+        self.not_before = None;
+        self.regrid();
         if let Some(timer) = self.timer.take() {
             ctx.cancel_future(timer);
         }

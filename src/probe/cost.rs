@@ -73,16 +73,32 @@ pub struct PriceTable {
 }
 
 impl PriceTable {
-    /// The price of `model`: a configured one that is the same model (its snapshots match a
-    /// base name, and a pinned name matches only its own snapshot), else a default one.
+    /// The price of `model`: a configured one, else a default one (see [`PriceTable::find`]).
     pub fn lookup(&self, model: &str) -> Option<Price> {
-        self.overrides
-            .iter()
-            .find(|(name, _)| same_model(name, model))
-            .map(|(_, price)| *price)
-            .or_else(|| DEFAULT_PRICES.iter().find(|d| same_model(d.model, model)).map(|d| d.price))
+        self.find(model).map(|(_, price)| price)
+    }
+
+    /// The entry that prices `model`, and its name: among the configured ones, then among the
+    /// defaults, the one named exactly so (in any case), else one that is the same model (its
+    /// snapshots match a base name, and a pinned name matches only its own snapshot; a pinned
+    /// entry before a base one).
+    pub fn find(&self, model: &str) -> Option<(&str, Price)> {
+        let configured: Vec<(&str, Price)> = self.overrides.iter().map(|(n, p)| (n.as_str(), *p)).collect();
+        let defaults: Vec<(&str, Price)> = DEFAULT_PRICES.iter().map(|d| (d.model, d.price)).collect();
+        [configured, defaults].into_iter().find_map(|entries| best_of(&entries, model))
     }
 }
+
+fn best_of<'a>(entries: &[(&'a str, Price)], model: &str) -> Option<(&'a str, Price)> {
+    let exact = entries.iter().find(|(name, _)| name.eq_ignore_ascii_case(model));
+    let pinned = || entries.iter().find(|(name, _)| same_model(name, model) && super::model::is_pinned(name));
+    let same = || entries.iter().find(|(name, _)| same_model(name, model));
+    exact.or_else(pinned).or_else(same).copied()
+}
+
+/// More tokens than any probe reply plausibly used: a usage above it is not priced (an
+/// upstream's number, which could otherwise spend a day's budget or swamp a total at once).
+pub const MAX_PLAUSIBLE_TOKENS: u64 = 10_000_000;
 
 /// How a family counts its prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +122,15 @@ pub struct Usage {
     pub completion: u64,
     /// Thinking tokens reported apart from the completion (Gemini's `thoughtsTokenCount`).
     pub thinking_apart: u64,
+}
+
+impl Usage {
+    /// Every count within [`MAX_PLAUSIBLE_TOKENS`].
+    pub fn plausible(&self) -> bool {
+        [self.prompt, self.cached, self.cache_write, self.completion, self.thinking_apart]
+            .iter()
+            .all(|n| *n <= MAX_PLAUSIBLE_TOKENS)
+    }
 }
 
 /// The cost of `usage` at `price`, in nano-USD (1e-9 USD), rounded to the nearest.
@@ -180,13 +205,45 @@ mod tests {
         assert_eq!(table.lookup("GPT-4o-2024-11-20").map(|p| p.output), Some(8.0));
         assert_eq!(table.lookup("my-private-model").map(|p| p.cached_input), Some(0.5));
         assert_eq!(table.lookup("gpt-4o-mini").map(|p| p.input), Some(0.15), "other defaults stay");
+        // A pinned snapshot's own price wins over its base name's, whatever their order.
+        table.overrides.insert("GPT-4o-2024-05-13".into(), p(5.0, 15.0, 5.0));
+        assert_eq!(table.lookup("gpt-4o-2024-05-13").map(|p| p.input), Some(5.0));
+        assert_eq!(table.lookup("gpt-4o-2024-11-20").map(|p| p.input), Some(2.0));
+        assert_eq!(table.find("gpt-4o").map(|(n, _)| n), Some("gpt-4o"));
+    }
+
+    #[test]
+    fn an_implausible_usage_is_not_priced() {
+        assert!(Usage { prompt: 20, completion: 2, ..Usage::default() }.plausible());
+        assert!(!Usage { prompt: 1_000_000_000_000_000, ..Usage::default() }.plausible());
+        assert!(!Usage { completion: MAX_PLAUSIBLE_TOKENS + 1, ..Usage::default() }.plausible());
+    }
+
+    /// The README's table of built-in prices is this table.
+    #[test]
+    fn the_readme_lists_every_default_price() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `") && l.matches('|').count() == 5).collect();
+        for d in DEFAULT_PRICES {
+            let row = rows
+                .iter()
+                .find(|l| l.starts_with(&format!("| `{}` |", d.model)))
+                .unwrap_or_else(|| panic!("{} is not in the README", d.model));
+            let cells: Vec<f64> = row
+                .split('|')
+                .skip(2)
+                .filter_map(|c| c.split_whitespace().next().and_then(|v| v.parse().ok()))
+                .collect();
+            assert_eq!(cells, vec![d.price.input, d.price.output, d.price.cached_input], "{row}");
+        }
+        assert!(readme.contains(&format!("checked on {CHECKED}")), "the README gives the date");
     }
 
     #[test]
     fn every_default_is_found_by_its_own_name_and_no_two_collide() {
         let table = PriceTable::default();
         for d in DEFAULT_PRICES {
-            assert_eq!(table.lookup(d.model), Some(d.price), "{}", d.model);
+            assert_eq!(table.find(d.model), Some((d.model, d.price)), "{}", d.model);
             assert!(d.price.cached_input <= d.price.input && d.price.input <= d.price.output, "{}", d.model);
         }
     }

@@ -97,6 +97,11 @@ fn split(name: &str) -> Split {
     }
 }
 
+/// The name pins a snapshot (`gpt-4o-2024-05-13`), not only a model (`gpt-4o`).
+pub fn is_pinned(name: &str) -> bool {
+    split(name).pinned.is_some()
+}
+
 /// Whether the reported model is the expected one: the same model (ignoring case, a `models/`
 /// prefix and a snapshot suffix from [`SNAPSHOT_RULES`] on either side), and the same snapshot
 /// when both pin one. `gpt-4o` is not `gpt-4o-mini`; `claude-sonnet-4` is not

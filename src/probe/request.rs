@@ -127,6 +127,25 @@ fn header_value(name: &str, value: &Secret) -> Result<HeaderValue, String> {
 pub struct Probed {
     pub outcome: Outcome,
     pub connect: Option<Duration>,
+    /// A 429's `Retry-After`: how long the upstream asks us to wait (capped at
+    /// [`MAX_RETRY_AFTER`]; none when it asks for nothing, in the past, or unreadably).
+    pub retry_after: Option<Duration>,
+}
+
+/// The longest `Retry-After` honoured: a relay cannot silence its monitor for longer.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3_600);
+
+/// A `Retry-After` value (RFC 9110 10.2.3): delay seconds, or an HTTP date (any of its three
+/// forms) taken against `now`; capped at [`MAX_RETRY_AFTER`]; `None` for nothing to wait.
+pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // More digits than a u64 holds is still "a long time".
+        Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX).min(MAX_RETRY_AFTER.as_secs()))
+    } else {
+        httpdate::parse_http_date(value).ok()?.duration_since(now).ok()?
+    };
+    Some(wait.min(MAX_RETRY_AFTER)).filter(|w| !w.is_zero())
 }
 
 /// Sends the request and reads the response; everything (connect, headers, body) within its
@@ -138,13 +157,14 @@ pub async fn execute(request: &Prepared) -> Probed {
     let client = if request.fresh_connection { fresh_client() } else { shared_client() };
     let started = Instant::now();
     let connect_time = std::rc::Rc::new(ConnectTime::default());
-    let exchange = credited(connect_time.clone(), exchange(&client, request, started));
+    let asked_wait = std::cell::Cell::new(None);
+    let exchange = credited(connect_time.clone(), exchange(&client, request, started, &asked_wait));
     let outcome = match actix_rt::time::timeout(request.timeout, exchange).await {
         Ok(outcome) => outcome,
         Err(_) => Outcome::Timeout { latency: started.elapsed() },
     };
     let connect = connect_time.get();
-    Probed { outcome: without_connect(outcome, connect), connect }
+    Probed { outcome: without_connect(outcome, connect), connect, retry_after: asked_wait.get() }
 }
 
 /// The outcome's times measured from an open connection.
@@ -160,7 +180,12 @@ fn without_connect(mut outcome: Outcome, connect: Option<Duration>) -> Outcome {
     outcome
 }
 
-async fn exchange(client: &awc::Client, prepared: &Prepared, started: Instant) -> Outcome {
+async fn exchange(
+    client: &awc::Client,
+    prepared: &Prepared,
+    started: Instant,
+    asked_wait: &std::cell::Cell<Option<Duration>>,
+) -> Outcome {
     let mut request = client.request(method(prepared.method), prepared.url.expose());
     for (name, value) in &prepared.headers {
         match header_value(name, value) {
@@ -184,6 +209,10 @@ async fn exchange(client: &awc::Client, prepared: &Prepared, started: Instant) -
     };
     let ttfb = started.elapsed();
     let http_code = response.status().as_u16();
+    if http_code == 429 {
+        let value = response.headers().get(awc::http::header::RETRY_AFTER).and_then(|v| v.to_str().ok());
+        asked_wait.set(value.and_then(|v| retry_after(v, std::time::SystemTime::now())));
+    }
     let success = (200..300).contains(&http_code);
     let is_stream = success
         && response
@@ -295,6 +324,26 @@ mod tests {
     use crate::config::MonitorKey;
 
     #[test]
+    fn retry_after_takes_seconds_or_any_http_date_and_caps_at_an_hour() {
+        use std::time::UNIX_EPOCH;
+        // 1994-11-06 08:49:37 UTC, RFC 9110's example.
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after("0", now), None, "nothing to wait");
+        assert_eq!(retry_after("86400", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after("99999999999999999999999", now), Some(MAX_RETRY_AFTER));
+        for date in ["Sun, 06 Nov 1994 08:50:07 GMT", "Sunday, 06-Nov-94 08:50:07 GMT", "Sun Nov  6 08:50:07 1994"] {
+            assert_eq!(retry_after(date, now), Some(Duration::from_secs(30)), "{date}");
+        }
+        assert_eq!(retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now), None, "a date in the past");
+        assert_eq!(retry_after("Mon, 07 Nov 1994 08:49:37 GMT", now), Some(MAX_RETRY_AFTER));
+        for junk in ["", "-5", "1.5", "soon", "Sun, 06 Nov 1994 25:00:00 GMT"] {
+            assert_eq!(retry_after(junk, now), None, "{junk:?}");
+        }
+    }
+
+    #[test]
     fn a_prepared_request_and_its_headers_never_print_their_secrets() {
         let monitor = Monitor {
             key: MonitorKey::new("a", "b", ""),
@@ -319,6 +368,8 @@ mod tests {
             fresh_connection: false,
             price: None,
             daily_budget_usd: None,
+            confirm: 0,
+            interval_when_failing: None,
             redactor: Default::default(),
         };
         let challenge = Challenge::from_operands(1, 2);

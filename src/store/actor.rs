@@ -985,24 +985,37 @@ impl Handler<LoadHistory> for StoreActor {
     }
 }
 
-/// What a monitor's probes made on this node cost from `since` (unix seconds) to now, nano-USD,
-/// by the stored hours (committed results: what a restart finds). `since` is taken to its hour.
+/// What a starting ProbeActor needs of its monitor's stored history on this node (committed
+/// results: what a restart finds).
 #[derive(Debug, Message)]
-#[rtype(result = "u64")]
-pub struct SpentSince {
+#[rtype(result = "StoredState")]
+pub struct GetStoredState {
     pub key: MonitorKey,
+    /// Unix seconds, taken to its hour.
     pub since: i64,
 }
 
-impl Handler<SpentSince> for StoreActor {
-    type Result = u64;
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoredState {
+    /// What its probes cost from `since` to now, nano-USD.
+    pub spent_nanos: u64,
+    /// The status of its latest stored result.
+    pub latest: Option<Status>,
+}
 
-    fn handle(&mut self, SpentSince { key, since }: SpentSince, _: &mut Context<Self>) -> u64 {
-        let Some(model) = self.ids.get(&key).and_then(|id| self.models.get(id)) else { return 0 };
+impl Handler<GetStoredState> for StoreActor {
+    type Result = MessageResult<GetStoredState>;
+
+    fn handle(&mut self, GetStoredState { key, since }: GetStoredState, _: &mut Context<Self>) -> Self::Result {
+        let Some(model) = self.ids.get(&key).and_then(|id| self.models.get(id)) else {
+            return MessageResult(StoredState::default());
+        };
         let now_hour = self.clock.now().div_euclid(HOUR);
-        (since.div_euclid(HOUR)..=now_hour)
+        let spent_nanos = (since.div_euclid(HOUR)..=now_hour)
             .filter_map(|hour| model.history.hour(hour).and_then(|agg| agg.cost_nanos))
-            .fold(0u64, u64::saturating_add)
+            .fold(0u64, u64::saturating_add);
+        let latest = model.latest.as_ref().and_then(|row| Status::from_i16(row.status));
+        MessageResult(StoredState { spent_nanos, latest })
     }
 }
 

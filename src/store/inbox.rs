@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use actix::{Addr, Message};
 
-use super::actor::{ProbeResult, SpentSince, StoreActor, MAX_PENDING};
+use super::actor::{GetStoredState, ProbeResult, StoreActor, StoredState, MAX_PENDING};
 use crate::domain::MonitorKey;
 
 /// This many results waiting make the store collect at once, without waiting for its timer.
@@ -66,9 +66,9 @@ impl Inbox {
         Inbox { queue, store }
     }
 
-    /// What the monitor's stored probes cost since `since` (see [`SpentSince`]).
-    pub async fn spent_since(&self, key: MonitorKey, since: i64) -> Result<u64, actix::MailboxError> {
-        self.store.send(SpentSince { key, since }).await
+    /// What a starting monitor needs of its stored history (see [`GetStoredState`]).
+    pub async fn stored_state(&self, key: MonitorKey, since: i64) -> Result<StoredState, actix::MailboxError> {
+        self.store.send(GetStoredState { key, since }).await
     }
 
     /// Leaves `result` for the store. The oldest results are the ones dropped at the cap: the

@@ -10,6 +10,7 @@ mod history;
 mod lifecycle;
 mod llm;
 mod nodes;
+mod politeness;
 mod prometheus;
 mod reload;
 mod secrets;

@@ -94,6 +94,8 @@ pub(super) const MONITOR_KEYS: &[&str] = &[
     "success_threshold",
     "group",
     "daily_budget_usd",
+    "confirm",
+    "interval_when_failing",
 ];
 pub(super) const CORS_KEYS: &[&str] = &["allowed_origins"];
 
@@ -355,6 +357,12 @@ fn parse(
     for monitor in &mut monitors {
         monitor.redactor = redactor.clone();
         monitor.price = monitor.model.as_deref().and_then(|model| prices.lookup(model));
+        if monitor.daily_budget_usd.is_some() && monitor.price.is_none() {
+            warnings.push(format!(
+                "{}: daily_budget_usd is set, but no price is known for its model (give it a model and a price under prices:): the budget never runs out",
+                monitor.key
+            ));
+        }
     }
     alerts.redactor = redactor;
     Ok(Config {
@@ -535,6 +543,21 @@ mod tests {
         })
         .unwrap();
         assert_eq!(cfg.listen, "127.0.0.1:7000");
+    }
+
+    #[test]
+    fn a_monitor_gets_its_models_price_and_a_budget_without_one_is_warned_of() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = "prices:\n  my-model: {input: 1, output: 2}\nmonitors:\n  - {provider: a, service: b, url: \"http://h/\", method: GET, model: my-model-2025-01-01, daily_budget_usd: 1}\n  - {provider: a, service: c, url: \"http://h/\", method: GET, model: gpt-4o, confirm: 2, interval_when_failing: 10s}\n  - {provider: a, service: d, url: \"http://h/\", method: GET, model: unknown-x, daily_budget_usd: 1}\n";
+        let cfg = load_with_env(&write_config(dir.path(), yaml), &|_| None).unwrap();
+        let prices: Vec<Option<f64>> = cfg.monitors.iter().map(|m| m.price.map(|p| p.output)).collect();
+        assert_eq!(prices, vec![Some(2.0), Some(10.0), None]);
+        assert_eq!(
+            (cfg.monitors[1].confirm, cfg.monitors[1].interval_when_failing),
+            (2, Some(Duration::from_secs(10)))
+        );
+        assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+        assert!(cfg.warnings[0].starts_with("a/d: daily_budget_usd is set, but no price"), "{:?}", cfg.warnings);
     }
 
     #[test]

@@ -59,6 +59,8 @@ struct Thresholds {
     slow_ttft: Option<Duration>,
 }
 
+/// The most immediate re-probes of a red result: more would hammer a failing upstream.
+const MAX_CONFIRM: u32 = 3;
 /// A larger daily budget is a typo (cents for dollars, say).
 const MAX_DAILY_BUDGET_USD: f64 = 100_000.0;
 
@@ -122,6 +124,18 @@ pub(super) fn parse_monitor(
     let thresholds = thresholds(&fields, context.globals, errors);
     let fresh_connection = fields.get::<bool>("fresh_connection", errors).unwrap_or(false);
     let success_contains: Option<String> = fields.get("success_contains", errors);
+    let confirm = fields.get::<i64>("confirm", errors).unwrap_or(0);
+    if !(0..=i64::from(MAX_CONFIRM)).contains(&confirm) {
+        errors.push(
+            &fields.place,
+            "confirm",
+            format!("{confirm} is outside 0..{MAX_CONFIRM} (immediate re-probes of a red result)"),
+        );
+    }
+    let interval_when_failing = fields.duration("interval_when_failing", false, errors);
+    if let Some(interval) = interval_when_failing {
+        check_interval(&fields.place, "interval_when_failing", interval, errors);
+    }
     let daily_budget_usd = fields.get::<f64>("daily_budget_usd", errors);
     if let Some(budget) = daily_budget_usd.filter(|b| !(b.is_finite() && *b > 0.0 && *b <= MAX_DAILY_BUDGET_USD)) {
         errors.push(
@@ -161,6 +175,8 @@ pub(super) fn parse_monitor(
         // Looked up in the price table once every monitor is read.
         price: None,
         daily_budget_usd,
+        confirm: u32::try_from(confirm).unwrap_or(0),
+        interval_when_failing,
     };
     Some((monitor, is_disabled))
 }

@@ -2,7 +2,9 @@
 //! that records every message and answers as the test says: one in-process server for both.
 //!
 //! `/up/{name}`: 200 with an LLM-shaped body while `name` is "green" (the default), 500 while
-//! "red"; `/flap/{name}`: red and green in turn. `/hook/{name}`: records the request and
+//! "red", 429 with `Retry-After: <value>` while "limited:<value>" (`date+N`: an HTTP date N
+//! seconds ahead); `/flap/{name}`: red and green in turn. Both record when each request came
+//! ([`Switchboard::hits`]). `/hook/{name}`: records the request and
 //! answers as `name`'s mode says: "ok" (the default; 200 `{"code":0,"errcode":0,"ok":true}`),
 //! "down" (503), "reject" (400, for good), "feishu-fail" (200 `{"code":19021,...}`), "slow"
 //! (200 after 2 s).
@@ -43,6 +45,7 @@ struct State {
     switches: HashMap<String, String>,
     flaps: HashMap<String, u64>,
     messages: Vec<Message>,
+    hits: HashMap<String, Vec<std::time::Instant>>,
 }
 
 pub struct Switchboard {
@@ -80,13 +83,27 @@ fn answer(req: &HttpRequest, body: &[u8], state: &Mutex<State>) -> Option<HttpRe
     };
     let response = match segments.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["up", name] => {
-            if mode(&state, name, "green") == "red" {
+            state.hits.entry(name.to_string()).or_default().push(std::time::Instant::now());
+            let mode = mode(&state, name, "green");
+            if mode == "red" {
                 HttpResponse::InternalServerError().body("upstream broken")
+            } else if let Some(value) = mode.strip_prefix("limited:") {
+                let value = match value.strip_prefix("date+") {
+                    Some(secs) => httpdate::fmt_http_date(
+                        std::time::SystemTime::now() + Duration::from_secs(secs.parse::<u64>().unwrap() + 1),
+                    ),
+                    None => value.to_string(),
+                };
+                HttpResponse::TooManyRequests()
+                    .insert_header(("Retry-After", value))
+                    .content_type("application/json")
+                    .body(r#"{"error":{"message":"slow down"}}"#)
             } else {
                 HttpResponse::Ok().content_type("application/json").body(GREEN)
             }
         }
         ["flap", name] => {
+            state.hits.entry(name.to_string()).or_default().push(std::time::Instant::now());
             let n = state.flaps.entry(name.to_string()).or_default();
             *n += 1;
             if *n % 2 == 1 {
@@ -141,6 +158,11 @@ impl Switchboard {
     /// Sets upstream `name` to "red" or "green", or hook `hook:name` to "ok", "down" or "feishu-fail".
     pub fn set(&self, name: &str, mode: &str) {
         self.state.lock().unwrap().switches.insert(name.to_string(), mode.to_string());
+    }
+
+    /// When each request to `/up/{name}` or `/flap/{name}` came.
+    pub fn hits(&self, name: &str) -> Vec<std::time::Instant> {
+        self.state.lock().unwrap().hits.get(name).cloned().unwrap_or_default()
     }
 
     pub fn messages(&self) -> Vec<Message> {
