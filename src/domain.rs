@@ -113,11 +113,13 @@ pub enum Reason {
     ModelMismatch,
     StreamIncomplete,
     UpstreamError,
+    PromptInflated,
+    UsageInflated,
 }
 
 impl Reason {
     /// In the order of their stored codes (`Reason::ALL[code]`); never reorder, only append.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 15] = [
         Reason::Ok,
         Reason::Slow,
         Reason::RateLimited,
@@ -131,6 +133,8 @@ impl Reason {
         Reason::ModelMismatch,
         Reason::StreamIncomplete,
         Reason::UpstreamError,
+        Reason::PromptInflated,
+        Reason::UsageInflated,
     ];
 
     pub fn code(self) -> i16 {
@@ -160,6 +164,8 @@ impl Reason {
             Reason::ModelMismatch => "model_mismatch",
             Reason::StreamIncomplete => "stream_incomplete",
             Reason::UpstreamError => "upstream_error",
+            Reason::PromptInflated => "prompt_inflated",
+            Reason::UsageInflated => "usage_inflated",
         }
     }
 }
@@ -185,11 +191,13 @@ mod tests {
             "model_mismatch",
             "stream_incomplete",
             "upstream_error",
+            "prompt_inflated",
+            "usage_inflated",
         ];
         for (code, name) in names.iter().enumerate() {
             let reason = Reason::parse(name).unwrap();
             assert_eq!((reason.code(), Reason::from_code(code as i16)), (code as i16, Some(reason)));
         }
-        assert_eq!(Reason::from_code(13), None);
+        assert_eq!(Reason::from_code(15), None);
     }
 }

@@ -106,6 +106,10 @@ pub fn reason_words(code: &str, language: Language) -> String {
         ("stream_incomplete", Language::Zh) => "流式响应不完整",
         ("upstream_error", Language::En) => "error reported by the upstream",
         ("upstream_error", Language::Zh) => "上游返回错误",
+        ("prompt_inflated", Language::En) => "prompt larger than the monitor sent (a prompt added by the relay?)",
+        ("prompt_inflated", Language::Zh) => "提示词用量超出所发送的（中转站注入了提示词？）",
+        ("usage_inflated", Language::En) => "more completion tokens billed than the reply can hold",
+        ("usage_inflated", Language::Zh) => "计费的输出 token 多于回复可能的数量",
         (other, _) => return one_line(other),
     };
     words.to_string()

@@ -69,6 +69,15 @@ pub async fn asset(file: web::Path<String>) -> HttpResponse {
 mod tests {
     use super::*;
 
+    /// Every reason has its words on the page, in English and in Chinese.
+    #[test]
+    fn the_page_names_every_reason_in_both_languages() {
+        for reason in crate::domain::Reason::ALL {
+            let key = format!(" {}: \"", reason.as_str());
+            assert_eq!(APP_JS.matches(&key).count(), 2, "{} in app.js's reasons", reason.as_str());
+        }
+    }
+
     #[test]
     fn the_policy_names_the_logo_origin_and_frames_only_embeds() {
         use crate::config::logo_origin;

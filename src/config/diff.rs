@@ -69,6 +69,8 @@ mod tests {
             daily_budget_usd: None,
             confirm: 0,
             interval_when_failing: None,
+            max_tokens: None,
+            integrity_status: crate::domain::Status::Yellow,
             redactor: Default::default(),
         }
     }

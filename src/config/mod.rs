@@ -93,6 +93,10 @@ pub struct Monitor {
     pub confirm: u32,
     /// `interval_when_failing`: the interval while the latest stored result is red.
     pub interval_when_failing: Option<Duration>,
+    /// The output limit the request asks for (`max_tokens` and its kin, read from the body).
+    pub max_tokens: Option<u64>,
+    /// `integrity_status`: the status of `prompt_inflated` and `usage_inflated` (yellow, or red).
+    pub integrity_status: crate::domain::Status,
     /// Removes secrets from everything an upstream sends back: the config-wide redactor (every
     /// monitor's secrets), shared by all monitors.
     pub redactor: SharedRedactor,

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use super::challenge::Challenge;
 use super::classify::{self, Checks};
+use super::integrity;
 use super::request;
 use super::schedule::Grid;
 use crate::config::{Monitor, SharedRedactor};
@@ -50,6 +51,8 @@ pub struct ProbeActor {
     budget_warned: Option<i64>,
     /// A 429's `Retry-After`: no probe before this (wall-clock ms).
     retry_until: Option<i64>,
+    /// The prompt size this monitor's request has, learned from its first probes.
+    prompt: integrity::PromptBaseline,
 }
 
 /// What the probes of one UTC day cost.
@@ -113,6 +116,7 @@ impl ProbeActor {
             failing: false,
             budget_warned: None,
             retry_until: None,
+            prompt: integrity::PromptBaseline::default(),
         }
     }
 
@@ -179,7 +183,8 @@ impl ProbeActor {
                 act.done(ctx);
                 return;
             }
-            let judged = judge(&monitor, &probed, challenge.as_ref());
+            let mut judged = judge(&monitor, &probed, challenge.as_ref());
+            act.watch_prompt(&monitor, &mut judged);
             // Every try was paid for, a retried one too.
             if let Some(cost) = judged.measured.cost_nanos {
                 act.metrics.cost(&monitor.key, cost);
@@ -199,6 +204,23 @@ impl ProbeActor {
             act.record(&monitor, &attempt, Judged { cost_nanos, ..judged }, probed.retry_after);
             act.done(ctx);
         }));
+    }
+
+    /// Learns the monitor's prompt size, and flags `prompt_inflated` when it grew (a result
+    /// that is red already stays as it is).
+    fn watch_prompt(&mut self, monitor: &Monitor, judged: &mut Judged) {
+        let Some(prompt) = judged.measured.prompt_tokens else { return };
+        let flagged = self.prompt.observe(prompt);
+        if let Some(detail) = flagged.filter(|_| judged.verdict.status != Status::Red) {
+            if judged.verdict.reason != Reason::UsageInflated {
+                judged.detail = Some(monitor.redactor.excerpt(&detail, classify::MAX_DETAIL_BYTES));
+                judged.verdict = classify::Verdict {
+                    status: monitor.integrity_status,
+                    reason: Reason::PromptInflated,
+                    detail: Some(detail),
+                };
+            }
+        }
     }
 
     /// The slot's probe is over (stored or not): the next is scheduled, or the drain ends.
@@ -331,7 +353,21 @@ fn judge(monitor: &Monitor, probed: &request::Probed, challenge: Option<&Challen
         challenge,
         redactor: Some(&monitor.redactor),
     };
-    let verdict = classify::classify(outcome, answer.as_ref(), &checks);
+    let mut verdict = classify::classify(outcome, answer.as_ref(), &checks);
+    // Billed beyond what the request allows or the reply holds: `usage_inflated`.
+    if let Some(answer) = answer.as_ref().filter(|_| verdict.status != Status::Red) {
+        let whole = answer.complete && answer.text.len() < super::sse::MAX_TEXT_BYTES;
+        let inflated = answer.completion_tokens.and_then(|completion| {
+            integrity::usage_inflated(completion, &answer.text, whole, answer.reasoned, monitor.max_tokens)
+        });
+        if let Some(detail) = inflated {
+            verdict = classify::Verdict {
+                status: monitor.integrity_status,
+                reason: Reason::UsageInflated,
+                detail: Some(detail),
+            };
+        }
+    }
     let mut measured = super::measure::metrics(outcome, answer.as_ref());
     measured.connect_ms = probed.connect.map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
     // The reported model is served and stored: refused unless it is shaped like a model
@@ -416,6 +452,15 @@ impl Handler<UpdateMonitor> for ProbeActor {
     fn handle(&mut self, UpdateMonitor(monitor): UpdateMonitor, ctx: &mut Context<Self>) {
         let before = self.active_interval();
         let budget_changed = monitor.daily_budget_usd != self.monitor.daily_budget_usd;
+        // Another request has another prompt: learnt again.
+        let old = &self.monitor;
+        if monitor.url != old.url
+            || monitor.body != old.body
+            || monitor.headers != old.headers
+            || monitor.model != old.model
+        {
+            self.prompt = integrity::PromptBaseline::default();
+        }
         self.monitor = Rc::new(monitor);
         self.generation += 1;
         self.failing &= self.monitor.interval_when_failing.is_some();

@@ -7,6 +7,7 @@ pub mod classify;
 pub mod connect;
 pub mod cost;
 pub mod detail;
+pub mod integrity;
 pub mod measure;
 pub mod model;
 pub mod outcome;

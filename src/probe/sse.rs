@@ -28,6 +28,9 @@ pub struct Answer {
     pub cache_write_tokens: Option<u64>,
     /// Thinking tokens reported apart from the completion (Gemini's `thoughtsTokenCount`).
     pub thinking_tokens: Option<u64>,
+    /// The model reasoned before answering (reasoning tokens reported, or thinking content
+    /// seen): its completion count holds more than the reply's text.
+    pub reasoned: bool,
     /// The usage came from Anthropic, whose input count leaves out cache reads and writes.
     pub input_excludes_cache: bool,
     /// Since the request was sent: when the first non-empty piece of text arrived (streams only).
@@ -58,6 +61,11 @@ impl Answer {
         self.cached_tokens = cached.or(self.cached_tokens);
         self.cache_write_tokens = tokens(usage.get("cache_creation_input_tokens")).or(self.cache_write_tokens);
         self.thinking_tokens = tokens(usage.get("thoughtsTokenCount")).or(self.thinking_tokens);
+        let reasoning = tokens(usage.pointer("/completion_tokens_details/reasoning_tokens"))
+            .or_else(|| tokens(usage.pointer("/output_tokens_details/reasoning_tokens")));
+        if reasoning.or(self.thinking_tokens).is_some_and(|n| n > 0) {
+            self.reasoned = true;
+        }
     }
 
     /// The usage to price, and how its family counts the prompt (see `probe::cost`).
@@ -139,6 +147,11 @@ pub(crate) fn error_message(error: &Value) -> String {
     }
 }
 
+/// An Anthropic content block of thinking (shown or redacted).
+fn is_thinking(kind: Option<&Value>) -> bool {
+    matches!(kind.and_then(Value::as_str), Some("thinking" | "redacted_thinking"))
+}
+
 /// Applies one streamed event (its SSE `event:` name, if any, and its JSON data).
 fn apply_event(answer: &mut Answer, name: &str, data: &Value, at: Duration) {
     let kind = data.get("type").and_then(Value::as_str).unwrap_or(name);
@@ -154,11 +167,17 @@ fn apply_event(answer: &mut Answer, name: &str, data: &Value, at: Duration) {
             answer.input_excludes_cache = true;
         }
         "content_block_start" => {
+            if is_thinking(data.pointer("/content_block/type")) {
+                answer.reasoned = true;
+            }
             if let Some(text) = data.pointer("/content_block/text").and_then(Value::as_str) {
                 answer.push_text(text, Some(at));
             }
         }
         "content_block_delta" => {
+            if data.pointer("/delta/type").and_then(Value::as_str) == Some("thinking_delta") {
+                answer.reasoned = true;
+            }
             if let Some(text) = data.pointer("/delta/text").and_then(Value::as_str) {
                 answer.push_text(text, Some(at));
             }
@@ -213,6 +232,9 @@ fn apply_event(answer: &mut Answer, name: &str, data: &Value, at: Duration) {
         matched = true;
         answer.set_model(data.get("model"));
         for choice in choices {
+            if choice.pointer("/delta/reasoning_content").is_some_and(|r| !r.is_null()) {
+                answer.reasoned = true;
+            }
             if let Some(text) = choice.pointer("/delta/content").and_then(Value::as_str) {
                 answer.push_text(text, Some(at));
             }
@@ -264,6 +286,7 @@ fn gemini_parts(answer: &mut Answer, candidate: &Value, at: Option<Duration>) {
         for part in parts {
             // Thought summaries are not the answer.
             if part.get("thought").and_then(Value::as_bool) == Some(true) {
+                answer.reasoned = true;
                 continue;
             }
             if let Some(text) = part.get("text").and_then(Value::as_str) {
@@ -412,6 +435,9 @@ pub fn parse_json(body: &[u8]) -> Option<Answer> {
         // OpenAI chat completions.
         answer.set_model(value.get("model"));
         for choice in choices {
+            if choice.pointer("/message/reasoning_content").is_some_and(|r| !r.is_null()) {
+                answer.reasoned = true;
+            }
             match choice.pointer("/message/content") {
                 Some(Value::String(text)) => answer.push_text(text, None),
                 Some(Value::Array(parts)) => {
@@ -447,6 +473,9 @@ pub fn parse_json(body: &[u8]) -> Option<Answer> {
         // Anthropic Messages.
         answer.set_model(value.get("model"));
         for block in value.get("content").and_then(Value::as_array).into_iter().flatten() {
+            if is_thinking(block.get("type")) {
+                answer.reasoned = true;
+            }
             if block.get("type").and_then(Value::as_str) == Some("text") {
                 answer.push_text(block.get("text").and_then(Value::as_str).unwrap_or(""), None);
             }

@@ -25,21 +25,21 @@ struct Case {
 }
 
 const CASES: &[Case] = &[
-    // 1,200 prompt tokens of which 1,000 cached, 30 completion:
-    // (200 x 2.5 + 1,000 x 1.25 + 30 x 10) / 1e6 = (500 + 1,250 + 300) / 1e6.
-    Case { service: "chat", template: "openai-chat", mode: "prompt-1200+hit-1000+tokens-30", usd: 0.002_05 },
-    Case { service: "responses", template: "openai-responses", mode: "prompt-1200+hit-1000+tokens-30", usd: 0.002_05 },
+    // 1,200 prompt tokens of which 1,000 cached, 12 completion (within the template's 16):
+    // (200 x 2.5 + 1,000 x 1.25 + 12 x 10) / 1e6 = (500 + 1,250 + 120) / 1e6.
+    Case { service: "chat", template: "openai-chat", mode: "prompt-1200+hit-1000+tokens-12", usd: 0.001_87 },
+    Case { service: "responses", template: "openai-responses", mode: "prompt-1200+hit-1000+tokens-12", usd: 0.001_87 },
     // Anthropic's 200 input tokens leave out 1,000 cache reads and 100 cache writes (priced as
-    // input): ((200 + 100) x 2.5 + 1,000 x 1.25 + 30 x 10) / 1e6 = (750 + 1,250 + 300) / 1e6.
+    // input): ((200 + 100) x 2.5 + 1,000 x 1.25 + 12 x 10) / 1e6 = (750 + 1,250 + 120) / 1e6.
     Case {
         service: "anthropic",
         template: "anthropic-messages",
-        mode: "prompt-200+hit-1000+write-100+tokens-30",
-        usd: 0.002_3,
+        mode: "prompt-200+hit-1000+write-100+tokens-12",
+        usd: 0.002_12,
     },
-    // Gemini's 20 thought tokens come apart from its 30 and are output:
-    // (200 x 2.5 + 1,000 x 1.25 + (30 + 20) x 10) / 1e6 = (500 + 1,250 + 500) / 1e6.
-    Case { service: "gemini", template: "gemini", mode: "prompt-1200+hit-1000+tokens-30+think-20", usd: 0.002_25 },
+    // Gemini's 20 thought tokens come apart from its 12 and are output:
+    // (200 x 2.5 + 1,000 x 1.25 + (12 + 20) x 10) / 1e6 = (500 + 1,250 + 320) / 1e6.
+    Case { service: "gemini", template: "gemini", mode: "prompt-1200+hit-1000+tokens-12+think-20", usd: 0.002_07 },
 ];
 
 fn monitor(service: &str, up: &Upstream, mode: &str, template: &str, model: &str, stream: bool, extra: &str) -> String {
@@ -70,7 +70,7 @@ fn each_familys_usage_is_priced_stored_summed_counted_and_exported() {
         }
     }
     // No price for this model: its cost is null, not 0.
-    config.push_str(&monitor("unpriced", &up, "prompt-1200+tokens-30", "openai-chat", "unpriced-x", false, ""));
+    config.push_str(&monitor("unpriced", &up, "prompt-1200+tokens-12", "openai-chat", "unpriced-x", false, ""));
     let ws = Workspace::new(&config);
     let daemon = ws.start();
 
@@ -93,14 +93,14 @@ fn each_familys_usage_is_priced_stored_summed_counted_and_exported() {
         (probes_of(&m) >= 3).then_some(m)
     });
     let total = m["cost_usd"].as_f64().unwrap();
-    assert!(close(total, probes_of(&m) as f64 * 0.002_05), "{total} USD for {} probes", probes_of(&m));
+    assert!(close(total, probes_of(&m) as f64 * 0.001_87), "{total} USD for {} probes", probes_of(&m));
     for bucket in m["timeline"].as_array().unwrap() {
         let c = &bucket["counts"];
         let n: i64 = ["green", "yellow", "red", "maintenance"].iter().map(|k| c[k].as_i64().unwrap()).sum();
         if n == 0 {
             assert!(bucket["cost_usd"].is_null(), "{bucket}");
         } else {
-            assert!(close(bucket["cost_usd"].as_f64().unwrap(), n as f64 * 0.002_05), "{bucket}");
+            assert!(close(bucket["cost_usd"].as_f64().unwrap(), n as f64 * 0.001_87), "{bucket}");
         }
     }
     let compact = daemon.status("?period=24h&view=compact");
@@ -114,8 +114,8 @@ fn each_familys_usage_is_priced_stored_summed_counted_and_exported() {
     let spent = wait_for("the cost counter", Duration::from_secs(10), || {
         daemon.metric("llm_monitor_probe_cost_usd_total", &labels).filter(|v| *v > 0.0)
     });
-    let probes = (spent / 0.002_3).round();
-    assert!(probes >= 1.0 && (spent - probes * 0.002_3).abs() < 1e-9, "{spent} is not a whole number of probes");
+    let probes = (spent / 0.002_12).round();
+    assert!(probes >= 1.0 && (spent - probes * 0.002_12).abs() < 1e-9, "{spent} is not a whole number of probes");
     assert_eq!(daemon.metric("llm_monitor_probe_cost_usd_total", &[("service", "unpriced")]), None);
 
     // The raw export carries each probe's cost.
@@ -123,7 +123,7 @@ fn each_familys_usage_is_priced_stored_summed_counted_and_exported() {
     assert_eq!(export.status, 200, "{}", export.text);
     let rows: Vec<Value> = export.text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let gemini = rows.iter().find(|r| r["service"] == "gemini-whole").expect("a gemini row");
-    assert!(close(gemini["cost_usd"].as_f64().unwrap(), 0.002_25), "{gemini}");
+    assert!(close(gemini["cost_usd"].as_f64().unwrap(), 0.002_07), "{gemini}");
     assert!(rows.iter().filter(|r| r["service"] == "unpriced").all(|r| r["cost_usd"].is_null()));
     let csv = daemon.get("/api/export?from=0&to=4000000000&format=csv");
     assert!(csv.text.lines().next().unwrap().ends_with(",monitor_id,cost_usd"), "{}", csv.text);
@@ -150,28 +150,28 @@ fn daemon_total_after_stop(ws: &Workspace) -> f64 {
         .load(conn)
         .unwrap());
     let costs: Vec<i64> = costs.into_iter().map(|c| c.expect("a stored cost")).collect();
-    assert!(!costs.is_empty() && costs.iter().all(|c| *c == 2_050_000), "stored nano-USD: {costs:?}");
+    assert!(!costs.is_empty() && costs.iter().all(|c| *c == 1_870_000), "stored nano-USD: {costs:?}");
     costs.iter().sum::<i64>() as f64 / 1e9
 }
 
 #[test]
 fn a_spent_daily_budget_slows_the_monitor_to_hourly_until_raised_and_a_restart_remembers() {
     let up = upstream::start();
-    let path = "/llm/prompt-1200+hit-1000+tokens-30+budget+correct/v1/chat/completions";
-    let control = "/llm/prompt-1200+hit-1000+tokens-30+control+correct/v1/chat/completions";
+    let path = "/llm/prompt-1200+hit-1000+tokens-12+budget+correct/v1/chat/completions";
+    let control = "/llm/prompt-1200+hit-1000+tokens-12+control+correct/v1/chat/completions";
     let config = |budget: &str| {
         format!(
             "interval: 1s\n{PRICES}monitors:\n{}{}",
             monitor(
                 "budget",
                 &up,
-                "prompt-1200+hit-1000+tokens-30+budget",
+                "prompt-1200+hit-1000+tokens-12+budget",
                 "openai-chat",
                 "price-test",
                 false,
                 &format!(", daily_budget_usd: {budget}")
             ),
-            monitor("control", &up, "prompt-1200+hit-1000+tokens-30+control", "openai-chat", "price-test", false, ""),
+            monitor("control", &up, "prompt-1200+hit-1000+tokens-12+control", "openai-chat", "price-test", false, ""),
         )
     };
     // The day's spending starts again at 00:00 UTC: not a test to run across it.
@@ -179,8 +179,8 @@ fn a_spent_daily_budget_slows_the_monitor_to_hourly_until_raised_and_a_restart_r
     if now.rem_euclid(86_400) > 86_400 - 60 {
         std::thread::sleep(Duration::from_secs((86_400 - now.rem_euclid(86_400) + 1) as u64));
     }
-    // 0.00205 USD a probe: the second probe spends 0.004.
-    let ws = Workspace::new(&config("0.004"));
+    // 0.00187 USD a probe: the second probe spends 0.0037.
+    let ws = Workspace::new(&config("0.0037"));
     let daemon = ws.start();
     wait_for("two probes of the budgeted monitor", Duration::from_secs(15), || {
         (up.log.for_path(path).len() >= 2).then_some(())
@@ -192,7 +192,7 @@ fn a_spent_daily_budget_slows_the_monitor_to_hourly_until_raised_and_a_restart_r
         (up.log.for_path(control).len() >= before + 5).then_some(())
     });
     assert_eq!(up.log.for_path(path).len(), spent, "probed after its budget was spent");
-    assert!(daemon.logs().contains("daily budget of 0.004 USD spent"), "{}", daemon.logs());
+    assert!(daemon.logs().contains("daily budget of 0.0037 USD spent"), "{}", daemon.logs());
 
     // A restart on the same UTC day remembers what today's stored probes cost.
     let mut daemon = daemon;
@@ -204,7 +204,7 @@ fn a_spent_daily_budget_slows_the_monitor_to_hourly_until_raised_and_a_restart_r
         (up.log.for_path(control).len() >= before + 5).then_some(())
     });
     assert_eq!(up.log.for_path(path).len(), spent, "probed after a restart with today's budget spent");
-    assert!(daemon.logs().contains("daily budget of 0.004 USD spent"), "{}", daemon.logs());
+    assert!(daemon.logs().contains("daily budget of 0.0037 USD spent"), "{}", daemon.logs());
 
     // A larger budget takes effect at once, without waiting out the hour.
     ws.write_config(&config("1"));

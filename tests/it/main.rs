@@ -7,6 +7,7 @@ mod classification;
 mod config;
 mod cost;
 mod history;
+mod integrity;
 mod lifecycle;
 mod llm;
 mod nodes;

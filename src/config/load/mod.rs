@@ -96,6 +96,7 @@ pub(super) const MONITOR_KEYS: &[&str] = &[
     "daily_budget_usd",
     "confirm",
     "interval_when_failing",
+    "integrity_status",
 ];
 pub(super) const CORS_KEYS: &[&str] = &["allowed_origins"];
 

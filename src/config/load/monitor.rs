@@ -15,6 +15,7 @@ use super::files::parse_body;
 use super::{Globals, API_KEY_PLACEHOLDER, CHALLENGE_PLACEHOLDER, MODEL_PLACEHOLDER, MONITOR_KEYS};
 use crate::config::template::{self, Template};
 use crate::config::{duration, is_model_name, secrets_of, Method, Monitor, MonitorKey, Secret};
+use crate::domain::Status;
 
 /// What the monitors of one file share while they are read: keys for duplicates, env names for
 /// collisions, and every value that may be secret (kept out of error messages).
@@ -136,6 +137,14 @@ pub(super) fn parse_monitor(
     if let Some(interval) = interval_when_failing {
         check_interval(&fields.place, "interval_when_failing", interval, errors);
     }
+    let integrity_status = match fields.get::<String>("integrity_status", errors).as_deref() {
+        None | Some("yellow") => Status::Yellow,
+        Some("red") => Status::Red,
+        Some(other) => {
+            errors.push(&fields.place, "integrity_status", format!("{other:?} is not one of yellow, red"));
+            Status::Yellow
+        }
+    };
     let daily_budget_usd = fields.get::<f64>("daily_budget_usd", errors);
     if let Some(budget) = daily_budget_usd.filter(|b| !(b.is_finite() && *b > 0.0 && *b <= MAX_DAILY_BUDGET_USD)) {
         errors.push(
@@ -152,6 +161,7 @@ pub(super) fn parse_monitor(
     }
     // An LLM-aware monitor: its reply must be a recognisable answer from the expected model.
     let llm = request.template.is_some() || model.is_some() || expect_model.is_some() || resolved.challenge;
+    let max_tokens = resolved.body.as_ref().and_then(|b| crate::probe::integrity::max_tokens_of(b.expose()));
     let monitor = Monitor {
         key,
         method: request.method?,
@@ -177,6 +187,8 @@ pub(super) fn parse_monitor(
         daily_budget_usd,
         confirm: u32::try_from(confirm).unwrap_or(0),
         interval_when_failing,
+        max_tokens,
+        integrity_status,
     };
     Some((monitor, is_disabled))
 }

@@ -5,7 +5,9 @@
 //! (first-token delay), `tail-<ms>` (delay before the last events), `tokens-<n>` (reported
 //! completion tokens), and the rest of the usage each family reports its own way:
 //! `prompt-<n>` (the prompt, 20 by default; Anthropic's excludes the cache), `hit-<n>` (cache
-//! reads), `write-<n>` (Anthropic's cache writes), `think-<n>` (Gemini's thoughts, apart).
+//! reads), `write-<n>` (Anthropic's cache writes), `think-<n>` (Gemini's thoughts, apart);
+//! `inject-<k>-<n>`: from the (k+1)-th request of this mode on, `n` more prompt tokens (a
+//! relay that starts adding a hidden prompt).
 
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -35,6 +37,8 @@ struct Options {
     tail_ms: u64,
     tokens: u64,
     prompt: u64,
+    /// (after this many requests, this many more prompt tokens)
+    inject: Option<(u64, u64)>,
     hit: u64,
     write: u64,
     think: u64,
@@ -71,6 +75,8 @@ fn options(mode: &str) -> Options {
                     o.write = n.parse().unwrap();
                 } else if let Some(n) = other.strip_prefix("think-") {
                     o.think = n.parse().unwrap();
+                } else if let Some((k, n)) = other.strip_prefix("inject-").and_then(|r| r.split_once('-')) {
+                    o.inject = Some((k.parse().unwrap(), n.parse().unwrap()));
                 }
             }
         }
@@ -493,7 +499,16 @@ fn served_model(model: &str) -> String {
 }
 
 pub async fn respond(mode: &str, rest: &str, body: &[u8]) -> HttpResponse {
-    let o = options(mode);
+    let mut o = options(mode);
+    if let Some((after, more)) = o.inject {
+        static SEEN: OnceLock<Mutex<std::collections::HashMap<String, u64>>> = OnceLock::new();
+        let mut seen = SEEN.get_or_init(Default::default).lock().unwrap();
+        let n = seen.entry(mode.to_string()).or_default();
+        *n += 1;
+        if *n > after {
+            o.prompt += more;
+        }
+    }
     if o.html {
         return HttpResponse::Ok()
             .content_type("text/html")
