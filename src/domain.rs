@@ -115,11 +115,12 @@ pub enum Reason {
     UpstreamError,
     PromptInflated,
     UsageInflated,
+    BufferedStream,
 }
 
 impl Reason {
     /// In the order of their stored codes (`Reason::ALL[code]`); never reorder, only append.
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 16] = [
         Reason::Ok,
         Reason::Slow,
         Reason::RateLimited,
@@ -135,6 +136,7 @@ impl Reason {
         Reason::UpstreamError,
         Reason::PromptInflated,
         Reason::UsageInflated,
+        Reason::BufferedStream,
     ];
 
     pub fn code(self) -> i16 {
@@ -166,6 +168,7 @@ impl Reason {
             Reason::UpstreamError => "upstream_error",
             Reason::PromptInflated => "prompt_inflated",
             Reason::UsageInflated => "usage_inflated",
+            Reason::BufferedStream => "buffered_stream",
         }
     }
 }
@@ -193,11 +196,12 @@ mod tests {
             "upstream_error",
             "prompt_inflated",
             "usage_inflated",
+            "buffered_stream",
         ];
         for (code, name) in names.iter().enumerate() {
             let reason = Reason::parse(name).unwrap();
             assert_eq!((reason.code(), Reason::from_code(code as i16)), (code as i16, Some(reason)));
         }
-        assert_eq!(Reason::from_code(15), None);
+        assert_eq!(Reason::from_code(16), None);
     }
 }

@@ -110,6 +110,8 @@ pub fn reason_words(code: &str, language: Language) -> String {
         ("prompt_inflated", Language::Zh) => "提示词用量超出所发送的（中转站注入了提示词？）",
         ("usage_inflated", Language::En) => "more completion tokens billed than the reply can hold",
         ("usage_inflated", Language::Zh) => "计费的输出 token 多于回复可能的数量",
+        ("buffered_stream", Language::En) => "the stream arrived all at once (not really streamed)",
+        ("buffered_stream", Language::Zh) => "流式响应一次性到达（并非真正流式）",
         (other, _) => return one_line(other),
     };
     words.to_string()

@@ -71,6 +71,7 @@ mod tests {
             interval_when_failing: None,
             max_tokens: None,
             integrity_status: crate::domain::Status::Yellow,
+            stream_check_every: None,
             redactor: Default::default(),
         }
     }

@@ -95,6 +95,9 @@ pub struct Monitor {
     pub interval_when_failing: Option<Duration>,
     /// The output limit the request asks for (`max_tokens` and its kin, read from the body).
     pub max_tokens: Option<u64>,
+    /// `stream_check_every`: every N-th probe is a stream check (a longer reply, whose stream
+    /// must not arrive all at once).
+    pub stream_check_every: Option<u32>,
     /// `integrity_status`: the status of `prompt_inflated` and `usage_inflated` (yellow, or red).
     pub integrity_status: crate::domain::Status,
     /// Removes secrets from everything an upstream sends back: the config-wide redactor (every

@@ -51,8 +51,11 @@ pub struct ProbeActor {
     budget_warned: Option<i64>,
     /// A 429's `Retry-After`: no probe before this (wall-clock ms).
     retry_until: Option<i64>,
-    /// The prompt size this monitor's request has, learned from its first probes.
-    prompt: integrity::PromptBaseline,
+    /// The prompt size this monitor's request has, learned from its first probes: of its
+    /// usual probes, and of its stream checks.
+    prompt: [integrity::PromptBaseline; 2],
+    /// Slots fired since the start (every `stream_check_every`-th is a stream check).
+    fired: u64,
 }
 
 /// What the probes of one UTC day cost.
@@ -116,7 +119,8 @@ impl ProbeActor {
             failing: false,
             budget_warned: None,
             retry_until: None,
-            prompt: integrity::PromptBaseline::default(),
+            prompt: Default::default(),
+            fired: 0,
         }
     }
 
@@ -155,7 +159,10 @@ impl ProbeActor {
         let now_ms = self.clock.now_ms();
         self.last_slot = Some(slot);
         self.last_start_ms = Some(now_ms);
+        self.fired = self.fired.wrapping_add(1);
+        let check = self.monitor.stream_check_every.is_some_and(|n| self.fired % u64::from(n.max(1)) == 0);
         let attempt = Attempt {
+            check,
             generation: self.generation,
             timestamp: now_ms.div_euclid(1_000),
             tries_left: self.monitor.confirm,
@@ -171,7 +178,10 @@ impl ProbeActor {
         let counted = InFlight::new(&self.metrics);
         let monitor = Rc::clone(&self.monitor);
         let challenge = monitor.challenge.then(Challenge::random);
-        let prepared = request::Prepared::new(&monitor, challenge.as_ref());
+        let prepared = match &challenge {
+            Some(challenge) if attempt.check => request::Prepared::stream_check(&monitor, challenge),
+            _ => request::Prepared::new(&monitor, challenge.as_ref()),
+        };
         let probe = async move {
             let probed = request::execute(&prepared).await;
             drop(counted);
@@ -183,8 +193,8 @@ impl ProbeActor {
                 act.done(ctx);
                 return;
             }
-            let mut judged = judge(&monitor, &probed, challenge.as_ref());
-            act.watch_prompt(&monitor, &mut judged);
+            let mut judged = judge(&monitor, &probed, challenge.as_ref(), attempt.check);
+            act.watch_prompt(&monitor, &mut judged, attempt.check);
             // Every try was paid for, a retried one too.
             if let Some(cost) = judged.measured.cost_nanos {
                 act.metrics.cost(&monitor.key, cost);
@@ -208,11 +218,12 @@ impl ProbeActor {
 
     /// Learns the monitor's prompt size, and flags `prompt_inflated` when it grew (a result
     /// that is red already stays as it is).
-    fn watch_prompt(&mut self, monitor: &Monitor, judged: &mut Judged) {
+    fn watch_prompt(&mut self, monitor: &Monitor, judged: &mut Judged, check: bool) {
         let Some(prompt) = judged.measured.prompt_tokens else { return };
-        let flagged = self.prompt.observe(prompt);
+        // A stream check's prompt is longer: it has its own baseline.
+        let flagged = self.prompt[usize::from(check)].observe(prompt);
         if let Some(detail) = flagged.filter(|_| judged.verdict.status != Status::Red) {
-            if judged.verdict.reason != Reason::UsageInflated {
+            if matches!(judged.verdict.reason, Reason::Ok | Reason::Slow) {
                 judged.detail = Some(monitor.redactor.excerpt(&detail, classify::MAX_DETAIL_BYTES));
                 judged.verdict = classify::Verdict {
                     status: monitor.integrity_status,
@@ -315,6 +326,8 @@ impl ProbeActor {
 /// One slot's probe, over its tries.
 #[derive(Debug, Clone)]
 struct Attempt {
+    /// A stream check (`stream_check_every`): the challenge asks to count to 40 too.
+    check: bool,
     generation: u64,
     /// When the slot's first try started (unix seconds): the stored result's time.
     timestamp: i64,
@@ -339,7 +352,7 @@ struct Judged {
 }
 
 /// Classifies a try's outcome and measures it: what would be stored of it.
-fn judge(monitor: &Monitor, probed: &request::Probed, challenge: Option<&Challenge>) -> Judged {
+fn judge(monitor: &Monitor, probed: &request::Probed, challenge: Option<&Challenge>, check: bool) -> Judged {
     let outcome = &probed.outcome;
     let answer = outcome.answer();
     let checks = Checks {
@@ -351,6 +364,7 @@ fn judge(monitor: &Monitor, probed: &request::Probed, challenge: Option<&Challen
         expect_model: monitor.expect_model.as_deref(),
         require_model: monitor.require_model,
         challenge,
+        counted: check,
         redactor: Some(&monitor.redactor),
     };
     let mut verdict = classify::classify(outcome, answer.as_ref(), &checks);
@@ -366,6 +380,13 @@ fn judge(monitor: &Monitor, probed: &request::Probed, challenge: Option<&Challen
                 reason: Reason::UsageInflated,
                 detail: Some(detail),
             };
+        }
+    }
+    // A stream check whose text all came at once was generated before it was sent.
+    if let Some(answer) = answer.as_ref().filter(|_| check && matches!(verdict.reason, Reason::Ok | Reason::Slow)) {
+        if let Some(detail) = integrity::buffered(answer) {
+            verdict =
+                classify::Verdict { status: Status::Yellow, reason: Reason::BufferedStream, detail: Some(detail) };
         }
     }
     let mut measured = super::measure::metrics(outcome, answer.as_ref());
@@ -459,7 +480,7 @@ impl Handler<UpdateMonitor> for ProbeActor {
             || monitor.headers != old.headers
             || monitor.model != old.model
         {
-            self.prompt = integrity::PromptBaseline::default();
+            self.prompt = Default::default();
         }
         self.monitor = Rc::new(monitor);
         self.generation += 1;

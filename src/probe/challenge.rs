@@ -20,6 +20,12 @@ pub struct Challenge {
     operands: [i64; 2],
 }
 
+/// What a stream check (`stream_check_every`) adds to the question: a longer reply, whose
+/// stream shows whether it is streamed as it is generated.
+pub const COUNT_ASK: &str = " Then count from 1 to 40, separated by spaces.";
+/// The count it asks for.
+pub const COUNT_TO: u32 = 40;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     Add,
@@ -83,6 +89,25 @@ impl Challenge {
     /// "What is {a} + {b}?" in digits.
     pub fn from_operands(a: i64, b: i64) -> Self {
         Self::new(Op::Add, a, b, PHRASINGS[0].1, false)
+    }
+
+    /// The same question, asking to count from 1 to 40 after the answer (a stream check).
+    pub fn with_count(&self) -> Challenge {
+        Challenge { question: format!("{}{COUNT_ASK}", self.question), ..self.clone() }
+    }
+
+    /// For a stream check: `text` holds 1 to 40 in order, and the answer besides them.
+    pub fn is_answered_with_count(&self, text: &str) -> bool {
+        let numbers = numbers_in_digits(&normalize(text));
+        let mut counted = vec![false; numbers.len()];
+        let mut next = 1u32;
+        for (i, n) in numbers.iter().enumerate() {
+            if next <= COUNT_TO && *n == f64::from(next) {
+                counted[i] = true;
+                next += 1;
+            }
+        }
+        next > COUNT_TO && numbers.iter().zip(&counted).any(|(n, c)| !c && *n == self.answer as f64)
     }
 
     /// Whether `text` answers the question (see the module documentation).
@@ -287,6 +312,23 @@ fn numbers_in_words(text: &str) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_check_wants_the_answer_and_the_count_in_order() {
+        let c = Challenge::from_operands(37, 48);
+        assert!(c.with_count().question.ends_with("Then count from 1 to 40, separated by spaces."));
+        let count: Vec<String> = (1..=40).map(|n| n.to_string()).collect();
+        let count = count.join(" ");
+        assert!(c.is_answered_with_count(&format!("85\n{count}")));
+        assert!(c.is_answered_with_count(&format!("{count}. The answer is 85.")), "either order");
+        assert!(!c.is_answered_with_count(&count), "no answer");
+        assert!(!c.is_answered_with_count(&format!("85 {}", count.replace(" 17 ", " "))), "17 is missing");
+        assert!(!c.is_answered_with_count("85"), "no count");
+        // An answer within 1..40 must be there besides the count.
+        let small = Challenge::from_operands(5, 7);
+        assert!(small.is_answered_with_count(&format!("12 {count}")));
+        assert!(!small.is_answered_with_count(&count));
+    }
 
     #[test]
     fn questions_are_fresh_varied_and_well_formed() {

@@ -25,6 +25,8 @@ pub struct Checks<'a> {
     /// `expect_model` was set explicitly: a reply that names no model fails it too.
     pub require_model: bool,
     pub challenge: Option<&'a Challenge>,
+    /// A stream check: the challenge asked to count from 1 to 40 after the answer.
+    pub counted: bool,
     /// The monitor's secrets: every piece of upstream text in a detail is redacted before it
     /// is cut.
     pub redactor: Option<&'a Redactor>,
@@ -164,7 +166,15 @@ fn answer_problem(answer: &Answer, checks: &Checks<'_>) -> Option<(Reason, Strin
         }
         _ => {}
     }
-    if let Some(challenge) = checks.challenge {
+    if let Some(challenge) = checks.challenge.filter(|_| checks.counted) {
+        if !challenge.is_answered_with_count(&answer.text) {
+            let said = checks.redactor().excerpt(&answer.text, 60);
+            return Some((
+                Reason::WrongAnswer,
+                format!("asked for {} and a count from 1 to 40, the reply was \"{said}\"", challenge.answer),
+            ));
+        }
+    } else if let Some(challenge) = checks.challenge {
         if !challenge.is_answered_by(&answer.text) {
             let said = checks.redactor().excerpt(&answer.text, 60);
             return Some((Reason::WrongAnswer, format!("asked for {}, the reply was \"{said}\"", challenge.answer)));

@@ -76,6 +76,23 @@ pub fn usage_inflated(
     })
 }
 
+/// Text events of a stream all within this of each other: it was not streamed as generated.
+pub const BUFFERED_WITHIN: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The detail of a `buffered_stream` flag, if `answer` is a stream whose text events all came
+/// within [`BUFFERED_WITHIN`] of each other (a whole JSON reply is no stream, and not flagged).
+pub fn buffered(answer: &super::sse::Answer) -> Option<String> {
+    let (first, last) = (answer.first_token_at?, answer.last_token_at?);
+    let span = last.saturating_sub(first);
+    (span <= BUFFERED_WITHIN).then(|| {
+        format!(
+            "{} text events within {} ms: the reply was generated before it was sent",
+            answer.text_events,
+            span.as_millis()
+        )
+    })
+}
+
 /// The output limit a request body asks for, in whichever family's name: `max_tokens`,
 /// `max_completion_tokens`, `max_output_tokens`, or Gemini's `generationConfig.maxOutputTokens`.
 pub fn max_tokens_of(body: &str) -> Option<u64> {
@@ -125,6 +142,21 @@ mod tests {
         assert_eq!(usage_inflated(500, "42", false, false, None), None, "a reply not read whole");
         // Characters, not bytes: "四十二" is 3.
         assert_eq!(usage_inflated(22, "四十二", true, false, None), None);
+    }
+
+    #[test]
+    fn a_stream_whose_text_came_within_100_ms_is_buffered() {
+        use super::super::sse::Answer;
+        use std::time::Duration;
+        let stream = |first: u64, last: u64| Answer {
+            first_token_at: Some(Duration::from_millis(first)),
+            last_token_at: Some(Duration::from_millis(last)),
+            text_events: 41,
+            ..Answer::default()
+        };
+        assert!(buffered(&stream(900, 1_000)).unwrap().starts_with("41 text events within 100 ms"));
+        assert_eq!(buffered(&stream(900, 1_001)), None);
+        assert_eq!(buffered(&Answer::default()), None, "a whole reply is no stream");
     }
 
     #[test]

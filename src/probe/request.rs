@@ -112,6 +112,32 @@ impl Prepared {
             fresh_connection: monitor.fresh_connection,
         }
     }
+
+    /// A stream check's request: the challenge asks to count from 1 to 40 after the answer,
+    /// and the output limit is at least [`STREAM_CHECK_MAX_TOKENS`].
+    pub fn stream_check(monitor: &Monitor, challenge: &Challenge) -> Self {
+        let mut prepared = Prepared::new(monitor, Some(&challenge.with_count()));
+        prepared.body = prepared.body.map(|body| Secret::new(with_max_tokens(body.expose(), STREAM_CHECK_MAX_TOKENS)));
+        prepared
+    }
+}
+
+/// The output limit of a stream check's request (raised to it, never lowered: a reasoning
+/// model keeps the room it needs).
+pub const STREAM_CHECK_MAX_TOKENS: u64 = 128;
+
+/// `body` with each output limit it names (`max_tokens` and its kin) at least `at_least`.
+fn with_max_tokens(body: &str, at_least: u64) -> String {
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(body) else { return body.to_string() };
+    for pointer in ["/max_tokens", "/max_completion_tokens", "/max_output_tokens", "/generationConfig/maxOutputTokens"]
+    {
+        if let Some(limit) = value.pointer_mut(pointer) {
+            if limit.as_u64().is_some_and(|n| n < at_least) {
+                *limit = serde_json::Value::from(at_least);
+            }
+        }
+    }
+    value.to_string()
 }
 
 /// A header as sent: values that may be credentials are marked sensitive, so no log of the
@@ -173,8 +199,10 @@ fn without_connect(mut outcome: Outcome, connect: Option<Duration>) -> Outcome {
     if let Outcome::Response { latency, ttfb, stream, .. } = &mut outcome {
         *latency = latency.saturating_sub(connect);
         *ttfb = ttfb.saturating_sub(connect);
-        if let Some(first) = stream.as_mut().and_then(|s| s.first_token_at.as_mut()) {
-            *first = first.saturating_sub(connect);
+        if let Some(answer) = stream.as_mut() {
+            for at in [&mut answer.first_token_at, &mut answer.last_token_at].into_iter().flatten() {
+                *at = at.saturating_sub(connect);
+            }
         }
     }
     outcome
@@ -324,6 +352,17 @@ mod tests {
     use crate::config::MonitorKey;
 
     #[test]
+    fn a_stream_check_raises_each_output_limit_to_128_and_never_lowers_one() {
+        let body =
+            r#"{"model":"m","max_tokens":16,"generationConfig":{"maxOutputTokens":8},"max_completion_tokens":1024}"#;
+        let raised: serde_json::Value = serde_json::from_str(&with_max_tokens(body, 128)).unwrap();
+        assert_eq!(raised["max_tokens"], 128);
+        assert_eq!(raised["generationConfig"]["maxOutputTokens"], 128);
+        assert_eq!(raised["max_completion_tokens"], 1024);
+        assert_eq!(with_max_tokens("not json {{CHALLENGE}}", 128), "not json {{CHALLENGE}}");
+    }
+
+    #[test]
     fn retry_after_takes_seconds_or_any_http_date_and_caps_at_an_hour() {
         use std::time::UNIX_EPOCH;
         // 1994-11-06 08:49:37 UTC, RFC 9110's example.
@@ -372,6 +411,7 @@ mod tests {
             interval_when_failing: None,
             max_tokens: None,
             integrity_status: crate::domain::Status::Yellow,
+            stream_check_every: None,
             redactor: Default::default(),
         };
         let challenge = Challenge::from_operands(1, 2);

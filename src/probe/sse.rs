@@ -33,6 +33,10 @@ pub struct Answer {
     pub reasoned: bool,
     /// The usage came from Anthropic, whose input count leaves out cache reads and writes.
     pub input_excludes_cache: bool,
+    /// Since the request was sent: when the last non-empty piece of text arrived, and how many
+    /// pieces came (streams only).
+    pub last_token_at: Option<Duration>,
+    pub text_events: u32,
     /// Since the request was sent: when the first non-empty piece of text arrived (streams only).
     pub first_token_at: Option<Duration>,
     /// The stream ended with its proper terminator (`[DONE]`, `message_stop`,
@@ -90,6 +94,10 @@ impl Answer {
         }
         if self.first_token_at.is_none() {
             self.first_token_at = at;
+        }
+        if at.is_some() {
+            self.last_token_at = at;
+            self.text_events = self.text_events.saturating_add(1);
         }
         let room = MAX_TEXT_BYTES.saturating_sub(self.text.len());
         if room > 0 {

@@ -101,3 +101,56 @@ fn completion_tokens_beyond_the_requests_limit_or_the_reply_are_usage_inflated()
     let honest = daemon.wait_current("integrity", "honest", Duration::from_secs(15));
     assert_eq!((honest["status"].clone(), honest["reason"].clone()), (Value::from(1), Value::from("ok")));
 }
+
+#[test]
+fn every_nth_probe_checks_the_stream_and_a_buffered_one_is_flagged() {
+    let up = upstream::start();
+    let streamed = |service: &str, mode: &str, template: &str| {
+        format!(
+            "  - {{provider: integrity, service: \"{service}\", base_url: \"{}/llm/{mode}\", template: {template}, model: \"model-x\", stream: true, api_key: \"{KEY}\", stream_check_every: 2}}\n",
+            up.base
+        )
+    };
+    let config = format!(
+        "interval: 1s\nmonitors:\n{}{}{}",
+        // A word an event, 20 ms apart: 41 and more events over 800 ms.
+        streamed("paced", "pace-20+correct", "openai-chat"),
+        // The same events, all at once.
+        streamed("buffered", "burst+correct", "openai-chat"),
+        streamed("buffered-anthropic", "burst+a+correct", "anthropic-messages"),
+    );
+    let ws = Workspace::new(&config);
+    let daemon = ws.start();
+    wait_for("4 probes of each", Duration::from_secs(30), || {
+        ["paced", "buffered", "buffered-anthropic"].iter().all(|s| export_reasons(&daemon, s).len() >= 4).then_some(())
+    });
+    // Every second probe asks to count, with room for it; the others do not.
+    let bodies: Vec<Value> = up
+        .log
+        .for_path("/llm/burst+correct/v1/chat/completions")
+        .iter()
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    for (i, body) in bodies.iter().enumerate() {
+        let asks = body["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .ends_with(" Then count from 1 to 40, separated by spaces.");
+        assert_eq!(asks, i % 2 == 1, "request {i}: {body}");
+        assert_eq!(body["max_tokens"], if i % 2 == 1 { 128 } else { 16 }, "request {i}");
+    }
+    let paced = export_reasons(&daemon, "paced");
+    assert!(paced.iter().all(|r| r == "ok"), "{paced:?}");
+    for service in ["buffered", "buffered-anthropic"] {
+        let reasons = export_reasons(&daemon, service);
+        for (i, reason) in reasons.iter().enumerate() {
+            assert_eq!(reason, if i % 2 == 1 { "buffered_stream" } else { "ok" }, "{service}: {reasons:?}");
+        }
+    }
+    let flagged = wait_for("a buffered current status", Duration::from_secs(10), || {
+        let c = current(&daemon, "buffered");
+        (c["reason"] == "buffered_stream").then_some(c)
+    });
+    assert_eq!(flagged["status"], 2, "{flagged}");
+    assert!(flagged["detail"].as_str().unwrap().contains("text events within"), "{flagged}");
+}

@@ -97,6 +97,7 @@ pub(super) const MONITOR_KEYS: &[&str] = &[
     "confirm",
     "interval_when_failing",
     "integrity_status",
+    "stream_check_every",
 ];
 pub(super) const CORS_KEYS: &[&str] = &["allowed_origins"];
 

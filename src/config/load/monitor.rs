@@ -145,6 +145,18 @@ pub(super) fn parse_monitor(
             Status::Yellow
         }
     };
+    let stream_check_every = fields.get::<i64>("stream_check_every", errors);
+    if let Some(n) = stream_check_every {
+        if !(1..=10_000).contains(&n) {
+            errors.push(&fields.place, "stream_check_every", format!("{n} is outside 1..10000 (every N-th probe)"));
+        } else if !resolved.challenge {
+            errors.push(
+                &fields.place,
+                "stream_check_every",
+                format!("needs a request that asks {CHALLENGE_PLACEHOLDER} (a template does), to ask to count after the answer"),
+            );
+        }
+    }
     let daily_budget_usd = fields.get::<f64>("daily_budget_usd", errors);
     if let Some(budget) = daily_budget_usd.filter(|b| !(b.is_finite() && *b > 0.0 && *b <= MAX_DAILY_BUDGET_USD)) {
         errors.push(
@@ -189,6 +201,7 @@ pub(super) fn parse_monitor(
         interval_when_failing,
         max_tokens,
         integrity_status,
+        stream_check_every: stream_check_every.and_then(|n| u32::try_from(n).ok()),
     };
     Some((monitor, is_disabled))
 }

@@ -7,7 +7,9 @@
 //! `prompt-<n>` (the prompt, 20 by default; Anthropic's excludes the cache), `hit-<n>` (cache
 //! reads), `write-<n>` (Anthropic's cache writes), `think-<n>` (Gemini's thoughts, apart);
 //! `inject-<k>-<n>`: from the (k+1)-th request of this mode on, `n` more prompt tokens (a
-//! relay that starts adding a hidden prompt).
+//! relay that starts adding a hidden prompt). Asked to count from 1 to 40 after the answer (a
+//! stream check), it does; a stream's text then goes a word an event: `pace-<ms>` apart, or
+//! with `burst` all in one piece (a relay that buffers the whole reply).
 
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -39,6 +41,8 @@ struct Options {
     prompt: u64,
     /// (after this many requests, this many more prompt tokens)
     inject: Option<(u64, u64)>,
+    pace_ms: Option<u64>,
+    burst: bool,
     hit: u64,
     write: u64,
     think: u64,
@@ -60,6 +64,7 @@ fn options(mode: &str) -> Options {
             "bom" => o.bom = true,
             "cr" => o.cr = true,
             "cutdone" => o.cut_done = true,
+            "burst" => o.burst = true,
             other => {
                 if let Some(ms) = other.strip_prefix("first-") {
                     o.first_ms = ms.parse().unwrap();
@@ -75,6 +80,8 @@ fn options(mode: &str) -> Options {
                     o.write = n.parse().unwrap();
                 } else if let Some(n) = other.strip_prefix("think-") {
                     o.think = n.parse().unwrap();
+                } else if let Some(ms) = other.strip_prefix("pace-") {
+                    o.pace_ms = Some(ms.parse().unwrap());
                 } else if let Some((k, n)) = other.strip_prefix("inject-").and_then(|r| r.split_once('-')) {
                     o.inject = Some((k.parse().unwrap(), n.parse().unwrap()));
                 }
@@ -545,7 +552,11 @@ pub async fn respond(mode: &str, rest: &str, body: &[u8]) -> HttpResponse {
         answer
     };
     // A thinking model that used its whole budget thinking answers nothing.
-    let text = if behaviour.answers { format!("{said}") } else { String::new() };
+    let mut text = if behaviour.answers { format!("{said}") } else { String::new() };
+    if behaviour.answers && body_text.contains("Then count from 1 to 40") {
+        let count: Vec<String> = (1..=40).map(|n| n.to_string()).collect();
+        text = format!("{text}\n{}", count.join(" "));
+    }
     let o = Options { thinks: behaviour.thinks, ..o };
     // Relays report dated model names (a `-latest` alias as the snapshot it points at); a
     // swapped one reports something else entirely.
@@ -566,6 +577,21 @@ pub async fn respond(mode: &str, rest: &str, body: &[u8]) -> HttpResponse {
         }
     }
     let mut steps = vec![(0, prelude), (o.first_ms, body), (o.tail_ms, tail)];
+    if o.pace_ms.is_some() || o.burst {
+        // A word an event: paced, or all in one piece.
+        let words: Vec<String> = text.split_inclusive([' ', '\n']).map(str::to_string).collect();
+        let events: Vec<String> = words.iter().map(|w| stream_parts(family, &served, w, &o).1).collect();
+        let tail = steps.pop().unwrap();
+        steps.pop();
+        if o.burst {
+            steps.push((o.first_ms, events.concat()));
+        } else {
+            for (i, event) in events.into_iter().enumerate() {
+                steps.push((if i == 0 { o.first_ms } else { o.pace_ms.unwrap_or(0) }, event));
+            }
+        }
+        steps.push(tail);
+    }
     if o.linger {
         // Nothing more, but the connection stays open for a minute.
         steps.push((60_000, String::new()));
