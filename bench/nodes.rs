@@ -501,7 +501,7 @@ fn history_row(rng: &mut Lcg, monitor_id: i32, i: usize, minute: i64, first: i64
         model: answered.then(|| MODELS[i % 3].to_string()),
         prompt_tokens: answered.then_some(24),
         completion_tokens: answered.then_some(2 + (rng.next() % 4) as i64),
-        cost_nanos: answered.then_some(45_000),
+        cost_nanos: None,
         ..Row::default()
     }
 }

@@ -73,7 +73,8 @@ fn generate_history(path: &Path, now: i64) -> (Vec<MonitorKey>, usize, Duration)
                 model: (status != 0).then(|| models[i % 3].to_string()),
                 prompt_tokens: (status != 0).then_some(24),
                 completion_tokens: (status != 0).then_some(2 + (rng.next() % 4) as i64),
-                cost_nanos: (status != 0).then_some(45_000),
+                // The 4.32 M case of issue 5: plain probes, no price (a priced one stores its cost too).
+                cost_nanos: None,
                 maintenance: false,
                 node_id: 0,
                 interval_s: None,

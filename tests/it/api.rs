@@ -321,7 +321,7 @@ fn the_compact_view_says_what_the_full_answer_says_in_columns() {
 }
 
 /// The page's data for 500 monitors over 24 h (a probe every 5 minutes, varied latencies, a
-/// few failures), gzipped as the page gets it, fits 100,000 bytes.
+/// few failures, each probe priced), gzipped as the page gets it, fits 100,000 bytes.
 #[test]
 fn five_hundred_monitors_over_24h_fit_100_kb_compact_and_gzipped() {
     let quiet = crate::support::upstream::black_hole();
@@ -357,6 +357,8 @@ fn five_hundred_monitors_over_24h_fit_100_kb_compact_and_gzipped() {
             };
             let mut r = row(*id, t - step * 300 - (next() % 60) as i64, status, 300 + (next() % 2_500) as i32);
             r.ttft_ms = (status != 0).then(|| 150 + (next() % 900) as i32);
+            // Priced: every probe that answered cost something.
+            r.cost_nanos = (status != 0).then_some(4_200);
             rows.push(r);
         }
     }

@@ -432,6 +432,8 @@ fn shading_workspace(quiet: &crate::support::upstream::BlackHole, down: bool) ->
         reason: if red { "server_error" } else { "ok" }.into(),
         http_code: if red { 502 } else { 200 },
         detail: red.then(|| "HTTP 502: upstream connect error".to_string()),
+        // A priced model: each answered probe cost 10,000 nano-USD.
+        cost_nanos: (!red).then_some(10_000),
         ..Row::default()
     };
     let mut rows = Vec::new();
@@ -563,6 +565,8 @@ fn the_page_shades_buckets_by_availability_and_opens_them_by_click_and_keyboard(
         "Normal 97 · Slow / limited 0 · Unavailable 3",
         "Latency: 250 ms",
         "Reasons: Server error ×3",
+        // 97 answered probes at 10,000 nano-USD.
+        "Cost: $0.000970",
     ] {
         assert!(text.contains(part), "{part} in {text}");
     }
