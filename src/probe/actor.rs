@@ -188,18 +188,18 @@ impl ProbeActor {
             (probed, monitor)
         };
         ctx.spawn(probe.into_actor(self).map(move |(probed, monitor), act, ctx| {
+            let mut judged = judge(&monitor, &probed, challenge.as_ref(), attempt.check);
+            // Every try was paid for: a retried one, and one whose result is discarded too.
+            if let Some(cost) = judged.measured.cost_nanos {
+                act.metrics.cost(&monitor.key, cost);
+                act.spent.add(attempt.timestamp, cost);
+            }
             if attempt.generation != act.generation {
                 log::debug!("{}: result of a probe with replaced settings discarded", monitor.key);
                 act.done(ctx);
                 return;
             }
-            let mut judged = judge(&monitor, &probed, challenge.as_ref(), attempt.check);
             act.watch_prompt(&monitor, &mut judged, attempt.check);
-            // Every try was paid for, a retried one too.
-            if let Some(cost) = judged.measured.cost_nanos {
-                act.metrics.cost(&monitor.key, cost);
-                act.spent.add(attempt.timestamp, cost);
-            }
             let cost_nanos = match (attempt.cost_nanos, judged.measured.cost_nanos) {
                 (None, None) => None,
                 (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
@@ -368,11 +368,16 @@ fn judge(monitor: &Monitor, probed: &request::Probed, challenge: Option<&Challen
         redactor: Some(&monitor.redactor),
     };
     let mut verdict = classify::classify(outcome, answer.as_ref(), &checks);
-    // Billed beyond what the request allows or the reply holds: `usage_inflated`.
+    // Billed beyond what the request allows or the reply holds: `usage_inflated`. A stream
+    // check's request allowed more (its limit was raised).
+    let sent_limit = match monitor.max_tokens {
+        Some(limit) if check => Some(limit.max(request::STREAM_CHECK_MAX_TOKENS)),
+        limit => limit,
+    };
     if let Some(answer) = answer.as_ref().filter(|_| verdict.status != Status::Red) {
         let whole = answer.complete && answer.text.len() < super::sse::MAX_TEXT_BYTES;
         let inflated = answer.completion_tokens.and_then(|completion| {
-            integrity::usage_inflated(completion, &answer.text, whole, answer.reasoned, monitor.max_tokens)
+            integrity::usage_inflated(completion, &answer.text, whole, answer.reasoned, sent_limit)
         });
         if let Some(detail) = inflated {
             verdict = classify::Verdict {
