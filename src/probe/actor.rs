@@ -211,7 +211,8 @@ impl ProbeActor {
                 act.attempt(again, ctx);
                 return;
             }
-            act.record(&monitor, &attempt, Judged { cost_nanos, ..judged }, probed.retry_after);
+            judged.measured.cost_nanos = cost_nanos;
+            act.record(&monitor, &attempt, judged, probed.retry_after);
             act.done(ctx);
         }));
     }
@@ -268,8 +269,7 @@ impl ProbeActor {
     }
 
     fn record(&mut self, monitor: &Monitor, attempt: &Attempt, judged: Judged, retry_after: Option<Duration>) {
-        let Judged { verdict, mut detail, mut measured, latency_ms, http_code, cost_nanos } = judged;
-        measured.cost_nanos = cost_nanos;
+        let Judged { verdict, mut detail, measured, latency_ms, http_code } = judged;
         // A red that a re-probe did not confirm: the stored result says what the first try saw.
         if let Some((reason, first_detail)) = attempt.first.as_ref().filter(|_| verdict.status != Status::Red) {
             let first = match first_detail {
@@ -347,8 +347,6 @@ struct Judged {
     measured: super::measure::Measurements,
     latency_ms: u32,
     http_code: u16,
-    /// This try's cost (with the earlier tries', once they are added up).
-    cost_nanos: Option<u64>,
 }
 
 /// Classifies a try's outcome and measures it: what would be stored of it.
@@ -409,7 +407,6 @@ fn judge(monitor: &Monitor, probed: &request::Probed, challenge: Option<&Challen
     Judged {
         latency_ms: u32::try_from(outcome.latency().as_millis()).unwrap_or(u32::MAX),
         http_code: outcome.http_code(),
-        cost_nanos: measured.cost_nanos,
         verdict,
         detail,
         measured,

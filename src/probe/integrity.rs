@@ -93,13 +93,15 @@ pub fn buffered(answer: &super::sse::Answer) -> Option<String> {
     })
 }
 
+/// Where each family's request body names its output limit (JSON pointers).
+pub const MAX_TOKENS_POINTERS: [&str; 4] =
+    ["/max_tokens", "/max_completion_tokens", "/max_output_tokens", "/generationConfig/maxOutputTokens"];
+
 /// The output limit a request body asks for, in whichever family's name: `max_tokens`,
 /// `max_completion_tokens`, `max_output_tokens`, or Gemini's `generationConfig.maxOutputTokens`.
 pub fn max_tokens_of(body: &str) -> Option<u64> {
     let value: Value = serde_json::from_str(body).ok()?;
-    ["/max_tokens", "/max_completion_tokens", "/max_output_tokens", "/generationConfig/maxOutputTokens"]
-        .iter()
-        .find_map(|pointer| value.pointer(pointer).and_then(Value::as_u64))
+    MAX_TOKENS_POINTERS.iter().find_map(|pointer| value.pointer(pointer).and_then(Value::as_u64))
 }
 
 #[cfg(test)]

@@ -129,8 +129,7 @@ pub const STREAM_CHECK_MAX_TOKENS: u64 = 128;
 /// `body` with each output limit it names (`max_tokens` and its kin) at least `at_least`.
 fn with_max_tokens(body: &str, at_least: u64) -> String {
     let Ok(mut value) = serde_json::from_str::<serde_json::Value>(body) else { return body.to_string() };
-    for pointer in ["/max_tokens", "/max_completion_tokens", "/max_output_tokens", "/generationConfig/maxOutputTokens"]
-    {
+    for pointer in super::integrity::MAX_TOKENS_POINTERS {
         if let Some(limit) = value.pointer_mut(pointer) {
             if limit.as_u64().is_some_and(|n| n < at_least) {
                 *limit = serde_json::Value::from(at_least);
