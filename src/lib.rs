@@ -7,6 +7,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod healthcheck;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

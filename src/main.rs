@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "llm-monitor", version, about = "Monitors LLM API endpoints and relays; serves their history as JSON")]
@@ -19,6 +19,18 @@ struct Cli {
 enum Command {
     /// Validate the configuration, print every problem, exit 0 (valid) or 1.
     Check,
+    /// Ask the running daemon's GET /health: exit 0 on a 200, 1 otherwise, within 5 s. The
+    /// address is the daemon's own (MONITOR_LISTEN, else PORT, else the config's `listen`);
+    /// 0.0.0.0 and [::] are asked on the loopback. For a container's HEALTHCHECK.
+    Health,
+    /// Print a completion script for SHELL to stdout (the Debian package installs bash, zsh
+    /// and fish ones).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    Manpage,
     /// Send one test message through one alert channel (one attempt), print the channel's
     /// answer, exit 0 if the channel accepted it, 1 otherwise.
     AlertTest {
@@ -49,8 +61,23 @@ fn main() -> ExitCode {
     if rustls::crypto::ring::default_provider().install_default().is_err() {
         log::debug!("a TLS crypto provider was already installed");
     }
-    if let Some(Command::MigrateStore { from, to, node }) = &cli.command {
-        return migrate_store(from, to.as_deref(), node.as_deref());
+    match &cli.command {
+        Some(Command::MigrateStore { from, to, node }) => return migrate_store(from, to.as_deref(), node.as_deref()),
+        Some(Command::Health) => return health(&cli.config),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(*shell, &mut Cli::command(), "llm-monitor", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Manpage) => {
+            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("manpage: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
     }
     // `check` and the daemon run the same validation: what one accepts the other starts with.
     let config = match llm_monitor::config::load(&cli.config) {
@@ -79,6 +106,32 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `health`: one GET of the running daemon's `/health`.
+fn health(config: &std::path::Path) -> ExitCode {
+    use llm_monitor::healthcheck;
+    let address = healthcheck::daemon_address(config, &|name| std::env::var(name).ok());
+    if let Some(note) = &address.note {
+        eprintln!("health: {note}; using {}", address.source);
+    }
+    let target = match healthcheck::target(&address.listen) {
+        Ok(target) => target,
+        Err(e) => {
+            println!("unhealthy: {e} (from {})", address.source);
+            return ExitCode::FAILURE;
+        }
+    };
+    match actix_rt::System::new().block_on(healthcheck::check(&target)) {
+        Ok(line) => {
+            println!("healthy: {line}");
+            ExitCode::SUCCESS
+        }
+        Err(line) => {
+            println!("unhealthy: {line}");
             ExitCode::FAILURE
         }
     }

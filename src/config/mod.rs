@@ -14,9 +14,10 @@ use std::time::Duration;
 pub use crate::domain::MonitorKey;
 pub use crate::secret::{Redactor, Secret, SharedRedactor};
 pub use diff::{diff, MonitorDiff};
+pub(crate) use load::read_bounded;
 pub use load::{
-    alert_env_name, default_node_name, env_var_names, load, load_with_env, parse_str, ConfigErrors,
-    CHALLENGE_PLACEHOLDER,
+    alert_env_name, default_node_name, env_var_names, listen_from_env, load, load_with_env, parse_str, ConfigErrors,
+    CHALLENGE_PLACEHOLDER, DEFAULT_LISTEN,
 };
 
 /// Whether `name` looks like a model name: 1-128 letters, digits and `._:/@+-`. Anything else a

@@ -50,7 +50,7 @@ fn systemd_analyze_verifies_the_unit() {
     }
     let dir = tempfile::tempdir().unwrap();
     // Verified as installed: the binary where ExecStart says it is (here, the one under test).
-    let unit = unit().replace("/usr/local/bin/llm-monitor", env!("CARGO_BIN_EXE_llm-monitor"));
+    let unit = unit().replace("/usr/bin/llm-monitor", env!("CARGO_BIN_EXE_llm-monitor"));
     let path = dir.path().join("llm-monitor.service");
     std::fs::write(&path, unit).unwrap();
     let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();

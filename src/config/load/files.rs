@@ -25,7 +25,7 @@ pub(super) fn open_regular(path: &Path) -> Result<std::fs::File, String> {
     Ok(file)
 }
 
-pub(super) fn read_bounded(path: &Path) -> Result<String, String> {
+pub(crate) fn read_bounded(path: &Path) -> Result<String, String> {
     read_file(open_regular(path)?)
 }
 

@@ -25,9 +25,10 @@ use monitor::{parse_monitor, MonitorContext, Shared};
 
 pub use alerts::alert_env_name;
 pub use env::env_var_names;
-pub(crate) use files::read_include;
+pub(crate) use files::{read_bounded, read_include};
 
-const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+/// Where the daemon listens when neither the config nor the environment says.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 const DEFAULT_DATABASE: &str = "monitor.db";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -165,6 +166,16 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// The listening address the environment sets, over the config's `listen`: `MONITOR_LISTEN`
+/// (HOST:PORT), else `PORT` (on every interface); empty variables count as unset. Returns the
+/// variable's name with the address. `llm-monitor health` asks the same address.
+pub fn listen_from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<(&'static str, String)> {
+    env("MONITOR_LISTEN")
+        .filter(|v| !v.is_empty())
+        .map(|v| ("MONITOR_LISTEN", v))
+        .or_else(|| env("PORT").filter(|v| !v.is_empty()).map(|p| ("PORT", format!("0.0.0.0:{p}"))))
+}
+
 /// Loads `path` with the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     load_with_env(path, &|name| std::env::var(name).ok())
@@ -225,11 +236,7 @@ fn parse(
     let top = Fields { map: &root, place: String::new() };
     top.check_keys(GLOBAL_KEYS, &mut errors);
 
-    let listen_env = env("MONITOR_LISTEN")
-        .filter(|v| !v.is_empty())
-        .map(|v| ("MONITOR_LISTEN", v))
-        .or_else(|| env("PORT").filter(|v| !v.is_empty()).map(|p| ("PORT", format!("0.0.0.0:{p}"))));
-    let listen = match listen_env {
+    let listen = match listen_from_env(env) {
         Some((var, value)) => {
             if let Err(e) = check_listen(&value) {
                 errors.push("", var, e);

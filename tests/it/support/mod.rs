@@ -264,6 +264,24 @@ impl Workspace {
     }
 }
 
+/// Collects a child's piped stderr and stdout, line by line, as they come.
+pub fn capture_output(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    for stream in [
+        Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stdout.take().unwrap()),
+    ] {
+        let logs = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                logs.lock().unwrap().push(line);
+            }
+        });
+    }
+    logs
+}
+
 pub struct Daemon {
     child: Child,
     pub base: String,
@@ -305,19 +323,7 @@ impl Daemon {
             command.env(name, value);
         }
         let mut child = command.spawn().expect("spawn llm-monitor");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        for stream in [
-            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stdout.take().unwrap()),
-        ] {
-            let logs = logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    logs.lock().unwrap().push(line);
-                }
-            });
-        }
+        let logs = capture_output(&mut child);
         Daemon { child, base: String::new(), logs, exit: None }
     }
 
