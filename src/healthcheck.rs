@@ -60,10 +60,10 @@ pub fn target(listen: &str) -> Result<String, String> {
     if port == 0 {
         return Err(format!("{listen:?}: port 0 is chosen when the daemon starts; set MONITOR_LISTEN to its address"));
     }
-    let host = match host {
-        "0.0.0.0" | "" => "127.0.0.1",
-        "[::]" | "[0:0:0:0:0:0:0:0]" => "[::1]",
-        other => other,
+    let host = match listen.parse::<std::net::SocketAddr>() {
+        Ok(addr) if addr.ip().is_unspecified() && addr.is_ipv4() => "127.0.0.1",
+        Ok(addr) if addr.ip().is_unspecified() => "[::1]",
+        _ => host,
     };
     Ok(format!("{host}:{port}"))
 }
@@ -171,6 +171,9 @@ mod tests {
         for (listen, target) in [
             ("0.0.0.0:8080", Ok("127.0.0.1:8080")),
             ("[::]:8080", Ok("[::1]:8080")),
+            ("[::0]:8080", Ok("[::1]:8080")),
+            ("[0:0::0]:8080", Ok("[::1]:8080")),
+            ("0.0.0.0:80", Ok("127.0.0.1:80")),
             ("127.0.0.1:9000", Ok("127.0.0.1:9000")),
             ("10.0.0.5:80", Ok("10.0.0.5:80")),
             ("[::1]:8080", Ok("[::1]:8080")),

@@ -9,7 +9,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 #[command(name = "llm-monitor", version, about = "Monitors LLM API endpoints and relays; serves their history as JSON")]
 struct Cli {
     /// The YAML configuration file.
-    #[arg(long, short, global = true, default_value = "config.yaml")]
+    #[arg(long, short, global = true, env = "MONITOR_CONFIG", default_value = "config.yaml")]
     config: PathBuf,
     #[command(subcommand)]
     command: Option<Command>,
@@ -29,8 +29,13 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) to stdout.
-    Manpage,
+    /// Print the man page (roff) to stdout; with --dir, write it and one page per subcommand
+    /// (llm-monitor-check.1, ...) into DIR.
+    Manpage {
+        /// Where to write every page.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Send one test message through one alert channel (one attempt), print the channel's
     /// answer, exit 0 if the channel accepted it, 1 otherwise.
     AlertTest {
@@ -68,8 +73,15 @@ fn main() -> ExitCode {
             clap_complete::generate(*shell, &mut Cli::command(), "llm-monitor", &mut std::io::stdout());
             return ExitCode::SUCCESS;
         }
-        Some(Command::Manpage) => {
-            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+        Some(Command::Manpage { dir }) => {
+            let written = match dir {
+                Some(dir) => clap_mangen::generate_to(Cli::command(), dir),
+                // As generate_to writes it: no page for `help`, so none is referred to.
+                None => {
+                    clap_mangen::Man::new(Cli::command().disable_help_subcommand(true)).render(&mut std::io::stdout())
+                }
+            };
+            return match written {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("manpage: {e}");

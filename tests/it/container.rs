@@ -191,18 +191,25 @@ fn the_image_runs_non_root_passes_its_healthcheck_and_stores_the_probes_in_fligh
     let test: Vec<&str> = health["Test"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
     assert_eq!(&test[..3], ["CMD", "/usr/bin/llm-monitor", "health"], "{health}");
 
-    // A config and a key from outside the image, the data in a volume the user owns.
+    // As compose.yaml runs it: the config in a directory of its own mounted at /config and
+    // named by MONITOR_CONFIG, a key from an env file, the data in a volume the user owns.
     let up = upstream::start();
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
+    let config_dir = dir.path().join("config");
+    std::fs::create_dir(&config_dir).unwrap();
+    let monitor = |service: &str| {
         format!(
-            "monitors:\n  - {{provider: dock, service: s, url: \"{}/delay/1500\", method: GET, interval: 1s, timeout: 5s, \
+            "  - {{provider: dock, service: {service}, url: \"{}/delay/1500\", method: GET, interval: 1s, timeout: 5s, \
              slow_latency: 4s, headers: {{Authorization: \"Bearer {{{{API_KEY}}}}\"}}}}\n",
             up.base
-        ),
-    )
-    .unwrap();
+        )
+    };
+    // Saved as editors save: a new file renamed over the old one.
+    let save = |text: String| {
+        let tmp = config_dir.join(".config.yaml.swp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, config_dir.join("config.yaml")).unwrap();
+    };
+    save(format!("monitors:\n{}", monitor("s")));
     let env_file = dir.path().join("llm-monitor.env");
     std::fs::write(&env_file, "MONITOR_DOCK_S_API_KEY=sk-from-the-env-file\n").unwrap();
     let data = dir.path().join("data");
@@ -210,7 +217,7 @@ fn the_image_runs_non_root_passes_its_healthcheck_and_stores_the_probes_in_fligh
     std::os::unix::fs::chown(&data, Some(10001), Some(10001)).unwrap();
     let port = free_port();
     let listen = format!("MONITOR_LISTEN=0.0.0.0:{port}");
-    let config_mount = format!("{}:/etc/llm-monitor/config.yaml:ro", config.display());
+    let config_mount = format!("{}:/config:ro", config_dir.display());
     let data_mount = format!("{}:/var/lib/llm-monitor", data.display());
     podman.ok(&[
         "run",
@@ -223,6 +230,8 @@ fn the_image_runs_non_root_passes_its_healthcheck_and_stores_the_probes_in_fligh
         "llm-monitor-test",
         "-e",
         &listen,
+        "-e",
+        "MONITOR_CONFIG=/config/config.yaml",
         "--env-file",
         env_file.to_str().unwrap(),
         "-v",
@@ -254,8 +263,15 @@ fn the_image_runs_non_root_passes_its_healthcheck_and_stores_the_probes_in_fligh
     // The image's HEALTHCHECK, run as the runtime runs it.
     let check = podman.run(&["healthcheck", "run", &name]);
     assert!(check.status.success(), "healthcheck: {}", String::from_utf8_lossy(&check.stderr));
-    let out = podman.ok(&["exec", &name, "/usr/bin/llm-monitor", "health", "--config", "/etc/llm-monitor/config.yaml"]);
+    let out = podman.ok(&["exec", &name, "/usr/bin/llm-monitor", "health"]);
     assert!(out.starts_with(&format!("healthy: http://127.0.0.1:{port}/health: 200 OK")), "{out}");
+
+    // Saving the config on the host reloads it in the container.
+    save(format!("monitors:\n{}{}", monitor("s"), monitor("t")));
+    wait_for("the saved config's new monitor", Duration::from_secs(20), || {
+        let data = http_get(&format!("{base}/api/status"), &[]).json()["data"].clone();
+        (data.as_array()?.len() == 2).then_some(())
+    });
 
     // `podman stop` (SIGTERM) while a probe is in flight: it finishes and is stored.
     wait_for("a probe in flight", Duration::from_secs(10), || {

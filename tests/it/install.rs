@@ -90,10 +90,40 @@ fn health_fails_on_anything_but_a_200_and_within_5_s() {
     drop(held.join());
 
     // A config that cannot be read leaves it to the environment, and says so.
-    let (out, _) = health(&dir.path().join("missing.yaml"), &[("MONITOR_LISTEN", addr)]);
-    assert_eq!(out.status.code(), Some(1));
+    let well = receiver::answering(200, r#"{"status":"ok"}"#);
+    let (out, _) =
+        health(&dir.path().join("missing.yaml"), &[("MONITOR_LISTEN", well.base.trim_start_matches("http://"))]);
+    assert!(out.status.success(), "{}", stdout(&out));
     let (out, _) = health(&dir.path().join("missing.yaml"), &[("PORT", &closed.to_string())]);
     assert!(stdout(&out).contains(&format!("127.0.0.1:{closed}")), "{}", stdout(&out));
+    let (out, _) = health(&dir.path().join("missing.yaml"), &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.yaml: cannot open"), "{out:?}");
+}
+
+#[test]
+fn monitor_config_names_the_config_when_config_is_not_given() {
+    let up = upstream::start();
+    let ws = Workspace::new(&format!(
+        "monitors:\n  - {{provider: env, service: cfg, url: \"{}/ok\", method: GET}}\n",
+        up.base
+    ));
+    let check = |args: &[&str], env: Option<&Path>| {
+        let mut command = Command::new(BIN);
+        command.args(args).current_dir(ws.path().join("data")).env_remove("MONITOR_CONFIG");
+        if let Some(path) = env {
+            command.env("MONITOR_CONFIG", path);
+        }
+        command.output().unwrap()
+    };
+    let out = check(&["check"], Some(&ws.config_path()));
+    assert!(out.status.success() && stdout(&out).contains("1 monitors"), "{out:?}");
+    // Without it, config.yaml in the working directory (here there is none).
+    let out = check(&["check"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config.yaml"), "{out:?}");
+    // --config wins over it.
+    let out = check(&["check", "--config", "/nonexistent/x.yaml"], Some(&ws.config_path()));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.yaml"), "{out:?}");
 }
 
 #[test]
@@ -115,9 +145,21 @@ fn completions_and_the_man_page_come_from_the_command_line_definition() {
     }
     let man = run(&["manpage"]);
     assert!(man.starts_with(".ie") && man.contains(".TH llm-monitor 1"), "{man}");
+    // Every page the main page refers to is written with --dir, each with its options.
+    let dir = tempfile::tempdir().unwrap();
+    run(&["manpage", "--dir", dir.path().to_str().unwrap()]);
     for sub in subcommands {
-        assert!(man.contains(&sub.replace('-', "\\-")), "the man page lacks {sub}");
+        let name = format!("llm-monitor-{sub}");
+        assert!(man.contains(&format!("{}(1)", name.replace('-', "\\-"))), "the man page does not name {name}(1)");
+        let page = std::fs::read_to_string(dir.path().join(format!("{name}.1")))
+            .unwrap_or_else(|e| panic!("{name}.1 is not written: {e}"));
+        assert!(page.contains(&format!(".TH {name} 1")), "{page}");
     }
+    let migrate = std::fs::read_to_string(dir.path().join("llm-monitor-migrate-store.1")).unwrap();
+    for option in ["\\-\\-from", "\\-\\-to", "\\-\\-node"] {
+        assert!(migrate.contains(option), "migrate-store's page lacks {option}");
+    }
+    assert!(std::fs::read_to_string(dir.path().join("llm-monitor.1")).unwrap() == man);
     // bash itself accepts the script and registers it.
     if let Ok(out) = Command::new("bash")
         .arg("-c")
@@ -155,7 +197,7 @@ fn instructions(dockerfile: &str) -> Vec<String> {
 }
 
 #[test]
-fn the_dockerfile_builds_in_one_stage_and_runs_from_debian_slim_as_non_root() {
+fn the_dockerfile_builds_in_one_stage_and_runs_in_another_from_debian_slim_as_non_root() {
     let all = instructions(&repo("Dockerfile"));
     let froms: Vec<&String> = all.iter().filter(|i| i.starts_with("FROM ")).collect();
     assert_eq!(froms.len(), 2, "{froms:?}");
@@ -175,16 +217,20 @@ fn the_dockerfile_builds_in_one_stage_and_runs_from_debian_slim_as_non_root() {
     let health = has("HEALTHCHECK ").expect("a HEALTHCHECK");
     assert!(health.contains("\"/usr/bin/llm-monitor\", \"health\""), "{health}");
     assert!(!runtime.iter().any(|i| i.contains("curl") || i.contains("wget")), "no curl in the image");
-    let entry = has("ENTRYPOINT ").unwrap();
-    assert!(entry.contains("/etc/llm-monitor/config.yaml"), "{entry}");
+    // Arguments go to the binary; the config is the image's own unless MONITOR_CONFIG or
+    // --config says otherwise.
+    assert_eq!(has("ENTRYPOINT ").as_deref(), Some("ENTRYPOINT [\"/usr/bin/llm-monitor\"]"));
+    assert!(has("ENV MONITOR_CONFIG=/etc/llm-monitor/config.yaml").is_some());
     assert!(has("COPY config.yaml.example /etc/llm-monitor/config.yaml").is_some());
+    assert!(health.contains("--timeout=5s"), "{health}");
 }
 
 #[test]
 fn the_build_context_leaves_out_output_databases_and_secrets() {
     let ignore = repo(".dockerignore");
     let patterns: Vec<&str> = ignore.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).collect();
-    for needed in ["/target", "/.git", "*.db", "/config.yaml", "*.env"] {
+    // At any depth (a pattern without ** matches at the top only).
+    for needed in ["/target", "/.git", "**/*.db", "**/*.db-wal", "/config.yaml", "/config", "**/*.env", "**/.env"] {
         assert!(patterns.contains(&needed), "{needed} is not ignored: {patterns:?}");
     }
     // What the runtime stage copies is not ignored.
@@ -200,27 +246,31 @@ fn compose_runs_the_image_with_its_volume_env_file_and_a_stable_node_name() {
     assert_eq!(services.len(), 1, "one service; PostgreSQL and the second node are commented out");
     let daemon = &compose["services"]["llm-monitor"];
     assert_eq!(daemon["build"].as_str(), Some("."));
+    assert_eq!(daemon["pull_policy"].as_str(), Some("build"), "a local image name must not be pulled");
     assert!(daemon["hostname"].as_str().is_some(), "the node name must not be the container id");
     assert_eq!(daemon["env_file"].as_str(), Some("llm-monitor.env"));
     let volumes: Vec<&str> = daemon["volumes"].as_sequence().unwrap().iter().filter_map(|v| v.as_str()).collect();
     assert!(volumes.contains(&"llm-monitor-data:/var/lib/llm-monitor"), "{volumes:?}");
-    assert!(volumes.contains(&"./config.yaml:/etc/llm-monitor/config.yaml:ro"), "{volumes:?}");
+    // The config's own directory, over nothing the image has, and MONITOR_CONFIG naming it.
+    assert!(volumes.contains(&"./config:/config:ro"), "{volumes:?}");
+    assert!(!volumes.iter().any(|v| v.contains(":/etc/llm-monitor")), "{volumes:?}");
+    assert_eq!(daemon["environment"]["MONITOR_CONFIG"].as_str(), Some("/config/config.yaml"));
     assert!(compose["volumes"].as_mapping().unwrap().contains_key("llm-monitor-data"));
     assert_eq!(daemon["ports"][0].as_str(), Some("8080:8080"));
-    assert!(daemon["stop_grace_period"].as_str().is_some());
-    // The commented parts are valid compose once uncommented.
+    assert_eq!(daemon["stop_grace_period"].as_str(), Some("400s"), "the unit's TimeoutStopSec");
+    // No secret in the file itself.
+    assert!(!repo("compose.yaml").contains("change-me") && !repo("compose.yaml").contains("PASSWORD:"));
+    // The commented parts are valid compose once uncommented, the volume they use included.
     let text = repo("compose.yaml");
     let postgres = commented_block(&text, "  # postgres:");
     assert!(postgres["postgres"]["image"].as_str().unwrap().starts_with("postgres:"));
-    assert!(postgres["postgres"]["volumes"][0].as_str().unwrap().starts_with("postgres-data:"));
+    let data = postgres["postgres"]["volumes"][0].as_str().unwrap();
+    let volume = data.split(':').next().unwrap();
+    assert!(text.lines().any(|l| l == format!("  # {volume}:")), "the volume {volume} is not there to uncomment");
     let b = commented_block(&text, "  # llm-monitor-b:");
     assert_eq!(b["llm-monitor-b"]["hostname"].as_str(), Some("node-b"));
-    assert!(b["llm-monitor-b"]["environment"]["MONITOR_DATABASE_URL"].as_str().unwrap().contains("@postgres:5432/"));
-    let shared = commented_block(&text, "    # environment:");
-    assert_eq!(
-        shared["environment"]["MONITOR_DATABASE_URL"],
-        b["llm-monitor-b"]["environment"]["MONITOR_DATABASE_URL"]
-    );
+    assert_eq!(b["llm-monitor-b"]["env_file"], daemon["env_file"]);
+    let shared = commented_block(&text, "    # depends_on:");
     assert_eq!(shared["depends_on"]["postgres"]["condition"].as_str(), Some("service_healthy"));
 }
 

@@ -200,10 +200,17 @@ fn stored_probes() -> usize {
     count as usize
 }
 
-/// The package with its version raised, as the next release would be.
+/// The package with its version raised and its example config changed, as the next release
+/// would be.
 fn next_version(deb: &Path, dir: &Path) -> (PathBuf, String) {
     let tree = dir.join("tree");
     ok("dpkg-deb", &["-R", deb.to_str().unwrap(), tree.to_str().unwrap()]);
+    let example = tree.join("etc/llm-monitor/config.yaml");
+    let mut text = std::fs::read_to_string(&example).unwrap();
+    text.push_str("# a line the next release added\n");
+    std::fs::write(&example, text).unwrap();
+    let sums = ok("sh", &["-c", &format!("cd {} && find etc usr -type f | sort | xargs md5sum", tree.display())]);
+    std::fs::write(tree.join("DEBIAN/md5sums"), sums).unwrap();
     let control_path = tree.join("DEBIAN/control");
     let control = std::fs::read_to_string(&control_path).unwrap();
     let version = control.lines().find_map(|l| l.strip_prefix("Version: ")).unwrap().to_string();
@@ -269,6 +276,11 @@ fn the_debian_package_installs_runs_as_its_user_upgrades_and_purges_cleanly() {
     }
     let man = ok("sh", &["-c", "gzip -dc /usr/share/man/man1/llm-monitor.1.gz"]);
     assert!(man.contains(".TH llm-monitor 1") && man.contains("health"), "{man}");
+    // The pages it refers to are there too.
+    for sub in ["check", "health", "alert-test", "migrate-store", "completions", "manpage"] {
+        let page = format!("/usr/share/man/man1/llm-monitor-{sub}.1.gz");
+        assert_eq!(stat(&page), (0o644, root(), root()), "{page}");
+    }
     let completion =
         ok("bash", &["-c", "source /usr/share/bash-completion/completions/llm-monitor && complete -p llm-monitor"]);
     assert!(completion.contains("llm-monitor"), "{completion}");
@@ -316,16 +328,19 @@ fn the_debian_package_installs_runs_as_its_user_upgrades_and_purges_cleanly() {
     assert!(stored as i64 >= probes_seen, "{stored} stored, {probes_seen} seen");
     assert_eq!(stat("/var/lib/llm-monitor/monitor.db").1, PACKAGE);
 
-    // An upgrade keeps the edited config, the env file, their modes, and the database.
+    // An upgrade keeps the edited config (whose packaged version changed: an unattended
+    // upgrade keeps the old one, and puts the new one beside it), the env file (unchanged in
+    // the package: kept without asking), their modes, and the database.
     let dir = tempfile::tempdir().unwrap();
     let (next, version) = next_version(&deb, dir.path());
-    ok("dpkg", &["-i", next.to_str().unwrap()]);
+    ok("dpkg", &["-i", "--force-confdef", "--force-confold", next.to_str().unwrap()]);
     assert_eq!(ok("dpkg-query", &["-W", "-f", "${Version}", PACKAGE]), version);
     assert_eq!(std::fs::read_to_string("/etc/llm-monitor/config.yaml").unwrap(), config);
+    assert!(std::fs::read_to_string("/etc/llm-monitor/config.yaml.dpkg-dist").unwrap().ends_with("added\n"));
     assert_eq!(std::fs::read_to_string("/etc/llm-monitor/env").unwrap(), env);
+    assert!(!Path::new("/etc/llm-monitor/env.dpkg-dist").exists());
     for path in ["/etc/llm-monitor/config.yaml", "/etc/llm-monitor/env"] {
         assert_eq!(stat(path), (0o640, root(), ours()), "{path} after the upgrade");
-        assert!(!Path::new(&format!("{path}.dpkg-dist")).exists() && !Path::new(&format!("{path}.dpkg-new")).exists());
     }
     assert_eq!(stored_probes(), stored, "the database after the upgrade");
     let runner = unit.start();
@@ -334,8 +349,15 @@ fn the_debian_package_installs_runs_as_its_user_upgrades_and_purges_cleanly() {
         (probe_count(&monitor) > stored as i64).then_some(())
     });
     runner.stop();
+    let stored = stored_probes();
 
-    // A purge takes the user, the state, the config and the overrides with it.
+    // A removal keeps the config, the state and the user; a purge takes them, and the
+    // overrides, with it.
+    ok("dpkg", &["-r", PACKAGE]);
+    assert!(!Path::new("/usr/bin/llm-monitor").exists());
+    assert_eq!(std::fs::read_to_string("/etc/llm-monitor/config.yaml").unwrap(), config);
+    assert_eq!(stored_probes(), stored, "the database after a removal");
+    assert!(user(PACKAGE).is_some());
     ok("dpkg", &["--purge", PACKAGE]);
     assert!(user(PACKAGE).is_none(), "the user is still there");
     assert!(!sh("getent", &["group", PACKAGE]).0, "the group is still there");
