@@ -12,6 +12,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod probe;
+pub mod proxy;
 pub mod secret;
 pub mod stats;
 pub mod store;
