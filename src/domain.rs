@@ -116,11 +116,12 @@ pub enum Reason {
     PromptInflated,
     UsageInflated,
     BufferedStream,
+    ProxyError,
 }
 
 impl Reason {
     /// In the order of their stored codes (`Reason::ALL[code]`); never reorder, only append.
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Reason::Ok,
         Reason::Slow,
         Reason::RateLimited,
@@ -137,6 +138,7 @@ impl Reason {
         Reason::PromptInflated,
         Reason::UsageInflated,
         Reason::BufferedStream,
+        Reason::ProxyError,
     ];
 
     pub fn code(self) -> i16 {
@@ -169,6 +171,7 @@ impl Reason {
             Reason::PromptInflated => "prompt_inflated",
             Reason::UsageInflated => "usage_inflated",
             Reason::BufferedStream => "buffered_stream",
+            Reason::ProxyError => "proxy_error",
         }
     }
 }
@@ -197,11 +200,12 @@ mod tests {
             "prompt_inflated",
             "usage_inflated",
             "buffered_stream",
+            "proxy_error",
         ];
         for (code, name) in names.iter().enumerate() {
             let reason = Reason::parse(name).unwrap();
             assert_eq!((reason.code(), Reason::from_code(code as i16)), (code as i16, Some(reason)));
         }
-        assert_eq!(Reason::from_code(16), None);
+        assert_eq!(Reason::from_code(17), None);
     }
 }

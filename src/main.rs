@@ -182,7 +182,7 @@ fn alert_test(config: &llm_monitor::config::Config, name: &str) -> ExitCode {
             timezone: alerts.timezone,
             public_url: alerts.public_url.as_deref(),
         };
-        send::send(channel, &message, &ctx, &send::client(), &alerts.redactor, now * 1_000).await
+        send::send(channel, &message, &ctx, &send::client(channel.proxy.as_ref()), &alerts.redactor, now * 1_000).await
     });
     println!("{name} ({}): {}", channel.kind.type_name(), attempt.answer);
     if attempt.accepted {

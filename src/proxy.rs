@@ -161,6 +161,28 @@ fn closed(stage: &str) -> impl Fn(std::io::Error) -> ProxyError + '_ {
     }
 }
 
+/// Connects to the proxy and opens a tunnel through it to `host:port` (a name, or an address;
+/// an IPv6 one may keep its brackets). A proxy that cannot be reached is a proxy failure too.
+pub async fn open(proxy: &Proxy, host: &str, port: u16) -> Result<tokio::net::TcpStream, ProxyError> {
+    let mut stream = tokio::net::TcpStream::connect(proxy.address())
+        .await
+        .map_err(|e| ProxyError(format!("the proxy is unreachable: {}", io_words(&e))))?;
+    let _ = stream.set_nodelay(true);
+    tunnel(proxy, &mut stream, host, port).await?;
+    Ok(stream)
+}
+
+/// An I/O error in words that never name an address.
+fn io_words(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionRefused => "connection refused".to_string(),
+        ErrorKind::ConnectionReset => "connection reset".to_string(),
+        ErrorKind::TimedOut => "timed out".to_string(),
+        _ => e.to_string(),
+    }
+}
+
 /// Opens a tunnel to `host:port` through `proxy` on `stream`, a connection to the proxy. On
 /// success the stream carries the target's bytes, and nothing of the proxy's answer.
 pub async fn tunnel<S: AsyncRead + AsyncWrite + Unpin>(

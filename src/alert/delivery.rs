@@ -75,7 +75,9 @@ pub struct Delivery {
     store: Recipient<Delivered>,
     clock: SharedClock,
     metrics: Arc<Metrics>,
-    client: Option<awc::Client>,
+    /// One client per proxy setting (awc's pool is keyed by host alone), made on the actor's
+    /// own thread (awc's client is not Send).
+    clients: Vec<(Option<crate::proxy::Proxy>, awc::Client)>,
     queues: HashMap<String, ChannelQueue>,
     stats: HashMap<String, ChannelHealth>,
     stopping: bool,
@@ -89,6 +91,20 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// The client for channels with this proxy setting (`None`: direct).
+    fn client_for(&mut self, proxy: Option<&crate::proxy::Proxy>) -> awc::Client {
+        if let Some((_, client)) = self.clients.iter().find(|(p, _)| p.as_ref() == proxy) {
+            return client.clone();
+        }
+        // Reloads that changed proxies leave unused clients behind: bounded, then dropped.
+        if self.clients.len() >= 64 {
+            self.clients.clear();
+        }
+        let client = send::client(proxy);
+        self.clients.push((proxy.cloned(), client.clone()));
+        client
+    }
+
     pub fn new(
         config: Arc<AlertConfig>,
         store: Recipient<Delivered>,
@@ -100,7 +116,7 @@ impl Delivery {
             store,
             clock,
             metrics,
-            client: None,
+            clients: Vec::new(),
             queues: HashMap::new(),
             stats: HashMap::new(),
             stopping: false,
@@ -227,7 +243,7 @@ impl Delivery {
             }
             return;
         }
-        let Some(client) = self.client.clone() else { return };
+        let client = self.client_for(channel_config.proxy.as_ref());
         let queue = self.queues.get_mut(channel).expect("the queue");
         let head = queue.rows.front_mut().expect("a head");
         head.row.attempts += 1;
@@ -321,8 +337,6 @@ impl Actor for Delivery {
     type Context = Context<Self>;
 
     fn started(&mut self, _: &mut Context<Self>) {
-        // awc's client is not Send: made here, on the actor's own thread.
-        self.client = Some(send::client());
         let names: Vec<String> = self.config.channels.iter().map(|c| c.name.clone()).collect();
         for name in names {
             self.stats(&name);

@@ -112,6 +112,8 @@ pub fn reason_words(code: &str, language: Language) -> String {
         ("usage_inflated", Language::Zh) => "计费的输出 token 多于回复可能的数量",
         ("buffered_stream", Language::En) => "the stream arrived all at once (not really streamed)",
         ("buffered_stream", Language::Zh) => "流式响应一次性到达（并非真正流式）",
+        ("proxy_error", Language::En) => "the proxy failed (the target was not reached)",
+        ("proxy_error", Language::Zh) => "代理失败（未能到达目标）",
         (other, _) => return one_line(other),
     };
     words.to_string()

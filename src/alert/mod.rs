@@ -112,6 +112,9 @@ pub struct MonitorAlerts {
 pub struct Channel {
     pub name: String,
     pub kind: ChannelKind,
+    /// The proxy its messages go through (`proxy`, or `MONITOR_ALERT_<NAME>_PROXY`; `None`:
+    /// direct; the global `proxy` is for probes only).
+    pub proxy: Option<crate::proxy::Proxy>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +219,9 @@ impl Channel {
             url_secrets(url, &mut out);
         }
         out.extend(others.into_iter().flatten().map(|s| s.expose().to_string()));
+        if let Some(proxy) = &self.proxy {
+            out.extend(proxy.password.iter().map(|p| p.expose().to_string()));
+        }
         out.retain(|s| !s.is_empty());
         out
     }

@@ -63,9 +63,12 @@ impl Attempt {
 /// The client for alert requests: redirects are never followed (a webhook's URL carries its
 /// token; a 3xx is a failure), 10 s for connecting and for each request, our User-Agent.
 /// awc's Client is not `Send`: build one per actor (or thread) and reuse it.
-pub fn client() -> awc::Client {
+pub fn client(proxy: Option<&crate::proxy::Proxy>) -> awc::Client {
+    // Through a proxy: TLS end to end to the receiver, and the 10 s cover the proxy's part.
+    let connector =
+        awc::Connector::new().connector(crate::probe::connect::TimedConnector::new(proxy.cloned())).timeout(TIMEOUT);
     awc::Client::builder()
-        .connector(awc::Connector::new().timeout(TIMEOUT))
+        .connector(connector)
         .disable_redirects()
         .timeout(TIMEOUT)
         .add_default_header((header::USER_AGENT, USER_AGENT))
@@ -84,7 +87,7 @@ pub async fn send(
     now_ms: i64,
 ) -> Attempt {
     if let ChannelKind::Email { .. } = channel.kind {
-        return send_email(&channel.kind, message, ctx, redactor).await;
+        return send_email(&channel.kind, channel.proxy.as_ref(), message, ctx, redactor).await;
     }
     let outgoing = match build_request(&channel.kind, message, ctx, now_ms) {
         Ok(outgoing) => outgoing,
@@ -377,7 +380,10 @@ fn describe_send_error(error: &awc::error::SendRequestError, timeout: Duration) 
     };
     match error {
         SendRequestError::Url(_) => "the channel's URL is not a valid http(s) URL".to_string(),
-        SendRequestError::Connect(ConnectError::Io(error)) => io_words(error, "connecting"),
+        SendRequestError::Connect(ConnectError::Io(error)) => match crate::probe::connect::proxy_error_of(error) {
+            Some(proxy) => format!("proxy error: {proxy}"),
+            None => io_words(error, "connecting"),
+        },
         SendRequestError::Connect(ConnectError::Resolver(_) | ConnectError::NoRecords | ConnectError::Unresolved) => {
             "could not resolve the receiver's host name".to_string()
         }
@@ -434,7 +440,13 @@ fn judge(rule: Rule, answer: &Answer, redactor: &Redactor) -> Attempt {
 }
 
 /// Email through SMTP with lettre: one connection per message.
-async fn send_email(kind: &ChannelKind, message: &Message, ctx: &RenderContext<'_>, redactor: &Redactor) -> Attempt {
+async fn send_email(
+    kind: &ChannelKind,
+    proxy: Option<&crate::proxy::Proxy>,
+    message: &Message,
+    ctx: &RenderContext<'_>,
+    redactor: &Redactor,
+) -> Attempt {
     use lettre::message::{header::ContentType, Mailbox};
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -458,6 +470,21 @@ async fn send_email(kind: &ChannelKind, message: &Message, ctx: &RenderContext<'
         Ok(email) => email,
         Err(error) => return Attempt::failed(&format!("the email could not be built: {error}"), redactor),
     };
+    let credentials = username
+        .as_ref()
+        .zip(password.as_ref())
+        .map(|(username, password)| Credentials::new(username.clone(), password.expose().to_string()));
+    if let Some(proxy) = proxy {
+        let sent = smtp_through_proxy(proxy, host, *port, *tls, credentials.as_ref(), &email);
+        let words = match actix_rt::time::timeout(SMTP_EXCHANGE_TIMEOUT, sent).await {
+            Err(_) => Err((timed_out(SMTP_EXCHANGE_TIMEOUT), false)),
+            Ok(Err(ThroughProxy::Proxy(error))) => Err((format!("proxy error: {error}"), false)),
+            Ok(Err(ThroughProxy::Tls(error))) => Err((format!("SMTP TLS failed: {error}"), false)),
+            Ok(Err(ThroughProxy::Smtp(error))) => Err(smtp_failure(&error)),
+            Ok(Ok(response)) => Ok(smtp_answer(&response)),
+        };
+        return email_attempt(words, redactor);
+    }
     let builder = match tls {
         Tls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())),
         Tls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
@@ -467,26 +494,37 @@ async fn send_email(kind: &ChannelKind, message: &Message, ctx: &RenderContext<'
         Ok(builder) => builder.port(*port).timeout(Some(TIMEOUT)),
         Err(error) => return Attempt::failed(&format!("SMTP TLS setup for the host failed: {error}"), redactor),
     };
-    if let (Some(username), Some(password)) = (username, password) {
-        builder = builder.credentials(Credentials::new(username.clone(), password.expose().to_string()));
+    if let Some(credentials) = credentials {
+        builder = builder.credentials(credentials);
     }
     let transport = builder.build();
     let words = match actix_rt::time::timeout(SMTP_EXCHANGE_TIMEOUT, transport.send(email)).await {
         Err(_) => Err((timed_out(SMTP_EXCHANGE_TIMEOUT), false)),
-        Ok(Ok(response)) => {
-            let lines: Vec<&str> = response.message().collect();
-            Ok(format!("SMTP {} {}", response.code(), lines.join(" ")))
-        }
-        Ok(Err(error)) if error.is_timeout() => Err((timed_out(TIMEOUT), false)),
-        Ok(Err(error)) => Err((
-            match error.status() {
-                // "permanent error (550): mailbox unavailable"
-                Some(code) => format!("SMTP {code}: {error}"),
-                None => format!("SMTP {error}"),
-            },
-            error.is_permanent(),
-        )),
+        Ok(Ok(response)) => Ok(smtp_answer(&response)),
+        Ok(Err(error)) => Err(smtp_failure(&error)),
     };
+    email_attempt(words, redactor)
+}
+
+fn smtp_answer(response: &lettre::transport::smtp::response::Response) -> String {
+    let lines: Vec<&str> = response.message().collect();
+    format!("SMTP {} {}", response.code(), lines.join(" "))
+}
+
+/// An SMTP failure in words, and whether it is permanent.
+fn smtp_failure(error: &lettre::transport::smtp::Error) -> (String, bool) {
+    if error.is_timeout() {
+        return (timed_out(TIMEOUT), false);
+    }
+    let words = match error.status() {
+        // "permanent error (550): mailbox unavailable"
+        Some(code) => format!("SMTP {code}: {error}"),
+        None => format!("SMTP {error}"),
+    };
+    (words, error.is_permanent())
+}
+
+fn email_attempt(words: Result<String, (String, bool)>, redactor: &Redactor) -> Attempt {
     match words {
         Ok(words) => Attempt {
             accepted: true,
@@ -495,6 +533,107 @@ async fn send_email(kind: &ChannelKind, message: &Message, ctx: &RenderContext<'
             permanent: false,
         },
         Err((words, permanent)) => Attempt { permanent, ..Attempt::failed(&words, redactor) },
+    }
+}
+
+/// Why a message sent through a proxy was not accepted.
+enum ThroughProxy {
+    Proxy(crate::proxy::ProxyError),
+    Tls(std::io::Error),
+    Smtp(lettre::transport::smtp::Error),
+}
+
+impl From<lettre::transport::smtp::Error> for ThroughProxy {
+    fn from(error: lettre::transport::smtp::Error) -> Self {
+        ThroughProxy::Smtp(error)
+    }
+}
+
+/// One SMTP session through a tunnel: what lettre's transport does on a connection of its own
+/// (implicit TLS first, or STARTTLS required; then AUTH, the message and QUIT), on the tunnel.
+async fn smtp_through_proxy(
+    proxy: &crate::proxy::Proxy,
+    host: &str,
+    port: u16,
+    tls: Tls,
+    credentials: Option<&lettre::transport::smtp::authentication::Credentials>,
+    email: &lettre::Message,
+) -> Result<lettre::transport::smtp::response::Response, ThroughProxy> {
+    use lettre::transport::smtp::authentication::DEFAULT_MECHANISMS;
+    use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+    use lettre::transport::smtp::extension::ClientId;
+
+    let tunnel = crate::proxy::open(proxy, host, port).await.map_err(ThroughProxy::Proxy)?;
+    let stream: Box<dyn AsyncTokioStream> = match tls {
+        Tls::Tls => Box::new(ImplicitTls::connect(tunnel, host).await.map_err(ThroughProxy::Tls)?),
+        Tls::None | Tls::Starttls => Box::new(tunnel),
+    };
+    let hello = ClientId::default();
+    let mut connection = AsyncSmtpConnection::connect_with_transport(stream, &hello).await?;
+    if tls == Tls::Starttls {
+        connection.starttls(TlsParameters::new(host.to_string())?, &hello).await?;
+    }
+    if let Some(credentials) = credentials {
+        connection.auth(DEFAULT_MECHANISMS, credentials).await?;
+    }
+    let response = connection.send(email.envelope(), &email.formatted()).await?;
+    let _ = connection.quit().await;
+    Ok(response)
+}
+
+/// TLS from the first byte (SMTPS, port 465) over a tunnel, as lettre takes a stream: rustls
+/// with the webpki roots, for the server's name.
+#[derive(Debug)]
+struct ImplicitTls(actix_tls::connect::rustls_0_23::reexports::AsyncTlsStream<tokio::net::TcpStream>);
+
+impl ImplicitTls {
+    async fn connect(tunnel: tokio::net::TcpStream, host: &str) -> std::io::Result<ImplicitTls> {
+        use actix_service::Service;
+        use actix_tls::connect::rustls_0_23::{reexports::ClientConfig, webpki_roots_cert_store, TlsConnector};
+        let config = ClientConfig::builder().with_root_certificates(webpki_roots_cert_store()).with_no_client_auth();
+        let connection = actix_tls::connect::Connection::new(host.to_string(), tunnel);
+        let stream = TlsConnector::service(std::sync::Arc::new(config)).call(connection).await?;
+        Ok(ImplicitTls(stream.into_parts().0))
+    }
+}
+
+impl tokio::io::AsyncRead for ImplicitTls {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for ImplicitTls {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl lettre::transport::smtp::client::AsyncTokioStream for ImplicitTls {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.get_ref().0.peer_addr()
     }
 }
 
@@ -587,7 +726,7 @@ mod tests {
 
     fn test_client() -> awc::Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        client()
+        client(None)
     }
 
     fn down() -> Message {
@@ -612,7 +751,7 @@ mod tests {
     const NOW_MS: i64 = 1_700_000_000_123;
 
     fn channel(kind: ChannelKind) -> Channel {
-        Channel { name: "test".into(), kind }
+        Channel { name: "test".into(), kind, proxy: None }
     }
 
     async fn attempt(channel: &Channel, message: &Message) -> Attempt {

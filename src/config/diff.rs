@@ -65,6 +65,7 @@ mod tests {
             challenge: false,
             llm: false,
             fresh_connection: false,
+            proxy: None,
             price: None,
             daily_budget_usd: None,
             confirm: 0,

@@ -83,6 +83,8 @@ pub struct Monitor {
     pub llm: bool,
     /// Every probe opens a connection of its own (and measures it) instead of reusing one.
     pub fresh_connection: bool,
+    /// The proxy probes go through (`None`: direct): the monitor's own, else the global one.
+    pub proxy: Option<crate::proxy::Proxy>,
     /// The price of `model` (from `prices:`, else the built-in table): what a probe's reported
     /// usage costs. `None`: no model, or no price for it.
     pub price: Option<crate::probe::cost::Price>,
@@ -155,6 +157,7 @@ impl fmt::Debug for Monitor {
             .field("expect_model", &self.expect_model)
             .field("challenge", &self.challenge)
             .field("api_key", &self.api_key)
+            .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
 }

@@ -72,6 +72,10 @@ pub fn classify(outcome: &Outcome, answer: Option<&Answer>, checks: &Checks<'_>)
         Outcome::NetworkError { detail, .. } => {
             Verdict::red(Reason::NetworkError, checks.redactor().excerpt(detail, MAX_DETAIL_BYTES))
         }
+        // Red, as the target could not be reached; the detail is the proxy's own answer.
+        Outcome::ProxyError { detail, .. } => {
+            Verdict::red(Reason::ProxyError, checks.redactor().excerpt(detail, MAX_DETAIL_BYTES))
+        }
         Outcome::Response { http_code, body, latency, stream, .. } => {
             let code = *http_code;
             match code {

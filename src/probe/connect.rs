@@ -23,6 +23,8 @@ use actix_service::Service;
 use actix_tls::connect::{ConnectError, ConnectInfo, Connection, ConnectorService};
 use awc::http::Uri;
 use futures_util::future::LocalBoxFuture;
+
+use crate::proxy::{Proxy, ProxyError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Where one probe's connection time is written.
@@ -53,9 +55,31 @@ pub async fn credited<F: Future>(time: Rc<ConnectTime>, future: F) -> F::Output 
     .await
 }
 
-/// awc's TCP connector (DNS and TCP), timed.
+/// awc's TCP connector (DNS and TCP), timed; or, with a proxy, a tunnel through it to the
+/// target (the time then includes the proxy's handshake). awc runs TLS over what this returns,
+/// for the target's name: end to end through the tunnel.
 #[derive(Clone, Default)]
-pub struct TimedConnector(ConnectorService);
+pub struct TimedConnector {
+    tcp: ConnectorService,
+    proxy: Option<Rc<Proxy>>,
+}
+
+impl TimedConnector {
+    pub fn new(proxy: Option<Proxy>) -> Self {
+        TimedConnector { tcp: ConnectorService::default(), proxy: proxy.map(Rc::new) }
+    }
+}
+
+/// A proxy's failure as awc carries it: an I/O error holding the [`ProxyError`] (awc panics on
+/// some other connect errors, and keeps an I/O error's source).
+fn proxy_failure(error: ProxyError) -> ConnectError {
+    ConnectError::Io(io::Error::other(error))
+}
+
+/// The proxy's failure inside an error awc returned, if that is what it is.
+pub fn proxy_error_of(error: &io::Error) -> Option<&ProxyError> {
+    error.get_ref().and_then(|inner| inner.downcast_ref::<ProxyError>())
+}
 
 impl Service<ConnectInfo<Uri>> for TimedConnector {
     type Response = Connection<Uri, TimedStream>;
@@ -68,16 +92,24 @@ impl Service<ConnectInfo<Uri>> for TimedConnector {
         let owner = CURRENT.with(|c| c.borrow().clone());
         let tls = req.request().scheme_str() == Some("https");
         let started = Instant::now();
-        let connect = self.0.call(req);
+        let (tcp, proxy) = (self.tcp.clone(), self.proxy.clone());
         Box::pin(async move {
-            let connection = connect.await?;
-            let (stream, connection) = connection.replace_io(());
+            let (stream, uri) = match proxy {
+                None => {
+                    let (stream, connection) = tcp.call(req).await?.replace_io(());
+                    (stream, connection.into_parts().1)
+                }
+                Some(proxy) => {
+                    let (host, port) = (req.hostname().to_owned(), req.port());
+                    let stream = crate::proxy::open(&proxy, &host, port).await.map_err(proxy_failure)?;
+                    (stream, req.request().clone())
+                }
+            };
             let mut timed = TimedStream { io: stream, owner, started, heard: false };
             if !tls {
                 timed.opened();
             }
-            let (_, connection) = connection.replace_io(timed);
-            Ok(connection)
+            Ok(Connection::new(uri, timed))
         })
     }
 }

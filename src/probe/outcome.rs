@@ -23,6 +23,9 @@ pub enum Outcome {
     Timeout { latency: Duration },
     /// DNS, connect, TLS, or a failure while reading.
     NetworkError { detail: String, latency: Duration },
+    /// The monitor's proxy could not be reached, or refused the tunnel: the target was never
+    /// asked. The detail is the proxy's answer (an HTTP status, a SOCKS stage and reply code).
+    ProxyError { detail: String, latency: Duration },
 }
 
 impl std::fmt::Debug for Outcome {
@@ -40,6 +43,9 @@ impl std::fmt::Debug for Outcome {
             Outcome::NetworkError { detail, latency } => {
                 f.debug_struct("NetworkError").field("detail_bytes", &detail.len()).field("latency", latency).finish()
             }
+            Outcome::ProxyError { detail, latency } => {
+                f.debug_struct("ProxyError").field("detail_bytes", &detail.len()).field("latency", latency).finish()
+            }
         }
     }
 }
@@ -49,7 +55,8 @@ impl Outcome {
         match self {
             Outcome::Response { latency, .. }
             | Outcome::Timeout { latency }
-            | Outcome::NetworkError { latency, .. } => *latency,
+            | Outcome::NetworkError { latency, .. }
+            | Outcome::ProxyError { latency, .. } => *latency,
         }
     }
 

@@ -8,9 +8,10 @@ use futures_util::StreamExt;
 use super::body::{BodyReader, Kind, Read};
 use super::challenge::Challenge;
 use super::classify::Outcome;
-use super::connect::{credited, ConnectTime, TimedConnector};
+use super::connect::{credited, proxy_error_of, ConnectTime, TimedConnector};
 use super::sse::SseParser;
 use crate::config::{Method, Monitor, CHALLENGE_PLACEHOLDER};
+use crate::proxy::Proxy;
 use crate::secret::Secret;
 use awc::http::header::HeaderValue;
 
@@ -28,37 +29,52 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(600);
 /// No connection is used for longer than this (DNS changes are picked up).
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(3_600);
 
-/// The probe client of this thread (arbiter), shared by all its monitors: one connection pool
-/// (keyed by host, so monitors of one relay reuse connections), no redirects (a 3xx is a
-/// result and credentials never follow one to another host), TLS through rustls with webpki
-/// roots. awc's Client is not `Send`, hence one per thread.
-pub fn shared_client() -> awc::Client {
+/// How many probe clients a thread keeps (one per proxy setting, and per keep-alive mode);
+/// past this, reloads that changed proxies have left unused ones behind, and all are dropped.
+const MAX_CLIENTS: usize = 64;
+
+/// The probe client of this thread (arbiter) for one proxy setting (`None`: direct), shared
+/// by all its monitors that use it: one connection pool (keyed by host, so monitors of one
+/// relay reuse connections; a pool never mixes direct and proxied connections, or two
+/// proxies), no redirects (a 3xx is a result and credentials never follow one to another
+/// host), TLS through rustls with webpki roots. awc's Client is not `Send`, hence one per
+/// thread. `fresh`: the client of `fresh_connection: true` monitors, which keeps no
+/// connection, so every probe opens (and measures) its own.
+pub fn client_for(proxy: Option<&Proxy>, fresh: bool) -> awc::Client {
     thread_local! {
-        static CLIENT: awc::Client = build_client(KEEP_ALIVE);
+        static CLIENTS: std::cell::RefCell<Vec<(Option<Proxy>, bool, awc::Client)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
     }
-    CLIENT.with(Clone::clone)
+    CLIENTS.with(|clients| {
+        let mut clients = clients.borrow_mut();
+        if let Some((_, _, client)) = clients.iter().find(|(p, f, _)| p.as_ref() == proxy && *f == fresh) {
+            return client.clone();
+        }
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        let client = build_client(if fresh { Duration::ZERO } else { KEEP_ALIVE }, proxy.cloned());
+        clients.push((proxy.cloned(), fresh, client.clone()));
+        client
+    })
 }
 
-/// The client of `fresh_connection: true` monitors: it keeps no connection, so every probe
-/// opens (and measures) its own.
-pub fn fresh_client() -> awc::Client {
-    thread_local! {
-        static CLIENT: awc::Client = build_client(Duration::ZERO);
-    }
-    CLIENT.with(Clone::clone)
-}
-
-fn build_client(keep_alive: Duration) -> awc::Client {
+fn build_client(keep_alive: Duration, proxy: Option<Proxy>) -> awc::Client {
     // Each probe's own timeout (around the whole exchange) is what fires: awc's request timer
     // is off (one timer less per probe), and its connect timer runs past any probe's timeout
-    // (at most 5 min), so a black-holed host is a `timeout`, not a connect error.
+    // (at most 5 min), so a black-holed host is a `timeout`, not a connect error. Through a
+    // proxy the TLS handshake gets as long (awc's own limit is 5 s).
     let slack = Duration::from_secs(301);
-    let connector = awc::Connector::new()
-        .connector(TimedConnector::default())
+    let proxied = proxy.is_some();
+    let mut connector = awc::Connector::new()
+        .connector(TimedConnector::new(proxy))
         .timeout(slack)
         .limit(4_096)
         .conn_keep_alive(keep_alive)
         .conn_lifetime(CONNECTION_LIFETIME);
+    if proxied {
+        connector = connector.handshake_timeout(slack);
+    }
     awc::Client::builder()
         .connector(connector)
         .disable_redirects()
@@ -91,6 +107,8 @@ pub struct Prepared {
     pub success_contains: Option<String>,
     /// Open a new connection for this probe, and close it after.
     pub fresh_connection: bool,
+    /// Through this proxy (`None`: direct).
+    pub proxy: Option<Proxy>,
 }
 
 impl Prepared {
@@ -110,6 +128,7 @@ impl Prepared {
             llm: monitor.llm,
             success_contains: monitor.success_contains.clone(),
             fresh_connection: monitor.fresh_connection,
+            proxy: monitor.proxy.clone(),
         }
     }
 
@@ -179,7 +198,7 @@ pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> 
 /// one); opening one, when the probe had to, is `connect`. An event stream is parsed as it
 /// arrives, so the time of its first token is known.
 pub async fn execute(request: &Prepared) -> Probed {
-    let client = if request.fresh_connection { fresh_client() } else { shared_client() };
+    let client = client_for(request.proxy.as_ref(), request.fresh_connection);
     let started = Instant::now();
     let connect_time = std::rc::Rc::new(ConnectTime::default());
     let asked_wait = std::cell::Cell::new(None);
@@ -231,6 +250,10 @@ async fn exchange(
         Ok(r) => r,
         Err(SendRequestError::Timeout | SendRequestError::Connect(awc::error::ConnectError::Timeout)) => {
             return Outcome::Timeout { latency: started.elapsed() }
+        }
+        Err(SendRequestError::Connect(awc::error::ConnectError::Io(e))) if proxy_error_of(&e).is_some() => {
+            let detail = proxy_error_of(&e).map(ToString::to_string).unwrap_or_default();
+            return Outcome::ProxyError { detail, latency: started.elapsed() };
         }
         Err(e) => return Outcome::NetworkError { detail: send_error(&e), latency: started.elapsed() },
     };
@@ -404,6 +427,7 @@ mod tests {
             challenge: true,
             llm: true,
             fresh_connection: false,
+            proxy: None,
             price: None,
             daily_budget_usd: None,
             confirm: 0,

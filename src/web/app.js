@@ -22,7 +22,7 @@ const I18N = {
       auth_error: "Auth error", client_error: "Client error", server_error: "Server error",
       timeout: "Timeout", network_error: "Network error", wrong_answer: "Wrong answer",
       model_mismatch: "Model mismatch", stream_incomplete: "Stream cut off", upstream_error: "Upstream error",
-      prompt_inflated: "Prompt inflated", usage_inflated: "Usage inflated", buffered_stream: "Buffered stream",
+      prompt_inflated: "Prompt inflated", usage_inflated: "Usage inflated", buffered_stream: "Buffered stream", proxy_error: "Proxy error",
     },
   },
   zh: {
@@ -44,7 +44,7 @@ const I18N = {
       auth_error: "鉴权失败", client_error: "请求错误", server_error: "服务端错误",
       timeout: "超时", network_error: "网络错误", wrong_answer: "答案错误",
       model_mismatch: "模型不符", stream_incomplete: "流中断", upstream_error: "上游错误",
-      prompt_inflated: "提示词注入", usage_inflated: "用量虚报", buffered_stream: "伪流式",
+      prompt_inflated: "提示词注入", usage_inflated: "用量虚报", buffered_stream: "伪流式", proxy_error: "代理错误",
     },
   },
 };

@@ -394,6 +394,59 @@ fn email_goes_through_a_real_smtp_server() {
     assert!(mail.data.contains("If you can read this, the channel works."), "{}", mail.data);
 }
 
+/// Through a channel's proxy: an email over an HTTP CONNECT tunnel to a real SMTP server, and
+/// a webhook whose proxy refuses our credentials, which says so.
+#[test]
+fn email_and_webhooks_go_through_the_channels_proxy() {
+    let hook = receiver::answering(200, "");
+    let good = crate::support::proxy::http_connect(Some(("mailer", "right-pass-1")));
+    let strict = crate::support::proxy::http_connect(Some(("mailer", "right-pass-1")));
+    let smtp = receiver::smtp_server();
+    let mut channels = vec![format!(
+        "{{name: ops, type: webhook, url: \"{}/hook\", proxy: \"http://mailer:wrong-pass-9@127.0.0.1:{}\"}}",
+        hook.base, strict.port
+    )];
+    if let Some(smtp) = &smtp {
+        channels.push(format!(
+            "{{name: mail, type: email, host: 127.0.0.1, port: {}, tls: none, from: \"monitor@example.com\", to: [\"ops@example.com\"], \
+             proxy: \"http://mailer:right-pass-1@127.0.0.1:{}\"}}",
+            smtp.port, good.port
+        ));
+    }
+    let ws = workspace(&channels);
+    let run = alert_test(&ws, "ops", &[]);
+    assert_exit(&run, 1);
+    assert!(run.stdout.contains("ops (webhook): proxy error: CONNECT: HTTP 407"), "{}", run.stdout);
+    assert!(hook.requests().is_empty());
+    assert!(!format!("{}{}", run.stdout, run.stderr).contains("wrong-pass-9"));
+    let Some(smtp) = smtp else { return };
+    let run = alert_test(&ws, "mail", &[]);
+    assert_exit(&run, 0);
+    assert!(run.stdout.contains("mail (email): SMTP 250"), "{}", run.stdout);
+    assert_eq!(smtp.wait_mail(Duration::from_secs(10)).rcpt_tos, ["ops@example.com"]);
+    assert!(good.tunnels().iter().any(|t| t.target == format!("127.0.0.1:{}", smtp.port)), "{:?}", good.tunnels());
+}
+
+/// Implicit TLS (port 465) through a proxy: the first bytes through the tunnel are our
+/// ClientHello for the server's name (this server speaks no TLS, so the send fails, and says so).
+#[test]
+fn smtps_through_a_proxy_starts_with_tls_to_the_server() {
+    let proxy = crate::support::proxy::socks5(None);
+    let server = crate::support::upstream::raw_server(b"");
+    let ws = workspace(&[format!(
+        "{{name: smtps, type: email, host: localhost, port: {}, tls: tls, from: \"monitor@example.com\", to: [\"ops@example.com\"], \
+         proxy: \"socks5h://127.0.0.1:{}\"}}",
+        server.port, proxy.port
+    )]);
+    let run = alert_test(&ws, "smtps", &[]);
+    assert_exit(&run, 1);
+    assert!(run.stdout.contains("smtps (email): SMTP TLS failed"), "{}", run.stdout);
+    let hello = server.first_bytes.lock().unwrap().first().cloned().expect("the server was reached");
+    assert_eq!(&hello[..2], &[0x16, 0x03], "not a TLS handshake: {hello:?}");
+    assert!(hello.windows(9).any(|w| w == b"localhost"), "the SNI is the server's name");
+    assert!(proxy.tunnels().iter().any(|t| t.target == format!("localhost:{}", server.port)));
+}
+
 #[test]
 fn secrets_given_only_in_the_environment_are_used() {
     let hook = receiver::answering(200, "");

@@ -16,6 +16,7 @@ mod nodes;
 mod package;
 mod politeness;
 mod prometheus;
+mod proxy;
 mod reload;
 mod secrets;
 mod store;

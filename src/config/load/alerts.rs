@@ -47,7 +47,7 @@ fn channel_keys(kind: &str) -> &'static [&'static str] {
 }
 
 /// Fields that are secret: they may come from the environment and never appear anywhere.
-const SECRET_FIELDS: &[&str] = &["url", "secret", "token", "bot_token", "password"];
+const SECRET_FIELDS: &[&str] = &["url", "secret", "token", "bot_token", "password", "proxy"];
 
 /// `MONITOR_ALERT_<NAME>_<FIELD>`: the environment variable that may carry a channel's field.
 pub fn alert_env_name(channel: &str, field: &str) -> String {
@@ -318,10 +318,18 @@ fn channels(
                 continue;
             }
         };
-        let mut known = vec!["name", "type"];
+        let mut known = vec!["name", "type", "proxy"];
         known.extend_from_slice(channel_keys(&kind));
         fields.check_keys(&known, errors);
         let f = ChannelFields { fields, name: name.clone(), env };
+        let proxy_source = if (env)(&alert_env_name(&name, "proxy")).is_some_and(|v| !v.is_empty()) {
+            alert_env_name(&name, "proxy")
+        } else {
+            "proxy".to_string()
+        };
+        let proxy = f
+            .text("proxy", errors)
+            .and_then(|text| super::proxy::parse_proxy(&text, &place, &proxy_source, secrets, errors));
         let parsed = match kind.as_str() {
             "webhook" | "feishu" | "dingtalk" => {
                 let url = f.url("url", errors, secrets);
@@ -372,7 +380,7 @@ fn channels(
             continue;
         }
         if let Some(kind) = parsed {
-            let channel = Channel { name, kind };
+            let channel = Channel { name, kind, proxy };
             // The token-carrying parts of its URL too: a receiver may echo its path or query alone.
             secrets.extend(channel.secrets());
             out.push(channel);

@@ -6,23 +6,32 @@ use crate::config::MonitorKey;
 /// The env names that may carry a monitor's API key, most specific first:
 /// `MONITOR_<PROVIDER>_<SERVICE>_<CHANNEL>_API_KEY`, then `MONITOR_<PROVIDER>_<SERVICE>_API_KEY`.
 pub fn env_var_names(key: &MonitorKey) -> Vec<String> {
+    env_names_ending(key, "API_KEY")
+}
+
+/// The env names that may carry a monitor's proxy, most specific first:
+/// `MONITOR_<PROVIDER>_<SERVICE>_<CHANNEL>_PROXY`, then `MONITOR_<PROVIDER>_<SERVICE>_PROXY`.
+pub fn proxy_env_names(key: &MonitorKey) -> Vec<String> {
+    env_names_ending(key, "PROXY")
+}
+
+fn env_names_ending(key: &MonitorKey, field: &str) -> Vec<String> {
     let mut names = Vec::with_capacity(2);
     if !key.channel.is_empty() {
         names.push(format!(
-            "MONITOR_{}_{}_{}_API_KEY",
+            "MONITOR_{}_{}_{}_{field}",
             mangle(&key.provider),
             mangle(&key.service),
             mangle(&key.channel)
         ));
     }
-    names.push(format!("MONITOR_{}_{}_API_KEY", mangle(&key.provider), mangle(&key.service)));
+    names.push(format!("MONITOR_{}_{}_{field}", mangle(&key.provider), mangle(&key.service)));
     names
 }
 
 /// The implicit env names of a monitor with whose key each one is: the channel's own name is
 /// the monitor's; the provider/service name is shared by the channels of that pair.
-pub(super) fn env_claims(key: &MonitorKey) -> Vec<(String, String)> {
-    let names = env_var_names(key);
+pub(super) fn env_claims(key: &MonitorKey, names: Vec<String>) -> Vec<(String, String)> {
     let pair = format!("{}\u{1f}{}", key.provider, key.service).to_ascii_lowercase();
     let mut owners = Vec::with_capacity(2);
     if !key.channel.is_empty() {

@@ -10,6 +10,7 @@ mod files;
 mod monitor;
 mod page;
 mod prices;
+mod proxy;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -61,6 +62,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "retention",
     "degraded_weight",
     "cors",
+    "proxy",
     "public_url",
     "alerts",
     "maintenance",
@@ -99,6 +101,7 @@ pub(super) const MONITOR_KEYS: &[&str] = &[
     "interval_when_failing",
     "integrity_status",
     "stream_check_every",
+    "proxy",
 ];
 pub(super) const CORS_KEYS: &[&str] = &["allowed_origins"];
 
@@ -202,6 +205,8 @@ pub(super) struct Globals {
     pub slow_ttft: Option<Duration>,
     /// Which of these the file sets (the others are defaults).
     pub set: Vec<&'static str>,
+    /// `proxy`: the probes' default proxy (`None`: direct).
+    pub proxy: Option<crate::proxy::Proxy>,
 }
 
 fn parse(
@@ -282,7 +287,12 @@ fn parse(
             Quorum::default()
         }
     };
+    let mut global_secrets = Vec::new();
+    let global_proxy = top
+        .get::<String>("proxy", &mut errors)
+        .and_then(|text| proxy::parse_proxy(&text, "", "proxy", &mut global_secrets, &mut errors));
     let globals = Globals {
+        proxy: global_proxy,
         interval: top.duration("interval", false, &mut errors).unwrap_or(DEFAULT_INTERVAL),
         timeout: top.duration("timeout", false, &mut errors).unwrap_or(DEFAULT_TIMEOUT),
         slow_latency: top.duration("slow_latency", false, &mut errors).unwrap_or(DEFAULT_SLOW_LATENCY),
@@ -328,6 +338,7 @@ fn parse(
     let mut disabled = 0;
     let mut shared = Shared::default();
     shared.secrets.extend(database_secrets);
+    shared.secrets.extend(global_secrets);
     let mut alerts = alerts::parse_alerts(&alerts::AlertInput { root: &top, env }, &mut shared.secrets, &mut errors);
     let mut enabled = Vec::new();
     match top.raw("monitors") {

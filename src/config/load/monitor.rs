@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_yaml::{Mapping, Value};
 
 use super::checks::{check_interval, check_timeout, check_url};
-use super::env::{env_claims, env_var_names, is_env_name};
+use super::env::{env_claims, env_var_names, is_env_name, proxy_env_names};
 use super::fields::{describe, Errors, Fields};
 use super::files::parse_body;
 use super::{Globals, API_KEY_PLACEHOLDER, CHALLENGE_PLACEHOLDER, MODEL_PLACEHOLDER, MONITOR_KEYS};
@@ -116,8 +116,17 @@ pub(super) fn parse_monitor(
         ));
     }
     if resolved.uses_key && !is_disabled && api_key_env.is_none() {
-        claim_env_names(&key, &fields.place, shared, errors);
+        claim_env_names(
+            &key,
+            env_claims(&key, env_var_names(&key)),
+            "API key",
+            "set api_key_env on one of them",
+            &fields.place,
+            shared,
+            errors,
+        );
     }
+    let proxy = monitor_proxy(context, &fields, &key, shared, errors);
     let api_key = api_key.map(Secret::new);
     let secrets = secrets_of(api_key.as_ref(), &resolved.headers, resolved.url.as_ref().unwrap_or(&Secret::default()));
     shared.secrets.extend(secrets.iter().cloned());
@@ -194,6 +203,7 @@ pub(super) fn parse_monitor(
         challenge: resolved.challenge,
         llm,
         fresh_connection,
+        proxy,
         // Looked up in the price table once every monitor is read.
         price: None,
         daily_budget_usd,
@@ -413,19 +423,24 @@ fn resolve(
 
 /// Two monitors whose names mangle to the same variable would be sent one key: an error
 /// naming both (the channels of one provider/service sharing its name is intended).
-fn claim_env_names(key: &MonitorKey, place: &str, shared: &mut Shared, errors: &mut Errors) {
+fn claim_env_names(
+    key: &MonitorKey,
+    claims: Vec<(String, String)>,
+    what: &str,
+    hint: &str,
+    place: &str,
+    shared: &mut Shared,
+    errors: &mut Errors,
+) {
     if key.provider.is_empty() || key.service.is_empty() {
         return;
     }
-    for (name, owner) in env_claims(key) {
+    for (name, owner) in claims {
         match shared.env_claims.get(&name) {
             Some((other_owner, other_place)) if *other_owner != owner => errors.push(
                 place,
                 "",
-                format!(
-                    "its API key variable {name} is also {other_place}'s (names map to A-Z, 0-9 and _); \
-                     set api_key_env on one of them"
-                ),
+                format!("its {what} variable {name} is also {other_place}'s (names map to A-Z, 0-9 and _); {hint}"),
             ),
             Some(_) => {}
             None => {
@@ -433,6 +448,31 @@ fn claim_env_names(key: &MonitorKey, place: &str, shared: &mut Shared, errors: &
             }
         }
     }
+}
+
+/// The monitor's proxy: `MONITOR_<PROVIDER>_<SERVICE>[_<CHANNEL>]_PROXY` (an empty variable
+/// counts as unset), else its `proxy` (`""`: direct), else the global `proxy`. A variable that
+/// is set claims its name as an API key's does: two monitors whose names map to it are an error.
+fn monitor_proxy(
+    context: &MonitorContext<'_>,
+    fields: &Fields<'_>,
+    key: &MonitorKey,
+    shared: &mut Shared,
+    errors: &mut Errors,
+) -> Option<crate::proxy::Proxy> {
+    let names = proxy_env_names(key);
+    let from_env = names.iter().find_map(|name| Some(name).zip((context.env)(name).filter(|v| !v.is_empty())));
+    let (text, source) = match (from_env, fields.get::<String>("proxy", errors)) {
+        (Some((name, value)), _) => {
+            let mut claims = env_claims(key, names.clone());
+            claims.retain(|(name, _)| (context.env)(name).is_some_and(|v| !v.is_empty()));
+            claim_env_names(key, claims, "proxy", "set proxy in the file instead", &fields.place, shared, errors);
+            (value, name.clone())
+        }
+        (None, Some(value)) => (value, "proxy".to_string()),
+        (None, None) => return context.globals.proxy.clone(),
+    };
+    super::proxy::parse_proxy(&text, &fields.place, &source, &mut shared.secrets, errors)
 }
 
 /// Interval, timeout and the slow thresholds, the monitor's own or inherited. A conflict

@@ -3,6 +3,7 @@
 
 pub mod llm;
 pub mod pg;
+pub mod proxy;
 pub mod receiver;
 pub mod switchboard;
 pub mod upstream;

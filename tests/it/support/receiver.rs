@@ -22,6 +22,8 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The body's exact bytes (a signature is computed over them).
     pub body: Vec<u8>,
+    /// The address the request came from (a proxy's, when it came through one).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Request {
@@ -92,6 +94,7 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<State>) ->
         query: req.query_string().to_string(),
         headers: req.headers().iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string())).collect(),
         body: body.to_vec(),
+        peer: req.peer_addr(),
     };
     let reply = (state.answer)(&request);
     state.log.lock().unwrap().push(request);

@@ -16,6 +16,8 @@ pub struct Recorded {
     pub body: String,
     pub started: Instant,
     pub finished: Option<Instant>,
+    /// The address the request came from (a proxy's, when it came through one).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Recorded {
@@ -45,6 +47,7 @@ impl Log {
             body: String::from_utf8_lossy(body).into_owned(),
             started: Instant::now(),
             finished: None,
+            peer: req.peer_addr(),
         });
         log.len() - 1
     }
