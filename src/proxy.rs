@@ -131,7 +131,10 @@ fn split_host_port(hostport: &str) -> Result<(String, u16), String> {
         || (!host.is_empty()
             && host.len() <= 253
             && host.split('.').all(|label| {
-                !label.is_empty() && label.len() <= 63 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                // `_` too: container names (`squid_proxy`) have it.
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             }));
     if !name_ok {
         return Err("the host is required: a name or an IP address".to_string());
@@ -161,15 +164,84 @@ fn closed(stage: &str) -> impl Fn(std::io::Error) -> ProxyError + '_ {
     }
 }
 
+/// Clients kept per proxy setting, the most recently used last: past `cap`, the least recently
+/// used is dropped (with its pool), so proxies a reload removed do not stay forever and a
+/// busy setting never loses its pool to a rarely used one.
+pub struct PerProxy<K, V> {
+    entries: Vec<(K, V)>,
+    cap: usize,
+}
+
+impl<K: PartialEq, V: Clone> PerProxy<K, V> {
+    pub const fn new(cap: usize) -> Self {
+        PerProxy { entries: Vec::new(), cap }
+    }
+
+    pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce(&K) -> V) -> V {
+        if let Some(at) = self.entries.iter().position(|(k, _)| *k == key) {
+            let entry = self.entries.remove(at);
+            self.entries.push(entry);
+        } else {
+            if self.entries.len() >= self.cap.max(1) {
+                self.entries.remove(0);
+            }
+            let value = make(&key);
+            self.entries.push((key, value));
+        }
+        self.entries.last().map(|(_, v)| v.clone()).expect("just pushed")
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Why no tunnel was opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The proxy could not be reached, or refused.
+    Proxy(ProxyError),
+    /// `socks5`: the target's name did not resolve here (no proxy was asked).
+    Resolve(std::io::Error),
+}
+
 /// Connects to the proxy and opens a tunnel through it to `host:port` (a name, or an address;
 /// an IPv6 one may keep its brackets). A proxy that cannot be reached is a proxy failure too.
-pub async fn open(proxy: &Proxy, host: &str, port: u16) -> Result<tokio::net::TcpStream, ProxyError> {
-    let mut stream = tokio::net::TcpStream::connect(proxy.address())
-        .await
-        .map_err(|e| ProxyError(format!("the proxy is unreachable: {}", io_words(&e))))?;
-    let _ = stream.set_nodelay(true);
-    tunnel(proxy, &mut stream, host, port).await?;
-    Ok(stream)
+/// For `socks5`, a name is resolved here first, and each of its addresses is asked for in turn
+/// (as a direct connection tries each) until the proxy reaches one.
+pub async fn open(proxy: &Proxy, host: &str, port: u16) -> Result<tokio::net::TcpStream, OpenError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let targets: Vec<String> = if proxy.scheme == Scheme::Socks5 && bare.parse::<IpAddr>().is_err() {
+        let found: Vec<String> = tokio::net::lookup_host((bare, port))
+            .await
+            .map_err(OpenError::Resolve)?
+            .map(|a| a.ip().to_string())
+            .collect();
+        if found.is_empty() {
+            return Err(OpenError::Resolve(std::io::Error::new(std::io::ErrorKind::NotFound, "no address")));
+        }
+        found
+    } else {
+        vec![host.to_string()]
+    };
+    let mut last = None;
+    for target in &targets {
+        let mut stream = tokio::net::TcpStream::connect(proxy.address())
+            .await
+            .map_err(|e| OpenError::Proxy(ProxyError(format!("the proxy is unreachable: {}", io_words(&e)))))?;
+        let _ = stream.set_nodelay(true);
+        match tunnel(proxy, &mut stream, target, port).await {
+            Ok(()) => return Ok(stream),
+            // The proxy could not reach this address: the next one, if any.
+            Err(error) if error.0.starts_with("connect: ") => last = Some(error),
+            Err(error) => return Err(OpenError::Proxy(error)),
+        }
+    }
+    Err(OpenError::Proxy(last.unwrap_or_else(|| ProxyError("connect: no address to ask for".to_string()))))
 }
 
 /// An I/O error in words that never name an address.
@@ -301,6 +373,9 @@ async fn socks5_connect<S: AsyncRead + AsyncWrite + Unpin>(
             stream.write_all(&auth).await.map_err(closed("auth"))?;
             let mut status = [0u8; 2];
             stream.read_exact(&mut status).await.map_err(closed("auth"))?;
+            if status[0] != 1 {
+                return Err(ProxyError("auth: not an RFC 1929 reply".to_string()));
+            }
             if status[1] != 0 {
                 return Err(ProxyError(format!("auth: user name and password refused (status {:#04x})", status[1])));
             }
@@ -354,6 +429,23 @@ async fn socks5_connect<S: AsyncRead + AsyncWrite + Unpin>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn per_proxy_keeps_the_most_recently_used() {
+        let mut cache = PerProxy::new(2);
+        let mut made = 0;
+        let mut get = |cache: &mut PerProxy<&str, u32>, key| {
+            cache.get_or_insert_with(key, |_| {
+                made += 1;
+                made
+            })
+        };
+        assert_eq!((get(&mut cache, "a"), get(&mut cache, "b"), get(&mut cache, "a")), (1, 2, 1));
+        // "b" is the least recently used: it goes when "c" comes.
+        assert_eq!(get(&mut cache, "c"), 3);
+        assert_eq!((get(&mut cache, "a"), cache.len()), (1, 2));
+        assert_eq!(get(&mut cache, "b"), 4);
+    }
+
     use super::*;
     use tokio::io::duplex;
 
@@ -546,6 +638,28 @@ mod tests {
         })
         .await;
         assert_eq!(result, Err(ProxyError("greeting: the proxy requires a user name and password".into())));
+        // A bound address that is IPv6 is read whole: the target's first bytes come through.
+        let result = against("socks5h://proxy:1080", "h", 443, |mut s| async move {
+            let mut greeting = [0u8; 3];
+            s.read_exact(&mut greeting).await.unwrap();
+            s.write_all(&[5, 0]).await.unwrap();
+            let mut request = [0u8; 4 + 1 + 1 + 2];
+            s.read_exact(&mut request).await.unwrap();
+            let mut reply = vec![5, 0, 0, 4];
+            reply.extend_from_slice(&[0xfe; 16]);
+            reply.extend_from_slice(&[0x01, 0xbb]);
+            s.write_all(&reply).await.unwrap();
+            s.write_all(b"TARGET").await.unwrap();
+        })
+        .await;
+        assert_eq!(result, Ok(()));
+        let result = against("socks5h://proxy:1080", "h", 443, |mut s| async move {
+            let mut greeting = [0u8; 3];
+            s.read_exact(&mut greeting).await.unwrap();
+            s.write_all(&[5, 0xff]).await.unwrap();
+        })
+        .await;
+        assert_eq!(result, Err(ProxyError("greeting: no acceptable authentication method (0xff)".into())));
         let result = against("socks5h://proxy:1080", "h", 443, |mut s| async move {
             let mut greeting = [0u8; 3];
             s.read_exact(&mut greeting).await.unwrap();

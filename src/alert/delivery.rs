@@ -77,7 +77,7 @@ pub struct Delivery {
     metrics: Arc<Metrics>,
     /// One client per proxy setting (awc's pool is keyed by host alone), made on the actor's
     /// own thread (awc's client is not Send).
-    clients: Vec<(Option<crate::proxy::Proxy>, awc::Client)>,
+    clients: crate::proxy::PerProxy<Option<crate::proxy::Proxy>, awc::Client>,
     queues: HashMap<String, ChannelQueue>,
     stats: HashMap<String, ChannelHealth>,
     stopping: bool,
@@ -93,16 +93,7 @@ pub struct Delivery {
 impl Delivery {
     /// The client for channels with this proxy setting (`None`: direct).
     fn client_for(&mut self, proxy: Option<&crate::proxy::Proxy>) -> awc::Client {
-        if let Some((_, client)) = self.clients.iter().find(|(p, _)| p.as_ref() == proxy) {
-            return client.clone();
-        }
-        // Reloads that changed proxies leave unused clients behind: bounded, then dropped.
-        if self.clients.len() >= 64 {
-            self.clients.clear();
-        }
-        let client = send::client(proxy);
-        self.clients.push((proxy.cloned(), client.clone()));
-        client
+        self.clients.get_or_insert_with(proxy.cloned(), |proxy| send::client(proxy.as_ref()))
     }
 
     pub fn new(
@@ -116,7 +107,7 @@ impl Delivery {
             store,
             clock,
             metrics,
-            clients: Vec::new(),
+            clients: crate::proxy::PerProxy::new(64),
             queues: HashMap::new(),
             stats: HashMap::new(),
             stopping: false,

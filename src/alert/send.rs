@@ -65,8 +65,10 @@ impl Attempt {
 /// awc's Client is not `Send`: build one per actor (or thread) and reuse it.
 pub fn client(proxy: Option<&crate::proxy::Proxy>) -> awc::Client {
     // Through a proxy: TLS end to end to the receiver, and the 10 s cover the proxy's part.
-    let connector =
-        awc::Connector::new().connector(crate::probe::connect::TimedConnector::new(proxy.cloned())).timeout(TIMEOUT);
+    let connector = awc::Connector::new()
+        .connector(crate::probe::connect::TimedConnector::new(proxy.cloned()))
+        .timeout(TIMEOUT)
+        .handshake_timeout(TIMEOUT);
     awc::Client::builder()
         .connector(connector)
         .disable_redirects()
@@ -480,6 +482,7 @@ async fn send_email(
             Err(_) => Err((timed_out(SMTP_EXCHANGE_TIMEOUT), false)),
             Ok(Err(ThroughProxy::Proxy(error))) => Err((format!("proxy error: {error}"), false)),
             Ok(Err(ThroughProxy::Tls(error))) => Err((format!("SMTP TLS failed: {error}"), false)),
+            Ok(Err(ThroughProxy::Resolve)) => Err(("could not resolve the mail server's host name".to_string(), false)),
             Ok(Err(ThroughProxy::Smtp(error))) => Err(smtp_failure(&error)),
             Ok(Ok(response)) => Ok(smtp_answer(&response)),
         };
@@ -539,6 +542,7 @@ fn email_attempt(words: Result<String, (String, bool)>, redactor: &Redactor) -> 
 /// Why a message sent through a proxy was not accepted.
 enum ThroughProxy {
     Proxy(crate::proxy::ProxyError),
+    Resolve,
     Tls(std::io::Error),
     Smtp(lettre::transport::smtp::Error),
 }
@@ -563,7 +567,10 @@ async fn smtp_through_proxy(
     use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
     use lettre::transport::smtp::extension::ClientId;
 
-    let tunnel = crate::proxy::open(proxy, host, port).await.map_err(ThroughProxy::Proxy)?;
+    let tunnel = crate::proxy::open(proxy, host, port).await.map_err(|e| match e {
+        crate::proxy::OpenError::Proxy(error) => ThroughProxy::Proxy(error),
+        crate::proxy::OpenError::Resolve(_) => ThroughProxy::Resolve,
+    })?;
     let stream: Box<dyn AsyncTokioStream> = match tls {
         Tls::Tls => Box::new(ImplicitTls::connect(tunnel, host).await.map_err(ThroughProxy::Tls)?),
         Tls::None | Tls::Starttls => Box::new(tunnel),
@@ -1092,6 +1099,24 @@ mod tests {
             let outcome = attempt(&hook, &down()).await;
             assert_eq!((outcome.accepted, outcome.permanent), (false, permanent), "HTTP {code}");
         }
+    }
+
+    /// A channel's proxy that refuses the tunnel: the answer says so, and it is retried (not
+    /// permanent: the receiver never saw the message).
+    #[actix_rt::test]
+    async fn a_proxy_refusal_is_the_answer_and_is_retried() {
+        let proxy = receiver(407, &[("Proxy-Authenticate", "Basic realm=\"x\"")], "");
+        let receiver_url = "http://receiver.invalid/hook";
+        let mut hook = channel(ChannelKind::Webhook { url: receiver_url.into(), secret: None });
+        let address = proxy.base.trim_start_matches("http://");
+        hook.proxy = Some(crate::proxy::Proxy::parse(&format!("http://u:proxy-pass-77@{address}")).unwrap());
+        let redactor = Redactor::new(hook.secrets());
+        let client = client(hook.proxy.as_ref());
+        let outcome = send(&hook, &down(), &CTX, &client, &redactor, NOW_MS).await;
+        assert_eq!((outcome.accepted, outcome.permanent), (false, false));
+        assert_eq!(outcome.answer, "proxy error: CONNECT: HTTP 407 Canned");
+        let asked = proxy.seen.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!((asked.method.as_str(), asked.target.as_str()), ("CONNECT", "receiver.invalid:80"));
     }
 
     #[actix_rt::test]

@@ -24,7 +24,7 @@ use actix_tls::connect::{ConnectError, ConnectInfo, Connection, ConnectorService
 use awc::http::Uri;
 use futures_util::future::LocalBoxFuture;
 
-use crate::proxy::{Proxy, ProxyError};
+use crate::proxy::{OpenError, Proxy, ProxyError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Where one probe's connection time is written.
@@ -101,7 +101,10 @@ impl Service<ConnectInfo<Uri>> for TimedConnector {
                 }
                 Some(proxy) => {
                     let (host, port) = (req.hostname().to_owned(), req.port());
-                    let stream = crate::proxy::open(&proxy, &host, port).await.map_err(proxy_failure)?;
+                    let stream = crate::proxy::open(&proxy, &host, port).await.map_err(|e| match e {
+                        OpenError::Proxy(error) => proxy_failure(error),
+                        OpenError::Resolve(error) => ConnectError::Resolver(Box::new(error)),
+                    })?;
                     (stream, req.request().clone())
                 }
             };

@@ -11,7 +11,7 @@ use super::classify::Outcome;
 use super::connect::{credited, proxy_error_of, ConnectTime, TimedConnector};
 use super::sse::SseParser;
 use crate::config::{Method, Monitor, CHALLENGE_PLACEHOLDER};
-use crate::proxy::Proxy;
+use crate::proxy::{PerProxy, Proxy};
 use crate::secret::Secret;
 use awc::http::header::HeaderValue;
 
@@ -30,7 +30,7 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(600);
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(3_600);
 
 /// How many probe clients a thread keeps (one per proxy setting, and per keep-alive mode);
-/// past this, reloads that changed proxies have left unused ones behind, and all are dropped.
+/// past this, the least recently used is dropped.
 const MAX_CLIENTS: usize = 64;
 
 /// The probe client of this thread (arbiter) for one proxy setting (`None`: direct), shared
@@ -42,20 +42,13 @@ const MAX_CLIENTS: usize = 64;
 /// connection, so every probe opens (and measures) its own.
 pub fn client_for(proxy: Option<&Proxy>, fresh: bool) -> awc::Client {
     thread_local! {
-        static CLIENTS: std::cell::RefCell<Vec<(Option<Proxy>, bool, awc::Client)>> =
-            const { std::cell::RefCell::new(Vec::new()) };
+        static CLIENTS: std::cell::RefCell<PerProxy<(Option<Proxy>, bool), awc::Client>> =
+            const { std::cell::RefCell::new(PerProxy::new(MAX_CLIENTS)) };
     }
     CLIENTS.with(|clients| {
-        let mut clients = clients.borrow_mut();
-        if let Some((_, _, client)) = clients.iter().find(|(p, f, _)| p.as_ref() == proxy && *f == fresh) {
-            return client.clone();
-        }
-        if clients.len() >= MAX_CLIENTS {
-            clients.clear();
-        }
-        let client = build_client(if fresh { Duration::ZERO } else { KEEP_ALIVE }, proxy.cloned());
-        clients.push((proxy.cloned(), fresh, client.clone()));
-        client
+        clients.borrow_mut().get_or_insert_with((proxy.cloned(), fresh), |(proxy, fresh)| {
+            build_client(if *fresh { Duration::ZERO } else { KEEP_ALIVE }, proxy.clone())
+        })
     })
 }
 

@@ -412,6 +412,11 @@ fn email_and_webhooks_go_through_the_channels_proxy() {
              proxy: \"http://mailer:right-pass-1@127.0.0.1:{}\"}}",
             smtp.port, good.port
         ));
+        channels.push(format!(
+            "{{name: mail-starttls, type: email, host: 127.0.0.1, port: {}, tls: starttls, from: \"monitor@example.com\", \
+             to: [\"ops@example.com\"], proxy: \"http://mailer:right-pass-1@127.0.0.1:{}\"}}",
+            smtp.port, good.port
+        ));
     }
     let ws = workspace(&channels);
     let run = alert_test(&ws, "ops", &[]);
@@ -425,6 +430,13 @@ fn email_and_webhooks_go_through_the_channels_proxy() {
     assert!(run.stdout.contains("mail (email): SMTP 250"), "{}", run.stdout);
     assert_eq!(smtp.wait_mail(Duration::from_secs(10)).rcpt_tos, ["ops@example.com"]);
     assert!(good.tunnels().iter().any(|t| t.target == format!("127.0.0.1:{}", smtp.port)), "{:?}", good.tunnels());
+    // STARTTLS is required through the tunnel as without one: this server offers none, so
+    // nothing is sent in the clear.
+    let tunnels = good.tunnels().len();
+    let run = alert_test(&ws, "mail-starttls", &[]);
+    assert_exit(&run, 1);
+    assert!(run.stdout.contains("mail-starttls (email): SMTP") && run.stdout.contains("STARTTLS"), "{}", run.stdout);
+    assert_eq!(good.tunnels().len(), tunnels + 1, "it went through the proxy");
 }
 
 /// Implicit TLS (port 465) through a proxy: the first bytes through the tunnel are our

@@ -28,7 +28,7 @@ fn probes_go_through_the_proxy_their_config_names() {
     let plain_socks = proxy::socks5(None);
     let tls = upstream::raw_server(b"");
     let config = format!(
-        "proxy: \"{}\"\nmonitors:\n{}{}{}{}{}{}",
+        "proxy: \"{}\"\nmonitors:\n{}{}{}{}{}{}{}",
         http.url("http", Some((USER, PASSWORD))),
         monitor("global", &format!("{}/ok", up.base), ""),
         monitor(
@@ -45,10 +45,20 @@ fn probes_go_through_the_proxy_their_config_names() {
         // The file says direct; the environment wins.
         monitor("from-env", &format!("{}/ok", up.base), ", proxy: \"\""),
         monitor("tls", &format!("https://localhost:{}/v1", tls.port), ", timeout: 3s, slow_latency: 2s"),
+        // The channel's variable wins over the provider/service one.
+        monitor("ch", &format!("{}/ok", up.base), ", channel: vip"),
     );
     let ws = Workspace::new(&config);
-    let daemon = ws.start_with_env(&[("MONITOR_PX_FROM_ENV_PROXY", &socks.url("socks5h", Some((USER, PASSWORD))))]);
-    for service in ["global", "socks5h", "socks5", "direct", "from-env"] {
+    let socks_url = socks.url("socks5h", Some((USER, PASSWORD)));
+    let nowhere = format!("http://127.0.0.1:{}", closed_port());
+    let daemon = ws.start_with_env(&[
+        ("MONITOR_PX_FROM_ENV_PROXY", &socks_url),
+        ("MONITOR_PX_CH_VIP_PROXY", &socks_url),
+        ("MONITOR_PX_CH_PROXY", &nowhere),
+        // Blank counts as unset: `global` keeps the global proxy.
+        ("MONITOR_PX_GLOBAL_PROXY", " "),
+    ]);
+    for service in ["global", "socks5h", "socks5", "direct", "from-env", "ch"] {
         let current = daemon.wait_current("px", service, Duration::from_secs(15));
         assert_eq!(current["status"], 1, "{service}: {current}");
     }
@@ -70,7 +80,7 @@ fn probes_go_through_the_proxy_their_config_names() {
         .iter()
         .filter(|r| r.peer.is_some_and(|a| !http.opened(a) && !socks.opened(a) && !plain_socks.opened(a)))
         .count();
-    assert!(through(&http) >= 1 && through(&socks) >= 2 && through(&plain_socks) >= 1, "{requests:#?}");
+    assert!(through(&http) >= 1 && through(&socks) >= 3 && through(&plain_socks) >= 1, "{requests:#?}");
     assert!(direct >= 1, "the direct monitor's requests came straight: {requests:#?}");
     // A pooled tunnel is reused: three probes or more of `global`, one tunnel.
     wait_for("three probes of global", Duration::from_secs(15), || {
@@ -87,6 +97,41 @@ fn probes_go_through_the_proxy_their_config_names() {
     assert_eq!(&hello[..2], &[0x16, 0x03], "not a TLS handshake: {hello:?}");
     assert!(hello.windows(9).any(|w| w == b"localhost"), "the SNI is the target's name");
     assert!(http.refused().is_empty(), "{:?}", http.refused());
+    assert!(socks.refused().is_empty(), "{:?}", socks.refused());
+    assert!(!daemon.logs().contains(&PASSWORD[..10]) && !daemon.status("").to_string().contains(&PASSWORD[..10]));
+}
+
+/// A reload that gives a monitor a proxy sends its next probes through it, and one that takes
+/// it away sends them direct again.
+#[test]
+fn a_reload_changes_a_monitors_proxy() {
+    let up = upstream::start();
+    let socks = proxy::socks5(None);
+    let direct = monitor("m", &format!("{}/ok", up.base), "");
+    let ws = Workspace::new(&format!("monitors:\n{direct}"));
+    let daemon = ws.start();
+    daemon.wait_current("px", "m", Duration::from_secs(15));
+    assert!(socks.tunnels().is_empty());
+    ws.write_config(&format!(
+        "monitors:\n{}",
+        monitor("m", &format!("{}/ok", up.base), &format!(", proxy: \"{}\"", socks.url("socks5", None)))
+    ));
+    wait_for("a probe through the proxy", Duration::from_secs(15), || {
+        up.log.for_path("/ok").iter().any(|r| r.peer.is_some_and(|a| socks.opened(a))).then_some(())
+    });
+    ws.write_config(&format!("monitors:\n{direct}"));
+    let written = std::time::Instant::now();
+    wait_for("a direct probe after the reload", Duration::from_secs(15), || {
+        up.log
+            .for_path("/ok")
+            .iter()
+            .any(|r| r.started > written && r.peer.is_some_and(|a| !socks.opened(a)))
+            .then_some(())
+    });
+    let tunnels = socks.tunnels().len();
+    let before = up.log.for_path("/ok").len();
+    wait_for("two more probes", Duration::from_secs(15), || (up.log.for_path("/ok").len() >= before + 2).then_some(()));
+    assert_eq!(socks.tunnels().len(), tunnels, "no new tunnel once direct again");
 }
 
 /// Wrong credentials, an unreachable proxy, a SOCKS proxy that cannot reach the target: each

@@ -49,6 +49,11 @@ fn channel_keys(kind: &str) -> &'static [&'static str] {
 /// Fields that are secret: they may come from the environment and never appear anywhere.
 const SECRET_FIELDS: &[&str] = &["url", "secret", "token", "bot_token", "password", "proxy"];
 
+/// A field's text as the file has it, if it is a non-empty string.
+fn fields_text(map: &serde_yaml::Mapping, key: &str) -> Option<String> {
+    map.get(key).and_then(Value::as_str).filter(|t| !t.trim().is_empty()).map(str::to_string)
+}
+
 /// `MONITOR_ALERT_<NAME>_<FIELD>`: the environment variable that may carry a channel's field.
 pub fn alert_env_name(channel: &str, field: &str) -> String {
     format!("MONITOR_ALERT_{}_{}", mangle(channel), mangle(field))
@@ -220,7 +225,7 @@ struct ChannelFields<'a> {
 impl ChannelFields<'_> {
     fn text(&self, key: &str, errors: &mut Errors) -> Option<String> {
         if SECRET_FIELDS.contains(&key) {
-            if let Some(v) = (self.env)(&alert_env_name(&self.name, key)).filter(|v| !v.is_empty()) {
+            if let Some(v) = (self.env)(&alert_env_name(&self.name, key)).filter(|v| !v.trim().is_empty()) {
                 return Some(v);
             }
         }
@@ -322,7 +327,9 @@ fn channels(
         known.extend_from_slice(channel_keys(&kind));
         fields.check_keys(&known, errors);
         let f = ChannelFields { fields, name: name.clone(), env };
-        let proxy_source = if (env)(&alert_env_name(&name, "proxy")).is_some_and(|v| !v.is_empty()) {
+        let proxy_source = if (env)(&alert_env_name(&name, "proxy")).is_some_and(|v| !v.trim().is_empty()) {
+            // What the file says is still hidden wherever it might show.
+            secrets.extend(fields_text(map, "proxy"));
             alert_env_name(&name, "proxy")
         } else {
             "proxy".to_string()

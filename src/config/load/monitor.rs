@@ -126,7 +126,7 @@ pub(super) fn parse_monitor(
             errors,
         );
     }
-    let proxy = monitor_proxy(context, &fields, &key, shared, errors);
+    let proxy = monitor_proxy(context, &fields, &key, is_disabled, shared, errors);
     let api_key = api_key.map(Secret::new);
     let secrets = secrets_of(api_key.as_ref(), &resolved.headers, resolved.url.as_ref().unwrap_or(&Secret::default()));
     shared.secrets.extend(secrets.iter().cloned());
@@ -457,16 +457,24 @@ fn monitor_proxy(
     context: &MonitorContext<'_>,
     fields: &Fields<'_>,
     key: &MonitorKey,
+    is_disabled: bool,
     shared: &mut Shared,
     errors: &mut Errors,
 ) -> Option<crate::proxy::Proxy> {
     let names = proxy_env_names(key);
-    let from_env = names.iter().find_map(|name| Some(name).zip((context.env)(name).filter(|v| !v.is_empty())));
-    let (text, source) = match (from_env, fields.get::<String>("proxy", errors)) {
-        (Some((name, value)), _) => {
-            let mut claims = env_claims(key, names.clone());
-            claims.retain(|(name, _)| (context.env)(name).is_some_and(|v| !v.is_empty()));
-            claim_env_names(key, claims, "proxy", "set proxy in the file instead", &fields.place, shared, errors);
+    let set = |name: &String| (context.env)(name).filter(|v| !v.trim().is_empty());
+    let from_env = names.iter().find_map(|name| Some(name).zip(set(name)));
+    let in_file = fields.get::<String>("proxy", errors);
+    let (text, source) = match (from_env, in_file) {
+        (Some((name, value)), in_file) => {
+            // What the file says is still hidden wherever it might show.
+            shared.secrets.extend(in_file.filter(|t| !t.trim().is_empty()));
+            if !is_disabled {
+                let mut claims = env_claims(key, names.clone());
+                claims.retain(|(name, _)| set(name).is_some());
+                let hint = "unset it, or rename one of the monitors";
+                claim_env_names(key, claims, "proxy", hint, &fields.place, shared, errors);
+            }
             (value, name.clone())
         }
         (None, Some(value)) => (value, "proxy".to_string()),

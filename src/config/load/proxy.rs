@@ -21,7 +21,9 @@ pub(super) fn parse_proxy(
     secrets.push(text.to_string());
     match Proxy::parse(text) {
         Ok(proxy) => {
-            secrets.extend(proxy.user.iter().cloned());
+            // A short user name (`proxy`, `admin`) is no secret worth blanking every such word
+            // for: it is hidden as part of the URL, and alone from 8 bytes up.
+            secrets.extend(proxy.user.iter().filter(|u| u.len() >= 8).cloned());
             secrets.extend(proxy.password.iter().map(|p| p.expose().to_string()));
             Some(proxy)
         }
