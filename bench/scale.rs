@@ -416,6 +416,7 @@ fn ingest_phase(figures: &mut Vec<Figure>, dir: &Path) {
             retention,
             intervals: Default::default(),
             quorum: Default::default(),
+            model_rules: Default::default(),
         });
         let now = unix_now();
         let started = Instant::now();

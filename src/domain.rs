@@ -7,12 +7,16 @@ use std::hash::{Hash, Hasher};
 use serde::Serialize;
 
 /// Identity of a monitor everywhere (actors, store rows, API filters, env names):
-/// provider/service/channel, compared case-insensitively, displayed as written.
+/// provider/service/channel, compared case-insensitively, displayed as written. A monitor of
+/// several models (`models:`) has one series per model: its keys carry the model too (empty
+/// for every other monitor).
 #[derive(Clone)]
 pub struct MonitorKey {
     pub provider: String,
     pub service: String,
     pub channel: String,
+    /// The model of one series of a multi-model monitor; empty otherwise.
+    pub model: String,
     normalized: String,
 }
 
@@ -26,8 +30,25 @@ impl MonitorKey {
             provider: provider.to_string(),
             service: service.to_string(),
             channel: channel.to_string(),
+            model: String::new(),
             normalized,
         }
+    }
+
+    /// The series of `model` of this monitor (an empty model: the monitor itself). The
+    /// normalized form of a key without a model is unchanged, so its phase and stored rows are.
+    pub fn with_model(&self, model: &str) -> Self {
+        let mut key = MonitorKey::new(&self.provider, &self.service, &self.channel);
+        if !model.is_empty() {
+            key.normalized = format!("{}\u{1f}{}", key.normalized, model.to_ascii_lowercase());
+            key.model = model.to_string();
+        }
+        key
+    }
+
+    /// The monitor this series belongs to (itself, when it has no model).
+    pub fn monitor(&self) -> Self {
+        MonitorKey::new(&self.provider, &self.service, &self.channel)
     }
 
     /// Lower-cased, separator-joined form: stable across restarts, used for hashing and jitter.
@@ -51,10 +72,14 @@ impl Hash for MonitorKey {
 impl fmt::Display for MonitorKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.channel.is_empty() {
-            write!(f, "{}/{}", self.provider, self.service)
+            write!(f, "{}/{}", self.provider, self.service)?;
         } else {
-            write!(f, "{}/{}/{}", self.provider, self.service, self.channel)
+            write!(f, "{}/{}/{}", self.provider, self.service, self.channel)?;
         }
+        if !self.model.is_empty() {
+            write!(f, " [{}]", self.model)?;
+        }
+        Ok(())
     }
 }
 

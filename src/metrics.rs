@@ -19,11 +19,18 @@ pub struct MonitorLabels {
     pub provider: String,
     pub service: String,
     pub channel: String,
+    /// The model of one series of a monitor of several models; empty otherwise.
+    pub model: String,
 }
 
 impl From<&MonitorKey> for MonitorLabels {
     fn from(key: &MonitorKey) -> Self {
-        MonitorLabels { provider: key.provider.clone(), service: key.service.clone(), channel: key.channel.clone() }
+        MonitorLabels {
+            provider: key.provider.clone(),
+            service: key.service.clone(),
+            channel: key.channel.clone(),
+            model: key.model.clone(),
+        }
     }
 }
 
@@ -32,6 +39,7 @@ pub struct ProbeLabels {
     pub provider: String,
     pub service: String,
     pub channel: String,
+    pub model: String,
     pub status: &'static str,
     pub reason: &'static str,
 }
@@ -219,6 +227,7 @@ impl Metrics {
                 provider: labels.provider.clone(),
                 service: labels.service.clone(),
                 channel: labels.channel.clone(),
+                model: labels.model.clone(),
                 status: status.name(),
                 reason: reason.as_str(),
             })
@@ -240,6 +249,7 @@ impl Metrics {
                     provider: labels.provider.clone(),
                     service: labels.service.clone(),
                     channel: labels.channel.clone(),
+                    model: labels.model.clone(),
                     status: status.name(),
                     reason: reason.as_str(),
                 });

@@ -4,9 +4,7 @@
 use actix_web::http::header;
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 
-use super::status::monitor_status;
 use super::{AppState, ACTOR_TIMEOUT};
-use crate::domain::MonitorKey;
 use crate::store::timeline::Period;
 use crate::store::GetSnapshot;
 
@@ -23,6 +21,7 @@ pub struct BadgeParams {
     metric: Option<String>,
     period: Option<String>,
     label: Option<String>,
+    model: Option<String>,
 }
 
 impl BadgeParams {
@@ -37,6 +36,7 @@ impl BadgeParams {
                 "metric" => &mut params.metric,
                 "period" => &mut params.period,
                 "label" => &mut params.label,
+                "model" => &mut params.model,
                 _ => return Err(format!("unknown parameter {}", name.chars().take(24).collect::<String>())),
             };
             if slot.replace(value).is_some() {
@@ -153,14 +153,25 @@ pub async fn badge(req: HttpRequest, state: web::Data<AppState>, path: web::Path
         Ok(snapshot) => snapshot,
         Err(_) => return svg(StatusCode::SERVICE_UNAVAILABLE, render(&name, "unavailable", GREY)),
     };
-    // Exact provider/service/channel, case-insensitive (no channel: the monitor without one).
-    let wanted = MonitorKey::new(&provider, service, &channel);
-    let Some((key, model)) = snapshot.monitors.iter().find(|(key, _)| *key == wanted) else {
+    // Exact provider/service/channel, case-insensitive (no channel: the monitor without one),
+    // as /api/status answers it: a monitor of several models combined, or `model`'s own.
+    let name = match &params.model {
+        Some(model) => format!("{name} {model}"),
+        None => name,
+    };
+    let query = super::status::Query {
+        period,
+        provider: Some(provider.clone()),
+        service: Some(service.to_string()),
+        channel: Some(channel),
+        node: None,
+        compact: false,
+        model: params.model.clone(),
+        now: state.clock.now(),
+    };
+    let Some(monitor) = super::status::answer(&snapshot, &query).ok().and_then(|found| found.into_iter().next()) else {
         return svg(StatusCode::NOT_FOUND, render(&name, "not found", GREY));
     };
-    let view =
-        super::status::View { nodes: &snapshot.nodes, interval: snapshot.intervals.get(key).copied(), only: None };
-    let monitor = monitor_status(key, model.as_deref(), view, period, state.clock.now(), snapshot.degraded_weight);
     let label = params.label.unwrap_or_else(|| if uptime { format!("{name} {}", period.as_str()) } else { name });
     let body = if uptime {
         let (message, color) = uptime_message(monitor.uptime);

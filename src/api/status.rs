@@ -26,6 +26,7 @@ pub struct StatusParams {
     channel: Option<String>,
     node: Option<String>,
     view: Option<String>,
+    model: Option<String>,
 }
 
 /// One `/api/status` question: filters compare case-insensitively; `now` is unix seconds.
@@ -39,6 +40,8 @@ pub struct Query {
     pub node: Option<String>,
     /// `view=compact`: the same figures in columns (see [`CompactMonitor`]).
     pub compact: bool,
+    /// `model=`: that model's series of the monitors of several models.
+    pub model: Option<String>,
     pub now: i64,
 }
 
@@ -65,6 +68,7 @@ fn parse(params: StatusParams, now: i64) -> Result<Query, String> {
             Some("compact") => true,
             Some(other) => return Err(format!("view {other:?} is not one of full, compact")),
         },
+        model: filter("model", params.model)?,
         now,
     })
 }
@@ -153,6 +157,97 @@ pub fn monitor_status(
         timeline,
         maintenance: MaintenanceStatus::default(),
         nodes,
+        model: None,
+        model_rule: None,
+        models: None,
+    }
+}
+
+/// A monitor of several models: each model's series combined over the nodes, then the models
+/// combined under `rule` (red when `rule` of them are red, else the worst of the others), with
+/// each model's own figures under `models`.
+fn models_status(
+    key: &crate::domain::MonitorKey,
+    series: &[(&crate::domain::MonitorKey, Option<&MonitorModel>)],
+    rule: crate::config::Quorum,
+    view: View<'_>,
+    period: Period,
+    now: i64,
+    degraded_weight: f64,
+) -> MonitorStatus {
+    let empty = MonitorModel::default();
+    let each: Vec<MonitorStatus> =
+        series.iter().map(|(k, m)| monitor_status(k, *m, view, period, now, degraded_weight)).collect();
+    // The bars: every model's nodes, as each model's own bars combine them, then the models.
+    let per_model: Vec<Vec<Part<'_>>> = series
+        .iter()
+        .map(|(_, m)| {
+            let all = parts(m.unwrap_or(&empty), &view);
+            match view.only {
+                Some(node) => all.into_iter().filter(|p| p.node == node).collect(),
+                None => all,
+            }
+        })
+        .collect();
+    let histories: Vec<Vec<&crate::store::rollup::History>> =
+        per_model.iter().map(|parts| parts.iter().map(|p| p.history).collect()).collect();
+    let (timeline, uptime) =
+        combine::models_timeline(&histories, view.nodes.quorum, rule, period, now, degraded_weight);
+    // The current status: each model's as its entry shows it, combined under the rule.
+    let current: Vec<&CurrentStatus> = each.iter().filter_map(|m| m.current_status.as_ref()).collect();
+    let statuses: Vec<(i16, i64)> = current.iter().map(|c| (c.status, c.timestamp)).collect();
+    let current_status = combine::pick(&statuses, rule).map(|i| current[i].clone());
+    // Each node's view: its part of every model, combined under the rule.
+    let mut nodes = std::collections::BTreeMap::new();
+    for name in each.iter().flat_map(|m| m.nodes.keys()).collect::<std::collections::BTreeSet<_>>() {
+        let parts: Vec<&NodeStatus> = each.iter().filter_map(|m| m.nodes.get(name)).collect();
+        let live: Vec<&CurrentStatus> = parts.iter().filter_map(|p| p.current_status.as_ref()).collect();
+        let statuses: Vec<(i16, i64)> = live.iter().map(|c| (c.status, c.timestamp)).collect();
+        let node_histories: Vec<Vec<&crate::store::rollup::History>> = per_model
+            .iter()
+            .map(|parts| parts.iter().filter(|p| view.nodes.name(p.node) == *name).map(|p| p.history).collect())
+            .collect();
+        let (_, node_uptime) =
+            combine::models_timeline(&node_histories, view.nodes.quorum, rule, period, now, degraded_weight);
+        let status = NodeStatus {
+            current_status: combine::pick(&statuses, rule).map(|i| live[i].clone()),
+            uptime: node_uptime,
+            stale: parts.iter().all(|p| p.stale),
+            last_probe: parts.iter().filter_map(|p| p.last_probe).max(),
+        };
+        nodes.insert(name.clone(), status);
+    }
+    let cost_nanos =
+        timeline.iter().filter_map(|b| b.cost_usd).map(|usd| (usd * 1e9).round() as u64).reduce(u64::saturating_add);
+    let models = series
+        .iter()
+        .zip(each)
+        .map(|((k, _), m)| {
+            (k.model.clone(), ModelStatus { current_status: m.current_status, uptime: m.uptime, timeline: m.timeline })
+        })
+        .collect();
+    MonitorStatus {
+        provider: key.provider.clone(),
+        service: key.service.clone(),
+        channel: key.channel.clone(),
+        current_status,
+        uptime,
+        cost_usd: cost_nanos.map(timeline::usd),
+        timeline,
+        maintenance: MaintenanceStatus::default(),
+        nodes,
+        model: None,
+        model_rule: Some(rule_name(rule)),
+        models: Some(models),
+    }
+}
+
+/// `model_rule` as configured.
+pub fn rule_name(rule: crate::config::Quorum) -> &'static str {
+    match rule {
+        crate::config::Quorum::One => "any",
+        crate::config::Quorum::Majority => "majority",
+        crate::config::Quorum::All => "all",
     }
 }
 
@@ -173,18 +268,54 @@ pub fn answer(snapshot: &Snapshot, q: &Query) -> Result<Vec<MonitorStatus>, Stri
     };
     let matches =
         |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f.eq_ignore_ascii_case(value));
-    Ok(snapshot
-        .monitors
-        .iter()
-        .filter(|(key, _)| {
-            matches(&q.provider, &key.provider)
-                && matches(&q.service, &key.service)
-                && matches(&q.channel, &key.channel)
-        })
-        .map(|(key, model)| {
-            let view = View { nodes: &snapshot.nodes, interval: snapshot.intervals.get(key).copied(), only };
-            let mut status = monitor_status(key, model.as_deref(), view, q.period, q.now, snapshot.degraded_weight);
-            status.maintenance = MaintenanceStatus::of(&snapshot.maintenance, key, q.now);
+    // The series of a monitor of several models are listed once, where its first one is.
+    type Series<'a> = Vec<(&'a crate::domain::MonitorKey, Option<&'a MonitorModel>)>;
+    let mut entries: Vec<(crate::domain::MonitorKey, Series<'_>)> = Vec::new();
+    for (key, model) in snapshot.monitors.iter() {
+        if !(matches(&q.provider, &key.provider)
+            && matches(&q.service, &key.service)
+            && matches(&q.channel, &key.channel))
+        {
+            continue;
+        }
+        let base = key.monitor();
+        match entries
+            .iter_mut()
+            .find(|(k, series)| !key.model.is_empty() && *k == base && !series[0].0.model.is_empty())
+        {
+            Some((_, series)) => series.push((key, model.as_deref())),
+            None => entries.push((base, vec![(key, model.as_deref())])),
+        }
+    }
+    if let Some(wanted) = &q.model {
+        entries.retain_mut(|(_, series)| {
+            series.retain(|(k, _)| k.model.eq_ignore_ascii_case(wanted));
+            !series.is_empty()
+        });
+        if entries.is_empty() {
+            return Err(format!("model {wanted:?} is not a model of any monitor listed (see a monitor's `models`)"));
+        }
+    }
+    Ok(entries
+        .into_iter()
+        .map(|(base, series)| {
+            let view = |key| View { nodes: &snapshot.nodes, interval: snapshot.intervals.get(key).copied(), only };
+            let mut status = match (series.as_slice(), &q.model) {
+                ([(key, model)], Some(_)) => {
+                    let mut status = monitor_status(key, *model, view(key), q.period, q.now, snapshot.degraded_weight);
+                    status.model = Some(key.model.clone());
+                    status
+                }
+                ([(key, model)], None) if key.model.is_empty() => {
+                    monitor_status(key, *model, view(key), q.period, q.now, snapshot.degraded_weight)
+                }
+                _ => {
+                    let rule = snapshot.model_rules.get(&base).copied().unwrap_or(crate::config::Quorum::One);
+                    let view = view(series[0].0);
+                    models_status(&base, &series, rule, view, q.period, q.now, snapshot.degraded_weight)
+                }
+            };
+            status.maintenance = MaintenanceStatus::of(&snapshot.maintenance, &base, q.now);
             status
         })
         .collect())
@@ -205,7 +336,7 @@ fn gzip(json: &[u8]) -> bytes::Bytes {
 struct AnswerKey {
     period: &'static str,
     compact: bool,
-    filters: [Option<String>; 4],
+    filters: [Option<String>; 5],
     now: i64,
     version: u64,
 }
@@ -252,7 +383,7 @@ fn serialized(snapshot: &Snapshot, q: &Query, want_gzip: bool) -> Result<Result<
     let key = AnswerKey {
         period: q.period.as_str(),
         compact: q.compact,
-        filters: [lower(&q.provider), lower(&q.service), lower(&q.channel), q.node.clone()],
+        filters: [lower(&q.provider), lower(&q.service), lower(&q.channel), q.node.clone(), lower(&q.model)],
         now: q.now,
         version: snapshot.version,
     };
@@ -534,6 +665,23 @@ pub struct MonitorStatus {
     pub maintenance: MaintenanceStatus,
     /// Each node's own view of the monitor, by node name.
     pub nodes: std::collections::BTreeMap<String, NodeStatus>,
+    /// `?model=`: the model whose series this entry is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// A monitor of several models: its `model_rule` (any, majority, all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_rule: Option<&'static str>,
+    /// A monitor of several models: each model's own figures, by model name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models: Option<std::collections::BTreeMap<String, ModelStatus>>,
+}
+
+/// One model of a monitor of several models in `/api/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelStatus {
+    pub current_status: Option<CurrentStatus>,
+    pub uptime: f64,
+    pub timeline: Vec<timeline::Bucket>,
 }
 
 /// One node's part of a monitor in `/api/status`.

@@ -66,6 +66,7 @@ mod tests {
             llm: false,
             fresh_connection: false,
             proxy: None,
+            model_rule: None,
             price: None,
             daily_budget_usd: None,
             confirm: 0,

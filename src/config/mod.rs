@@ -85,6 +85,9 @@ pub struct Monitor {
     pub fresh_connection: bool,
     /// The proxy probes go through (`None`: direct): the monitor's own, else the global one.
     pub proxy: Option<crate::proxy::Proxy>,
+    /// One series of a monitor of several models (`models:`): how many of the models must be
+    /// red for the monitor to be (`model_rule`: any = one, majority, all). `None` otherwise.
+    pub model_rule: Option<Quorum>,
     /// The price of `model` (from `prices:`, else the built-in table): what a probe's reported
     /// usage costs. `None`: no model, or no price for it.
     pub price: Option<crate::probe::cost::Price>,

@@ -421,6 +421,7 @@ mod tests {
             llm: true,
             fresh_connection: false,
             proxy: None,
+            model_rule: None,
             price: None,
             daily_budget_usd: None,
             confirm: 0,

@@ -113,6 +113,8 @@ pub struct RegisterMonitors {
     /// Each monitor's interval in seconds (when this node's part of it goes stale).
     pub intervals: HashMap<MonitorKey, i64>,
     pub quorum: crate::config::Quorum,
+    /// Each monitor of several models (by its key without a model): its `model_rule`.
+    pub model_rules: HashMap<MonitorKey, crate::config::Quorum>,
 }
 
 impl RegisterMonitors {
@@ -123,6 +125,7 @@ impl RegisterMonitors {
             retention: config.retention,
             intervals: config.monitors.iter().map(|m| (m.key.clone(), m.interval.as_secs() as i64)).collect(),
             quorum: config.quorum,
+            model_rules: config.monitors.iter().filter_map(|m| Some((m.key.monitor(), m.model_rule?))).collect(),
         }
     }
 }
@@ -261,6 +264,7 @@ pub struct StoreActor {
     /// The nodes of the database and the quorum rule.
     nodes: Arc<Nodes>,
     intervals: Arc<HashMap<MonitorKey, i64>>,
+    model_rules: Arc<HashMap<MonitorKey, crate::config::Quorum>>,
     /// Other nodes' write counters as last read, and whether a read is at the writer.
     seqs: HashMap<i32, i64>,
     reading_others: bool,
@@ -325,6 +329,7 @@ impl StoreActor {
             maintenance: Arc::from(Vec::new()),
             nodes: Arc::default(),
             intervals: Arc::default(),
+            model_rules: Arc::default(),
             seqs: HashMap::new(),
             reading_others: false,
             loaded: false,
@@ -504,6 +509,7 @@ impl StoreActor {
                 foreign,
                 quorum: self.nodes.quorum,
                 nodes,
+                model_rules: self.model_rules.clone(),
             });
             ctx.spawn(request.into_actor(self).map(|reply, act, ctx| {
                 act.busy = false;
@@ -864,6 +870,7 @@ impl StoreActor {
             maintenance: self.maintenance.clone(),
             nodes: self.nodes.clone(),
             intervals: self.intervals.clone(),
+            model_rules: self.model_rules.clone(),
         });
         self.snapshot = Some(snapshot.clone());
         snapshot
@@ -915,6 +922,7 @@ impl Handler<RegisterMonitors> for StoreActor {
         self.degraded_weight = msg.degraded_weight;
         self.retention = msg.retention;
         self.intervals = Arc::new(msg.intervals);
+        self.model_rules = Arc::new(msg.model_rules);
         if self.nodes.quorum != msg.quorum {
             Arc::make_mut(&mut self.nodes).quorum = msg.quorum;
         }
@@ -1229,6 +1237,7 @@ mod tests {
             degraded_weight: 0.5,
             retention,
             intervals: HashMap::new(),
+            model_rules: HashMap::new(),
             quorum: crate::config::Quorum::default(),
         });
         (addr, inbox, metrics)

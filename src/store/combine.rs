@@ -116,6 +116,35 @@ pub fn timeline(
     timeline::from_aggs(&window, &refs, degraded_weight)
 }
 
+/// A monitor of several models: each bucket combined over each model's nodes under `quorum`,
+/// then over the models under `rule` (`models[i]`: the histories of model i's nodes).
+pub fn models_timeline(
+    models: &[Vec<&History>],
+    quorum: Quorum,
+    rule: Quorum,
+    period: Period,
+    now: i64,
+    degraded_weight: f64,
+) -> (Vec<Bucket>, f64) {
+    let window = period.window(now);
+    let first = window.first_start.div_euclid(window.size);
+    let combined: Vec<Option<Agg>> = (0..window.count as i64)
+        .map(|i| {
+            let per_model: Vec<Agg> = models
+                .iter()
+                .filter_map(|histories| {
+                    let aggs: Vec<&Agg> = histories.iter().filter_map(|h| h.bucket(period, first + i)).collect();
+                    (!aggs.is_empty()).then(|| bucket(&aggs, quorum))
+                })
+                .collect();
+            let refs: Vec<&Agg> = per_model.iter().collect();
+            (!refs.is_empty()).then(|| bucket(&refs, rule))
+        })
+        .collect();
+    let refs: Vec<Option<&Agg>> = combined.iter().map(Option::as_ref).collect();
+    timeline::from_aggs(&window, &refs, degraded_weight)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +226,23 @@ mod tests {
         assert_eq!(current(&parts, Quorum::One, NOW).map(|r| r.node_id), Some(3));
         // All stale: no current status.
         assert_eq!(current(&[part(2, b)], Quorum::One, NOW), None);
+    }
+
+    #[test]
+    fn models_combine_under_their_rule_after_their_nodes() {
+        // Three models on one node; one of them red all along.
+        let (mut green, mut red) = (History::default(), History::default());
+        for t in [NOW - 300, NOW - 200, NOW - 100] {
+            green.add(t, 1, 100, None);
+            red.add(t, 0, 0, None);
+        }
+        let models = vec![vec![&green], vec![&green], vec![&red]];
+        let (_, any) = models_timeline(&models, Quorum::Majority, Quorum::One, Period::Day, NOW, 0.7);
+        let (_, majority) = models_timeline(&models, Quorum::Majority, Quorum::Majority, Period::Day, NOW, 0.7);
+        assert_eq!((any, majority), (0.0, 100.0));
+        // One model alone is its own timeline.
+        let (one, _) = models_timeline(&[vec![&red]], Quorum::Majority, Quorum::All, Period::Day, NOW, 0.7);
+        assert_eq!(format!("{one:?}"), format!("{:?}", red.timeline(Period::Day, NOW, 0.7).0));
     }
 
     #[test]

@@ -55,4 +55,6 @@ pub struct Snapshot {
     pub nodes: Arc<Nodes>,
     /// Each listed monitor's interval here (what makes this node's part stale), by key.
     pub intervals: Arc<HashMap<MonitorKey, i64>>,
+    /// Each monitor of several models (by its key without a model): its `model_rule`.
+    pub model_rules: Arc<HashMap<MonitorKey, crate::config::Quorum>>,
 }

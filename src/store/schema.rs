@@ -6,6 +6,8 @@ diesel::table! {
         provider -> Text,
         service -> Text,
         channel -> Text,
+        /// The model of one series of a multi-model monitor; '' otherwise.
+        model -> Text,
     }
 }
 

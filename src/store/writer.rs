@@ -43,6 +43,9 @@ pub struct Writer {
     leader: bool,
     /// What each node last saw of each monitor, for the combined status the engine follows.
     seen: HashMap<MonitorKey, BTreeMap<i32, Seen>>,
+    /// A monitor of several models: each model's combined status as last seen (by model name,
+    /// under the monitor's key without a model).
+    models_seen: HashMap<MonitorKey, BTreeMap<String, Seen>>,
 }
 
 /// A node's latest probe of a monitor, as the combined status needs it.
@@ -77,6 +80,7 @@ impl Writer {
         Writer {
             leader,
             seen: HashMap::new(),
+            models_seen: HashMap::new(),
             conn: Some(conn),
             reconnect,
             closed: false,
@@ -149,6 +153,49 @@ impl Writer {
             reason: chosen.reason,
             detail: chosen.detail,
             in_maintenance: row.maintenance,
+        }
+    }
+
+    /// One model's combined status, as its monitor's: the models not stale (3 intervals, as
+    /// nodes) combined under `rule`; when that is red, the detail names every failing model.
+    fn observe_model(&mut self, series: Combined, interval: Option<i64>, rule: crate::config::Quorum) -> Combined {
+        let key = series.key.monitor();
+        let models = self.models_seen.entry(key.clone()).or_default();
+        let seen = Seen {
+            ts: series.ts,
+            status: series.status,
+            reason: series.reason,
+            detail: series.detail.clone(),
+            interval,
+        };
+        models.insert(series.key.model.clone(), seen);
+        let t = series.ts;
+        let live: Vec<(&String, &Seen)> = models
+            .iter()
+            .filter(|(_, s)| s.interval.is_none_or(|i| s.ts >= t - super::combine::STALE_INTERVALS * i.max(1)))
+            .collect();
+        let statuses: Vec<(i16, i64)> = live.iter().map(|(_, s)| (s.status.into(), s.ts)).collect();
+        let chosen = super::combine::pick(&statuses, rule).map_or(live[0].1, |i| live[i].1).clone();
+        let detail = if chosen.status == Status::Red {
+            let failing: Vec<String> = live
+                .iter()
+                .filter(|(_, s)| s.status == Status::Red)
+                .map(|(model, s)| match &s.detail {
+                    Some(detail) => format!("{model}: {} ({detail})", s.reason.as_str()),
+                    None => format!("{model}: {}", s.reason.as_str()),
+                })
+                .collect();
+            Some(crate::secret::prefix(&format!("failing models: {}", failing.join("; ")), 1_000).to_string())
+        } else {
+            chosen.detail
+        };
+        Combined {
+            key,
+            ts: series.ts,
+            status: chosen.status,
+            reason: chosen.reason,
+            detail,
+            in_maintenance: series.in_maintenance,
         }
     }
 }
@@ -240,6 +287,9 @@ pub struct WriteBatch {
     pub quorum: crate::config::Quorum,
     /// The other probing nodes as the leader sees them (lost and back).
     pub nodes: Vec<crate::alert::engine::NodeSeen>,
+    /// Each monitor of several models (by its key without a model): its `model_rule`. The
+    /// engine follows such a monitor as one, its models combined under the rule.
+    pub model_rules: Arc<HashMap<MonitorKey, crate::config::Quorum>>,
 }
 
 /// A committed batch: its rows with their monitor ids, and the ids it gave out.
@@ -279,8 +329,16 @@ impl Handler<WriteBatch> for Writer {
             all.sort_by_key(|(_, _, row)| row.ts);
             let all: Vec<(i32, MonitorKey, Row)> =
                 all.into_iter().map(|(node, key, row)| (node, key.clone(), row.clone())).collect();
-            let combined: Vec<Combined> =
-                all.iter().map(|(node, key, row)| self.observe(key, *node, row, msg.quorum)).collect();
+            let combined: Vec<Combined> = all
+                .iter()
+                .map(|(node, key, row)| {
+                    let combined = self.observe(key, *node, row, msg.quorum);
+                    match msg.model_rules.get(&key.monitor()).filter(|_| !key.model.is_empty()) {
+                        Some(rule) => self.observe_model(combined, row.interval_s.map(i64::from), *rule),
+                        None => combined,
+                    }
+                })
+                .collect();
             let observed: Vec<Observed<'_>> = combined
                 .iter()
                 .map(|c| Observed {

@@ -12,6 +12,7 @@ mod install;
 mod integrity;
 mod lifecycle;
 mod llm;
+mod models;
 mod nodes;
 mod package;
 mod politeness;

@@ -102,6 +102,8 @@ pub(super) const MONITOR_KEYS: &[&str] = &[
     "integrity_status",
     "stream_check_every",
     "proxy",
+    "models",
+    "model_rule",
 ];
 pub(super) const CORS_KEYS: &[&str] = &["allowed_origins"];
 
@@ -348,16 +350,33 @@ fn parse(
                 warnings.push("no monitors configured: nothing will be probed".to_string());
             }
             for (index, item) in items.iter().enumerate() {
-                let context = MonitorContext { index, globals: &globals, base_dir, env };
-                let parsed = parse_monitor(&context, item, &mut shared, &mut errors, &mut warnings);
-                let Some((monitor, is_disabled)) = parsed else { continue };
-                if is_disabled {
-                    disabled += 1;
-                } else {
-                    if let Value::Mapping(map) = item {
-                        let place = format!("monitors[{index}] {}", monitor.key);
-                        page.monitor_groups.extend(page::monitor_group(map, &place, &monitor.key, &mut errors));
-                        enabled.push((index, map, monitor.key.clone(), format!("monitors[{index}] {}", monitor.key)));
+                // A monitor of several models is one series per model, each parsed as if it
+                // named that model (problems reported once, from the first).
+                let series = monitor::model_series(index, item, &mut errors);
+                let models: Vec<Option<&str>> = match &series {
+                    Some((models, _)) => models.iter().map(|m| Some(m.as_str())).collect(),
+                    None => vec![None],
+                };
+                for (nth, model) in models.into_iter().enumerate() {
+                    let context = MonitorContext { index, globals: &globals, base_dir, env, model, first: nth == 0 };
+                    let (mut scratch, mut scratch_warnings) = (Errors { lines: Vec::new() }, Vec::new());
+                    let (errors, warnings) =
+                        if nth == 0 { (&mut errors, &mut warnings) } else { (&mut scratch, &mut scratch_warnings) };
+                    let parsed = parse_monitor(&context, item, &mut shared, errors, warnings);
+                    let Some((mut monitor, is_disabled)) = parsed else { continue };
+                    if let (Some(model), Some((_, rule))) = (model, &series) {
+                        monitor.key = monitor.key.with_model(model);
+                        monitor.model_rule = Some(*rule);
+                    }
+                    if is_disabled {
+                        disabled += usize::from(nth == 0);
+                        continue;
+                    }
+                    if let (Value::Mapping(map), 0) = (item, nth) {
+                        let key = monitor.key.monitor();
+                        let place = format!("monitors[{index}] {key}");
+                        page.monitor_groups.extend(page::monitor_group(map, &place, &key, errors));
+                        enabled.push((index, map, key.clone(), place));
                     }
                     monitors.push(monitor);
                 }

@@ -30,6 +30,10 @@ pub(super) struct Shared {
 
 pub(super) struct MonitorContext<'a> {
     pub index: usize,
+    /// The series being read of a monitor of several models: its model.
+    pub model: Option<&'a str>,
+    /// The first series read of this monitor (the others are not duplicates of it).
+    pub first: bool,
     pub globals: &'a Globals,
     pub base_dir: &'a Path,
     pub env: &'a dyn Fn(&str) -> Option<String>,
@@ -84,8 +88,11 @@ pub(super) fn parse_monitor(
     };
     let fields = Fields { map, place: place_of(context.index, map) };
     fields.check_keys(MONITOR_KEYS, errors);
-    let key = identity(&fields, context.index, shared, errors);
-    let (model, expect_model) = model_names(&fields, errors);
+    let key = identity(&fields, context.index, context.first, shared, errors);
+    let (model, expect_model) = match context.model {
+        Some(model) => (Some(model.to_string()), None),
+        None => model_names(&fields, errors),
+    };
     let request = request(&fields, map, model.as_deref(), context.base_dir, errors);
 
     // Env wins over the file; an empty variable counts as unset. `api_key_env` names the one
@@ -204,6 +211,8 @@ pub(super) fn parse_monitor(
         llm,
         fresh_connection,
         proxy,
+        // Set by the caller for a series of a monitor of several models.
+        model_rule: None,
         // Looked up in the price table once every monitor is read.
         price: None,
         daily_budget_usd,
@@ -230,7 +239,7 @@ fn place_of(index: usize, map: &Mapping) -> String {
 }
 
 /// provider/service/channel: required, and unique (case-insensitively) in the file.
-fn identity(fields: &Fields<'_>, index: usize, shared: &mut Shared, errors: &mut Errors) -> MonitorKey {
+fn identity(fields: &Fields<'_>, index: usize, first: bool, shared: &mut Shared, errors: &mut Errors) -> MonitorKey {
     let provider: Option<String> = fields.get("provider", errors);
     let service: Option<String> = fields.get("service", errors);
     let channel: String = fields.get("channel", errors).unwrap_or_default();
@@ -246,7 +255,7 @@ fn identity(fields: &Fields<'_>, index: usize, shared: &mut Shared, errors: &mut
         service.as_deref().unwrap_or_default().trim(),
         channel.trim(),
     );
-    if !key.provider.is_empty() && !key.service.is_empty() {
+    if !key.provider.is_empty() && !key.service.is_empty() && first {
         match shared.seen.get(&key) {
             Some(first) => errors.push(
                 &fields.place,
@@ -259,6 +268,70 @@ fn identity(fields: &Fields<'_>, index: usize, shared: &mut Shared, errors: &mut
         }
     }
     key
+}
+
+/// Most models one monitor may serve.
+const MAX_MODELS: usize = 32;
+
+/// `models:` (with `model_rule:`), when the monitor has it: its model names, and how many of
+/// them must be red for the monitor to be.
+pub(super) fn model_series(
+    index: usize,
+    item: &Value,
+    errors: &mut Errors,
+) -> Option<(Vec<String>, crate::config::Quorum)> {
+    use crate::config::Quorum;
+    let Value::Mapping(map) = item else { return None };
+    let fields = Fields { map, place: place_of(index, map) };
+    let place = fields.place.as_str();
+    let rule_text: Option<String> = fields.get("model_rule", errors);
+    let rule = match rule_text.as_deref() {
+        None | Some("any") => Quorum::One,
+        Some("majority") => Quorum::Majority,
+        Some("all") => Quorum::All,
+        Some(other) => {
+            errors.push(place, "model_rule", format!("{other:?} is not one of any, all, majority"));
+            Quorum::One
+        }
+    };
+    let Some(raw) = fields.raw("models") else {
+        if rule_text.is_some() {
+            errors.push(place, "model_rule", "only applies with models");
+        }
+        return None;
+    };
+    let Value::Sequence(items) = raw else {
+        errors.push(place, "models", format!("must be a list of model names, found {}", describe(raw)));
+        return None;
+    };
+    for other in ["model", "expect_model"] {
+        if fields.raw(other).is_some() {
+            errors.push(place, other, "cannot be used with models (each model is asked for, and expected, as itself)");
+        }
+    }
+    let mut models: Vec<String> = Vec::new();
+    for item in items {
+        match item.as_str().map(str::trim) {
+            Some(name) if is_model_name(name) => {
+                if models.iter().any(|m| m.eq_ignore_ascii_case(name)) {
+                    errors.push(place, "models", format!("{name:?} is listed twice"));
+                } else {
+                    models.push(name.to_string());
+                }
+            }
+            Some(name) => {
+                errors.push(place, "models", format!("{name:?} is not a model name (letters, digits and ._:/@+-)"))
+            }
+            None => {
+                errors.push(place, "models", format!("must be a list of model names, found {} in it", describe(item)))
+            }
+        }
+    }
+    if models.is_empty() || models.len() > MAX_MODELS {
+        errors.push(place, "models", format!("must name 1 to {MAX_MODELS} models"));
+        return None;
+    }
+    Some((models, rule))
 }
 
 /// `model` (the one asked for) and `expect_model` (the one the reply must name).

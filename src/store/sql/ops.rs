@@ -184,6 +184,7 @@ pub fn monitor_ids(conn: &mut Conn, keys: &[MonitorKey]) -> Result<Vec<i32>, Sto
                         monitors::provider.eq(&key.provider),
                         monitors::service.eq(&key.service),
                         monitors::channel.eq(&key.channel),
+                        monitors::model.eq(&key.model),
                     ))
                     .on_conflict_do_nothing()
                     .execute(conn)?;
@@ -193,6 +194,7 @@ pub fn monitor_ids(conn: &mut Conn, keys: &[MonitorKey]) -> Result<Vec<i32>, Sto
                     .filter(lower(monitors::provider).eq(key.provider.to_ascii_lowercase()))
                     .filter(lower(monitors::service).eq(key.service.to_ascii_lowercase()))
                     .filter(lower(monitors::channel).eq(key.channel.to_ascii_lowercase()))
+                    .filter(lower(monitors::model).eq(key.model.to_ascii_lowercase()))
                     .select(monitors::id)
                     .first::<i32>(conn)
             })
@@ -203,9 +205,10 @@ pub fn monitor_ids(conn: &mut Conn, keys: &[MonitorKey]) -> Result<Vec<i32>, Sto
 
 /// Every monitor the database knows, with its id.
 pub fn monitors(conn: &mut Conn) -> Result<Vec<(MonitorKey, i32)>, StoreError> {
-    let rows: Vec<(i32, String, String, String)> =
-        monitors::table.select((monitors::id, monitors::provider, monitors::service, monitors::channel)).load(conn)?;
-    Ok(rows.into_iter().map(|(id, p, s, c)| (MonitorKey::new(&p, &s, &c), id)).collect())
+    let rows: Vec<(i32, String, String, String, String)> = monitors::table
+        .select((monitors::id, monitors::provider, monitors::service, monitors::channel, monitors::model))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(id, p, s, c, m)| (MonitorKey::new(&p, &s, &c).with_model(&m), id)).collect())
 }
 
 fn model_id(conn: &mut Conn, name: &str, cache: &mut HashMap<String, i32>) -> QueryResult<i32> {
@@ -665,14 +668,14 @@ pub fn ping(conn: &mut Conn) -> Result<(), StoreError> {
 }
 
 pub fn load(conn: &mut Conn, recent: i64) -> Result<AlertsLoaded, StoreError> {
-    let rows: Vec<(String, String, String, String)> = alert_state::table
+    let rows: Vec<(String, String, String, String, String)> = alert_state::table
         .inner_join(monitors::table.on(monitors::id.eq(alert_state::monitor_id)))
-        .select((monitors::provider, monitors::service, monitors::channel, alert_state::state))
+        .select((monitors::provider, monitors::service, monitors::channel, monitors::model, alert_state::state))
         .load(conn)?;
     let states = rows
         .into_iter()
-        .filter_map(|(p, s, c, json)| match serde_json::from_str::<MonitorState>(&json) {
-            Ok(state) => Some((MonitorKey::new(&p, &s, &c), state)),
+        .filter_map(|(p, s, c, m, json)| match serde_json::from_str::<MonitorState>(&json) {
+            Ok(state) => Some((MonitorKey::new(&p, &s, &c).with_model(&m), state)),
             Err(e) => {
                 log::warn!("alerts: the stored state of {p}/{s}/{c} is unreadable ({e}); starting it afresh");
                 None

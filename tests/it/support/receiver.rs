@@ -24,6 +24,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// The address the request came from (a proxy's, when it came through one).
     pub peer: Option<std::net::SocketAddr>,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Request {
@@ -95,6 +97,7 @@ async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<State>) ->
         headers: req.headers().iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string())).collect(),
         body: body.to_vec(),
         peer: req.peer_addr(),
+        at: std::time::Instant::now(),
     };
     let reply = (state.answer)(&request);
     state.log.lock().unwrap().push(request);
