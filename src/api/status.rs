@@ -585,6 +585,20 @@ pub struct CompactMonitor<'a> {
     maintenance: &'a MaintenanceStatus,
     nodes: std::collections::BTreeMap<&'a str, CompactNode>,
     timeline: CompactTimeline,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_rule: Option<&'static str>,
+    /// A monitor of several models: each model's latest status (null before its first probe)
+    /// and uptime.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    models: Option<std::collections::BTreeMap<&'a str, CompactModel>>,
+}
+
+#[derive(Serialize)]
+struct CompactModel {
+    status: Option<i16>,
+    uptime: f64,
 }
 
 #[derive(Serialize)]
@@ -633,6 +647,20 @@ impl<'a> CompactMonitor<'a> {
                 })
                 .collect(),
             timeline,
+            model: m.model.as_deref(),
+            model_rule: m.model_rule,
+            models: m.models.as_ref().map(|models| {
+                models
+                    .iter()
+                    .map(|(name, model)| {
+                        let compact = CompactModel {
+                            status: model.current_status.as_ref().map(|c| c.status),
+                            uptime: model.uptime,
+                        };
+                        (name.as_str(), compact)
+                    })
+                    .collect()
+            }),
         }
     }
 }

@@ -11,6 +11,7 @@ const I18N = {
     availability: "availability", probes: "probes", no_probe: "no probe yet", utc: "UTC",
     error: "Could not load the status", lang_switch: "中文",
     node: "Node", combined: "All nodes (combined)", stale: "stale",
+    models: "Models", rule_any: "red if any is red", rule_majority: "red if most are red", rule_all: "red if all are red",
     all_up: "All systems operational", down_of: "{n} of {m} down", degraded_of: "{n} slow or limited",
     worst: "Worst", details_of: "Details", close: "Close", maintenance_now: "Maintenance now",
     maintenance_next: "Planned maintenance", until: "until", no_data: "No probes",
@@ -33,6 +34,7 @@ const I18N = {
     availability: "可用率", probes: "次探测", no_probe: "尚未探测", utc: "UTC",
     error: "无法加载状态", lang_switch: "English",
     node: "节点", combined: "全部节点（综合）", stale: "失联",
+    models: "模型", rule_any: "任一不可用即不可用", rule_majority: "多数不可用即不可用", rule_all: "全部不可用才不可用",
     all_up: "所有服务运行正常", down_of: "{m} 个中 {n} 个不可用", degraded_of: "{n} 个缓慢或限流",
     worst: "最差", details_of: "详情", close: "关闭", maintenance_now: "正在维护",
     maintenance_next: "计划维护", until: "至", no_data: "无探测",
@@ -381,6 +383,23 @@ function row(m) {
       chip.dataset.status = String(s);
       chip.dataset.stale = String(part.stale);
       chip.append(el("i", "dot " + statusClass(s)), el("span", null, ` ${name} `), el("b", null, part.stale ? t("stale") : pct(part.uptime)));
+      line.append(chip);
+    });
+    node.append(line);
+  }
+  // A monitor of several models: each model's own status and uptime, under the combined row.
+  const models = Object.keys(m.models || {});
+  if (models.length) {
+    const line = el("div", "models");
+    line.append(el("span", "model-rule", `${t("models")} (${t("rule_" + m.model_rule) || m.model_rule})`));
+    models.forEach((name) => {
+      const part = m.models[name];
+      const st = part.status !== undefined ? part.status : (part.current_status ? part.current_status.status : null);
+      const s = st === null || st === undefined ? -1 : st;
+      const chip = el("span", "model-chip");
+      chip.dataset.model = name;
+      chip.dataset.status = String(s);
+      chip.append(el("i", "dot " + statusClass(s)), el("span", null, ` ${name} `), el("b", null, pct(part.uptime)));
       line.append(chip);
     });
     node.append(line);

@@ -134,3 +134,37 @@ fn model_and_models_together_are_refused() {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+/// The status page shows the combined row with each model under it.
+#[test]
+fn the_page_shows_the_models_under_their_monitor() {
+    let Some((browser, _profile)) = crate::web::browser("the_page_shows_the_models_under_their_monitor", (1280, 900))
+    else {
+        return;
+    };
+    let relay = relay();
+    let hook = receiver::answering(200, "");
+    let ws = Workspace::new(&config(&relay.base, &hook.base, &["good", "fine", "bad"], "any"));
+    let daemon = ws.start();
+    wait_for("every model probed", Duration::from_secs(20), || {
+        let entry = daemon.monitor("relay", "multi");
+        let models = entry["models"].as_object()?;
+        (models.len() == 3 && models.values().all(|m| !m["current_status"].is_null())).then_some(())
+    });
+    let tab = browser.new_tab().unwrap();
+    tab.navigate_to(&format!("{}/?lang=en", daemon.base)).unwrap().wait_until_navigated().unwrap();
+    let js = r#"JSON.stringify([...document.querySelectorAll('.monitor-row')].map(r => ({
+        key: r.dataset.key, status: r.dataset.status,
+        models: [...r.querySelectorAll('.model-chip')].map(c => [c.dataset.model, c.dataset.status]),
+        rule: r.querySelector('.model-rule')?.textContent ?? null })))"#;
+    let rows = wait_for("the rows with their models", Duration::from_secs(15), || {
+        let result = tab.evaluate(js, false).ok()?;
+        let rows: Value = serde_json::from_str(result.value?.as_str()?).ok()?;
+        (rows.as_array()?.len() == 2).then_some(rows)
+    });
+    assert_eq!(rows[0]["key"], "relay/multi/", "{rows}");
+    assert_eq!(rows[0]["status"], "0", "{rows}");
+    assert_eq!(rows[0]["models"], json!([["bad", "0"], ["fine", "1"], ["good", "1"]]), "{rows}");
+    assert_eq!(rows[0]["rule"], "Models (red if any is red)");
+    assert_eq!(rows[1]["models"], json!([]), "a single-model monitor has no model line: {rows}");
+}
