@@ -209,7 +209,7 @@ impl Handler<GetConfigState> for Supervisor {
     fn handle(&mut self, _: GetConfigState, _: &mut Context<Self>) -> Self::Result {
         let config_actor = self.config_actor.clone();
         let path = self.config.path.display().to_string();
-        let (monitors, disabled) = (self.config.monitors.len(), self.config.disabled);
+        let (monitors, disabled) = (self.config.monitor_count(), self.config.disabled);
         Box::pin(async move {
             let last_reload = match config_actor {
                 Some(addr) => match addr.send(GetReloadStatus).timeout(std::time::Duration::from_secs(1)).await {
@@ -274,7 +274,8 @@ impl Handler<GetListing> for Supervisor {
             alerts.monitors.get(key).map_or(alerts.failure_threshold, |m| m.failure_threshold)
         };
         MessageResult(Listing {
-            monitors: config.monitors.iter().map(|m| (m.key.clone(), threshold(&m.key))).collect(),
+            // A monitor of several models: each model's series counts at the monitor's threshold.
+            monitors: config.monitors.iter().map(|m| (m.key.clone(), threshold(&m.key.monitor()))).collect(),
             default_threshold: alerts.failure_threshold,
             node: config.node.clone(),
             quorum: config.quorum,

@@ -37,11 +37,15 @@ fn minutes(seconds: i64) -> String {
 }
 
 fn label(key: &MonitorKey) -> String {
-    if key.channel.is_empty() {
+    let mut label = if key.channel.is_empty() {
         format!("{} / {}", key.provider, key.service)
     } else {
         format!("{} / {} / {}", key.provider, key.service, key.channel)
+    };
+    if !key.model.is_empty() {
+        label.push_str(&format!(" [{}]", key.model));
     }
+    label
 }
 
 /// A URN part: letters, digits and `-._` kept, anything else percent-encoded.
@@ -79,7 +83,7 @@ fn incident_entry(named: &Named, now: i64) -> Entry {
             urn_part(&key.service),
             urn_part(&key.channel),
             i.start
-        ),
+        ) + &if key.model.is_empty() { String::new() } else { format!(":{}", urn_part(&key.model)) },
         title,
         summary,
         updated: i.end.unwrap_or(i.start),

@@ -104,7 +104,7 @@ fn rfc3339(ts: i64) -> String {
 
 pub(super) fn incident_json(named: &Named, now: i64) -> Value {
     let i = &named.incident;
-    json!({
+    let mut incident = json!({
         "provider": named.key.provider,
         "service": named.key.service,
         "channel": named.key.channel,
@@ -117,7 +117,12 @@ pub(super) fn incident_json(named: &Named, now: i64) -> Value {
         "red_probes": i.reds,
         "reasons": i.reasons.named(),
         "nodes": named.nodes,
-    })
+    });
+    // One model's series of a monitor of several models.
+    if !named.key.model.is_empty() {
+        incident["model"] = json!(named.key.model);
+    }
+    incident
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,7 +287,7 @@ pub(super) struct ReportLine {
     pub ttft_p95: Option<u32>,
 }
 
-const REPORT_COLUMNS: [&str; 12] = [
+const REPORT_COLUMNS: [&str; 13] = [
     "provider",
     "service",
     "channel",
@@ -295,6 +300,7 @@ const REPORT_COLUMNS: [&str; 12] = [
     "ttft_p50",
     "ttft_p95",
     "probes",
+    "model",
 ];
 
 pub async fn report(
@@ -353,6 +359,7 @@ pub async fn report(
                 opt(line.ttft_p50),
                 opt(line.ttft_p95),
                 line.probes.to_string(),
+                csv_text(&line.key.model),
             ]);
         }
         let body = out.into_inner().unwrap_or_default();
@@ -365,7 +372,7 @@ pub async fn report(
     let monitors: Vec<Value> = lines
         .iter()
         .map(|l| {
-            json!({
+            let mut line = json!({
                 "provider": l.key.provider,
                 "service": l.key.service,
                 "channel": l.key.channel,
@@ -378,7 +385,11 @@ pub async fn report(
                 "ttft_p50": l.ttft_p50,
                 "ttft_p95": l.ttft_p95,
                 "probes": l.probes,
-            })
+            });
+            if !l.key.model.is_empty() {
+                line["model"] = json!(l.key.model);
+            }
+            line
         })
         .collect();
     let body = json!({

@@ -358,6 +358,15 @@ pub fn logo_origin(url: &str) -> Result<Option<String>, String> {
     }
 }
 
+impl Config {
+    /// How many monitors are enabled: a monitor of several models counts once.
+    pub fn monitor_count(&self) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        self.monitors.iter().filter(|m| m.key.model.is_empty() || seen.insert(m.key.monitor())).count()
+    }
+}
+
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The file this was loaded from.

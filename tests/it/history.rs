@@ -147,7 +147,7 @@ fn the_report_of_a_generated_month_has_its_known_figures_in_json_and_csv() {
     let mut lines = csv.text.lines();
     assert_eq!(
         lines.next(),
-        Some("provider,service,channel,uptime,downtime_s,incidents,mttr_s,latency_p50,latency_p95,ttft_p50,ttft_p95,probes")
+        Some("provider,service,channel,uptime,downtime_s,incidents,mttr_s,latency_p50,latency_p95,ttft_p50,ttft_p95,probes,model")
     );
     let first: Vec<&str> = lines.next().unwrap().split(',').collect();
     assert_eq!(&first[..7], &["Rep", "chat", "", &format!("{uptime:.2}"), "3600", "3", "1200"], "{}", csv.text);

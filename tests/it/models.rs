@@ -70,6 +70,25 @@ fn a_monitor_of_three_models_is_combined_under_its_rule() {
     assert_eq!(unknown.json()["error"]["code"], "invalid_param", "{}", unknown.text);
 
     // majority: one red model of three is not a red monitor; it is the worst of the others.
+    // Badges: the combined status, or one model's.
+    let badge = |query: &str| {
+        let r = daemon.get(&format!("/api/badge/relay/multi.svg{query}"));
+        (r.status, r.text)
+    };
+    let (code, svg) = badge("");
+    assert!(code == 200 && svg.contains(">down<"), "{svg}");
+    let (code, svg) = badge("?model=good");
+    assert!(code == 200 && svg.contains(">up<") && svg.contains("relay/multi good"), "{svg}");
+    assert_eq!(badge("?model=nope").0, 404);
+
+    // Each model's series in the metrics, the incidents and /health's count of monitors.
+    let last = |model| daemon.metric("llm_monitor_last_status", &[("service", "multi"), ("model", model)]);
+    assert_eq!((last("bad"), last("good")), (Some(0.0), Some(1.0)));
+    assert_eq!(daemon.get("/health").json()["config"]["monitors"], 2);
+    let incidents = daemon.get("/api/incidents?period=24h").json();
+    let bad = incidents["incidents"].as_array().into_iter().flatten().find(|i| i["model"] == "bad").cloned();
+    assert!(bad.is_some_and(|i| i["service"] == "multi"), "{incidents}");
+
     // One alert for the monitor, naming the failing model.
     let down = wait_for("the down alert", Duration::from_secs(15), || hook.requests().into_iter().next());
     let down = down.json();
