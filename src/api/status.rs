@@ -270,7 +270,9 @@ pub fn answer(snapshot: &Snapshot, q: &Query) -> Result<Vec<MonitorStatus>, Stri
         |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f.eq_ignore_ascii_case(value));
     // The series of a monitor of several models are listed once, where its first one is.
     type Series<'a> = Vec<(&'a crate::domain::MonitorKey, Option<&'a MonitorModel>)>;
-    let mut entries: Vec<(crate::domain::MonitorKey, Series<'_>)> = Vec::new();
+    let mut entries: Vec<(std::borrow::Cow<'_, crate::domain::MonitorKey>, Series<'_>)> = Vec::new();
+    // Where each monitor of several models is in `entries`.
+    let mut groups: std::collections::HashMap<crate::domain::MonitorKey, usize> = std::collections::HashMap::new();
     for (key, model) in snapshot.monitors.iter() {
         if !(matches(&q.provider, &key.provider)
             && matches(&q.service, &key.service)
@@ -278,13 +280,17 @@ pub fn answer(snapshot: &Snapshot, q: &Query) -> Result<Vec<MonitorStatus>, Stri
         {
             continue;
         }
+        if key.model.is_empty() {
+            entries.push((std::borrow::Cow::Borrowed(key), vec![(key, model.as_deref())]));
+            continue;
+        }
         let base = key.monitor();
-        match entries
-            .iter_mut()
-            .find(|(k, series)| !key.model.is_empty() && *k == base && !series[0].0.model.is_empty())
-        {
-            Some((_, series)) => series.push((key, model.as_deref())),
-            None => entries.push((base, vec![(key, model.as_deref())])),
+        match groups.get(&base) {
+            Some(&at) => entries[at].1.push((key, model.as_deref())),
+            None => {
+                groups.insert(base.clone(), entries.len());
+                entries.push((std::borrow::Cow::Owned(base), vec![(key, model.as_deref())]));
+            }
         }
     }
     if let Some(wanted) = &q.model {

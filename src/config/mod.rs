@@ -366,7 +366,6 @@ impl Config {
     }
 }
 
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The file this was loaded from.
