@@ -42,7 +42,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 /// [`run`], on the given wall clock.
 pub async fn run_with_clock(config: Config, clock: SharedClock) -> Result<(), RunError> {
     let started = Instant::now();
-    log::info!("starting: {} loaded ({} monitors)", config.path.display(), config.monitors.len());
+    log::info!("starting: {} loaded ({} monitors)", config.path.display(), config.monitor_count());
     match crate::limits::raise_open_files() {
         Some((before, after)) if after > before => log::info!("open files: limit raised from {before} to {after}"),
         Some(_) => {}
@@ -130,7 +130,7 @@ pub async fn run_with_clock(config: Config, clock: SharedClock) -> Result<(), Ru
     log::info!(
         "llm-monitor {} started: {} monitors ({} disabled), database {}, retention {}",
         env!("CARGO_PKG_VERSION"),
-        config.monitors.len(),
+        config.monitor_count(),
         config.disabled,
         config.database.shown(),
         duration::format(config.retention),

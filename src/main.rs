@@ -107,7 +107,7 @@ fn main() -> ExitCode {
         for warning in &config.warnings {
             println!("warning: {warning}");
         }
-        println!("{}: OK, {} monitors ({} disabled)", cli.config.display(), config.monitors.len(), config.disabled);
+        println!("{}: OK, {} monitors ({} disabled)", cli.config.display(), config.monitor_count(), config.disabled);
         return ExitCode::SUCCESS;
     }
     if let Some(Command::AlertTest { channel }) = &cli.command {
