@@ -169,26 +169,7 @@ impl Writer {
             interval,
         };
         models.insert(series.key.model.clone(), seen);
-        let t = series.ts;
-        let live: Vec<(&String, &Seen)> = models
-            .iter()
-            .filter(|(_, s)| s.interval.is_none_or(|i| s.ts >= t - super::combine::STALE_INTERVALS * i.max(1)))
-            .collect();
-        let statuses: Vec<(i16, i64)> = live.iter().map(|(_, s)| (s.status.into(), s.ts)).collect();
-        let chosen = super::combine::pick(&statuses, rule).map_or(live[0].1, |i| live[i].1).clone();
-        let detail = if chosen.status == Status::Red {
-            let failing: Vec<String> = live
-                .iter()
-                .filter(|(_, s)| s.status == Status::Red)
-                .map(|(model, s)| match &s.detail {
-                    Some(detail) => format!("{model}: {} ({detail})", s.reason.as_str()),
-                    None => format!("{model}: {}", s.reason.as_str()),
-                })
-                .collect();
-            Some(crate::secret::prefix(&format!("failing models: {}", failing.join("; ")), 1_000).to_string())
-        } else {
-            chosen.detail
-        };
+        let (chosen, detail) = models_combined(models, series.ts, rule);
         Combined {
             key,
             ts: series.ts,
@@ -198,6 +179,44 @@ impl Writer {
             in_maintenance: series.in_maintenance,
         }
     }
+}
+
+/// The models of one monitor as seen at `t`: those not stale (3 of their intervals) combined
+/// under `rule` (see `combine::pick`); when that is red, a detail naming every failing model.
+fn models_combined(models: &BTreeMap<String, Seen>, t: i64, rule: crate::config::Quorum) -> (Seen, Option<String>) {
+    let live: Vec<(&String, &Seen)> = models
+        .iter()
+        .filter(|(_, s)| s.interval.is_none_or(|i| s.ts >= t - super::combine::STALE_INTERVALS * i.max(1)))
+        .collect();
+    let statuses: Vec<(i16, i64)> = live.iter().map(|(_, s)| (s.status.into(), s.ts)).collect();
+    let Some(chosen) = super::combine::pick(&statuses, rule).map(|i| live[i].1.clone()) else {
+        // Only when nothing is live, which the model just seen always is.
+        let any = models.values().max_by_key(|s| s.ts).cloned();
+        return (
+            any.unwrap_or(Seen {
+                ts: t,
+                status: Status::Red,
+                reason: Reason::ServerError,
+                detail: None,
+                interval: None,
+            }),
+            None,
+        );
+    };
+    let detail = if chosen.status == Status::Red {
+        let failing: Vec<String> = live
+            .iter()
+            .filter(|(_, s)| s.status == Status::Red)
+            .map(|(model, s)| match &s.detail {
+                Some(detail) => format!("{model}: {} ({detail})", s.reason.as_str()),
+                None => format!("{model}: {}", s.reason.as_str()),
+            })
+            .collect();
+        Some(crate::secret::prefix(&format!("failing models: {}", failing.join("; ")), 1_000).to_string())
+    } else {
+        chosen.detail.clone()
+    };
+    (chosen, detail)
 }
 
 impl Actor for Writer {
@@ -591,5 +610,40 @@ impl Handler<StepDown> for Writer {
 
     fn handle(&mut self, _: StepDown, _: &mut SyncContext<Self>) {
         self.leader = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Quorum;
+
+    fn seen(ts: i64, status: Status, detail: Option<&str>) -> Seen {
+        let reason = if status == Status::Red { Reason::ServerError } else { Reason::Ok };
+        Seen { ts, status, reason, detail: detail.map(str::to_string), interval: Some(60) }
+    }
+
+    #[test]
+    fn models_combine_under_the_rule_leave_stale_ones_out_and_name_the_failing() {
+        let mut models = BTreeMap::new();
+        models.insert("a".to_string(), seen(1_000, Status::Green, None));
+        models.insert("b".to_string(), seen(1_010, Status::Red, Some("HTTP 503")));
+        models.insert("c".to_string(), seen(1_020, Status::Yellow, None));
+        let (chosen, detail) = models_combined(&models, 1_020, Quorum::One);
+        assert_eq!(
+            (chosen.status, detail.as_deref()),
+            (Status::Red, Some("failing models: b: server_error (HTTP 503)"))
+        );
+        // Majority: one red of three is not red; the worst of the others is yellow.
+        let (chosen, detail) = models_combined(&models, 1_020, Quorum::Majority);
+        assert_eq!((chosen.status, detail), (Status::Yellow, None));
+        // A model not seen for 3 intervals (removed, say) no longer counts.
+        models.insert("old".to_string(), seen(700, Status::Red, None));
+        models.insert("d".to_string(), seen(1_020, Status::Red, None));
+        let (chosen, detail) = models_combined(&models, 1_020, Quorum::Majority);
+        assert_eq!(chosen.status, Status::Yellow, "b and d of a, b, c, d: not a majority");
+        assert_eq!(detail, None);
+        let (_, detail) = models_combined(&models, 1_020, Quorum::One);
+        assert_eq!(detail.as_deref(), Some("failing models: b: server_error (HTTP 503); d: server_error"));
     }
 }
