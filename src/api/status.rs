@@ -179,22 +179,27 @@ fn models_status(
     let each: Vec<MonitorStatus> =
         series.iter().map(|(k, m)| monitor_status(k, *m, view, period, now, degraded_weight)).collect();
     // The bars: every model's nodes, as each model's own bars combine them, then the models.
-    let per_model: Vec<Vec<Part<'_>>> = series
+    let all_parts: Vec<Vec<Part<'_>>> = series.iter().map(|(_, m)| parts(m.unwrap_or(&empty), &view)).collect();
+    let per_model: Vec<Vec<Part<'_>>> = all_parts
         .iter()
-        .map(|(_, m)| {
-            let all = parts(m.unwrap_or(&empty), &view);
-            match view.only {
-                Some(node) => all.into_iter().filter(|p| p.node == node).collect(),
-                None => all,
-            }
+        .map(|all| match view.only {
+            Some(node) => all.iter().copied().filter(|p| p.node == node).collect(),
+            None => all.clone(),
         })
         .collect();
     let histories: Vec<Vec<&crate::store::rollup::History>> =
         per_model.iter().map(|parts| parts.iter().map(|p| p.history).collect()).collect();
     let (timeline, uptime) =
         combine::models_timeline(&histories, view.nodes.quorum, rule, period, now, degraded_weight);
-    // The current status: each model's as its entry shows it, combined under the rule.
-    let current: Vec<&CurrentStatus> = each.iter().filter_map(|m| m.current_status.as_ref()).collect();
+    // The current status: each model's as its entry shows it, combined under the rule; a model
+    // whose every part is stale (3 intervals without a probe: removed, say) is left out, as
+    // the alerts leave it out.
+    let current: Vec<&CurrentStatus> = each
+        .iter()
+        .zip(&per_model)
+        .filter(|(_, parts)| parts.iter().any(|p| !p.stale(now)))
+        .filter_map(|(m, _)| m.current_status.as_ref())
+        .collect();
     let statuses: Vec<(i16, i64)> = current.iter().map(|c| (c.status, c.timestamp)).collect();
     let current_status = combine::pick(&statuses, rule).map(|i| current[i].clone());
     // Each node's view: its part of every model, combined under the rule.
@@ -203,7 +208,7 @@ fn models_status(
         let parts: Vec<&NodeStatus> = each.iter().filter_map(|m| m.nodes.get(name)).collect();
         let live: Vec<&CurrentStatus> = parts.iter().filter_map(|p| p.current_status.as_ref()).collect();
         let statuses: Vec<(i16, i64)> = live.iter().map(|c| (c.status, c.timestamp)).collect();
-        let node_histories: Vec<Vec<&crate::store::rollup::History>> = per_model
+        let node_histories: Vec<Vec<&crate::store::rollup::History>> = all_parts
             .iter()
             .map(|parts| parts.iter().filter(|p| view.nodes.name(p.node) == *name).map(|p| p.history).collect())
             .collect();
@@ -294,13 +299,15 @@ pub fn answer(snapshot: &Snapshot, q: &Query) -> Result<Vec<MonitorStatus>, Stri
         }
     }
     if let Some(wanted) = &q.model {
+        // A model no monitor has is the caller's mistake; one the other filters leave out is
+        // an empty answer.
+        if !snapshot.monitors.iter().any(|(key, _)| key.model.eq_ignore_ascii_case(wanted)) {
+            return Err(format!("model {wanted:?} is not a model of any monitor (see a monitor's `models`)"));
+        }
         entries.retain_mut(|(_, series)| {
             series.retain(|(k, _)| k.model.eq_ignore_ascii_case(wanted));
             !series.is_empty()
         });
-        if entries.is_empty() {
-            return Err(format!("model {wanted:?} is not a model of any monitor listed (see a monitor's `models`)"));
-        }
     }
     Ok(entries
         .into_iter()

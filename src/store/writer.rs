@@ -158,7 +158,15 @@ impl Writer {
 
     /// One model's combined status, as its monitor's: the models not stale (3 intervals, as
     /// nodes) combined under `rule`; when that is red, the detail names every failing model.
-    fn observe_model(&mut self, series: Combined, interval: Option<i64>, rule: crate::config::Quorum) -> Combined {
+    /// `None` when the engine is not to count this probe: the monitor is red, and this model
+    /// is not one of those failing (so `failure_threshold` counts the failing models' own
+    /// probes, and one failed probe of one model is not counted again by every other model's).
+    fn observe_model(
+        &mut self,
+        series: Combined,
+        interval: Option<i64>,
+        rule: crate::config::Quorum,
+    ) -> Option<Combined> {
         let key = series.key.monitor();
         let models = self.models_seen.entry(key.clone()).or_default();
         let seen = Seen {
@@ -168,16 +176,22 @@ impl Writer {
             detail: series.detail.clone(),
             interval,
         };
-        models.insert(series.key.model.clone(), seen);
+        // A foreign row older than what was seen of the model changes nothing.
+        if models.get(&series.key.model).is_none_or(|s| s.ts <= seen.ts) {
+            models.insert(series.key.model.clone(), seen);
+        }
         let (chosen, detail) = models_combined(models, series.ts, rule);
-        Combined {
+        if chosen.status == Status::Red && series.status != Status::Red {
+            return None;
+        }
+        Some(Combined {
             key,
             ts: series.ts,
             status: chosen.status,
             reason: chosen.reason,
             detail,
             in_maintenance: series.in_maintenance,
-        }
+        })
     }
 }
 
@@ -283,6 +297,20 @@ impl Handler<Load> for Writer {
         self.node_id = node_id;
         self.seq = seq;
         self.ids.extend(monitors.iter().cloned());
+        // What each model of a monitor of several models last was here, so the first probe
+        // after a restart is combined with the others' (not judged alone: no false recovery).
+        let key_of: HashMap<i32, &MonitorKey> = monitors.iter().map(|(k, id)| (*id, k)).collect();
+        for row in latest.iter().filter(|r| r.node_id == node_id) {
+            let Some(key) = key_of.get(&row.monitor_id).filter(|k| !k.model.is_empty()) else { continue };
+            let seen = Seen {
+                ts: row.ts,
+                status: Status::from_i16(row.status).unwrap_or(Status::Red),
+                reason: Reason::parse(&row.reason).unwrap_or(Reason::ServerError),
+                detail: row.detail.clone(),
+                interval: row.interval_s.map(i64::from),
+            };
+            self.models_seen.entry(key.monitor()).or_default().insert(key.model.clone(), seen);
+        }
         self.engine.load(std::mem::take(&mut alerts.states), alerts.global.clone(), alerts.last_event);
         let next_due = self.engine.next_due(msg.now);
         let shared = self.reconnect.is_some();
@@ -350,11 +378,14 @@ impl Handler<WriteBatch> for Writer {
                 all.into_iter().map(|(node, key, row)| (node, key.clone(), row.clone())).collect();
             let combined: Vec<Combined> = all
                 .iter()
-                .map(|(node, key, row)| {
+                .filter_map(|(node, key, row)| {
                     let combined = self.observe(key, *node, row, msg.quorum);
-                    match msg.model_rules.get(&key.monitor()).filter(|_| !key.model.is_empty()) {
+                    if key.model.is_empty() {
+                        return Some(combined);
+                    }
+                    match msg.model_rules.get(&key.monitor()) {
                         Some(rule) => self.observe_model(combined, row.interval_s.map(i64::from), *rule),
-                        None => combined,
+                        None => Some(combined),
                     }
                 })
                 .collect();

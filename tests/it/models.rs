@@ -65,6 +65,9 @@ fn a_monitor_of_three_models_is_combined_under_its_rule() {
     assert_eq!(data.len(), 1, "{good}");
     assert_eq!((data[0]["service"].as_str(), data[0]["model"].as_str()), (Some("multi"), Some("good")));
     assert_eq!(data[0]["current_status"]["status"], 1);
+    // A model another filter leaves out is an empty answer, not an error.
+    let elsewhere = daemon.status("?service=single&model=good");
+    assert_eq!(elsewhere["data"], json!([]), "{elsewhere}");
     let unknown = daemon.get("/api/status?model=nope");
     assert_eq!(unknown.status, 400);
     assert_eq!(unknown.json()["error"]["code"], "invalid_param", "{}", unknown.text);
@@ -140,7 +143,7 @@ fn a_monitor_of_three_models_is_combined_under_its_rule() {
 #[test]
 fn model_and_models_together_are_refused() {
     let ws = Workspace::new(
-        "monitors:\n  - {provider: r, service: s, base_url: \"http://127.0.0.1:9\", template: openai-chat, model: a, models: [a, b], model_rule: most}\n  - {provider: r, service: t, base_url: \"http://127.0.0.1:9\", template: openai-chat, models: [a, A]}\n",
+        "monitors:\n  - {provider: r, service: s, base_url: \"http://127.0.0.1:9\", template: openai-chat, model: a, models: [a, b], model_rule: most}\n  - {provider: r, service: t, base_url: \"http://127.0.0.1:9\", template: openai-chat, models: [a, A], expect_model: a}\n  - {provider: r, service: u, base_url: \"http://127.0.0.1:9\", template: openai-chat, model: a, model_rule: all}\n",
     );
     let out = Command::new(BIN).arg("check").arg("--config").arg(ws.config_path()).output().unwrap();
     let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
@@ -149,6 +152,8 @@ fn model_and_models_together_are_refused() {
         "monitors[0] r/s: model: cannot be used with models",
         "monitors[0] r/s: model_rule: \"most\" is not one of any, all, majority",
         "monitors[1] r/t: models: \"A\" is listed twice",
+        "monitors[1] r/t: expect_model: cannot be used with models",
+        "monitors[2] r/u: model_rule: only applies with models",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
@@ -186,4 +191,31 @@ fn the_page_shows_the_models_under_their_monitor() {
     assert_eq!(rows[0]["models"], json!([["bad", "0"], ["fine", "1"], ["good", "1"]]), "{rows}");
     assert_eq!(rows[0]["rule"], "Models (red if any is red)");
     assert_eq!(rows[1]["models"], json!([]), "a single-model monitor has no model line: {rows}");
+}
+
+/// A restart neither recovers nor re-fires a monitor of several models that is down: the first
+/// probe after it is combined with the others' latest, not judged alone.
+#[test]
+fn a_restart_neither_recovers_nor_refires_a_monitor_of_several_models() {
+    let relay = relay();
+    let hook = receiver::answering(200, "");
+    let ws = Workspace::new(&config(&relay.base, &hook.base, &["good", "fine", "bad"], "any"));
+    let mut daemon = ws.start();
+    wait_for("the down alert", Duration::from_secs(15), || hook.requests().into_iter().next());
+    wait_for("every model probed", Duration::from_secs(15), || {
+        let models = daemon.monitor("relay", "multi")["models"].clone();
+        models.as_object()?.values().all(|m| !m["current_status"].is_null()).then_some(())
+    });
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    daemon.wait_exit(Duration::from_secs(20));
+    let before = relay.requests().len();
+    let daemon = ws.start();
+    // Every model probed twice more, each a chance for a false recovery.
+    wait_for("two rounds after the restart", Duration::from_secs(20), || {
+        (relay.requests().len() >= before + 8).then_some(())
+    });
+    daemon.get("/health");
+    let sent: Vec<String> =
+        hook.requests().iter().map(|r| r.json()["event"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(sent, ["down"], "the restart changed nothing");
 }
