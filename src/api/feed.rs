@@ -158,18 +158,15 @@ async fn gather(req: &HttpRequest, state: &AppState) -> Result<Feed, Box<HttpRes
     let hidden: Vec<Pattern> = listing.page.hidden.iter().filter_map(|p| Pattern::parse(p).ok()).collect();
     let visible = |key: &MonitorKey| !hidden.iter().any(|p| p.matches(key));
     // Monitors, not their models' series: a window covers a monitor of several models once.
-    let shown: Vec<&MonitorKey> =
-        listing.monitors.iter().map(|(k, _)| k).filter(|k| visible(k) && k.model.is_empty()).collect();
-    let bases: Vec<MonitorKey> = {
-        let mut seen = std::collections::HashSet::new();
-        listing
-            .monitors
-            .iter()
-            .filter(|(k, _)| !k.model.is_empty() && visible(k) && seen.insert(k.monitor()))
-            .map(|(k, _)| k.monitor())
-            .collect()
-    };
-    let shown: Vec<&MonitorKey> = shown.into_iter().chain(bases.iter()).collect();
+    let mut seen = std::collections::HashSet::new();
+    let monitors: Vec<MonitorKey> = listing
+        .monitors
+        .iter()
+        .filter(|(k, _)| visible(k))
+        .map(|(k, _)| k.monitor())
+        .filter(|k| seen.insert(k.clone()))
+        .collect();
+    let shown: Vec<&MonitorKey> = monitors.iter().collect();
     let mut entries = maintenance_entries(&listing, &shown, now);
     entries
         .extend(found.incidents.iter().filter(|n| visible(&n.key)).take(FEED_ENTRIES).map(|n| incident_entry(n, now)));

@@ -102,6 +102,18 @@ fn parts<'a>(model: &'a MonitorModel, view: &View<'_>) -> Vec<Part<'a>> {
     has_mine.then_some(mine).into_iter().chain(others).collect()
 }
 
+/// The parts `view.only` asks for: one node's, or all.
+fn only<'a>(all: &[Part<'a>], node: Option<i32>) -> Vec<Part<'a>> {
+    all.iter().copied().filter(|p| node.is_none_or(|n| p.node == n)).collect()
+}
+
+/// What every node's probes cost over the period (summed in whole nano-USD, not in floats).
+fn period_cost(timeline: &[timeline::Bucket]) -> Option<f64> {
+    let nanos =
+        timeline.iter().filter_map(|b| b.cost_usd).map(|usd| (usd * 1e9).round() as u64).reduce(u64::saturating_add);
+    nanos.map(timeline::usd)
+}
+
 /// One monitor's entry, from its part of the read model: combined over the nodes under the
 /// quorum rule (or one node's, with `view.only`), with each node's own status in `nodes`.
 pub fn monitor_status(
@@ -115,10 +127,7 @@ pub fn monitor_status(
     let empty = MonitorModel::default();
     let model = model.unwrap_or(&empty);
     let all = parts(model, &view);
-    let chosen: Vec<Part<'_>> = match view.only {
-        Some(node) => all.iter().copied().filter(|p| p.node == node).collect(),
-        None => all.clone(),
-    };
+    let chosen = only(&all, view.only);
     let histories: Vec<&crate::store::rollup::History> = chosen.iter().map(|p| p.history).collect();
     let (timeline, uptime) = if histories.is_empty() {
         crate::store::rollup::History::default().timeline(period, now, degraded_weight)
@@ -144,16 +153,13 @@ pub fn monitor_status(
             (view.nodes.name(part.node), status)
         })
         .collect();
-    // What every node's probes cost over the period (summed in whole nano-USD, not in floats).
-    let cost_nanos =
-        timeline.iter().filter_map(|b| b.cost_usd).map(|usd| (usd * 1e9).round() as u64).reduce(u64::saturating_add);
     MonitorStatus {
         provider: key.provider.clone(),
         service: key.service.clone(),
         channel: key.channel.clone(),
         current_status: current.map(|row| CurrentStatus::of(row, view.nodes)),
         uptime,
-        cost_usd: cost_nanos.map(timeline::usd),
+        cost_usd: period_cost(&timeline),
         timeline,
         maintenance: MaintenanceStatus::default(),
         nodes,
@@ -180,13 +186,7 @@ fn models_status(
         series.iter().map(|(k, m)| monitor_status(k, *m, view, period, now, degraded_weight)).collect();
     // The bars: every model's nodes, as each model's own bars combine them, then the models.
     let all_parts: Vec<Vec<Part<'_>>> = series.iter().map(|(_, m)| parts(m.unwrap_or(&empty), &view)).collect();
-    let per_model: Vec<Vec<Part<'_>>> = all_parts
-        .iter()
-        .map(|all| match view.only {
-            Some(node) => all.iter().copied().filter(|p| p.node == node).collect(),
-            None => all.clone(),
-        })
-        .collect();
+    let per_model: Vec<Vec<Part<'_>>> = all_parts.iter().map(|all| only(all, view.only)).collect();
     let histories: Vec<Vec<&crate::store::rollup::History>> =
         per_model.iter().map(|parts| parts.iter().map(|p| p.history).collect()).collect();
     let (timeline, uptime) =
@@ -222,8 +222,6 @@ fn models_status(
         };
         nodes.insert(name.clone(), status);
     }
-    let cost_nanos =
-        timeline.iter().filter_map(|b| b.cost_usd).map(|usd| (usd * 1e9).round() as u64).reduce(u64::saturating_add);
     let models = series
         .iter()
         .zip(each)
@@ -237,7 +235,7 @@ fn models_status(
         channel: key.channel.clone(),
         current_status,
         uptime,
-        cost_usd: cost_nanos.map(timeline::usd),
+        cost_usd: period_cost(&timeline),
         timeline,
         maintenance: MaintenanceStatus::default(),
         nodes,
